@@ -1,0 +1,1 @@
+"""Collectors: one package per collector, registered through the `riskiturva.collectors` entry points."""

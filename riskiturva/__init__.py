@@ -1,0 +1,3 @@
+"""Riskiturva: cybersecurity risk posture for Finnish municipalities."""
+
+__version__ = "0.1.0"
