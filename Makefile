@@ -1,0 +1,39 @@
+# Riskiturva: `make demo` runs the lab, scans it and serves the dashboard; `make test` runs the tests.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# System packages: nmap for the services collector; the rest run the lab estate and the tests.
+APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils
+# Runs a command in a network namespace that has only loopback: nothing can leave the machine,
+# not even a stray lookup through the system resolver (see README, "Network safety").
+LOOPBACK_ONLY := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'
+
+.PHONY: install system-packages test test-all lint demo clean
+
+system-packages:
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing system packages:$$missing"; \
+	  apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing; \
+	fi
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+
+install: system-packages $(BIN)/python
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[test]'
+	$(BIN)/pip check
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+test: install lint
+	$(LOOPBACK_ONLY) $(BIN)/pytest -m "not slow" -q
+
+test-all: install
+	$(LOOPBACK_ONLY) $(BIN)/pytest -q
+
+clean:
+	rm -rf $(VENV) data build *.egg-info
