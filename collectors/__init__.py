@@ -1,1 +1,1 @@
-"""Collectors: one package per collector, registered through the `riskiturva.collectors` entry points."""
+"""Collectors: one package each, registered as `riskiturva.collectors` entry points."""

@@ -1,0 +1,383 @@
+"""The `riskiturva` command line. Each command's docstring is its help text."""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import json
+import shutil
+import sys
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import click
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskiturva import __version__, db
+from riskiturva.checks import LANGUAGES, load_registry
+from riskiturva.collector import CollectorLoadError, discover_collectors
+from riskiturva.config import Config, ConfigError, default_config_path, load_config
+from riskiturva.models import Finding
+from riskiturva.runner import RunReport, run_collector
+from riskiturva.store import list_findings, make_engine, mark_interrupted_runs, session_factory
+
+FORMATS = ("table", "json")
+
+config_option = click.option(
+    "--config",
+    "config_path",
+    type=click.Path(path_type=Path),
+    default=None,
+    help="Configuration file [default: $RISKITURVA_CONFIG, else config/riskiturva.toml].",
+)
+lang_option = click.option(
+    "--lang",
+    type=click.Choice(LANGUAGES),
+    default="fi",
+    show_default=True,
+    help="Language of titles.",
+)
+
+
+def _console() -> Console:
+    return Console(highlight=False, soft_wrap=True)
+
+
+def read_config(path: Path | None) -> Config:
+    """Load the configuration or exit 2 with the file, line, field and value."""
+    try:
+        return load_config(path or default_config_path())
+    except ConfigError as exc:
+        click.echo(exc.describe(), err=True)
+        sys.exit(2)
+
+
+def open_store(config: Config) -> sessionmaker[Session]:
+    """Open the database, bring its schema up to date, and mark dead runs interrupted."""
+    engine = make_engine(config.settings.effective_database_url)
+    db.upgrade(engine)
+    sessions = session_factory(engine)
+    with sessions.begin() as session:
+        mark_interrupted_runs(session, dt.datetime.now(dt.UTC))
+    return sessions
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="riskiturva")
+def main() -> None:
+    """Riskiturva: is our IT environment up to date and secure?
+
+    Scans the public-facing assets of the organisations in the configuration (only within
+    their declared scope), keeps findings with their lifecycle, and scores them.
+    """
+
+
+@main.command()
+def version() -> None:
+    """Print the version."""
+    click.echo(__version__)
+
+
+@main.command()
+@config_option
+@click.option("--force", is_flag=True, help="Overwrite an existing configuration file.")
+def init(config_path: Path | None, force: bool) -> None:
+    """Write a starter configuration and create the database."""
+    path = config_path or default_config_path()
+    if path.exists() and not force:
+        click.echo(f"{path} exists; keeping it (use --force to overwrite).")
+    else:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with resources.as_file(resources.files("riskiturva") / "starter.toml") as starter:
+            shutil.copyfile(starter, path)
+        click.echo(f"Wrote {path}. Declare your organisations' scope and assets in it.")
+    config = read_config(path)
+    open_store(config)
+    click.echo(f"Database ready: {config.settings.effective_database_url}")
+
+
+@main.group("config")
+def config_group() -> None:
+    """Inspect the configuration."""
+
+
+@config_group.command("check")
+@click.argument("path", type=click.Path(path_type=Path), required=False)
+@config_option
+def config_check(path: Path | None, config_path: Path | None) -> None:
+    """Validate a configuration file; exit 2 naming the file, line and field when invalid."""
+    config = read_config(path or config_path)
+    assets = sum(len(o.assets) for o in config.organisations)
+    click.echo(
+        f"{config.source}: OK — {len(config.organisations)} organisations, "
+        f"{len(config.partners)} partners, {assets} assets"
+    )
+
+
+@main.group("db")
+def db_group() -> None:
+    """Database maintenance."""
+
+
+@db_group.command("upgrade")
+@config_option
+def db_upgrade(config_path: Path | None) -> None:
+    """Create the database or migrate it to the current schema."""
+    config = read_config(config_path)
+    open_store(config)
+    click.echo(f"Database at the current schema: {config.settings.effective_database_url}")
+
+
+@main.group("checks")
+def checks_group() -> None:
+    """The registry of checks."""
+
+
+@checks_group.command("list")
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json", "markdown")),
+    default="table",
+    show_default=True,
+)
+@lang_option
+def checks_list(fmt: str, lang: str) -> None:
+    """List every check with its id, category, severity and effort."""
+    checks = list(load_registry().values())
+    if fmt == "json":
+        rows = [
+            {
+                "id": c.id,
+                "category": c.category,
+                "severity": c.severity,
+                "effort": c.effort,
+                "title": dict(c.title),
+                "guidance": dict(c.guidance),
+                "references": list(c.references),
+            }
+            for c in checks
+        ]
+        click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
+    elif fmt == "markdown":
+        click.echo(checks_markdown())
+    else:
+        table = Table("id", "category", "severity", "effort", "title")
+        for c in checks:
+            table.add_row(c.id, c.category, c.severity, c.effort, Text(c.title_in(lang)))
+        _console().print(table)
+
+
+def checks_markdown() -> str:
+    """The check reference in `docs/checks.md` (a test keeps the file equal to this)."""
+    lines = [
+        "# Checks",
+        "",
+        "Generated by `riskiturva checks list --format markdown`; do not edit by hand.",
+        "",
+        "| id | category | severity | effort | title (en) |",
+        "|---|---|---|---|---|",
+    ]
+    for c in load_registry().values():
+        lines.append(f"| `{c.id}` | {c.category} | {c.severity} | {c.effort} | {c.title['en']} |")
+    return "\n".join(lines) + "\n"
+
+
+@main.group("findings")
+def findings_group() -> None:
+    """Findings in the store."""
+
+
+def finding_record(finding: Finding, lang: str) -> dict[str, Any]:
+    check = load_registry().get(finding.check_id)
+    return {
+        "organisation": finding.organisation.slug,
+        "fingerprint": finding.fingerprint,
+        "check_id": finding.check_id,
+        "title": check.title_in(lang) if check else finding.check_id,
+        "category": finding.category,
+        "severity": finding.severity,
+        "status": finding.status,
+        "subject": finding.subject,
+        "asset": finding.asset,
+        "first_seen": finding.first_seen.isoformat(),
+        "last_seen": finding.last_seen.isoformat(),
+        "resolved_at": finding.resolved_at.isoformat() if finding.resolved_at else None,
+        "evidence": finding.evidence,
+        "reproduce": finding.reproduce,
+    }
+
+
+@findings_group.command("list")
+@config_option
+@click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable).")
+@click.option(
+    "--status", "statuses", multiple=True, help="open, resolved, accepted, false_positive."
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(("table", "json", "csv")),
+    default="table",
+    show_default=True,
+)
+@lang_option
+def findings_list(
+    config_path: Path | None, orgs: Sequence[str], statuses: Sequence[str], fmt: str, lang: str
+) -> None:
+    """List findings (all organisations of the configuration, or those given with --org)."""
+    config = read_config(config_path)
+    _require_known_orgs(config, orgs)
+    visible = list(orgs) or [o.slug for o in config.organisations]
+    sessions = open_store(config)
+    with sessions() as session:
+        records = [
+            finding_record(f, lang) for f in list_findings(session, visible, statuses=statuses)
+        ]
+    if fmt == "json":
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+    elif fmt == "csv":
+        columns = [
+            "organisation",
+            "check_id",
+            "severity",
+            "status",
+            "subject",
+            "first_seen",
+            "last_seen",
+            "title",
+        ]
+        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(_csv_safe(r) for r in records)
+    else:
+        table = Table("organisation", "severity", "status", "check", "subject", "last seen")
+        for r in records:
+            table.add_row(
+                r["organisation"],
+                r["severity"],
+                r["status"],
+                Text(r["title"]),
+                Text(r["subject"]),
+                r["last_seen"][:16],
+            )
+        _console().print(table)
+        click.echo(f"{len(records)} findings")
+
+
+def _csv_safe(record: dict[str, Any]) -> dict[str, Any]:
+    """Neutralise spreadsheet formulas in values that come from the outside world."""
+    return {
+        k: ("'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v)
+        for k, v in record.items()
+    }
+
+
+def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:
+    known = {o.slug for o in config.organisations}
+    unknown = [o for o in orgs if o not in known]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown organisation(s): {', '.join(unknown)}", param_hint="--org"
+        )
+
+
+@main.command()
+@config_option
+@click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
+@click.option(
+    "--collector",
+    "collector_names",
+    multiple=True,
+    help="Collector name (repeatable; default all).",
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@lang_option
+def scan(
+    config_path: Path | None,
+    orgs: Sequence[str],
+    collector_names: Sequence[str],
+    fmt: str,
+    lang: str,
+) -> None:
+    """Scan the organisations' assets with the registered collectors and reconcile findings.
+
+    Exit status: 0 when every run finished, 1 when a run failed.
+    """
+    config = read_config(config_path)
+    _require_known_orgs(config, orgs)
+    try:
+        collectors = discover_collectors()
+    except CollectorLoadError as exc:
+        raise click.ClickException(str(exc)) from exc
+    if not collectors:
+        raise click.ClickException(
+            "no collectors are installed: install the riskiturva package with its collectors "
+            "(pip install -e .) so the `riskiturva.collectors` entry points exist"
+        )
+    unknown = [c for c in collector_names if c not in collectors]
+    if unknown:
+        raise click.BadParameter(
+            f"unknown collector(s): {', '.join(unknown)} (installed: {', '.join(collectors)})",
+            param_hint="--collector",
+        )
+    sessions = open_store(config)
+    reports = [
+        run_collector(sessions, config, collector, organisations=orgs or None)
+        for name, collector in collectors.items()
+        if not collector_names or name in collector_names
+    ]
+    visible = list(orgs) or [o.slug for o in config.organisations]
+    if fmt == "json":
+        with sessions() as session:
+            findings = [finding_record(f, lang) for f in list_findings(session, visible)]
+        document = {
+            "runs": [
+                {"id": r.run_id, "collector": r.collector, "status": r.status, **r.as_dict()}
+                for r in reports
+            ],
+            "findings": findings,
+        }
+        click.echo(json.dumps(document, ensure_ascii=False, indent=2))
+    else:
+        _print_run_summary(reports)
+    sys.exit(1 if any(r.status == "failed" for r in reports) else 0)
+
+
+def _print_run_summary(reports: Sequence[RunReport]) -> None:
+    table = Table(
+        "run",
+        "collector",
+        "status",
+        "targets",
+        "new",
+        "still open",
+        "resolved",
+        "reopened",
+        "errors",
+        "time",
+    )
+    for r in reports:
+        errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors_by_kind.items())) or "0"
+        table.add_row(
+            str(r.run_id),
+            r.collector,
+            str(r.status),
+            str(r.targets),
+            str(r.counts.opened),
+            str(r.counts.seen),
+            str(r.counts.resolved),
+            str(r.counts.reopened),
+            errors,
+            f"{r.duration_s:.1f} s",
+        )
+    console = _console()
+    console.print(table)
+    for r in reports:
+        if r.message:
+            console.print(Text(f"{r.collector}: {r.message}"))

@@ -1,0 +1,188 @@
+"""The contract between the runner and a collector.
+
+A collector is one package under `collectors/` registered in the `riskiturva.collectors`
+entry-point group. It *gathers* (`collect`: targets in, typed observations out, errors as
+data) and its pure rules *judge* (`judge`: one observation in, finding drafts out). It knows
+nothing of the database or the dashboard.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+import enum
+import ipaddress
+import threading
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, ClassVar, Protocol, runtime_checkable
+
+from riskiturva.config import AssetKind, Settings
+from riskiturva.resolver import Resolver
+from riskiturva.scope import ScopeGuard
+
+ENTRY_POINT_GROUP = "riskiturva.collectors"
+
+
+class ErrorKind(enum.StrEnum):
+    """Why a target could not be checked. None of these is ever a finding."""
+
+    TIMEOUT = "timeout"
+    REFUSED = "refused"
+    UNREACHABLE = "unreachable"
+    DNS_FAILURE = "dns_failure"
+    OUT_OF_SCOPE = "out_of_scope"
+    PROTOCOL = "protocol"
+    INTERNAL = "internal"
+    CANCELLED = "cancelled"
+
+
+class SubjectStatus(enum.StrEnum):
+    OK = "ok"  # scanned completely: findings not seen on it are resolved
+    PARTIAL = "partial"  # some checks ran: findings seen are recorded, none resolved
+    ERROR = "error"  # nothing could be checked
+
+
+@dataclass(frozen=True)
+class Target:
+    """One thing to scan, already resolved and inside the organisation's scope."""
+
+    asset: str
+    asset_kind: AssetKind
+    name: str | None = None  # DNS name: SNI and Host header
+    address: str | None = None  # where to connect (an IP, or a network for kind `network`)
+    url: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Target:
+        return cls(**{**data, "asset_kind": AssetKind(data["asset_kind"])})
+
+
+@dataclass(frozen=True)
+class ScanTask:
+    """A small serialisable unit of work: one organisation, one collector, a batch of targets."""
+
+    run_id: int
+    organisation: str
+    collector: str
+    targets: tuple[Target, ...]
+    # The last successful observation per subject, for change detection (JSON form).
+    previous: Mapping[str, Any] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return to_jsonable(self)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ScanTask:
+        return cls(
+            run_id=data["run_id"],
+            organisation=data["organisation"],
+            collector=data["collector"],
+            targets=tuple(Target.from_dict(t) for t in data["targets"]),
+            previous=dict(data.get("previous", {})),
+        )
+
+
+@dataclass(frozen=True)
+class TargetError:
+    kind: ErrorKind
+    message: str
+
+
+@dataclass(frozen=True)
+class SubjectObservation:
+    """What a collector saw on one subject (`www.kunta.fi:443`, `kunta.fi`, `192.0.2.7`)."""
+
+    subject: str
+    asset: str
+    status: SubjectStatus
+    facts: Any = None  # the collector's own typed observation (a frozen dataclass)
+    error: TargetError | None = None
+
+
+@dataclass(frozen=True)
+class FindingDraft:
+    """A rule's verdict: a check id, what it is about, and structured evidence."""
+
+    check_id: str
+    evidence: Mapping[str, Any]
+    subject: str | None = None  # defaults to the observation's subject
+    reproduce: str | None = None  # a command a person can paste to see it themselves
+
+
+@dataclass
+class ScanContext:
+    """Everything a collector may use, passed in rather than read from globals."""
+
+    settings: Settings
+    resolver: Resolver
+    scope: ScopeGuard
+    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    cancelled: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def trusted_ca_files(self) -> tuple[Path, ...]:
+        return self.settings.tls.extra_ca_files
+
+    def options(self, collector: str) -> Mapping[str, Any]:
+        return self.settings.collectors.get(collector, {})
+
+
+@runtime_checkable
+class Collector(Protocol):
+    name: ClassVar[str]
+    asset_kinds: ClassVar[frozenset[AssetKind]]
+    # True: the runner resolves names into addresses (one target per in-scope address).
+    needs_address: ClassVar[bool]
+
+    def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
+        """Scan the task's targets; yield one observation per subject, errors included."""
+        ...
+
+    def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
+        """Pure rules: turn one successful observation into finding drafts."""
+        ...
+
+
+class CollectorLoadError(RuntimeError):
+    """A registered collector could not be imported."""
+
+
+def discover_collectors() -> dict[str, Collector]:
+    """Instantiate every collector registered in the `riskiturva.collectors` group."""
+    found: dict[str, Collector] = {}
+    for entry in entry_points(group=ENTRY_POINT_GROUP):
+        try:
+            factory = entry.load()
+        except Exception as exc:
+            raise CollectorLoadError(f"collector {entry.name!r} failed to load: {exc}") from exc
+        found[entry.name] = factory()
+    return dict(sorted(found.items()))
+
+
+def to_jsonable(value: Any) -> Any:
+    """Plain JSON types from dataclasses, enums, dates, addresses, paths, sets and bytes."""
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {f.name: to_jsonable(getattr(value, f.name)) for f in dataclasses.fields(value)}
+    if isinstance(value, enum.Enum):
+        return value.value
+    if isinstance(value, Mapping):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, set | frozenset):
+        return sorted(to_jsonable(v) for v in value)
+    if isinstance(value, dt.datetime | dt.date):
+        return value.isoformat()
+    if isinstance(value, bytes):
+        return value.decode("utf-8", errors="backslashreplace")
+    if isinstance(value, Path | ipaddress.IPv4Address | ipaddress.IPv6Address):
+        return str(value)
+    if value is None or isinstance(value, str | int | float | bool):
+        return value
+    return str(value)

@@ -1,0 +1,218 @@
+"""Database schema (SQLAlchemy 2.0). Migrations live in `riskiturva/migrations/`."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any, ClassVar
+
+from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to a UTC column")
+        return value.astimezone(dt.UTC)
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {
+        dt.datetime: UTCDateTime,
+        dict[str, Any]: JSON,
+        list[Any]: JSON,
+    }
+
+
+class RunStatus(enum.StrEnum):
+    RUNNING = "running"
+    OK = "ok"
+    PARTIAL = "partial"  # some targets could not be scanned
+    FAILED = "failed"  # the collector itself failed: nothing resolved
+    INTERRUPTED = "interrupted"  # the process died or was stopped: nothing resolved
+
+
+class FindingStatus(enum.StrEnum):
+    OPEN = "open"
+    RESOLVED = "resolved"
+    ACCEPTED = "accepted"
+    FALSE_POSITIVE = "false_positive"
+
+
+class EventKind(enum.StrEnum):
+    OPENED = "opened"
+    SEEN = "seen"  # seen again with different evidence (unchanged sightings add no rows)
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    ACCEPTED = "accepted"
+    FALSE_POSITIVE = "false_positive"
+    EXPIRED = "expired"
+    REVOKED = "revoked"
+
+
+class Organisation(Base):
+    __tablename__ = "organisation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slug: Mapped[str] = mapped_column(String(63), unique=True)
+    name_fi: Mapped[str] = mapped_column(String(200))
+    name_sv: Mapped[str] = mapped_column(String(200))
+    name_en: Mapped[str] = mapped_column(String(200))
+    partner: Mapped[str | None] = mapped_column(String(63))
+
+    assets: Mapped[list[Asset]] = relationship(back_populates="organisation")
+
+    def name(self, language: str) -> str:
+        return {"fi": self.name_fi, "sv": self.name_sv}.get(language, self.name_en)
+
+
+class Asset(Base):
+    __tablename__ = "asset"
+    __table_args__ = (UniqueConstraint("organisation_id", "kind", "value"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    value: Mapped[str] = mapped_column(String(500))
+    criticality: Mapped[str] = mapped_column(String(10))
+    tags: Mapped[list[Any]] = mapped_column(default=list)
+    active: Mapped[bool] = mapped_column(default=True)  # false once removed from the config
+
+    organisation: Mapped[Organisation] = relationship(back_populates="assets")
+
+
+class ScanRun(Base):
+    __tablename__ = "scan_run"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    collector: Mapped[str] = mapped_column(String(50), index=True)
+    organisations: Mapped[list[Any]] = mapped_column(default=list)
+    trigger: Mapped[str] = mapped_column(String(20), default="cli")
+    status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING, index=True)
+    started_at: Mapped[dt.datetime]
+    finished_at: Mapped[dt.datetime | None]
+    host: Mapped[str | None] = mapped_column(String(255))
+    pid: Mapped[int | None]
+    counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    message: Mapped[str | None] = mapped_column(Text)
+
+    errors: Mapped[list[ScanError]] = relationship(back_populates="run")
+
+
+class ScanError(Base):
+    """A target that could not be checked in a run (timeout, refused, out of scope, …)."""
+
+    __tablename__ = "scan_error"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("scan_run.id"), index=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    asset: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(30))
+    message: Mapped[str] = mapped_column(Text)
+
+    run: Mapped[ScanRun] = relationship(back_populates="errors")
+
+
+class SubjectState(Base):
+    """The latest scan of one subject by one collector, updated in place."""
+
+    __tablename__ = "subject_state"
+    __table_args__ = (UniqueConstraint("organisation_id", "collector", "subject"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    collector: Mapped[str] = mapped_column(String(50))
+    subject: Mapped[str] = mapped_column(String(500))
+    asset: Mapped[str] = mapped_column(String(500))
+    last_status: Mapped[str] = mapped_column(String(20))
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_scanned_at: Mapped[dt.datetime]
+    last_success_at: Mapped[dt.datetime | None]
+    last_run_id: Mapped[int] = mapped_column(ForeignKey("scan_run.id"))
+    last_observation: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+
+
+class Finding(Base):
+    """One problem on one subject: fingerprint (organisation, check id, subject)."""
+
+    __tablename__ = "finding"
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "check_id", "subject"),
+        Index("ix_finding_org_status", "organisation_id", "status"),
+        Index("ix_finding_org_collector_target", "organisation_id", "collector", "target"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    fingerprint: Mapped[str] = mapped_column(String(40), unique=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    collector: Mapped[str] = mapped_column(String(50))
+    target: Mapped[str] = mapped_column(String(500))  # the scanned subject that reported it
+    check_id: Mapped[str] = mapped_column(String(100), index=True)
+    subject: Mapped[str] = mapped_column(String(500))
+    asset: Mapped[str] = mapped_column(String(500))
+    category: Mapped[str] = mapped_column(String(20))
+    severity: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(20), default=FindingStatus.OPEN)
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    resolved_at: Mapped[dt.datetime | None]
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("scan_run.id"))
+    evidence: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    reproduce: Mapped[str | None] = mapped_column(Text)
+    # A person's decision (accepted risk or false positive) and until when it holds.
+    decision: Mapped[str | None] = mapped_column(String(20))
+    decided_by: Mapped[str | None] = mapped_column(String(200))
+    decided_at: Mapped[dt.datetime | None]
+    decision_reason: Mapped[str | None] = mapped_column(Text)
+    decision_until: Mapped[dt.datetime | None]
+
+    organisation: Mapped[Organisation] = relationship()
+    events: Mapped[list[FindingEvent]] = relationship(
+        back_populates="finding", order_by="FindingEvent.id"
+    )
+
+
+class FindingEvent(Base):
+    __tablename__ = "finding_event"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    finding_id: Mapped[int] = mapped_column(ForeignKey("finding.id"), index=True)
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("scan_run.id"))
+    kind: Mapped[str] = mapped_column(String(20))
+    at: Mapped[dt.datetime]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+
+    finding: Mapped[Finding] = relationship(back_populates="events")
+
+
+class ScoreSnapshot(Base):
+    """An organisation's score on one day (one row per organisation and day)."""
+
+    __tablename__ = "score_snapshot"
+    __table_args__ = (UniqueConstraint("organisation_id", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    day: Mapped[dt.date]
+    score: Mapped[float]
+    grade: Mapped[str] = mapped_column(String(2))
+    scoring_version: Mapped[str] = mapped_column(String(20))
+    category_scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    open_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -1,0 +1,339 @@
+"""One scan run: configuration → targets → collector → rules → reconcile.
+
+The runner expands assets into targets (names resolved through the configured resolver,
+every address passed through the scope guard), hands the collector small serialisable
+tasks, judges its observations with the collector's rules and the check registry, and
+reconciles the findings. Only subjects scanned completely can resolve findings, and a run
+that fails or is interrupted resolves nothing.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import socket
+import traceback
+from collections import Counter
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskiturva.checks import Registry, load_registry
+from riskiturva.collector import (
+    Collector,
+    ErrorKind,
+    ScanContext,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    Target,
+    TargetError,
+    to_jsonable,
+)
+from riskiturva.config import AssetKind, Config, Organisation
+from riskiturva.models import Organisation as OrganisationRow
+from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
+from riskiturva.resolver import DnsFailure, Resolver
+from riskiturva.scope import ScopeGuard
+from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
+
+BATCH_SIZE = 50
+
+
+class UnknownCheckError(RuntimeError):
+    """A collector's rule emitted a check id that is not in the registry."""
+
+
+@dataclass
+class RunReport:
+    """What one run did: shown by the CLI and stored on the scan run row."""
+
+    run_id: int
+    collector: str
+    status: RunStatus
+    targets: int = 0
+    scanned_ok: int = 0
+    partial: int = 0
+    errors_by_kind: Counter[str] = field(default_factory=Counter)
+    counts: ReconcileCounts = field(default_factory=ReconcileCounts)
+    duration_s: float = 0.0
+    message: str | None = None
+
+    def as_dict(self) -> dict[str, object]:
+        return {
+            "targets": self.targets,
+            "scanned_ok": self.scanned_ok,
+            "partial": self.partial,
+            "errors": sum(self.errors_by_kind.values()),
+            "errors_by_kind": dict(self.errors_by_kind),
+            "opened": self.counts.opened,
+            "still_open": self.counts.seen,
+            "resolved": self.counts.resolved,
+            "reopened": self.counts.reopened,
+            "expired": self.counts.expired,
+            "duration_s": round(self.duration_s, 3),
+        }
+
+
+ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
+
+
+def build_context(config: Config, **overrides: object) -> ScanContext:
+    return ScanContext(
+        settings=config.settings,
+        resolver=Resolver(config.settings.resolver),
+        scope=ScopeGuard(config.organisations),
+        **overrides,  # type: ignore[arg-type]
+    )
+
+
+def expand_targets(
+    organisation: Organisation, collector: Collector, context: ScanContext
+) -> tuple[list[Target], list[SubjectObservation]]:
+    """Assets of the kinds the collector takes → in-scope targets, plus errors as observations."""
+    targets: list[Target] = []
+    errors: list[SubjectObservation] = []
+    for asset in organisation.assets:
+        if asset.kind not in collector.asset_kinds:
+            continue
+        name = asset.host_name
+        url = asset.value if asset.kind is AssetKind.URL else None
+        if name is None or not collector.needs_address:
+            address = None if name is not None else asset.value
+            if address is not None and not context.scope.allows_address(organisation.slug, address):
+                errors.append(
+                    _error(
+                        asset.value,
+                        asset.value,
+                        ErrorKind.OUT_OF_SCOPE,
+                        "outside the declared networks",
+                    )
+                )
+                continue
+            targets.append(Target(asset.value, asset.kind, name=name, address=address, url=url))
+            continue
+        try:
+            addresses = context.resolver.addresses(name)
+        except DnsFailure as exc:
+            errors.append(_error(name, asset.value, ErrorKind.DNS_FAILURE, str(exc)))
+            continue
+        if not addresses:
+            errors.append(
+                _error(name, asset.value, ErrorKind.DNS_FAILURE, "name has no A or AAAA records")
+            )
+            continue
+        for address in addresses:
+            if context.scope.allows_address(organisation.slug, address):
+                targets.append(Target(asset.value, asset.kind, name=name, address=address, url=url))
+            else:
+                errors.append(
+                    _error(
+                        name,
+                        asset.value,
+                        ErrorKind.OUT_OF_SCOPE,
+                        f"{name} resolves to {address}, outside the declared networks",
+                    )
+                )
+    return targets, errors
+
+
+def _error(subject: str, asset: str, kind: ErrorKind, message: str) -> SubjectObservation:
+    return SubjectObservation(subject, asset, SubjectStatus.ERROR, error=TargetError(kind, message))
+
+
+def make_tasks(
+    run_id: int,
+    organisation: str,
+    collector: str,
+    targets: Sequence[Target],
+    previous: dict[str, object],
+) -> Iterator[ScanTask]:
+    for start in range(0, len(targets), BATCH_SIZE):
+        yield ScanTask(
+            run_id, organisation, collector, tuple(targets[start : start + BATCH_SIZE]), previous
+        )
+
+
+def judge(
+    collector: Collector, observation: SubjectObservation, registry: Registry
+) -> list[ObservedFinding]:
+    """The collector's rules, checked against the registry (an unknown id is a bug)."""
+    observed = []
+    for draft in collector.judge(observation):
+        check = registry.get(draft.check_id)
+        if check is None:
+            raise UnknownCheckError(
+                f"{collector.name} emitted unregistered check {draft.check_id!r}"
+            )
+        observed.append(
+            ObservedFinding(
+                check_id=check.id,
+                subject=draft.subject or observation.subject,
+                target=observation.subject,
+                asset=observation.asset,
+                category=str(check.category),
+                severity=str(check.severity),
+                evidence=to_jsonable(draft.evidence),
+                reproduce=draft.reproduce,
+            )
+        )
+    return observed
+
+
+def run_collector(
+    sessions: sessionmaker[Session],
+    config: Config,
+    collector: Collector,
+    *,
+    organisations: Iterable[str] | None = None,
+    context: ScanContext | None = None,
+    trigger: str = "cli",
+    progress: ProgressCallback | None = None,
+    registry: Registry | None = None,
+) -> RunReport:
+    """Run one collector over the selected organisations and reconcile its findings."""
+    registry = registry or load_registry()
+    context = context or build_context(config)
+    selected = [
+        o for o in config.organisations if organisations is None or o.slug in set(organisations)
+    ]
+    started = context.clock()
+    with sessions.begin() as session:
+        sync_config(session, config)
+        run = ScanRun(
+            collector=collector.name,
+            organisations=[o.slug for o in selected],
+            trigger=trigger,
+            status=RunStatus.RUNNING,
+            started_at=started,
+            host=socket.gethostname(),
+            pid=os.getpid(),
+        )
+        session.add(run)
+        session.flush()
+        run_id = run.id
+    report = RunReport(run_id, collector.name, RunStatus.RUNNING)
+    per_org: dict[str, list[SubjectObservation]] = {}
+    findings: dict[str, list[ObservedFinding]] = {}
+    failure: BaseException | None = None
+    try:
+        plans = []
+        for organisation in selected:
+            targets, errors = expand_targets(organisation, collector, context)
+            plans.append((organisation, targets))
+            per_org[organisation.slug] = list(errors)
+            findings[organisation.slug] = []
+            report.targets += len(targets) + len(errors)
+        done = 0
+        total = sum(len(t) for _, t in plans)
+        for organisation, targets in plans:
+            previous = _previous_observations(sessions, organisation.slug, collector.name)
+            for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
+                for observation in collector.collect(task, context):
+                    if context.cancelled.is_set():
+                        raise InterruptedError("scan cancelled")
+                    per_org[organisation.slug].append(observation)
+                    if observation.status is not SubjectStatus.ERROR:
+                        findings[organisation.slug].extend(judge(collector, observation, registry))
+                    done += 1
+                    if progress:
+                        progress(collector.name, min(done, total), total)
+    except BaseException as exc:
+        failure = exc
+    finished = context.clock()
+    report.duration_s = (finished - started).total_seconds()
+    with sessions.begin() as session:
+        run = session.get(ScanRun, run_id)
+        assert run is not None
+        for organisation in selected:
+            observations = per_org.get(organisation.slug, [])
+            org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))
+            assert org_row is not None
+            ok = {o.subject for o in observations if o.status is SubjectStatus.OK}
+            for observation in observations:
+                _record_observation(session, run, org_row.id, observation, finished, collector.name)
+                if observation.status is SubjectStatus.ERROR and observation.error:
+                    report.errors_by_kind[observation.error.kind] += 1
+                elif observation.status is SubjectStatus.PARTIAL:
+                    report.partial += 1
+            report.scanned_ok += len(ok)
+            counts = reconcile(
+                session,
+                organisation=org_row,
+                collector=collector.name,
+                run_id=run_id,
+                observed=findings.get(organisation.slug, []),
+                # A failed or interrupted run resolves nothing.
+                scanned_ok=set() if failure else ok,
+                now=finished,
+            )
+            report.counts.add(counts)
+        if failure is None:
+            report.status = (
+                RunStatus.PARTIAL if (report.errors_by_kind or report.partial) else RunStatus.OK
+            )
+        elif isinstance(failure, InterruptedError | KeyboardInterrupt):
+            report.status = RunStatus.INTERRUPTED
+            report.message = "interrupted before the run finished; nothing was resolved"
+        else:
+            report.status = RunStatus.FAILED
+            report.message = "".join(traceback.format_exception_only(failure)).strip()
+        run.status, run.finished_at = report.status, finished
+        run.counts, run.message = report.as_dict(), report.message
+    if isinstance(failure, KeyboardInterrupt | SystemExit):
+        raise failure
+    return report
+
+
+def _previous_observations(
+    sessions: sessionmaker[Session], organisation: str, collector: str
+) -> dict[str, object]:
+    with sessions() as session:
+        rows = session.execute(
+            select(SubjectState.subject, SubjectState.last_observation)
+            .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
+            .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
+        )
+        return {subject: observation for subject, observation in rows if observation is not None}
+
+
+def _record_observation(
+    session: Session,
+    run: ScanRun,
+    organisation_id: int,
+    observation: SubjectObservation,
+    at: dt.datetime,
+    collector: str,
+) -> None:
+    """Per-target errors go on the run; the subject's latest state is updated in place."""
+    if observation.error is not None:
+        session.add(
+            ScanError(
+                run_id=run.id,
+                organisation_id=organisation_id,
+                subject=observation.subject,
+                asset=observation.asset,
+                kind=str(observation.error.kind),
+                message=observation.error.message,
+            )
+        )
+    state = session.scalar(
+        select(SubjectState).filter_by(
+            organisation_id=organisation_id, collector=collector, subject=observation.subject
+        )
+    )
+    if state is None:
+        state = SubjectState(
+            organisation_id=organisation_id, collector=collector, subject=observation.subject
+        )
+        session.add(state)
+    state.asset = observation.asset
+    state.last_status = str(observation.status)
+    state.last_error = observation.error.message if observation.error else None
+    state.last_scanned_at = at
+    state.last_run_id = run.id
+    if observation.status is SubjectStatus.OK:
+        state.last_success_at = at
+        state.last_observation = to_jsonable(observation.facts)

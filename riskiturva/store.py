@@ -1,0 +1,359 @@
+"""The findings store: engine, configuration sync, reconcile, and the queries everyone uses.
+
+Every query that pages, reports or exports use takes the caller's *visible organisations*
+(a collection of slugs) and filters by it in SQL: authorization lives here, not in layouts.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import os
+import socket
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskiturva.config import Config
+from riskiturva.models import (
+    Asset,
+    EventKind,
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    Organisation,
+    RunStatus,
+    ScanRun,
+)
+
+DECISIONS = (FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE)
+
+
+def make_engine(url: str) -> Engine:
+    """An engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder created."""
+    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
+        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, future=True)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine, "connect")
+        def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=10000")
+            cursor.close()
+
+    return engine
+
+
+def session_factory(engine: Engine) -> sessionmaker[Session]:
+    return sessionmaker(engine, expire_on_commit=False)
+
+
+def fingerprint(organisation: str, check_id: str, subject: str) -> str:
+    """A stable id for a finding across scans: (organisation, check id, subject)."""
+    return hashlib.sha1(
+        f"{organisation}\x1f{check_id}\x1f{subject}".encode(), usedforsecurity=False
+    ).hexdigest()
+
+
+def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
+    """Make the organisation and asset rows match the configuration (assets are never deleted)."""
+    partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
+    existing = {o.slug: o for o in session.scalars(select(Organisation))}
+    for org_config in config.organisations:
+        org = existing.get(org_config.slug)
+        if org is None:
+            org = Organisation(slug=org_config.slug)
+            session.add(org)
+            existing[org.slug] = org
+        org.name_fi, org.name_sv, org.name_en = (
+            org_config.name.fi,
+            org_config.name.sv,
+            org_config.name.en,
+        )
+        org.partner = partner_of.get(org.slug)
+        session.flush()
+        assets = {
+            (a.kind, a.value): a
+            for a in session.scalars(select(Asset).filter_by(organisation_id=org.id))
+        }
+        declared = set()
+        for asset_config in org_config.assets:
+            key = (str(asset_config.kind), asset_config.value)
+            declared.add(key)
+            asset = assets.get(key) or Asset(organisation_id=org.id, kind=key[0], value=key[1])
+            asset.criticality = str(asset_config.criticality)
+            asset.tags = list(asset_config.tags)
+            asset.active = True
+            session.add(asset)
+        for key, asset in assets.items():
+            if key not in declared:
+                asset.active = False
+    session.flush()
+    return existing
+
+
+# --- reconcile -------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ObservedFinding:
+    """A finding as a scan saw it, ready for reconcile."""
+
+    check_id: str
+    subject: str
+    target: str  # the scanned subject that reported it
+    asset: str
+    category: str
+    severity: str
+    evidence: Mapping[str, Any]
+    reproduce: str | None = None
+
+
+@dataclass
+class ReconcileCounts:
+    opened: int = 0
+    seen: int = 0
+    resolved: int = 0
+    reopened: int = 0
+    expired: int = 0
+    new_ids: list[int] = field(default_factory=list)
+
+    def add(self, other: ReconcileCounts) -> None:
+        for name in ("opened", "seen", "resolved", "reopened", "expired"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.new_ids.extend(other.new_ids)
+
+
+def _event(
+    finding: Finding, kind: EventKind, at: dt.datetime, run_id: int | None, **extra: Any
+) -> None:
+    finding.events.append(FindingEvent(kind=kind, at=at, run_id=run_id, **extra))
+
+
+def expire_decisions(session: Session, now: dt.datetime, organisation_id: int | None = None) -> int:
+    """Return accepted risks and false positives whose expiry has passed to open."""
+    query = select(Finding).where(
+        Finding.status.in_(list(DECISIONS)), Finding.decision_until <= now
+    )
+    if organisation_id is not None:
+        query = query.where(Finding.organisation_id == organisation_id)
+    expired = 0
+    for finding in session.scalars(query):
+        finding.status = FindingStatus.OPEN
+        _event(finding, EventKind.EXPIRED, now, None, note=f"{finding.decision} expired")
+        expired += 1
+    return expired
+
+
+def _decision_holds(finding: Finding, now: dt.datetime) -> bool:
+    return finding.decision is not None and (
+        finding.decision_until is None or finding.decision_until > now
+    )
+
+
+def reconcile(
+    session: Session,
+    *,
+    organisation: Organisation,
+    collector: str,
+    run_id: int,
+    observed: Iterable[ObservedFinding],
+    scanned_ok: Collection[str],
+    now: dt.datetime,
+) -> ReconcileCounts:
+    """Apply one run's observations for one organisation and collector to the findings.
+
+    - new fingerprint → open (event `opened`);
+    - open, seen again → `last_seen` only (an event only when the evidence changed);
+    - resolved, seen again → reopened (first seen kept), or back to a person's decision
+      if it still holds;
+    - not seen, and its target was scanned completely (`scanned_ok`) → resolved;
+    - targets that failed, were partial or were not scanned: untouched.
+    """
+    counts = ReconcileCounts(expired=expire_decisions(session, now, organisation.id))
+    current = {
+        f.fingerprint: f
+        for f in session.scalars(
+            select(Finding).where(
+                Finding.organisation_id == organisation.id, Finding.collector == collector
+            )
+        )
+    }
+    seen: set[str] = set()
+    opened: list[Finding] = []
+    for item in observed:
+        key = fingerprint(organisation.slug, item.check_id, item.subject)
+        if key in seen:
+            continue
+        seen.add(key)
+        finding = current.get(key)
+        evidence = dict(item.evidence)
+        if finding is None:
+            finding = Finding(
+                fingerprint=key,
+                organisation_id=organisation.id,
+                collector=collector,
+                check_id=item.check_id,
+                subject=item.subject,
+                first_seen=now,
+                status=FindingStatus.OPEN,
+            )
+            session.add(finding)
+            _event(finding, EventKind.OPENED, now, run_id)
+            opened.append(finding)
+        elif finding.status == FindingStatus.RESOLVED:
+            finding.status = (
+                FindingStatus(finding.decision)
+                if _decision_holds(finding, now)
+                else FindingStatus.OPEN
+            )
+            finding.resolved_at = None
+            _event(finding, EventKind.REOPENED, now, run_id)
+            counts.reopened += 1
+        else:
+            counts.seen += 1
+            if finding.evidence != evidence:
+                _event(finding, EventKind.SEEN, now, run_id, note="evidence changed")
+        finding.target, finding.asset = item.target, item.asset
+        finding.category, finding.severity = item.category, item.severity
+        finding.evidence, finding.reproduce = evidence, item.reproduce
+        finding.last_seen, finding.last_run_id = now, run_id
+    for key, finding in current.items():
+        if key in seen or finding.status == FindingStatus.RESOLVED:
+            continue
+        if finding.target in scanned_ok:
+            finding.status = FindingStatus.RESOLVED
+            finding.resolved_at = now
+            _event(finding, EventKind.RESOLVED, now, run_id)
+            counts.resolved += 1
+    session.flush()
+    counts.opened = len(opened)
+    counts.new_ids = [f.id for f in opened]
+    return counts
+
+
+# --- decisions by people ---------------------------------------------------------------
+
+
+class NotVisible(LookupError):
+    """The finding does not exist for this caller (never says which)."""
+
+
+def decide(
+    session: Session,
+    *,
+    finding_id: int,
+    visible: Collection[str],
+    decision: FindingStatus,
+    actor: str,
+    reason: str,
+    until: dt.datetime,
+    now: dt.datetime,
+) -> Finding:
+    """Accept a risk or mark a false positive, with a justification and an expiry date."""
+    if decision not in DECISIONS:
+        raise ValueError(f"not a decision: {decision}")
+    if not reason.strip():
+        raise ValueError("a justification is required")
+    if until <= now:
+        raise ValueError("the expiry date must be in the future")
+    finding = get_finding(session, finding_id, visible)
+    finding.decision, finding.decided_by, finding.decided_at = str(decision), actor, now
+    finding.decision_reason, finding.decision_until = reason.strip(), until
+    if finding.status != FindingStatus.RESOLVED:
+        finding.status = decision
+    kind = EventKind.ACCEPTED if decision == FindingStatus.ACCEPTED else EventKind.FALSE_POSITIVE
+    _event(finding, kind, now, None, actor=actor, note=reason.strip())
+    session.flush()
+    return finding
+
+
+# --- queries ---------------------------------------------------------------------------
+
+
+def visible_organisations(session: Session, visible: Collection[str]) -> list[Organisation]:
+    return list(
+        session.scalars(
+            select(Organisation)
+            .where(Organisation.slug.in_(list(visible)))
+            .order_by(Organisation.slug)
+        )
+    )
+
+
+def get_finding(session: Session, finding_id: int, visible: Collection[str]) -> Finding:
+    finding = session.scalar(
+        select(Finding)
+        .join(Organisation)
+        .where(Finding.id == finding_id, Organisation.slug.in_(list(visible)))
+    )
+    if finding is None:
+        raise NotVisible(finding_id)
+    return finding
+
+
+def list_findings(
+    session: Session,
+    visible: Collection[str],
+    *,
+    organisation: str | None = None,
+    statuses: Collection[str] | None = None,
+    categories: Collection[str] | None = None,
+    severities: Collection[str] | None = None,
+) -> list[Finding]:
+    """Findings of the visible organisations, newest first, with optional filters."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    query = (
+        select(Finding)
+        .join(Organisation)
+        .where(Organisation.slug.in_(slugs))
+        .order_by(Organisation.slug, Finding.first_seen.desc(), Finding.id.desc())
+    )
+    if statuses:
+        query = query.where(Finding.status.in_(list(statuses)))
+    if categories:
+        query = query.where(Finding.category.in_(list(categories)))
+    if severities:
+        query = query.where(Finding.severity.in_(list(severities)))
+    return list(session.scalars(query))
+
+
+def recent_runs(session: Session, limit: int = 50) -> list[ScanRun]:
+    return list(session.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(limit)))
+
+
+def _process_alive(run: ScanRun) -> bool:
+    if run.host != socket.gethostname() or run.pid is None:
+        return False
+    try:
+        os.kill(run.pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+def mark_interrupted_runs(session: Session, now: dt.datetime) -> list[int]:
+    """Runs marked running whose process on this host is gone are interrupted.
+
+    Runs of another host are left alone: their process may be alive.
+    """
+    runs = [
+        run
+        for run in session.scalars(select(ScanRun).where(ScanRun.status == RunStatus.RUNNING))
+        if run.host == socket.gethostname() and not _process_alive(run)
+    ]
+    for run in runs:
+        run.status = RunStatus.INTERRUPTED
+        run.finished_at = now
+        run.message = "the scanning process ended before the run finished; nothing was resolved"
+    session.flush()
+    return [r.id for r in runs]

@@ -1,0 +1,55 @@
+"""Shared fixtures: a migrated database per test, configurations built from small dicts."""
+
+from __future__ import annotations
+
+import datetime as dt
+import tomllib
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskiturva import db
+from riskiturva.config import Config
+from riskiturva.store import make_engine, session_factory
+
+T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A fresh SQLite database brought to the current schema by the real migrations."""
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    db.upgrade(engine)
+    yield session_factory(engine)
+    engine.dispose()
+
+
+MINIMAL_CONFIG = """
+[settings]
+data_dir = "data"
+[settings.resolver]
+nameservers = ["127.0.0.1"]
+port = 53
+
+[[organisations]]
+slug = "hyvala"
+name = { fi = "Hyvälän kunta", sv = "Hyvälä kommun", en = "Municipality of Hyvälä" }
+scope = { domains = ["hyvala.test"], networks = ["127.60.1.0/24"] }
+assets = [
+  { kind = "ip", value = "127.60.1.10", criticality = "high", tags = ["e-service"] },
+  { kind = "ip", value = "127.60.1.11", criticality = "low" },
+]
+
+[[organisations]]
+slug = "rapala"
+name = { fi = "Rapalan kunta", sv = "Rapala kommun", en = "Municipality of Rapala" }
+scope = { domains = ["rapala.test"], networks = ["127.60.2.0/24"] }
+assets = [{ kind = "ip", value = "127.60.2.10" }]
+"""
+
+
+@pytest.fixture
+def minimal_config() -> Config:
+    return Config.model_validate(tomllib.loads(MINIMAL_CONFIG))
