@@ -136,9 +136,14 @@ class ScanContext:
 @runtime_checkable
 class Collector(Protocol):
     name: ClassVar[str]
+    # The asset kinds this collector scans.
     asset_kinds: ClassVar[frozenset[AssetKind]]
-    # True: the runner resolves names into addresses (one target per in-scope address).
-    needs_address: ClassVar[bool]
+    # Of those, the kinds whose names the runner resolves: one target per in-scope address.
+    # Other names reach the collector unresolved; it must pass any address it finds itself
+    # (an MX host, a nameserver) through `context.scope` before sending it anything.
+    address_kinds: ClassVar[frozenset[AssetKind]]
+    # Every check id the rules can emit (a test ties these to the registry).
+    check_ids: ClassVar[frozenset[str]]
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         """Scan the task's targets; yield one observation per subject, errors included."""

@@ -100,7 +100,7 @@ def expand_targets(
             continue
         name = asset.host_name
         url = asset.value if asset.kind is AssetKind.URL else None
-        if name is None or not collector.needs_address:
+        if name is None or asset.kind not in collector.address_kinds:
             address = None if name is not None else asset.value
             if address is not None and not context.scope.allows_address(organisation.slug, address):
                 errors.append(

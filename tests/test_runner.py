@@ -36,7 +36,8 @@ class TinyCollector:
 
     name: ClassVar[str] = "tiny"
     asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset({AssetKind.IP})
-    needs_address: ClassVar[bool] = True
+    address_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
+    check_ids: ClassVar[frozenset[str]] = frozenset({"dns.axfr.open"})
 
     def __init__(self, script: dict[str, object], fail_after: int | None = None):
         self.script = script
