@@ -1,0 +1,563 @@
+"""Start, stop and inspect the lab estate: real servers on loopback, from the manifest.
+
+`up()` generates a CA, certificates, signed zones and server configurations into one
+directory, starts Knot DNS, nginx, the SMTP and banner listeners, redis-server and vsftpd
+(plus the delay proxy when asked), waits until every endpoint answers, and writes
+`state.json` and a riskiturva configuration for the estate. `down()` stops exactly the
+processes recorded there. Nothing binds outside 127.0.0.0/8.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import ipaddress
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterable
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import dns.exception
+import dns.message
+import dns.query
+import dns.rdatatype
+
+from riskiturva.lab import _dns, _pki, _web
+from riskiturva.lab.manifest import Host, Manifest, load_manifest
+
+DEFAULT_DIRECTORY = Path("lab-state")
+STATE_FILE = "state.json"
+CONFIG_FILE = "riskiturva.toml"
+READY_TIMEOUT = 15.0
+STOP_TIMEOUT = 5.0
+
+# Executable → Debian package that provides it.
+SYSTEM_PROGRAMS = {
+    "knotd": "knot",
+    "nginx": "nginx-light",
+    "redis-server": "redis-server",
+    "vsftpd": "vsftpd",
+}
+# Services served by real daemons; every other manifest service is a banner listener.
+_REAL_SERVICES = {"ftp": 21, "redis": 6379}
+SERVICE_PORTS = {
+    "ftp": 21,
+    "ssh_outdated": 22,
+    "ssh_current": 22,
+    "telnet": 23,
+    "smb": 445,
+    "mysql": 3306,
+    "rdp": 3389,
+    "redis": 6379,
+    "elasticsearch": 9200,
+}
+
+
+class LabError(RuntimeError):
+    """The lab could not be started or stopped; the message says what to do."""
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """One address the lab answers on, as clients see it."""
+
+    name: str  # host name, or "dns"
+    ip: str
+    port: int
+    proto: str  # "tcp" or "udp"
+    service: str  # dns, https, http, smtp, or a manifest service name
+
+
+@dataclass(frozen=True)
+class Process:
+    name: str
+    pid: int
+    argv: tuple[str, ...]
+    log: str
+    children: tuple[int, ...] = ()
+
+
+@dataclass(frozen=True)
+class LabState:
+    """Everything a user, a test or `down()` needs to know about a running lab."""
+
+    directory: str
+    config_path: str
+    ca_file: str
+    trust_anchors_file: str
+    dns_servers: tuple[str, ...]
+    dns_port: int
+    latency_ms: int
+    started_at: str
+    startup_seconds: float
+    processes: tuple[Process, ...]
+    endpoints: tuple[Endpoint, ...] = field(default=())
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> LabState:
+        raw = json.loads(text)
+        raw["dns_servers"] = tuple(raw["dns_servers"])
+        raw["processes"] = tuple(
+            Process(**{**p, "argv": tuple(p["argv"]), "children": tuple(p["children"])})
+            for p in raw["processes"]
+        )
+        raw["endpoints"] = tuple(Endpoint(**e) for e in raw["endpoints"])
+        return cls(**raw)
+
+
+# --- processes -------------------------------------------------------------------------
+
+
+def _is_running(pid: int) -> bool:
+    """Whether `pid` is a live (not zombie) process; reaps it if it is our dead child."""
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return stat.rsplit(")", 1)[1].split()[0] not in ("Z", "X")
+
+
+def _is_ours(pid: int, argv: tuple[str, ...]) -> bool:
+    """Whether `pid` still runs the program we started (guards against PID reuse)."""
+    try:
+        exe = os.readlink(f"/proc/{pid}/exe")
+    except OSError:
+        return False
+    program = shutil.which(argv[0]) or argv[0]
+    return os.path.realpath(exe) == os.path.realpath(program)
+
+
+def _children(pid: int) -> tuple[int, ...]:
+    try:
+        text = Path(f"/proc/{pid}/task/{pid}/children").read_text()
+    except OSError:
+        return ()
+    return tuple(int(c) for c in text.split())
+
+
+def _start(name: str, argv: list[str], directory: Path) -> Process:
+    log = directory / "logs" / f"{name}.log"
+    with log.open("ab") as out:
+        # Started directly (no shell) in its own session: the PID is the server's own, and
+        # a Ctrl-C in the terminal that ran `lab up` does not reach it.
+        proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+            cwd=directory,
+            start_new_session=True,
+        )
+    return Process(name=name, pid=proc.pid, argv=tuple(argv), log=str(log))
+
+
+def _stop(processes: Iterable[Process]) -> list[str]:
+    """SIGTERM each recorded process (then its recorded children), wait, SIGKILL leftovers."""
+    targets: list[tuple[str, int, tuple[str, ...]]] = []
+    for p in processes:
+        targets.append((p.name, p.pid, p.argv))
+        targets += [(f"{p.name} child", c, p.argv) for c in p.children]
+    live = [(n, pid) for n, pid, argv in targets if _is_running(pid) and _is_ours(pid, argv)]
+    for _, pid in live:
+        os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(_is_running(pid) for _, pid in live) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for _, pid in live:
+        if _is_running(pid):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + STOP_TIMEOUT
+    while any(_is_running(pid) for _, pid in live) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return [f"{n} ({pid})" for n, pid in live]
+
+
+# --- readiness -------------------------------------------------------------------------
+
+
+def _answers(endpoint: Endpoint, backend_ip: str) -> bool:
+    if endpoint.proto == "udp":
+        query = dns.message.make_query("test.", dns.rdatatype.SOA)
+        try:
+            dns.query.udp(query, backend_ip, port=endpoint.port, timeout=0.2)
+        except (OSError, dns.exception.DNSException):
+            return False
+        return True
+    try:
+        with socket.create_connection((backend_ip, endpoint.port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
+def _wait_ready(
+    checks: list[tuple[Endpoint, str]], processes: list[Process], timeout: float
+) -> None:
+    pending = list(checks)
+    deadline = time.monotonic() + timeout
+    while pending:
+        dead = [p for p in processes if not _is_running(p.pid)]
+        if dead:
+            tail = Path(dead[0].log).read_text(errors="replace")[-1500:]
+            raise LabError(f"{dead[0].name} exited during start; its log ends:\n{tail}")
+        pending = [(e, ip) for e, ip in pending if not _answers(e, ip)]
+        if pending and time.monotonic() > deadline:
+            waiting = ", ".join(f"{e.service} {ip}:{e.port}/{e.proto}" for e, ip in pending[:5])
+            raise LabError(f"lab endpoints not answering after {timeout:.0f} s: {waiting}")
+        if pending:
+            time.sleep(0.02)
+
+
+# --- generation ------------------------------------------------------------------------
+
+
+def _backend(ip: str, latency_ms: int) -> str:
+    """Where a server really binds: behind the delay proxy, 100 added to the second octet."""
+    if not latency_ms:
+        return ip
+    octets = ip.split(".")
+    shifted = f"127.{int(octets[1]) + 100}.{octets[2]}.{octets[3]}"
+    if int(octets[1]) + 100 > 255 or not ipaddress.IPv4Address(shifted).is_loopback:
+        raise LabError(f"cannot place a backend for {ip} behind the delay proxy")
+    return shifted
+
+
+def check_system_programs() -> None:
+    """Raise a `LabError` naming the `apt-get install` to run if a server is missing."""
+    missing = sorted({pkg for prog, pkg in SYSTEM_PROGRAMS.items() if not _which(prog)})
+    if missing:
+        raise LabError(
+            "the lab needs system packages that are not installed; run:\n"
+            f"  apt-get install -y {' '.join(missing)}"
+        )
+
+
+def _which(program: str) -> str | None:
+    return shutil.which(program, path=f"{os.environ.get('PATH', '')}:/usr/sbin:/sbin")
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return repr(value)
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{ " + ", ".join(f"{k} = {_toml_value(v)}" for k, v in value.items()) + " }"
+    raise TypeError(f"cannot write {value!r} as TOML")
+
+
+def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port: int) -> str:
+    """The riskiturva configuration that scans the lab estate (see `riskiturva.config`)."""
+    dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
+                           for ip in manifest.dns_addresses})  # fmt: skip
+    lines = [
+        "# Generated by `riskiturva lab up`: the lab estate, on loopback. Do not edit.",
+        "[settings]",
+        'data_dir = "data"',
+        "[settings.resolver]",
+        f"nameservers = {_toml_value([manifest.dns_addresses[0]])}",
+        f"port = {dns_port}",
+        "timeout = 2.0",
+        "retries = 1",
+        "[settings.tls]",
+        f"extra_ca_files = {_toml_value([str(ca_file)])}",
+        "[settings.dnssec]",
+        f"trust_anchors_file = {_toml_value(str(anchors))}",
+        "",
+        "[[partners]]",
+        f"slug = {_toml_value(manifest.partner.slug)}",
+        f"name = {_toml_value(manifest.partner.name)}",
+        f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
+    ]
+    for m in manifest.municipalities:
+        scope = {"domains": [m.domain], "networks": [m.network, *dns_networks]}
+        lines += [
+            "",
+            "[[organisations]]",
+            f"slug = {_toml_value(m.slug)}",
+            f"name = {_toml_value(dict(m.name))}",
+            f"scope = {_toml_value(scope)}",
+        ]
+        for asset in m.assets:
+            lines.append("[[organisations.assets]]")
+            lines += [f"{k} = {_toml_value(v)}" for k, v in asset.items()]
+    return "\n".join(lines) + "\n"
+
+
+def _write_json(path: Path, data: Any) -> Path:
+    path.write_text(json.dumps(data, indent=2))
+    return path
+
+
+def _vsftpd_config(ip: str, directory: Path) -> Path:
+    empty = directory / "empty"
+    empty.mkdir(parents=True, exist_ok=True)
+    (directory / "pub").mkdir(exist_ok=True)
+    (directory / "pub" / "LUEMINUT.txt").write_text("Rapalan kunnan tiedostopalvelu\n")
+    conf = directory / "vsftpd.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                "listen=YES",
+                "listen_ipv6=NO",
+                f"listen_address={ip}",
+                "listen_port=21",
+                "background=NO",
+                "anonymous_enable=YES",
+                "no_anon_password=YES",
+                f"anon_root={directory}",
+                "local_enable=NO",
+                "write_enable=NO",
+                "pasv_enable=YES",
+                f"pasv_address={ip}",
+                "pasv_min_port=40000",
+                "pasv_max_port=40100",
+                "connect_from_port_20=NO",
+                f"secure_chroot_dir={empty}",
+                "ftpd_banner=",
+                "seccomp_sandbox=NO",
+                "",
+            ]
+        )
+    )
+    conf.chmod(0o600)
+    return conf
+
+
+def _redis_config(ip: str, directory: Path) -> Path:
+    conf = directory / "redis.conf"
+    conf.write_text(
+        "\n".join(
+            [
+                f"bind {ip}",
+                "port 6379",
+                "protected-mode no",  # no password, reachable: the planted weakness
+                "daemonize no",
+                f"dir {directory}",
+                'save ""',
+                "appendonly no",
+                "",
+            ]
+        )
+    )
+    return conf
+
+
+@dataclass
+class _Plan:
+    """What to start, built from the manifest before anything runs."""
+
+    processes: list[tuple[str, list[str]]] = field(default_factory=list)
+    endpoints: list[Endpoint] = field(default_factory=list)
+    backends: dict[tuple[str, int, str], str] = field(default_factory=dict)
+
+    def expose(self, endpoint: Endpoint, backend_ip: str) -> None:
+        self.endpoints.append(endpoint)
+        self.backends[(endpoint.ip, endpoint.port, endpoint.proto)] = backend_ip
+
+
+def _plan(
+    manifest: Manifest, directory: Path, dns_port: int, latency_ms: int, now: dt.datetime
+) -> tuple[_Plan, Path, Path]:
+    for sub in ("pki", "dns", "web", "mail", "services", "logs", "proxy"):
+        shutil.rmtree(directory / sub, ignore_errors=True)
+        (directory / sub).mkdir(parents=True)
+    plan = _Plan()
+
+    ca = _pki.LabCA(directory / "pki", now)
+    certs: dict[str, _pki.IssuedCert] = {}
+    for host in manifest.hosts:
+        if host.cert:
+            certs[host.fqdn] = ca.issue(host.fqdn, host.cert)
+        elif host.smtp and host.smtp.starttls:
+            certs[host.fqdn] = ca.issue(host.fqdn, "valid")
+
+    # DNS
+    tlsa = {h.fqdn: certs[h.fqdn].spki_sha256 for h in manifest.hosts if h.smtp and h.smtp.tlsa}
+    zones = _dns.build_zones(manifest, directory / "dns" / "zones", now, tlsa)
+    anchors = directory / "trust-anchors.txt"
+    anchors.write_text(zones.trust_anchor + "\n")
+    listen = []
+    for ip in manifest.dns_addresses:
+        backend = _backend(ip, latency_ms)
+        listen.append((backend, dns_port))
+        for proto in ("udp", "tcp"):
+            plan.expose(Endpoint("dns", ip, dns_port, proto, "dns"), backend)
+    knot_conf = directory / "dns" / "knot.conf"
+    rundir = directory / "dns" / "run"
+    rundir.mkdir()
+    knot_conf.write_text(_dns.knot_config(manifest, zones, rundir, listen))
+    plan.processes.append(("knot", [_which("knotd") or "knotd", "-c", str(knot_conf)]))
+
+    # HTTPS and HTTP
+    web_hosts = [h for h in manifest.hosts if h.web]
+    servers = [(h, _backend(h.ip, latency_ms), certs[h.fqdn]) for h in web_hosts]
+    for host, backend, _ in servers:
+        for port in _web.web_ports(host):
+            service = "https" if port == 443 else "http"
+            plan.expose(Endpoint(host.fqdn, host.ip, port, "tcp", service), backend)
+    web_dir = directory / "web"
+    (web_dir / "tmp").mkdir()
+    dh = _pki.write_weak_dh_params(directory / "pki" / "dh1024.pem")
+    nginx_conf = web_dir / "nginx.conf"
+    nginx_conf.write_text(_web.nginx_config(servers, web_dir, dh, now))
+    nginx = _which("nginx") or "nginx"
+    plan.processes.append(
+        ("nginx", [nginx, "-c", str(nginx_conf), "-p", str(web_dir), "-g", "daemon off;"])
+    )
+
+    # SMTP
+    smtp_spec = []
+    for host in (h for h in manifest.hosts if h.smtp):
+        backend = _backend(host.ip, latency_ms)
+        cert = certs.get(host.fqdn) if host.smtp.starttls else None  # type: ignore[union-attr]
+        smtp_spec.append(
+            {
+                "ip": backend,
+                "port": 25,
+                "hostname": host.fqdn,
+                "cert": str(cert.chain) if cert else None,
+                "key": str(cert.key) if cert else None,
+            }
+        )
+        plan.expose(Endpoint(host.fqdn, host.ip, 25, "tcp", "smtp"), backend)
+    spec = _write_json(directory / "mail" / "smtp.json", smtp_spec)
+    plan.processes.append(("smtp", [sys.executable, "-m", "riskiturva.lab._smtp", str(spec)]))
+
+    # Exposed services: real daemons where cheap, banner listeners otherwise.
+    banners = []
+    for host in manifest.hosts:
+        for service in host.services:
+            port = SERVICE_PORTS[service]
+            plan.expose(Endpoint(host.fqdn, host.ip, port, "tcp", service), host.ip)
+            if service == "ftp":
+                conf = _vsftpd_config(host.ip, directory / "services" / "ftp")
+                plan.processes.append(("vsftpd", [_which("vsftpd") or "vsftpd", str(conf)]))
+            elif service == "redis":
+                conf = _redis_config(host.ip, directory / "services")
+                plan.processes.append(("redis", [_which("redis-server") or "redis", str(conf)]))
+            else:
+                banners.append({"ip": host.ip, "port": port, "kind": service})
+    spec = _write_json(directory / "services" / "banners.json", banners)
+    plan.processes.append(("banners", [sys.executable, "-m", "riskiturva.lab._banners", str(spec)]))
+
+    # Delay proxy in front of DNS, HTTPS/HTTP and SMTP.
+    if latency_ms:
+        routes = [
+            {"proto": e.proto, "listen": [e.ip, e.port], "target": [plan.backends[k], e.port]}
+            for e in plan.endpoints
+            if (k := (e.ip, e.port, e.proto)) and plan.backends[k] != e.ip
+        ]
+        spec = _write_json(directory / "proxy" / "routes.json",
+                           {"rtt_ms": latency_ms, "routes": routes})  # fmt: skip
+        plan.processes.append(
+            ("latency-proxy", [sys.executable, "-m", "riskiturva.lab._latency", str(spec)])
+        )
+    return plan, ca.root_path, anchors
+
+
+# --- public API ------------------------------------------------------------------------
+
+
+def read_state(directory: Path = DEFAULT_DIRECTORY) -> LabState | None:
+    path = directory / STATE_FILE
+    return LabState.from_json(path.read_text()) if path.exists() else None
+
+
+def running(state: LabState) -> dict[str, bool]:
+    """Each recorded process name → whether it still runs."""
+    return {p.name: _is_running(p.pid) and _is_ours(p.pid, p.argv) for p in state.processes}
+
+
+def up(
+    directory: Path = DEFAULT_DIRECTORY,
+    *,
+    dns_port: int = 53,
+    latency_ms: int = 0,
+    manifest: Manifest | None = None,
+) -> LabState:
+    """Start the lab in `directory`, or return the running one if it matches. Idempotent."""
+    directory = directory.resolve()
+    manifest = manifest or load_manifest()
+    current = read_state(directory)
+    if current is not None:
+        if (
+            all(running(current).values())
+            and current.dns_port == dns_port
+            and current.latency_ms == latency_ms
+        ):
+            return current
+        down(directory)
+    check_system_programs()
+    if latency_ms < 0:
+        raise LabError("--latency-ms must be zero or positive")
+
+    started = time.monotonic()
+    now = dt.datetime.now(dt.UTC)
+    directory.mkdir(parents=True, exist_ok=True)
+    directory.chmod(0o755)  # nginx workers run as nobody and read the document roots
+    plan, ca_file, anchors = _plan(manifest, directory, dns_port, latency_ms, now)
+    config_path = directory / CONFIG_FILE
+    config_path.write_text(riskiturva_config(manifest, ca_file, anchors, dns_port))
+
+    processes: list[Process] = []
+    try:
+        for name, argv in plan.processes:
+            processes.append(_start(name, argv, directory))
+        checks = [(e, e.ip) for e in plan.endpoints]  # through the proxy when there is one
+        _wait_ready(checks, processes, READY_TIMEOUT)
+    except BaseException:
+        _stop(processes)
+        raise
+    processes = [Process(p.name, p.pid, p.argv, p.log, _children(p.pid)) for p in processes]
+    state = LabState(
+        directory=str(directory),
+        config_path=str(config_path),
+        ca_file=str(ca_file),
+        trust_anchors_file=str(anchors),
+        dns_servers=manifest.dns_addresses,
+        dns_port=dns_port,
+        latency_ms=latency_ms,
+        started_at=now.isoformat(timespec="seconds"),
+        startup_seconds=round(time.monotonic() - started, 2),
+        processes=tuple(processes),
+        endpoints=tuple(plan.endpoints),
+    )
+    (directory / STATE_FILE).write_text(state.to_json())
+    return state
+
+
+def down(directory: Path = DEFAULT_DIRECTORY) -> list[str]:
+    """Stop the processes recorded in `directory`'s state file; return what was stopped."""
+    directory = directory.resolve()
+    state = read_state(directory)
+    if state is None:
+        return []
+    stopped = _stop(reversed(state.processes))
+    (directory / STATE_FILE).unlink(missing_ok=True)
+    return stopped
+
+
+def host_address(manifest: Manifest, fqdn: str) -> Host:
+    """The manifest host called `fqdn` (tests connect to its address, never its name)."""
+    for host in manifest.hosts:
+        if host.fqdn == fqdn:
+            return host
+    raise KeyError(fqdn)

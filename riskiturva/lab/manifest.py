@@ -1,0 +1,226 @@
+"""The lab's ground truth: the estate it serves and the findings each part must raise.
+
+`load_manifest()` parses `manifest.toml` into frozen dataclasses. `Manifest.verify()` compares
+what a collector found with what the manifest says, both ways, so collector tests read as
+one assertion: nothing planted was missed, nothing clean was flagged.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+import ipaddress
+import tomllib
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+MANIFEST_PATH = Path(__file__).with_name("manifest.toml")
+
+Collector = Literal["tls", "web", "dns_email", "services"]
+COLLECTORS: tuple[Collector, ...] = ("tls", "web", "dns_email", "services")
+DnssecMode = Literal["signed", "unsigned", "bogus"]
+
+
+@dataclass(frozen=True)
+class Expectation:
+    """What one collector must (or must not) report on one subject."""
+
+    collector: Collector
+    subject: str
+    checks: tuple[str, ...] = ()
+    may: tuple[str, ...] = ()
+    clean: bool = False
+
+    def covers(self, subject: str) -> bool:
+        """Whether this row is about `subject` (clean rows may use glob patterns)."""
+        return fnmatch.fnmatchcase(subject, self.subject) if self.clean else subject == self.subject
+
+
+@dataclass(frozen=True)
+class MtaSts:
+    mode: str
+    mx: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Smtp:
+    starttls: bool
+    tlsa: bool
+
+
+@dataclass(frozen=True)
+class Host:
+    """A lab machine: one loopback address and what it serves."""
+
+    fqdn: str
+    ip: str
+    tls: str | None = None
+    cert: str | None = None
+    web: str | None = None
+    mta_sts: MtaSts | None = None
+    smtp: Smtp | None = None
+    services: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Dkim:
+    name: str
+    bits: int
+
+
+@dataclass(frozen=True)
+class Municipality:
+    slug: str
+    name: Mapping[str, str]
+    domain: str
+    network: str
+    nameservers: tuple[str, ...]
+    dnssec: DnssecMode
+    axfr: bool
+    records: tuple[str, ...]
+    dkim: tuple[Dkim, ...]
+    hosts: tuple[Host, ...]
+    assets: tuple[Mapping[str, Any], ...]
+    expect: tuple[Expectation, ...]
+
+
+@dataclass(frozen=True)
+class Partner:
+    slug: str
+    name: str
+    domain: str
+    nameservers: Mapping[str, str]
+    records: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """Differences between what a collector found and the ground truth."""
+
+    missing: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+    unexpected: frozenset[tuple[str, str]] = field(default_factory=frozenset)
+
+    @property
+    def ok(self) -> bool:
+        return not self.missing and not self.unexpected
+
+
+@dataclass(frozen=True)
+class Manifest:
+    parent_zone: str
+    signature_days: int
+    partner: Partner
+    municipalities: tuple[Municipality, ...]
+
+    @property
+    def hosts(self) -> tuple[Host, ...]:
+        return tuple(h for m in self.municipalities for h in m.hosts)
+
+    @property
+    def expectations(self) -> tuple[Expectation, ...]:
+        return tuple(e for m in self.municipalities for e in m.expect)
+
+    @property
+    def dns_addresses(self) -> tuple[str, ...]:
+        """Every address the lab's name server answers on."""
+        return tuple(sorted(set(self.partner.nameservers.values())))
+
+    def planted(self) -> list[tuple[str, str, str]]:
+        """Every (collector, subject, check id) the lab must raise."""
+        return [(e.collector, e.subject, c) for e in self.expectations for c in e.checks]
+
+    def clean(self) -> list[Expectation]:
+        return [e for e in self.expectations if e.clean]
+
+    def verify(self, collector: Collector, found: Iterable[tuple[str, str]]) -> Verdict:
+        """Compare a collector's `(subject, check id)` findings with the ground truth.
+
+        Findings on subjects the manifest does not mention are ignored: the manifest
+        speaks only for the endpoints it lists.
+        """
+        rows = [e for e in self.expectations if e.collector == collector]
+        found_set = set(found)
+        missing = {(e.subject, c) for e in rows for c in e.checks} - found_set
+        unexpected = set()
+        for subject, check in found_set:
+            covering = [e for e in rows if e.covers(subject)]
+            if covering and not any(check in e.checks or check in e.may for e in covering):
+                unexpected.add((subject, check))
+        return Verdict(frozenset(missing), frozenset(unexpected))
+
+
+def _host(raw: Mapping[str, Any], domain: str) -> Host:
+    mta = raw.get("mta_sts")
+    smtp = raw.get("smtp")
+    return Host(
+        fqdn=f"{raw['name']}.{domain}",
+        ip=str(ipaddress.IPv4Address(raw["ip"])),
+        tls=raw.get("tls"),
+        cert=raw.get("cert"),
+        web=raw.get("web"),
+        mta_sts=MtaSts(mta["mode"], tuple(mta["mx"])) if mta else None,
+        smtp=Smtp(bool(smtp["starttls"]), bool(smtp["tlsa"])) if smtp else None,
+        services=tuple(raw.get("services", ())),
+    )
+
+
+def _expectation(raw: Mapping[str, Any]) -> Expectation:
+    if raw["collector"] not in COLLECTORS:
+        raise ValueError(f"unknown collector {raw['collector']!r} in the lab manifest")
+    exp = Expectation(
+        collector=raw["collector"],
+        subject=raw["subject"],
+        checks=tuple(raw.get("checks", ())),
+        may=tuple(raw.get("may", ())),
+        clean=bool(raw.get("clean", False)),
+    )
+    if exp.clean == bool(exp.checks):
+        raise ValueError(f"{exp.subject}: an expectation is either clean or lists checks")
+    return exp
+
+
+def _municipality(raw: Mapping[str, Any]) -> Municipality:
+    domain = raw["domain"]
+    network = ipaddress.IPv4Network(raw["network"])
+    hosts = tuple(_host(h, domain) for h in raw.get("hosts", ()))
+    for host in hosts:
+        if ipaddress.IPv4Address(host.ip) not in network:
+            raise ValueError(f"{host.fqdn}: {host.ip} is outside {network}")
+    return Municipality(
+        slug=raw["slug"],
+        name=dict(raw["name"]),
+        domain=domain,
+        network=str(network),
+        nameservers=tuple(raw["nameservers"]),
+        dnssec=raw["dnssec"],
+        axfr=bool(raw.get("axfr", False)),
+        records=tuple(raw.get("records", ())),
+        dkim=tuple(Dkim(d["name"], int(d["bits"])) for d in raw.get("dkim", ())),
+        hosts=hosts,
+        assets=tuple(dict(a) for a in raw.get("assets", ())),
+        expect=tuple(_expectation(e) for e in raw.get("expect", ())),
+    )
+
+
+def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
+    """Parse and sanity-check the lab manifest."""
+    with path.open("rb") as fh:
+        raw = tomllib.load(fh)
+    partner = raw["partner"]
+    manifest = Manifest(
+        parent_zone=raw["lab"]["parent_zone"],
+        signature_days=int(raw["lab"]["signature_days"]),
+        partner=Partner(
+            slug=partner["slug"],
+            name=partner["name"],
+            domain=partner["domain"],
+            nameservers=dict(partner["nameservers"]),
+            records=tuple(partner.get("records", ())),
+        ),
+        municipalities=tuple(_municipality(m) for m in raw["municipalities"]),
+    )
+    for address in (*manifest.dns_addresses, *(h.ip for h in manifest.hosts)):
+        if not ipaddress.IPv4Address(address).is_loopback:
+            raise ValueError(f"lab address {address} is not on loopback")
+    return manifest
