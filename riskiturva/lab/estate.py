@@ -31,7 +31,7 @@ import dns.query
 import dns.rdatatype
 
 from riskiturva.lab import _dns, _pki, _web
-from riskiturva.lab.manifest import Host, Manifest, load_manifest
+from riskiturva.lab.manifest import Manifest, load_manifest
 
 DEFAULT_DIRECTORY = Path("lab-state")
 STATE_FILE = "state.json"
@@ -119,7 +119,7 @@ class LabState:
 # --- processes -------------------------------------------------------------------------
 
 
-def _is_running(pid: int) -> bool:
+def process_alive(pid: int) -> bool:
     """Whether `pid` is a live (not zombie) process; reaps it if it is our dead child."""
     with contextlib.suppress(ChildProcessError):
         os.waitpid(pid, os.WNOHANG)
@@ -170,17 +170,17 @@ def _stop(processes: Iterable[Process]) -> list[str]:
     for p in processes:
         targets.append((p.name, p.pid, p.argv))
         targets += [(f"{p.name} child", c, p.argv) for c in p.children]
-    live = [(n, pid) for n, pid, argv in targets if _is_running(pid) and _is_ours(pid, argv)]
+    live = [(n, pid) for n, pid, argv in targets if process_alive(pid) and _is_ours(pid, argv)]
     for _, pid in live:
         os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_is_running(pid) for _, pid in live) and time.monotonic() < deadline:
+    while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
     for _, pid in live:
-        if _is_running(pid):
+        if process_alive(pid):
             os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT
-    while any(_is_running(pid) for _, pid in live) and time.monotonic() < deadline:
+    while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
     return [f"{n} ({pid})" for n, pid in live]
 
@@ -209,7 +209,7 @@ def _wait_ready(
     pending = list(checks)
     deadline = time.monotonic() + timeout
     while pending:
-        dead = [p for p in processes if not _is_running(p.pid)]
+        dead = [p for p in processes if not process_alive(p.pid)]
         if dead:
             tail = Path(dead[0].log).read_text(errors="replace")[-1500:]
             raise LabError(f"{dead[0].name} exited during start; its log ends:\n{tail}")
@@ -483,7 +483,7 @@ def read_state(directory: Path = DEFAULT_DIRECTORY) -> LabState | None:
 
 def running(state: LabState) -> dict[str, bool]:
     """Each recorded process name → whether it still runs."""
-    return {p.name: _is_running(p.pid) and _is_ours(p.pid, p.argv) for p in state.processes}
+    return {p.name: process_alive(p.pid) and _is_ours(p.pid, p.argv) for p in state.processes}
 
 
 def up(
@@ -553,11 +553,3 @@ def down(directory: Path = DEFAULT_DIRECTORY) -> list[str]:
     stopped = _stop(reversed(state.processes))
     (directory / STATE_FILE).unlink(missing_ok=True)
     return stopped
-
-
-def host_address(manifest: Manifest, fqdn: str) -> Host:
-    """The manifest host called `fqdn` (tests connect to its address, never its name)."""
-    for host in manifest.hosts:
-        if host.fqdn == fqdn:
-            return host
-    raise KeyError(fqdn)
