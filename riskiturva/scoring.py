@@ -1,0 +1,885 @@
+"""Risk score, grade and recovery priorities: pure functions over findings and assets.
+
+The model (explained with its sources in `docs/scoring.md`):
+
+* Each open finding group — one check id within a scope — loses
+  `severity weight × Σ criticality multiplier of its i-th worst instance × ½^i` points,
+  so a problem on many assets costs at most twice its worst instance (diminishing returns),
+  and a critical asset weighs three times a low one.
+* The score is 100 minus the points lost, floored at 0, then limited by caps
+  (an open critical finding: at most D; an expired certificate on a high-criticality
+  e-service: at most C; …). Nothing is averaged over assets, so clean hosts never
+  hide a hole.
+* All arithmetic is in integer tenths of a point, so an explanation adds up exactly.
+
+Nothing here touches the database or the clock: callers pass `today`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from enum import StrEnum
+
+from riskiturva.checks import Category, Check, Effort, Severity
+
+SCORING_VERSION = "1.0"
+
+POINT = 10  # scores are kept in tenths of a point: 1000 is 100.0
+FULL_SCORE = 100 * POINT
+
+
+class Grade(StrEnum):
+    A = "A"
+    B = "B"
+    C = "C"
+    D = "D"
+    F = "F"
+
+
+class Scope(StrEnum):
+    ORGANISATION = "organisation"
+    CATEGORY = "category"
+    ASSET = "asset"
+
+
+# --- the weight table: every number of the model lives here ---------------------------
+
+# Points (in tenths) lost by one instance of a finding on a medium-criticality asset.
+SEVERITY_WEIGHTS: Mapping[Severity, int] = {
+    Severity.CRITICAL: 400,
+    Severity.HIGH: 150,
+    Severity.MEDIUM: 50,
+    Severity.LOW: 20,
+    Severity.INFO: 0,
+}
+# Multipliers in halves: high 1.5, medium 1.0, low 0.5.
+CRITICALITY_HALVES: Mapping[str, int] = {"high": 3, "medium": 2, "low": 1}
+DEFAULT_CRITICALITY = "medium"
+# The i-th instance (worst first) of the same problem counts ½^i; after this many
+# instances the rest count nothing (their share is below 1/10 000 of a point).
+COUNTED_INSTANCES = 24
+# Lowest score (tenths) of each grade, best first.
+GRADE_FLOORS: tuple[tuple[Grade, int], ...] = (
+    (Grade.A, 900),
+    (Grade.B, 800),
+    (Grade.C, 700),
+    (Grade.D, 600),
+    (Grade.F, 0),
+)
+# Days to fix after first seen, by severity (CISA BOD 19-02 for critical and high).
+DEADLINE_DAYS: Mapping[Severity, int | None] = {
+    Severity.CRITICAL: 15,
+    Severity.HIGH: 30,
+    Severity.MEDIUM: 90,
+    Severity.LOW: 180,
+    Severity.INFO: None,
+}
+EFFORT_UNITS: Mapping[Effort, int] = {Effort.LOW: 1, Effort.MEDIUM: 2, Effort.HIGH: 4}
+DEFAULT_EFFORT = Effort.MEDIUM
+
+
+@dataclass(frozen=True, slots=True, eq=False)
+class CapRule:
+    """A ceiling on the grade while a matching open finding exists.
+
+    A finding matches when every given condition holds: its check id is one of
+    `check_ids`, its severity is `severity`, its asset's criticality is at least
+    `min_criticality`, and its asset carries `tag`. `scopes` says which scores the cap
+    limits (the organisation's, the finding's category's, the finding's asset's).
+    """
+
+    id: str
+    grade: Grade
+    scopes: frozenset[Scope]
+    reason: Mapping[str, str]
+    source: str
+    check_ids: frozenset[str] | None = None
+    severity: Severity | None = None
+    min_criticality: str | None = None
+    tag: str | None = None
+
+    @property
+    def ceiling(self) -> int:
+        """Highest score (tenths) the cap allows: the top of its grade's band."""
+        floors = dict(GRADE_FLOORS)
+        better = [g for g, _ in GRADE_FLOORS]
+        index = better.index(self.grade)
+        return FULL_SCORE if index == 0 else floors[better[index - 1]] - 1
+
+
+_ALL_SCOPES = frozenset(Scope)
+_TLS_SCOPES = frozenset({Scope.CATEGORY, Scope.ASSET})
+
+CAP_RULES: tuple[CapRule, ...] = (
+    CapRule(
+        id="open_critical",
+        grade=Grade.D,
+        scopes=_ALL_SCOPES,
+        severity=Severity.CRITICAL,
+        reason={
+            "fi": "avoin kriittinen ongelma",
+            "sv": "ett öppet kritiskt problem",
+            "en": "an open critical problem",
+        },
+        source="CISA BOD 19-02/22-01: critical findings are fixed first, within 15 days",
+    ),
+    CapRule(
+        id="expired_certificate_e_service",
+        grade=Grade.C,
+        scopes=_ALL_SCOPES,
+        check_ids=frozenset({"tls.certificate.expired"}),
+        min_criticality="high",
+        tag="e-service",
+        reason={
+            "fi": "vanhentunut varmenne tärkeässä asiointipalvelussa",
+            "sv": "ett utgånget certifikat i en viktig e-tjänst",
+            "en": "an expired certificate on an important e-service",
+        },
+        source="SSL Labs rating guide: an untrusted or expired certificate is not graded (T)",
+    ),
+    CapRule(
+        id="untrusted_certificate_e_service",
+        grade=Grade.C,
+        scopes=_ALL_SCOPES,
+        check_ids=frozenset(
+            {
+                "tls.certificate.untrusted",
+                "tls.certificate.self_signed",
+                "tls.certificate.hostname_mismatch",
+            }
+        ),
+        tag="e-service",
+        reason={
+            "fi": "epäluotettava varmenne asiointipalvelussa",
+            "sv": "ett opålitligt certifikat i en e-tjänst",
+            "en": "an untrusted certificate on an e-service",
+        },
+        source="SSL Labs rating guide: untrusted, self-signed or mismatched certificates (T, M)",
+    ),
+    CapRule(
+        id="tls_broken",
+        grade=Grade.F,
+        scopes=_TLS_SCOPES,
+        check_ids=frozenset(
+            {
+                "tls.protocol.sslv2",
+                "tls.vuln.heartbleed",
+                "tls.vuln.insecure_renegotiation",
+                "tls.cipher.null_export_anon",
+            }
+        ),
+        reason={
+            "fi": "rikkinäinen salaus (SSLv2, Heartbleed, turvaton uudelleenneuvottelu tai "
+            "salaamattomat/anonyymit salausjoukot)",
+            "sv": "trasig kryptering (SSLv2, Heartbleed, osäker omförhandling eller "
+            "okrypterade/anonyma chiffersviter)",
+            "en": "broken encryption (SSLv2, Heartbleed, insecure renegotiation or "
+            "null/export/anonymous suites)",
+        },
+        source="SSL Labs rating guide: SSL 2, Heartbleed, insecure renegotiation, export and "
+        "anonymous suites grade F",
+    ),
+    CapRule(
+        id="tls_legacy_protocol",
+        grade=Grade.B,
+        scopes=_TLS_SCOPES,
+        check_ids=frozenset({"tls.protocol.tls1_0", "tls.protocol.tls1_1"}),
+        reason={
+            "fi": "vanhentunut TLS 1.0 tai 1.1 käytössä",
+            "sv": "föråldrad TLS 1.0 eller 1.1 i bruk",
+            "en": "obsolete TLS 1.0 or 1.1 offered",
+        },
+        source="SSL Labs (January 2020): TLS 1.0 or 1.1 caps the grade at B; RFC 8996",
+    ),
+    CapRule(
+        id="spf_pass_all",
+        grade=Grade.D,
+        scopes=frozenset({Scope.CATEGORY, Scope.ASSET}),
+        check_ids=frozenset({"email.spf.pass_all"}),
+        reason={
+            "fi": "SPF sallii kenen tahansa lähettää postia nimissänne (+all)",
+            "sv": "SPF tillåter vem som helst att skicka e-post i ert namn (+all)",
+            "en": "SPF lets anyone send mail in your name (+all)",
+        },
+        source="internet.nl mail test: an SPF policy ending in +all fails; RFC 7208 §5.1",
+    ),
+)
+
+
+def check_weight(severity: Severity | str) -> int:
+    """Points (tenths) one instance of a check of this severity loses on a medium asset."""
+    return SEVERITY_WEIGHTS[Severity(severity)]
+
+
+def grade_for(tenths: int) -> Grade:
+    for grade, floor in GRADE_FLOORS:
+        if tenths >= floor:
+            return grade
+    return Grade.F
+
+
+def grade_floor(grade: Grade | str) -> int:
+    return dict(GRADE_FLOORS)[Grade(grade)]
+
+
+def weights_markdown() -> str:
+    """The tables of `docs/scoring.md`, generated from this module (a test compares them)."""
+    lines = [
+        f"<!-- generated by riskiturva.scoring.weights_markdown (version {SCORING_VERSION}) -->",
+        "",
+        "| severity | points lost (medium asset) | fix within |",
+        "|---|---|---|",
+    ]
+    for severity, weight in SEVERITY_WEIGHTS.items():
+        days = DEADLINE_DAYS[severity]
+        lines.append(f"| {severity} | {weight / POINT:g} | {f'{days} days' if days else '—'} |")
+    lines += ["", "| asset criticality | multiplier |", "|---|---|"]
+    lines += [f"| {name} | {halves / 2:g} |" for name, halves in CRITICALITY_HALVES.items()]
+    lines += ["", "| grade | score at least |", "|---|---|"]
+    lines += [f"| {grade} | {floor / POINT:g} |" for grade, floor in GRADE_FLOORS]
+    lines += ["", "| effort | units |", "|---|---|"]
+    lines += [f"| {effort} | {units} |" for effort, units in EFFORT_UNITS.items()]
+    lines += [
+        "",
+        "| cap | at most | limits | when an open finding has | source |",
+        "|---|---|---|---|---|",
+    ]
+    for rule in CAP_RULES:
+        conditions = []
+        if rule.check_ids:
+            conditions.append(" or ".join(f"`{c}`" for c in sorted(rule.check_ids)))
+        if rule.severity:
+            conditions.append(f"severity {rule.severity}")
+        if rule.min_criticality:
+            conditions.append(f"asset criticality ≥ {rule.min_criticality}")
+        if rule.tag:
+            conditions.append(f"asset tag `{rule.tag}`")
+        scopes = ", ".join(s for s in Scope if s in rule.scopes)
+        lines.append(
+            f"| `{rule.id}` | {rule.grade} ({rule.ceiling / POINT:g}) | {scopes} | "
+            f"{'; '.join(conditions)} | {rule.source} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+# --- inputs ----------------------------------------------------------------------------
+
+
+class FindingStatus(StrEnum):
+    """The effective status: a person's decision that has expired is already `open`."""
+
+    OPEN = "open"
+    ACCEPTED = "accepted"
+    FALSE_POSITIVE = "false_positive"
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringFinding:
+    check_id: str
+    category: str
+    severity: str
+    subject: str
+    asset: str
+    first_seen: dt.date
+    status: str = FindingStatus.OPEN
+    decision_reason: str | None = None
+    decision_until: dt.date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ScoringAsset:
+    value: str
+    criticality: str = DEFAULT_CRITICALITY
+    tags: frozenset[str] = frozenset()
+
+
+# --- results ---------------------------------------------------------------------------
+
+
+class ContributionKind(StrEnum):
+    FINDING = "finding"  # an open finding group lost points
+    FLOOR = "floor"  # points lost beyond zero are given back (negative)
+    CAP = "cap"  # the binding cap took the score down to its ceiling
+
+
+@dataclass(frozen=True, slots=True)
+class Contribution:
+    """One line of an explanation: 100 − Σ points_lost (tenths) is the score."""
+
+    kind: ContributionKind
+    points_lost: int  # tenths of a point
+    check_id: str | None = None
+    category: str | None = None
+    severity: str | None = None
+    instances: int = 0
+    cap_id: str | None = None
+
+    @property
+    def points(self) -> float:
+        return self.points_lost / POINT
+
+
+@dataclass(frozen=True, slots=True)
+class AppliedCap:
+    rule: CapRule
+    binding: bool  # this cap set the score
+
+    @property
+    def id(self) -> str:
+        return self.rule.id
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeScore:
+    scope: Scope
+    key: str
+    tenths: int
+    grade: Grade
+    contributions: tuple[Contribution, ...]
+    caps: tuple[AppliedCap, ...]
+    version: str = SCORING_VERSION
+
+    @property
+    def score(self) -> float:
+        return self.tenths / POINT
+
+
+@dataclass(frozen=True, slots=True)
+class FindingGroup:
+    """The open findings of one check in one organisation: one remediation action."""
+
+    check_id: str
+    category: str
+    severity: Severity
+    points_lost: int  # tenths
+    subjects: tuple[str, ...]
+    assets: tuple[str, ...]
+    first_seen: dt.date
+    caps: frozenset[str]  # organisation-scope caps this group alone triggers
+
+
+@dataclass(frozen=True, slots=True)
+class OrganisationScore:
+    organisation: str
+    overall: ScopeScore
+    categories: Mapping[str, ScopeScore]
+    assets: Mapping[str, ScopeScore]
+    groups: tuple[FindingGroup, ...]
+    excluded: tuple[ScoringFinding, ...]
+    open_counts: Mapping[str, int]
+    version: str = SCORING_VERSION
+
+    @property
+    def score(self) -> float:
+        return self.overall.score
+
+    @property
+    def tenths(self) -> int:
+        return self.overall.tenths
+
+    @property
+    def grade(self) -> Grade:
+        return self.overall.grade
+
+    @property
+    def contributions(self) -> tuple[Contribution, ...]:
+        return self.overall.contributions
+
+    @property
+    def caps(self) -> tuple[AppliedCap, ...]:
+        return self.overall.caps
+
+
+# --- scoring ---------------------------------------------------------------------------
+
+_SEVERITY_BY_RANK = {s.rank: s for s in Severity}
+_CRITICALITY_ORDER = {"low": 0, "medium": 1, "high": 2}
+
+
+def _instances_sum(halves_by_count: Sequence[tuple[int, int]]) -> int:
+    """Σ multiplier_i × ½^i over instances sorted worst first, scaled by 2^(COUNTED+1).
+
+    `halves_by_count` lists (multiplier in halves, count), largest multiplier first.
+    """
+    total, position = 0, 0
+    for halves, count in halves_by_count:
+        top = COUNTED_INSTANCES + 1 - position
+        if top <= 0:
+            break
+        bottom = max(top - count, 0)
+        total += halves * ((1 << top) - (1 << bottom))
+        position += count
+    return total
+
+
+def _group_points(weight: int, halves_by_count: Sequence[tuple[int, int]]) -> int:
+    """Points (tenths) lost by one group, rounded half up: exact integer arithmetic."""
+    scaled = weight * _instances_sum(halves_by_count)  # = points × 2^(COUNTED+1)
+    shift = COUNTED_INSTANCES + 1
+    return (scaled + (1 << (shift - 1))) >> shift
+
+
+def _cap_matches(rule: CapRule, severity: Severity, asset: ScoringAsset) -> bool:
+    if rule.severity is not None and severity is not rule.severity:
+        return False
+    if rule.min_criticality is not None and _CRITICALITY_ORDER.get(
+        asset.criticality, 1
+    ) < _CRITICALITY_ORDER.get(rule.min_criticality, 1):
+        return False
+    return rule.tag is None or rule.tag in asset.tags
+
+
+def _settle(
+    scope: Scope,
+    key: str,
+    lines: list[Contribution],
+    caps: Iterable[CapRule],
+) -> ScopeScore:
+    """Turn finding lines and triggered caps into a score whose explanation adds up."""
+    lines.sort(key=lambda c: (-c.points_lost, c.check_id or ""))
+    lost = sum(c.points_lost for c in lines)
+    if lost > FULL_SCORE:
+        lines.append(Contribution(ContributionKind.FLOOR, FULL_SCORE - lost))
+        lost = FULL_SCORE
+    uncapped = FULL_SCORE - lost
+    ordered_caps = sorted(caps, key=lambda r: (r.ceiling, r.id))
+    applied: list[AppliedCap] = []
+    tenths = uncapped
+    for index, rule in enumerate(ordered_caps):
+        binding = index == 0 and rule.ceiling < uncapped
+        if binding:
+            lines.append(
+                Contribution(ContributionKind.CAP, uncapped - rule.ceiling, cap_id=rule.id)
+            )
+            tenths = rule.ceiling
+        applied.append(AppliedCap(rule, binding))
+    return ScopeScore(scope, key, tenths, grade_for(tenths), tuple(lines), tuple(applied))
+
+
+def score_organisation(
+    organisation: str,
+    findings: Iterable[ScoringFinding],
+    assets: Iterable[ScoringAsset] = (),
+) -> OrganisationScore:
+    """Score one organisation's findings: overall, per category and per asset."""
+    asset_by_value = {a.value: a for a in assets}
+    # (asset, check id) → [count, worst severity rank, first seen, subjects, category]
+    per_asset: dict[tuple[str, str], list] = {}
+    excluded: list[ScoringFinding] = []
+    open_status = FindingStatus.OPEN
+    for finding in findings:
+        if finding.status != open_status:
+            excluded.append(finding)
+            continue
+        key = (finding.asset, finding.check_id)
+        entry = per_asset.get(key)
+        rank = Severity(finding.severity).rank
+        if entry is None:
+            per_asset[key] = [1, rank, finding.first_seen, [finding.subject], finding.category]
+            continue
+        entry[0] += 1
+        entry[3].append(finding.subject)
+        if rank > entry[1]:
+            entry[1] = rank
+        if finding.first_seen < entry[2]:
+            entry[2] = finding.first_seen
+    return _score_from_groups(organisation, per_asset, asset_by_value, excluded)
+
+
+def _score_from_groups(
+    organisation: str,
+    per_asset: dict[tuple[str, str], list],
+    asset_by_value: Mapping[str, ScoringAsset],
+    excluded: list[ScoringFinding],
+) -> OrganisationScore:
+    rules_by_check: dict[str, list[CapRule]] = {}
+    severity_rules: list[CapRule] = []
+    for rule in CAP_RULES:
+        if rule.check_ids is None:
+            severity_rules.append(rule)
+        else:
+            for check_id in rule.check_ids:
+                rules_by_check.setdefault(check_id, []).append(rule)
+
+    # check id → {halves: count}, worst rank, first seen, subjects, assets, category, caps
+    per_check: dict[str, list] = {}
+    asset_lines: dict[str, list[Contribution]] = {}
+    asset_caps: dict[str, set[CapRule]] = {}
+    category_caps: dict[str, set[CapRule]] = {}
+    organisation_caps: dict[CapRule, set[str]] = {}  # rule → check ids that trigger it
+    open_counts = {str(s): 0 for s in Severity}
+    points_cache: dict[tuple[int, int, int], int] = {}
+    default_asset = ScoringAsset("")
+
+    for (asset_value, check_id), (count, rank, first, subjects, category) in sorted(
+        per_asset.items()
+    ):
+        severity = _SEVERITY_BY_RANK[rank]
+        open_counts[severity] += count
+        asset = asset_by_value.get(asset_value, default_asset)
+        halves = CRITICALITY_HALVES.get(asset.criticality, 2)
+        weight = SEVERITY_WEIGHTS[severity]
+        cache_key = (weight, halves, count)
+        points = points_cache.get(cache_key)
+        if points is None:
+            points = points_cache[cache_key] = _group_points(weight, ((halves, count),))
+        asset_lines.setdefault(asset_value, []).append(
+            Contribution(
+                ContributionKind.FINDING, points, check_id, category, severity, instances=count
+            )
+        )
+        entry = per_check.get(check_id)
+        if entry is None:
+            entry = per_check[check_id] = [{}, rank, first, [], [], category, set()]
+        entry[0][halves] = entry[0].get(halves, 0) + count
+        if rank > entry[1]:
+            entry[1] = rank
+        if first < entry[2]:
+            entry[2] = first
+        entry[3].extend(subjects)
+        entry[4].append(asset_value)
+        for rule in (*rules_by_check.get(check_id, ()), *severity_rules):
+            if not _cap_matches(rule, severity, asset):
+                continue
+            if Scope.ASSET in rule.scopes:
+                asset_caps.setdefault(asset_value, set()).add(rule)
+            if Scope.CATEGORY in rule.scopes:
+                category_caps.setdefault(category, set()).add(rule)
+            if Scope.ORGANISATION in rule.scopes:
+                organisation_caps.setdefault(rule, set()).add(check_id)
+                entry[6].add(rule.id)
+
+    groups: list[FindingGroup] = []
+    lines: list[Contribution] = []
+    category_lines: dict[str, list[Contribution]] = {c.value: [] for c in Category}
+    for check_id, (counts, rank, first, subjects, assets, category, caps) in sorted(
+        per_check.items()
+    ):
+        severity = _SEVERITY_BY_RANK[rank]
+        points = _group_points(SEVERITY_WEIGHTS[severity], sorted(counts.items(), reverse=True))
+        line = Contribution(
+            ContributionKind.FINDING,
+            points,
+            check_id,
+            category,
+            severity,
+            instances=sum(counts.values()),
+        )
+        lines.append(line)
+        category_lines.setdefault(category, []).append(line)
+        groups.append(
+            FindingGroup(
+                check_id,
+                category,
+                severity,
+                points,
+                tuple(sorted(subjects)),
+                tuple(sorted(assets)),
+                first,
+                frozenset(caps),
+            )
+        )
+    categories = {
+        category: _settle(Scope.CATEGORY, category, cat_lines, category_caps.get(category, ()))
+        for category, cat_lines in category_lines.items()
+    }
+    asset_scores = {
+        value: _settle(Scope.ASSET, value, asset_lines.get(value, []), asset_caps.get(value, ()))
+        for value in sorted(set(asset_by_value) | set(asset_lines))
+    }
+    overall = _settle(Scope.ORGANISATION, organisation, lines, organisation_caps)
+    return OrganisationScore(
+        organisation=organisation,
+        overall=overall,
+        categories=categories,
+        assets=asset_scores,
+        groups=tuple(groups),
+        excluded=tuple(excluded),
+        open_counts=open_counts,
+    )
+
+
+# --- what-if and recovery priorities ---------------------------------------------------
+
+
+def _score_without(score: OrganisationScore, removed: frozenset[str]) -> int:
+    """The organisation's score (tenths) if the groups with these check ids were fixed."""
+    lost = sum(g.points_lost for g in score.groups if g.check_id not in removed)
+    uncapped = FULL_SCORE - min(lost, FULL_SCORE)
+    still_capped = {cap for g in score.groups if g.check_id not in removed for cap in g.caps}
+    ceilings = [r.ceiling for r in CAP_RULES if r.id in still_capped]
+    return min([uncapped, *ceilings])
+
+
+@dataclass(frozen=True, slots=True)
+class Action:
+    """One remediation: fix one check everywhere it is open."""
+
+    check_id: str
+    category: str
+    severity: Severity
+    subjects: tuple[str, ...]
+    assets: tuple[str, ...]
+    points_lost: int  # tenths this group costs now
+    gain: int  # tenths the organisation's score rises if only this is fixed
+    effort: Effort
+    first_seen: dt.date
+    due: dt.date | None
+    overdue: bool
+
+    @property
+    def effort_units(self) -> int:
+        return EFFORT_UNITS[self.effort]
+
+    @property
+    def instances(self) -> int:
+        return len(self.subjects)
+
+    def rank_key(self) -> tuple[float, float, int, str]:
+        """Gain per effort, then points per effort, then severity, then id."""
+        units = self.effort_units
+        return (-self.gain / units, -self.points_lost / units, -self.severity.rank, self.check_id)
+
+
+def due_date(severity: Severity | str, first_seen: dt.date) -> dt.date | None:
+    days = DEADLINE_DAYS[Severity(severity)]
+    return None if days is None else first_seen + dt.timedelta(days=days)
+
+
+def _effort(check_id: str, registry: Mapping[str, Check]) -> Effort:
+    check = registry.get(check_id)
+    return check.effort if check is not None else DEFAULT_EFFORT
+
+
+def priorities(
+    score: OrganisationScore, *, registry: Mapping[str, Check], today: dt.date
+) -> list[Action]:
+    """Every open finding group as an action, best gain per effort first."""
+    actions = []
+    for group in score.groups:
+        if group.points_lost == 0 and not group.caps:
+            continue
+        due = due_date(group.severity, group.first_seen)
+        actions.append(
+            Action(
+                check_id=group.check_id,
+                category=group.category,
+                severity=group.severity,
+                subjects=group.subjects,
+                assets=group.assets,
+                points_lost=group.points_lost,
+                gain=_score_without(score, frozenset({group.check_id})) - score.tenths,
+                effort=_effort(group.check_id, registry),
+                first_seen=group.first_seen,
+                due=due,
+                overdue=due is not None and today > due,
+            )
+        )
+    return sorted(actions, key=Action.rank_key)
+
+
+@dataclass(frozen=True, slots=True)
+class Plan:
+    """The least total effort that reaches `target` (exact, see `plan_to_reach`)."""
+
+    target: Grade
+    actions: tuple[Action, ...]
+    tenths_after: int
+    grade_after: Grade
+
+    @property
+    def effort_units(self) -> int:
+        return sum(a.effort_units for a in self.actions)
+
+    @property
+    def score_after(self) -> float:
+        return self.tenths_after / POINT
+
+
+def plan_to_reach(
+    score: OrganisationScore,
+    target: Grade | str,
+    *,
+    registry: Mapping[str, Check],
+    today: dt.date,
+) -> Plan:
+    """The set of actions with the least total effort that lifts the score to `target`.
+
+    Exact: every cap whose ceiling is below the target's band must be lifted (its groups
+    are forced into the plan); the rest is a 0/1 knapsack over effort units (small
+    integers), solved by dynamic programming for the most points per effort budget. Ties
+    go to the most points removed, then to the check ids in sorted order.
+    """
+    target = Grade(target)
+    threshold = grade_floor(target)
+    actions = {a.check_id: a for a in priorities(score, registry=registry, today=today)}
+    if score.tenths >= threshold:
+        return Plan(target, (), score.tenths, score.grade)
+    blocking = {r.id for r in CAP_RULES if r.ceiling < threshold}
+    forced = {g.check_id for g in score.groups if g.caps & blocking}
+    lost = sum(g.points_lost for g in score.groups)
+    needed = (
+        lost
+        - (FULL_SCORE - threshold)
+        - sum(g.points_lost for g in score.groups if g.check_id in forced)
+    )
+    optional = [
+        actions[g.check_id]
+        for g in score.groups
+        if g.check_id not in forced and g.points_lost > 0 and g.check_id in actions
+    ]
+    chosen = set(forced)
+    if needed > 0:
+        budget = sum(a.effort_units for a in optional)
+        best = [0] * (budget + 1)
+        picks = [0] * (budget + 1)
+        for index, action in enumerate(optional):
+            units, points = action.effort_units, action.points_lost
+            for spent in range(budget, units - 1, -1):
+                candidate = best[spent - units] + points
+                if candidate > best[spent]:
+                    best[spent] = candidate
+                    picks[spent] = picks[spent - units] | (1 << index)
+        spent = next(e for e in range(budget + 1) if best[e] >= needed)
+        chosen.update(a.check_id for i, a in enumerate(optional) if picks[spent] >> i & 1)
+    tenths_after = _score_without(score, frozenset(chosen))
+    plan_actions = tuple(sorted((actions[c] for c in chosen), key=Action.rank_key))
+    return Plan(target, plan_actions, tenths_after, grade_for(tenths_after))
+
+
+# --- the answer: one sentence per organisation -----------------------------------------
+
+_SEVERITY_WORDS = {
+    "fi": {
+        Severity.CRITICAL: ("kriittinen ongelma", "kriittistä ongelmaa"),
+        Severity.HIGH: ("vakava ongelma", "vakavaa ongelmaa"),
+        Severity.MEDIUM: ("kohtalainen ongelma", "kohtalaista ongelmaa"),
+        Severity.LOW: ("vähäinen ongelma", "vähäistä ongelmaa"),
+    },
+    "sv": {
+        Severity.CRITICAL: ("kritiskt problem", "kritiska problem"),
+        Severity.HIGH: ("allvarligt problem", "allvarliga problem"),
+        Severity.MEDIUM: ("måttligt problem", "måttliga problem"),
+        Severity.LOW: ("mindre problem", "mindre problem"),
+    },
+    "en": {
+        Severity.CRITICAL: ("critical problem", "critical problems"),
+        Severity.HIGH: ("serious problem", "serious problems"),
+        Severity.MEDIUM: ("moderate problem", "moderate problems"),
+        Severity.LOW: ("minor problem", "minor problems"),
+    },
+}
+_INSTANCE_WORDS = {
+    "fi": ("kohde", "kohdetta"),
+    "sv": ("objekt", "objekt"),
+    "en": ("instance", "instances"),
+}
+_TEMPLATES = {
+    "fi": {
+        "yes": "Kyllä: arvosana {grade} ({score}/100), ei avoimia ongelmia.",
+        "yes_next": "Kyllä: arvosana {grade} ({score}/100); pientä parannettavaa: {action}.",
+        "mostly": "Kyllä, pääosin: arvosana {grade} ({score}/100); korjaa seuraavaksi: {action}.",
+        "not_yet": "Ei vielä: arvosana {grade} ({score}/100), {problems}; korjaa ensin: {action}.",
+        "capped": "{reason} rajoittaa arvosanaa",
+    },
+    "sv": {
+        "yes": "Ja: betyg {grade} ({score}/100), inga öppna problem.",
+        "yes_next": "Ja: betyg {grade} ({score}/100); små förbättringar: {action}.",
+        "mostly": "Ja, i huvudsak: betyg {grade} ({score}/100); åtgärda härnäst: {action}.",
+        "not_yet": "Inte ännu: betyg {grade} ({score}/100), {problems}; åtgärda först: {action}.",
+        "capped": "{reason} begränsar betyget",
+    },
+    "en": {
+        "yes": "Yes: grade {grade} ({score}/100), no open problems.",
+        "yes_next": "Yes: grade {grade} ({score}/100); small improvements: {action}.",
+        "mostly": "Mostly: grade {grade} ({score}/100); fix next: {action}.",
+        "not_yet": "Not yet: grade {grade} ({score}/100), {problems}; fix first: {action}.",
+        "capped": "{reason} limits the grade",
+    },
+}
+
+
+def format_score(tenths: int, language: str) -> str:
+    """`72.5` in English, `72,5` in Finnish and Swedish; whole numbers without decimals."""
+    text = str(tenths // POINT) if tenths % POINT == 0 else f"{tenths / POINT:.1f}"
+    return text if language == "en" else text.replace(".", ",")
+
+
+def _counted(count: int, words: tuple[str, str]) -> str:
+    return f"{count} {words[0] if count == 1 else words[1]}"
+
+
+def answer(
+    score: OrganisationScore,
+    actions: Sequence[Action],
+    *,
+    registry: Mapping[str, Check],
+    language: str = "fi",
+) -> str:
+    """ "Is our IT environment up to date and secure?" in one sentence, in `language`."""
+    templates = _TEMPLATES.get(language, _TEMPLATES["en"])
+    words = {
+        "grade": score.grade.value,
+        "score": format_score(score.tenths, language),
+    }
+    if actions:
+        top = actions[0]
+        check = registry.get(top.check_id)
+        title = check.title_in(language) if check else top.check_id
+        words["action"] = f"{title} ({_counted(top.instances, _INSTANCE_WORDS[language])})"
+    if score.grade is Grade.A:
+        return templates["yes_next" if actions else "yes"].format(**words)
+    if score.grade is Grade.B:
+        return templates["mostly"].format(**words)
+    words["problems"] = _problems(score, language)
+    return templates["not_yet"].format(**words)
+
+
+def _problems(score: OrganisationScore, language: str) -> str:
+    """The worst severity's count; with a binding cap, also what caps the grade."""
+    parts = []
+    for severity in (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW):
+        count = score.open_counts.get(severity, 0)
+        if count:
+            parts.append(_counted(count, _SEVERITY_WORDS[language][severity]))
+            break
+    binding = [c.rule for c in score.caps if c.binding]
+    if binding and binding[0].id != "open_critical":
+        reason = binding[0].reason[language]
+        parts.append(_TEMPLATES[language]["capped"].format(reason=reason))
+    return ", ".join(parts)
+
+
+__all__ = [
+    "CAP_RULES",
+    "CRITICALITY_HALVES",
+    "DEADLINE_DAYS",
+    "EFFORT_UNITS",
+    "GRADE_FLOORS",
+    "SCORING_VERSION",
+    "SEVERITY_WEIGHTS",
+    "Action",
+    "AppliedCap",
+    "CapRule",
+    "Contribution",
+    "ContributionKind",
+    "FindingGroup",
+    "FindingStatus",
+    "Grade",
+    "OrganisationScore",
+    "Plan",
+    "ScopeScore",
+    "ScoringAsset",
+    "ScoringFinding",
+    "answer",
+    "check_weight",
+    "due_date",
+    "format_score",
+    "grade_for",
+    "plan_to_reach",
+    "priorities",
+    "score_organisation",
+    "weights_markdown",
+]
