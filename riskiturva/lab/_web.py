@@ -33,10 +33,11 @@ class TlsProfile:
     ciphers: str
     curves: str = MOZILLA_CURVES
     weak_dh: bool = False
+    staple_ocsp: bool = False  # when the certificate has an OCSP response to staple
 
 
 TLS_PROFILES: dict[str, TlsProfile] = {
-    "modern": TlsProfile("TLSv1.2 TLSv1.3", MOZILLA_INTERMEDIATE_CIPHERS),
+    "modern": TlsProfile("TLSv1.2 TLSv1.3", MOZILLA_INTERMEDIATE_CIPHERS, staple_ocsp=True),
     "tls12": TlsProfile("TLSv1.2", MOZILLA_INTERMEDIATE_CIPHERS),
     # Everything OpenSSL 3 still has, down to NULL and anonymous suites and 1024-bit DH.
     "legacy": TlsProfile(
@@ -131,7 +132,7 @@ def _server_block(
     ]
     if tls.weak_dh:
         tls_lines.append(f"    ssl_dhparam {dh_params};")
-    if cert.ocsp:
+    if tls.staple_ocsp and cert.ocsp:
         tls_lines += ["    ssl_stapling on;", f"    ssl_stapling_file {cert.ocsp};"]
     body = [
         f"    server_name {host.fqdn};",

@@ -1,0 +1,84 @@
+"""The lab's ground truth and its start-up checks, without starting the lab."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from riskiturva.checks import CHECK_ID, load_registry
+from riskiturva.config import load_config
+from riskiturva.lab import estate
+from riskiturva.lab.estate import LabError
+from riskiturva.lab.manifest import load_manifest
+
+
+def test_manifest_plants_every_required_weakness_and_names_clean_endpoints() -> None:
+    manifest = load_manifest()
+    planted = {check for _, _, check in manifest.planted()}
+    required = {
+        "email.dmarc.missing", "email.dmarc.policy_none", "email.dmarc.syntax_error",
+        "email.spf.missing", "email.spf.pass_all", "email.spf.softfail_all",
+        "email.spf.too_many_lookups", "email.spf.include_loop", "email.spf.multiple",
+        "email.dkim.key_under_2048", "dns.axfr.open", "dns.cname.dangling", "dns.ns.single",
+        "dns.caa.missing", "dns.dnssec.unsigned", "dns.dnssec.bogus",
+        "tls.protocol.tls1_0", "tls.protocol.tls1_1", "tls.cipher.null_export_anon",
+        "tls.certificate.expired", "tls.certificate.expires_14d", "tls.certificate.self_signed",
+        "tls.certificate.hostname_mismatch", "tls.certificate.missing_intermediate",
+        "tls.certificate.weak_key", "tls.certificate.weak_signature", "web.https.no_redirect",
+        "web.hsts.missing", "web.hsts.short_max_age", "web.headers.csp_missing",
+        "web.security_txt.missing", "email.smtp.starttls_missing", "services.exposed.telnet",
+        "services.exposed.ftp", "services.exposed.rdp", "services.exposed.smb",
+        "services.exposed.mysql", "services.exposed.elasticsearch", "services.exposed.redis",
+        "services.database.no_auth", "services.outdated.software",
+    }  # fmt: skip
+    assert required <= planted
+    clean_collectors = {e.collector for e in manifest.clean()}
+    assert clean_collectors == {"tls", "web", "dns_email", "services"}
+    hyvala = next(m for m in manifest.municipalities if m.slug == "hyvala")
+    assert all(e.clean for e in hyvala.expect), "the well-kept municipality must raise nothing"
+
+
+def test_manifest_check_ids_are_well_formed_and_registered() -> None:
+    manifest = load_manifest()
+    ids = {c for e in manifest.expectations for c in (*e.checks, *e.may)}
+    assert all(CHECK_ID.match(i) for i in ids), sorted(i for i in ids if not CHECK_ID.match(i))
+    registry = load_registry()
+    registered_categories = {check_id.split(".")[0] for check_id in registry}
+    unregistered = {
+        i for i in ids if i.split(".")[0] in registered_categories and i not in registry
+    }
+    assert not unregistered
+
+
+def test_verify_reports_missed_and_unexpected_findings() -> None:
+    manifest = load_manifest()
+    expected = {(s, c) for coll, s, c in manifest.planted() if coll == "web"}
+    assert manifest.verify("web", expected).ok
+    missed = next(iter(expected))
+    verdict = manifest.verify(
+        "web", (expected - {missed}) | {("www.hyvala.test", "web.hsts.missing")}
+    )
+    assert verdict.missing == {missed}
+    assert verdict.unexpected == {("www.hyvala.test", "web.hsts.missing")}
+
+
+def test_missing_system_packages_name_the_apt_get_command(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(estate, "_which", lambda program: None)
+    with pytest.raises(LabError, match="apt-get install -y knot nginx-light redis-server vsftpd"):
+        estate.check_system_programs()
+
+
+def test_generated_config_validates_offline(tmp_path: Path) -> None:
+    manifest = load_manifest()
+    ca, anchors = tmp_path / "lab-ca.pem", tmp_path / "trust-anchors.txt"
+    path = tmp_path / "riskiturva.toml"
+    path.write_text(estate.riskiturva_config(manifest, ca, anchors, 5353), encoding="utf-8")
+    config = load_config(path)
+    assert config.settings.resolver.port == 5353
+    hyvala = config.organisations[0]
+    assert hyvala.name.fi == "Hyvälän kunta"
+    assert hyvala.scope.covers_address("127.53.0.1") and hyvala.scope.covers_address("127.53.1.1")
+    assert [p.organisations for p in config.partners] == [("hyvala", "rapala", "sekala")]
