@@ -165,11 +165,16 @@ def _start(name: str, argv: list[str], directory: Path) -> Process:
 
 
 def _stop(processes: Iterable[Process]) -> list[str]:
-    """SIGTERM each recorded process (then its recorded children), wait, SIGKILL leftovers."""
+    """SIGTERM each recorded process and its children, wait, SIGKILL leftovers.
+
+    Children are those recorded at start (nginx workers) and those a server has now (a
+    vsftpd session); a child is signalled only while it still runs the same program.
+    """
     targets: list[tuple[str, int, tuple[str, ...]]] = []
     for p in processes:
         targets.append((p.name, p.pid, p.argv))
-        targets += [(f"{p.name} child", c, p.argv) for c in p.children]
+        children = sorted({*p.children, *_children(p.pid)})
+        targets += [(f"{p.name} child", c, p.argv) for c in children]
     live = [(n, pid) for n, pid, argv in targets if process_alive(pid) and _is_ours(pid, argv)]
     for _, pid in live:
         os.kill(pid, signal.SIGTERM)
@@ -506,6 +511,11 @@ def up(
             return current
         down(directory)
     check_system_programs()
+    if os.geteuid() != 0:
+        raise LabError(
+            "the lab binds privileged ports (25, 53, 80, 443, ...) on loopback addresses: run it"
+            " as root, or in its own namespaces: unshare --user --map-root-user --net"
+        )
     if latency_ms < 0:
         raise LabError("--latency-ms must be zero or positive")
 

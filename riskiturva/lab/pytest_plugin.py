@@ -8,7 +8,9 @@ namespace (`make test` does) so nothing can leave the machine.
 from __future__ import annotations
 
 import shutil
+import socket
 import tempfile
+import warnings
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -80,6 +82,13 @@ class RunningLab:
 def lab() -> Iterator[RunningLab]:
     """Start the lab once per session in a fresh directory; stop it at the end."""
     # Not pytest's tmp_path: its 0700 parents would lock out nginx's unprivileged workers.
+    interfaces = {name for _, name in socket.if_nameindex()} - {"lo"}
+    if interfaces:
+        warnings.warn(
+            f"the lab tests run with network interfaces {sorted(interfaces)}: run them in a"
+            " loopback-only namespace (`make test`, or `unshare --net`) so nothing can leave",
+            stacklevel=1,
+        )
     directory = Path(tempfile.mkdtemp(prefix="riskiturva-lab-"))
     manifest = load_manifest()
     try:
