@@ -1,0 +1,194 @@
+"""The exposed-services collector: one nmap run per batch of addresses, pure rules judge.
+
+Finds risky services open to the internet (remote desktop, file sharing, databases, admin
+panels), outdated software in service banners, login protocols without TLS, and ports that
+were not open in the previous successful scan of the same address.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from collections.abc import Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from collectors.services._nmap import (
+    HostReport,
+    HostState,
+    NmapFailed,
+    NmapMissing,
+    build_command,
+    parse_report,
+    run_nmap,
+)
+from collectors.services.facts import Baseline, HostFacts
+from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.rules import CHECK_IDS, judge_host
+from riskiturva.collector import (
+    ErrorKind,
+    FindingDraft,
+    ScanContext,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    Target,
+    TargetError,
+)
+from riskiturva.config import AssetKind
+
+__all__ = ["NmapMissing", "ServicesCollector", "ServicesOptionsError"]
+
+
+@dataclass(frozen=True)
+class _Planned:
+    """A target to scan: an address or a network, with the asset it came from."""
+
+    address: str
+    asset: str
+
+    @property
+    def is_network(self) -> bool:
+        return "/" in self.address
+
+
+class ServicesCollector:
+    name: ClassVar[str] = "services"
+    asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset(
+        {AssetKind.IP, AssetKind.NETWORK, AssetKind.HOST}
+    )
+    address_kinds: ClassVar[frozenset[AssetKind]] = frozenset({AssetKind.HOST})
+    check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+
+    def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
+        options = ServicesOptions.parse(context.options(self.name))
+        planned, refused = _plan(task, context)
+        yield from refused
+        if not planned or context.cancelled.is_set():
+            return
+        command = build_command(
+            [p.address for p in planned],
+            options,
+            privileged=os.geteuid() == 0,
+            host_timeout_s=options.host_timeout or context.settings.timeouts.host,
+        )
+        try:
+            report = parse_report(run_nmap(command, options.nmap_path))
+        except NmapFailed as exc:
+            for target in planned:
+                yield _error(target.address, target.asset, ErrorKind.INTERNAL, str(exc))
+            return
+        seen: set[str] = set()
+        for target in planned:
+            if target.is_network:
+                yield from _network_observations(
+                    target, report.hosts, seen, task.previous, report.scanned
+                )
+            elif target.address not in seen:
+                seen.add(target.address)
+                host = report.hosts.get(target.address)
+                yield _observation(
+                    target.address, target.asset, host, task.previous, report.scanned
+                )
+
+    def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
+        return judge_host(observation.facts)
+
+
+def _plan(task: ScanTask, context: ScanContext) -> tuple[list[_Planned], list[SubjectObservation]]:
+    """Unique addresses to scan; anything the scope guard refuses never reaches nmap."""
+    planned: dict[str, _Planned] = {}
+    refused = []
+    for target in task.targets:
+        address = _normalised(target)
+        if address is None:
+            refused.append(
+                _error(target.asset, target.asset, ErrorKind.INTERNAL, "target has no address")
+            )
+        elif not context.scope.allows_address(task.organisation, address):
+            refused.append(
+                _error(
+                    address,
+                    target.asset,
+                    ErrorKind.OUT_OF_SCOPE,
+                    f"{address} is outside the declared networks",
+                )
+            )
+        else:
+            planned.setdefault(address, _Planned(address, target.asset))
+    return list(planned.values()), refused
+
+
+def _normalised(target: Target) -> str | None:
+    """The target's address as nmap must see it: a literal IP or network, never a name."""
+    if not target.address:
+        return None
+    try:
+        if "/" in target.address:
+            return str(ipaddress.ip_network(target.address, strict=True))
+        return str(ipaddress.ip_address(target.address))
+    except ValueError:
+        return None
+
+
+def _network_observations(
+    target: _Planned,
+    hosts: Mapping[str, HostReport],
+    seen: set[str],
+    previous: Mapping[str, Any],
+    scanned: Mapping[str, str],
+) -> Iterator[SubjectObservation]:
+    network = ipaddress.ip_network(target.address)
+    answering = [
+        h
+        for a, h in hosts.items()
+        if ipaddress.ip_address(a) in network and h.state is not HostState.DOWN
+    ]
+    if not answering:
+        yield _error(
+            target.address,
+            target.asset,
+            ErrorKind.UNREACHABLE,
+            "no address in the network answered",
+        )
+    for host in answering:
+        if host.address not in seen:
+            seen.add(host.address)
+            yield _observation(host.address, target.asset, host, previous, scanned)
+
+
+def _observation(
+    address: str,
+    asset: str,
+    host: HostReport | None,
+    previous: Mapping[str, Any],
+    scanned: Mapping[str, str],
+) -> SubjectObservation:
+    """OK only when the host answered: down, timed out or all-filtered is an error, not "closed"."""
+    if host is None or host.state is HostState.DOWN:
+        return _error(
+            address, asset, ErrorKind.UNREACHABLE, "the host did not answer nmap's host discovery"
+        )
+    if host.state is HostState.TIMED_OUT:
+        return _error(
+            address,
+            asset,
+            ErrorKind.TIMEOUT,
+            "nmap's host timeout ran out before the scan finished",
+        )
+    if not host.open_ports and not host.closed_ports:
+        return _error(
+            address, asset, ErrorKind.UNREACHABLE, "no scanned port answered (all filtered)"
+        )
+    facts = HostFacts(
+        address=address,
+        open_ports=host.open_ports,
+        scanned=dict(scanned),
+        closed_ports=host.closed_ports,
+        baseline=Baseline.from_previous(previous[address]) if address in previous else None,
+    )
+    return SubjectObservation(address, asset, SubjectStatus.OK, facts=facts)
+
+
+def _error(subject: str, asset: str, kind: ErrorKind, message: str) -> SubjectObservation:
+    return SubjectObservation(subject, asset, SubjectStatus.ERROR, error=TargetError(kind, message))

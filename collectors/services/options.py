@@ -1,0 +1,77 @@
+"""The collector's options (`[settings.collectors.services]`), validated at the edge."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+# Ports whose services are risky on the internet, plus the common ones around them (web,
+# mail, SSH) so that version checks and change detection see the usual surface.
+RISKY_PORTS: tuple[int, ...] = (
+    21, 22, 23, 25, 80, 110, 111, 135, 139, 143, 443, 445, 993, 995, 1433, 1521,
+    2049, 2082, 2083, 2086, 2087, 2375, 3306, 3389, 4848, 5432, 5900, 5901, 5985, 5986,
+    6379, 8006, 8080, 8443, 9090, 9200, 9300, 10000, 11211, 27017,
+)  # fmt: skip
+# Another program owns this port on the machines we run on; nmap is told to skip it always.
+EXCLUDED_PORTS: tuple[int, ...] = (2024,)
+TOP_PROFILES = {"top100": 100, "top1000": 1000}
+
+
+class ServicesOptionsError(ValueError):
+    """The services collector's options do not validate."""
+
+
+class ServicesOptions(BaseModel):
+    """How nmap is run. Defaults are polite and fit a weekly scan of a municipality."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    ports: Literal["risky", "top100", "top1000"] | tuple[int, ...] = Field(
+        "risky", description="'risky' (about 40 ports), 'top100', 'top1000' or a list of ports"
+    )
+    udp: bool = Field(False, description="also scan `udp_ports` (needs root and a port list)")
+    udp_ports: tuple[int, ...] = Field((161,), description="UDP ports when `udp` is on")
+    timing: int = Field(3, ge=0, le=5, description="nmap timing template -T0 … -T5")
+    host_timeout: float | None = Field(
+        None, gt=0, description="seconds per host; default: settings.timeouts.host"
+    )
+    version_intensity: int = Field(7, ge=0, le=9, description="-sV --version-intensity")
+    scripts: bool = Field(
+        True, description="run the safe NSE scripts that establish TLS and no-auth facts"
+    )
+    skip_host_discovery: bool = Field(False, description="-Pn: treat every address as up")
+    nmap_path: str = Field("nmap", min_length=1, description="the nmap binary")
+
+    @field_validator("ports", "udp_ports")
+    @classmethod
+    def _valid_ports(cls, value: Any) -> Any:
+        if isinstance(value, tuple):
+            if not value:
+                raise ValueError("the port list is empty")
+            bad = [p for p in value if not 1 <= p <= 65535]
+            if bad:
+                raise ValueError(f"not port numbers: {bad}")
+            return tuple(sorted(set(value)))
+        return value
+
+    @property
+    def tcp_ports(self) -> tuple[int, ...] | None:
+        """The explicit TCP port list, or None for a top-N profile."""
+        if self.ports == "risky":
+            return RISKY_PORTS
+        return self.ports if isinstance(self.ports, tuple) else None
+
+    @classmethod
+    def parse(cls, raw: Mapping[str, Any]) -> ServicesOptions:
+        try:
+            options = cls.model_validate(dict(raw))
+        except ValidationError as exc:
+            raise ServicesOptionsError(f"settings.collectors.services: {exc}") from exc
+        if options.udp and options.tcp_ports is None:
+            raise ServicesOptionsError(
+                "settings.collectors.services: UDP scanning needs an explicit TCP port list "
+                "('risky' or a list); nmap cannot combine --top-ports with a UDP list"
+            )
+        return options

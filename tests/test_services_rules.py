@@ -1,0 +1,462 @@
+"""Services collector, offline: rules on small facts, the outdated table, options, nmap's XML."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from collectors.services import ServicesCollector
+from collectors.services._nmap import HostState, NmapFailed, build_command, parse_report
+from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
+from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.outdated import (
+    OutdatedTableError,
+    load_table,
+    parse_table,
+    version_tuple,
+)
+from collectors.services.rules import SERVICE_RULES, judge_host
+from riskiturva.checks import load_registry
+from riskiturva.collector import SubjectObservation, SubjectStatus, to_jsonable
+
+ADDRESS = "127.60.2.20"
+
+
+def port(number: int, service: str = "", **kw) -> OpenPort:
+    """An open TCP port as -sV would report it (probed unless said otherwise)."""
+    return OpenPort(number, kw.pop("protocol", "tcp"), service, probed=kw.pop("probed", True), **kw)
+
+
+def findings(*ports: OpenPort, baseline: Baseline | None = None) -> set[tuple[str, str]]:
+    facts = HostFacts(ADDRESS, tuple(ports), {"tcp": "1-65535"}, baseline=baseline)
+    return {(d.subject, d.check_id) for d in judge_host(facts)}
+
+
+def at(number: int, *check_ids: str, protocol: str = "tcp") -> set[tuple[str, str]]:
+    return {(f"{ADDRESS}:{number}/{protocol}", c) for c in check_ids}
+
+
+# --- the registry and the rules agree -----------------------------------------------------
+
+
+def test_every_check_id_is_registered_with_words_and_every_registered_id_has_a_rule():
+    registry = load_registry()
+    registered = {c for c in registry if c.startswith("services.")}
+    assert ServicesCollector.check_ids == registered
+    for check_id in registered:
+        check = registry[check_id]
+        assert all(check.title_in(lang) and check.guidance_in(lang) for lang in ("fi", "sv", "en"))
+        assert check.references
+
+
+def test_rdp_and_smb_are_critical_databases_high_and_no_auth_critical():
+    registry = load_registry()
+    severity = {c: str(registry[c].severity) for c in ServicesCollector.check_ids}
+    assert severity["services.exposed.rdp"] == severity["services.exposed.smb"] == "critical"
+    assert severity["services.exposed.redis"] == severity["services.exposed.mysql"] == "high"
+    assert severity["services.database.no_auth"] == "critical"
+    assert severity["services.change.new_port"] == "medium"
+
+
+# --- exposure ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("open_port", "check_id"),
+    [
+        (
+            port(3389, "ms-wbt-server", product="Microsoft Terminal Services"),
+            "services.exposed.rdp",
+        ),
+        (port(445, "microsoft-ds"), "services.exposed.smb"),
+        (port(139, "netbios-ssn"), "services.exposed.smb"),
+        (port(5900, "vnc", product="VNC"), "services.exposed.vnc"),
+        (port(3306, "mysql", product="MySQL"), "services.exposed.mysql"),
+        (port(5432, "postgresql"), "services.exposed.postgresql"),
+        (port(1433, "ms-sql-s"), "services.exposed.mssql"),
+        (port(27017, "mongodb"), "services.exposed.mongodb"),
+        (port(6379, "redis"), "services.exposed.redis"),
+        (port(9200, "http", product="Elasticsearch REST API"), "services.exposed.elasticsearch"),
+        (port(11211, "memcache"), "services.exposed.memcached"),
+        (port(161, "snmp", protocol="udp"), "services.exposed.snmp"),
+        (port(10000, "http", product="MiniServ", version="1.890"), "services.exposed.admin_panel"),
+        (port(8006, "http", probed=False), "services.exposed.admin_panel"),
+    ],
+)
+def test_risky_service_raises_its_exposure_check(open_port, check_id):
+    assert (f"{ADDRESS}:{open_port.key}", check_id) in findings(open_port)
+
+
+def test_service_identified_by_nmap_beats_the_port_number():
+    # Given an ordinary web server on 3389 and RDP moved to 8443
+    web_on_rdp_port = port(3389, "http", product="nginx", version="1.24.0")
+    rdp_elsewhere = port(8443, "ms-wbt-server")
+    # Then only the real RDP is reported
+    assert findings(web_on_rdp_port, rdp_elsewhere) == at(8443, "services.exposed.rdp")
+
+
+def test_unidentified_service_falls_back_to_the_port_number():
+    for guess in (port(3389, "ms-wbt-server", probed=False), port(3389, "tcpwrapped")):
+        assert findings(guess) == at(3389, "services.exposed.rdp")
+
+
+def test_https_and_ssh_raise_nothing():
+    assert findings(port(443, "http", tunnel="ssl", product="nginx", version="1.24.0")) == set()
+    assert findings(port(22, "ssh", product="OpenSSH", version="9.2p1 Debian 2+deb12u3")) == set()
+
+
+# --- clear text --------------------------------------------------------------------------
+
+
+def test_telnet_and_plain_ftp_are_exposed_and_cleartext():
+    assert findings(port(23, "telnet"), port(21, "ftp", product="vsftpd", version="3.0.3")) == (
+        at(23, "services.exposed.telnet", "services.cleartext.telnet")
+        | at(21, "services.exposed.ftp", "services.cleartext.ftp")
+    )
+
+
+def test_ftp_offering_auth_tls_or_implicit_tls_raises_nothing():
+    auth_tls = port(
+        21, "ftp", product="vsftpd", version="3.0.3", scripts={"ssl-cert": "Subject: ..."}
+    )
+    implicit = port(990, "ftp", tunnel="ssl")
+    assert findings(auth_tls, implicit) == set()
+
+
+def test_pop3_and_imap_without_tls_are_cleartext_but_with_starttls_are_not():
+    plain = findings(port(110, "pop3"), port(143, "imap"))
+    assert plain == at(110, "services.cleartext.pop3") | at(143, "services.cleartext.imap")
+    upgraded = {"ssl-cert": "Subject: commonName=mail.rapala.test"}
+    assert findings(port(110, "pop3", scripts=upgraded), port(993, "imap", tunnel="ssl")) == set()
+
+
+# --- no authentication -------------------------------------------------------------------
+
+REDIS_INFO = "\n  Version: 7.0.15\n  Operating System: Linux\n  Role: master"
+
+
+def test_redis_that_answers_info_without_auth_is_critical():
+    drafts = judge_host(
+        HostFacts(ADDRESS, (port(6379, "redis", scripts={"redis-info": REDIS_INFO}),), {})
+    )
+    by_id = {d.check_id: d for d in drafts}
+    assert set(by_id) == {"services.exposed.redis", "services.database.no_auth"}
+    no_auth = by_id["services.database.no_auth"]
+    assert no_auth.evidence["proof"] == "redis-info"
+    assert "Version: 7.0.15" in no_auth.evidence["output"]
+    assert no_auth.reproduce == f"nmap -n -Pn -sT -sV -p 6379 --script redis-info {ADDRESS}"
+
+
+def test_database_that_needs_a_password_is_only_exposed():
+    # redis-info prints nothing when the server answers NOAUTH; mongodb says "unauthorized"
+    guarded = (
+        port(6379, "redis", product="Redis key-value store"),
+        port(27017, "mongodb", scripts={"mongodb-databases": "ERROR: unauthorized"}),
+    )
+    assert findings(*guarded) == at(6379, "services.exposed.redis") | at(
+        27017, "services.exposed.mongodb"
+    )
+
+
+def test_open_elasticsearch_and_memcached_and_mongodb_need_no_auth():
+    open_ones = (
+        port(9200, "http", product="Elasticsearch REST API", version="8.15.3"),
+        port(11211, "memcache", scripts={"memcached-info": "\n  Process ID: 7\n  Uptime: 5"}),
+        port(27017, "mongodb", scripts={"mongodb-databases": "\n  totalSize = 83886080.0"}),
+    )
+    no_auth = {s for s, c in findings(*open_ones) if c == "services.database.no_auth"}
+    assert no_auth == {f"{ADDRESS}:9200/tcp", f"{ADDRESS}:11211/tcp", f"{ADDRESS}:27017/tcp"}
+
+
+def test_no_auth_is_only_judged_on_databases():
+    # A web server whose page happens to contain "Version:" is not a database
+    assert findings(port(80, "http", scripts={"redis-info": REDIS_INFO})) == set()
+
+
+# --- outdated software -------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("open_port", "software"),
+    [
+        (
+            port(22, "ssh", product="OpenSSH", version="7.4", cpe=("cpe:/a:openbsd:openssh:7.4",)),
+            "OpenSSH",
+        ),
+        (port(80, "http", cpe=("cpe:/a:apache:http_server:2.2.34",)), "Apache httpd"),
+        (port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx:1.18.0",)), "nginx"),
+        (
+            port(80, "http", cpe=("cpe:/a:microsoft:internet_information_services:7.5",)),
+            "Microsoft IIS",
+        ),
+        (port(443, "http", extrainfo="(CentOS) OpenSSL/1.0.2k-fips PHP/8.3.1"), "OpenSSL"),
+        (port(80, "http", extrainfo="PHP/7.4.33"), "PHP"),
+        (port(3306, "mysql", cpe=("cpe:/a:mysql:mysql:5.7.44",)), "MySQL"),
+    ],
+)
+def test_outdated_versions_are_reported_with_their_source(open_port, software):
+    (draft,) = [
+        d
+        for d in judge_host(HostFacts(ADDRESS, (open_port,), {}))
+        if d.check_id == "services.outdated.software"
+    ]
+    assert draft.evidence["software"] == software
+    assert draft.evidence["source"].startswith("https://")
+    assert draft.subject == f"{ADDRESS}:{open_port.key}"
+
+
+@pytest.mark.parametrize(
+    "open_port",
+    [
+        port(22, "ssh", cpe=("cpe:/a:openbsd:openssh:9.2p1",)),
+        port(22, "ssh", cpe=("cpe:/a:openbsd:openssh:8.0",)),  # the bound itself is fixed
+        port(80, "http", cpe=("cpe:/a:apache:http_server:2.4.62",)),
+        port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx:1.20.1",)),
+        port(80, "http", cpe=("cpe:/a:microsoft:internet_information_services:10.0",)),
+        port(443, "http", extrainfo="OpenSSL/3.0.15"),
+        port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx",)),  # no version: no verdict
+        port(3306, "mysql", cpe=("cpe:/a:mariadb:mariadb:10.3.39",)),  # MariaDB is not MySQL
+    ],
+)
+def test_current_or_unknown_versions_are_not_outdated(open_port):
+    assert not any(c == "services.outdated.software" for _, c in findings(open_port))
+
+
+def test_every_outdated_row_cites_a_source():
+    table = load_table()
+    assert {r.name for r in table} >= {
+        "OpenSSH",
+        "Apache httpd",
+        "nginx",
+        "Microsoft IIS",
+        "OpenSSL",
+    }
+    assert all(r.source.startswith("https://") and r.reason for r in table)
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        (
+            'name="x"\nreason="r"\nsource="s"\ncpe="c"\nbelow="1"\nseries="1"',
+            "exactly one of below",
+        ),
+        ('name="x"\nreason="r"\nsource="s"\nbelow="1"', "exactly one of cpe or pattern"),
+        ('name="x"\nreason="r"\ncpe="c"\nbelow="1"', "source are required"),
+        ('name="x"\nreason="r"\nsource="s"\npattern="v(\\\\d)"\nbelow="new"', "not a version"),
+        ('name="x"\nreason="r"\nsource="s"\npattern="v\\\\d"\nbelow="1"', "needs a group"),
+        ('name="x"\nreason="r"\nsource="s"\ncpe="c"\nbelow="1"\nsince="2"', "unknown keys"),
+    ],
+)
+def test_malformed_outdated_rows_are_refused(row, problem):
+    with pytest.raises(OutdatedTableError, match=problem):
+        parse_table(f"[[software]]\n{row}\n")
+
+
+def test_version_tuple_reads_the_leading_numbers_only():
+    assert version_tuple("9.2p1 Debian 2+deb12u3") == (9, 2)
+    assert version_tuple("1.0.2k-fips") == (1, 0, 2)
+    assert version_tuple("unknown") == ()
+
+
+# --- change detection --------------------------------------------------------------------
+
+
+def test_port_open_now_but_not_last_time_is_a_new_service():
+    baseline = Baseline(frozenset({"22/tcp", "443/tcp"}), {"tcp": "1-9999"})
+    now = (port(22, "ssh"), port(443, "http", tunnel="ssl"), port(8080, "http"))
+    assert findings(*now, baseline=baseline) == at(8080, "services.change.new_port")
+
+
+def test_first_scan_is_a_baseline_and_unscanned_ports_are_not_new():
+    assert findings(port(8080, "http")) == set()
+    narrower = Baseline(frozenset({"22/tcp"}), {"tcp": "21-23,443"})
+    assert findings(port(22, "ssh"), port(8080, "http"), baseline=narrower) == set()
+
+
+def test_baseline_reads_the_stored_json_of_the_previous_facts():
+    previous = HostFacts(ADDRESS, (port(22, "ssh"), port(6379, "redis")), {"tcp": "21-23,6379"})
+    stored = json.loads(json.dumps(to_jsonable(previous)))
+    baseline = Baseline.from_previous(stored)
+    assert baseline == Baseline(frozenset({"22/tcp", "6379/tcp"}), {"tcp": "21-23,6379"})
+    assert Baseline.from_previous({"open_ports": "garbage"}) is None
+    assert Baseline.from_previous(None) is None
+
+
+def test_port_ranges_parse_and_ignore_junk():
+    assert parse_port_ranges("21-23,445,x-1,") == {21, 22, 23, 445}
+
+
+# --- evidence ----------------------------------------------------------------------------
+
+
+def test_evidence_has_port_service_product_version_cpe_and_a_reproduce_command():
+    rdp = port(
+        3389,
+        "ms-wbt-server",
+        product="Microsoft Terminal Services",
+        cpe=("cpe:/o:microsoft:windows",),
+    )
+    (draft,) = judge_host(HostFacts(ADDRESS, (rdp,), {}))
+    assert draft.subject == f"{ADDRESS}:3389/tcp"
+    assert draft.evidence == {
+        "address": ADDRESS,
+        "port": 3389,
+        "protocol": "tcp",
+        "service": "ms-wbt-server",
+        "tunnel": "",
+        "product": "Microsoft Terminal Services",
+        "version": "",
+        "extrainfo": "",
+        "cpe": ["cpe:/o:microsoft:windows"],
+        "matched_by": "service",
+    }
+    assert draft.reproduce == f"nmap -n -Pn -sT -sV -p 3389 {ADDRESS}"
+
+
+def test_hostile_banner_strings_are_kept_as_data():
+    hostile = port(
+        3306,
+        "mysql",
+        product="<script>alert(1)</script>",
+        version="8.0.36'; rm -rf /" + "A" * 5000,
+        extrainfo="\udcff\x00",
+    )
+    (draft, *_) = judge_host(HostFacts(ADDRESS, (hostile,), {}))
+    assert draft.evidence["product"] == "<script>alert(1)</script>"
+    json.dumps(to_jsonable(draft.evidence))
+
+
+def test_collector_judge_uses_the_observation_facts():
+    facts = HostFacts(ADDRESS, (port(23, "telnet"),), {"tcp": "23"})
+    observation = SubjectObservation(ADDRESS, ADDRESS, SubjectStatus.OK, facts=facts)
+    assert {d.check_id for d in ServicesCollector().judge(observation)} == {
+        "services.exposed.telnet",
+        "services.cleartext.telnet",
+    }
+
+
+def test_every_rule_names_a_service_or_product_and_a_fallback_port():
+    for rule in SERVICE_RULES:
+        assert (rule.services or rule.products) and rule.ports, rule.check_id
+
+
+# --- options and the nmap command line ---------------------------------------------------
+
+
+def test_default_command_scans_the_risky_list_without_dns_and_never_port_2024():
+    command = build_command(
+        ["127.60.2.20", "127.60.3.0/28"], ServicesOptions(), privileged=True, host_timeout_s=300
+    )
+    argv = command.argv()
+    assert argv[:5] == ["nmap", "-oX", "-", "127.60.2.20", "127.60.3.0/28"]
+    assert "-n" in argv and "-sS" in argv and "-sV" in argv
+    ports = argv[argv.index("-p") + 1]
+    assert ports.startswith("T:21,22,23,") and "2024" not in ports.split(",")
+    assert argv[argv.index("--exclude-ports") + 1] == "2024"
+    assert argv[argv.index("--host-timeout") + 1] == "300s"
+    assert "-Pn" not in argv and "-sU" not in argv
+
+
+def test_command_follows_the_options():
+    options = ServicesOptions.parse(
+        {"ports": "top1000", "timing": 4, "version_intensity": 2, "scripts": False}
+    )
+    argv = build_command(["127.60.2.20"], options, privileged=False, host_timeout_s=30).argv()
+    assert "-sT" in argv and "-sS" not in argv and "-T4" in argv
+    assert argv[argv.index("--top-ports") + 1] == "1000"
+    assert argv[argv.index("--version-intensity") + 1] == "2"
+    assert "--script" not in argv and "-p" not in argv
+
+
+def test_udp_adds_the_udp_port_list():
+    options = ServicesOptions.parse({"ports": [22, 3389], "udp": True})
+    argv = build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=30).argv()
+    assert "-sU" in argv and argv[argv.index("-p") + 1] == "T:22,3389,U:161"
+
+
+@pytest.mark.parametrize(
+    ("raw", "problem"),
+    [
+        ({"ports": "all"}, "ports"),
+        ({"ports": [0, 22]}, "not port numbers"),
+        ({"ports": []}, "empty"),
+        ({"timing": 6}, "timing"),
+        ({"udp": True, "ports": "top100"}, "explicit TCP port list"),
+        ({"colour": "blue"}, "colour"),
+    ],
+)
+def test_bad_options_are_refused_with_the_setting_named(raw, problem):
+    with pytest.raises(ServicesOptionsError, match=problem):
+        ServicesOptions.parse(raw)
+
+
+# --- nmap's XML --------------------------------------------------------------------------
+
+NMAP_XML = b"""<?xml version="1.0" encoding="UTF-8"?>
+<!DOCTYPE nmaprun>
+<nmaprun scanner="nmap" args="nmap ..." version="7.93" xmloutputversion="1.05">
+<scaninfo type="syn" protocol="tcp" numservices="3" services="22,443,3389"/>
+<host><status state="up" reason="localhost-response"/>
+<address addr="127.60.2.20" addrtype="ipv4"/>
+<ports><extraports state="closed" count="1"><extrareasons reason="reset" count="1"/></extraports>
+<port protocol="tcp" portid="22"><state state="open" reason="syn-ack"/><service name="ssh"
+ product="OpenSSH" version="7.4" extrainfo="protocol 2.0" method="probed" conf="10">
+ <cpe>cpe:/a:openbsd:openssh:7.4</cpe><cpe>cpe:/o:linux:linux_kernel</cpe></service></port>
+<port protocol="tcp" portid="443"><state state="open" reason="syn-ack"/><service name="http"
+ product="&lt;b&gt;evil&lt;/b&gt; \\xff" tunnel="ssl" method="probed" conf="10"/>
+ <script id="ssl-cert" output="Subject: commonName=www"/>
+ <script id="fingerprint-strings" output="junk"/></port>
+</ports></host>
+<host starttime="1" endtime="2" timedout="true"><status state="up" reason="localhost-response"/>
+<address addr="127.60.2.21" addrtype="ipv4"/></host>
+<host><status state="down" reason="no-response"/><address addr="127.60.2.22" addrtype="ipv4"/>
+</host>
+<host><status state="up" reason="echo-reply"/><address addr="127.60.2.23" addrtype="ipv4"/>
+<ports><extraports state="filtered" count="3"/></ports></host>
+<runstats><finished time="2" elapsed="1.0" exit="success"/>
+<hosts up="3" down="1" total="4"/></runstats>
+</nmaprun>
+"""
+
+
+def test_report_keeps_tunnel_probe_method_every_cpe_and_only_our_scripts():
+    report = parse_report(NMAP_XML)
+    assert report.scanned == {"tcp": "22,443,3389"}
+    host = report.hosts["127.60.2.20"]
+    assert (host.state, host.closed_ports) == (HostState.UP, 1)
+    ssh, https = host.open_ports
+    assert ssh == OpenPort(
+        22,
+        "tcp",
+        "ssh",
+        probed=True,
+        product="OpenSSH",
+        version="7.4",
+        extrainfo="protocol 2.0",
+        cpe=("cpe:/a:openbsd:openssh:7.4", "cpe:/o:linux:linux_kernel"),
+    )
+    assert https.tunnel == "ssl" and https.product == "<b>evil</b> \\xff"
+    assert https.scripts == {"ssl-cert": "Subject: commonName=www"}
+
+
+def test_report_tells_timed_out_down_and_silent_hosts_apart():
+    hosts = parse_report(NMAP_XML).hosts
+    assert hosts["127.60.2.21"].state is HostState.TIMED_OUT
+    assert hosts["127.60.2.22"].state is HostState.DOWN
+    silent = hosts["127.60.2.23"]
+    assert (silent.state, silent.open_ports, silent.closed_ports) == (HostState.UP, (), 0)
+
+
+def test_unreadable_report_is_an_nmap_failure():
+    with pytest.raises(NmapFailed, match="XML"):
+        parse_report(b"<nmaprun><host>")
+
+
+def test_facts_round_trip_through_json_for_the_next_scan():
+    facts = HostFacts(
+        ADDRESS, (port(22, "ssh", cpe=("cpe:/a:x:y:1",), scripts={"a": "b"}),), {"tcp": "22"}
+    )
+    stored = json.loads(json.dumps(to_jsonable(facts)))
+    assert [OpenPort.from_dict(p) for p in stored["open_ports"]] == list(facts.open_ports)
