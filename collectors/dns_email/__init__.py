@@ -1,0 +1,315 @@
+"""The DNS and e-mail hygiene collector: SPF, DMARC, DKIM, MX, MTA-STS, TLS-RPT, DANE,
+DNSSEC and the DNS hygiene of the organisation's domains.
+
+It talks to the configured resolver through one seam (`_seam.DnsClient`); the only direct
+connections — AXFR and lame-delegation queries to a zone's nameservers, the MTA-STS policy
+fetch and the SMTP STARTTLS handshake for DANE — go to addresses the scope guard allows.
+What a role checks:
+
+* `domain`: SPF and DMARC (a domain that sends no mail should still say so), DNSSEC,
+  nameservers, zone transfer and CAA.
+* `mail_domain`: SPF, DMARC, MX, DKIM, MTA-STS, TLS-RPT and DANE.
+* `host` and `url`: dangling CNAME only — the host's zone is judged through its domain
+  asset, and CAA is a property of the domain.
+
+A domain and a mail_domain asset of the same name are one subject with both roles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import ssl
+from collections.abc import Awaitable, Iterable
+from dataclasses import dataclass
+from typing import Any, ClassVar, TypeVar
+
+from publicsuffixlist import PublicSuffixList
+from pydantic import BaseModel, ConfigDict
+
+from collectors.dns_email._seam import DnsClient, LookupFailed
+from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
+from collectors.dns_email.dmarc import find_dmarc, organisational_domain
+from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts
+from collectors.dns_email.facts import DnsEmailFacts
+from collectors.dns_email.mail import (
+    MtaStsFacts,
+    fetch_mta_sts_policy,
+    find_dane,
+    find_mta_sts_record,
+    find_mx,
+    find_tlsrpt,
+    tls_client_context,
+)
+from collectors.dns_email.rules import judge_facts
+from collectors.dns_email.spf import expand_spf
+from collectors.dns_email.zone import find_caa, follow_cname, inspect_zone
+from riskiturva.collector import (
+    FindingDraft,
+    ScanContext,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    Target,
+    TargetError,
+)
+from riskiturva.config import AssetKind
+
+__all__ = ["DnsEmailCollector", "DnsEmailFacts"]
+
+T = TypeVar("T")
+
+CHECK_IDS = frozenset(
+    {
+        "email.spf.missing",
+        "email.spf.multiple",
+        "email.spf.syntax_error",
+        "email.spf.pass_all",
+        "email.spf.neutral_all",
+        "email.spf.softfail_all",
+        "email.spf.too_many_lookups",
+        "email.spf.too_many_void_lookups",
+        "email.spf.include_loop",
+        "email.spf.ptr_used",
+        "email.spf.nonsending_not_restricted",
+        "email.dmarc.missing",
+        "email.dmarc.syntax_error",
+        "email.dmarc.policy_none",
+        "email.dmarc.pct_partial",
+        "email.dmarc.no_rua",
+        "email.dmarc.subdomain_policy_none",
+        "email.dmarc.inherited_from_org_domain",
+        "email.dkim.not_found",
+        "email.dkim.key_under_1024",
+        "email.dkim.key_under_2048",
+        "email.dkim.revoked_key",
+        "email.dkim.testing",
+        "email.mx.missing",
+        "email.mx.cname",
+        "email.mx.unresolvable",
+        "email.mta_sts.missing",
+        "email.mta_sts.policy_unavailable",
+        "email.mta_sts.mode_testing",
+        "email.mta_sts.mode_none",
+        "email.mta_sts.mx_not_covered",
+        "email.tlsrpt.missing",
+        "email.dane.missing",
+        "email.dane.mismatch",
+        "dns.dnssec.unsigned",
+        "dns.dnssec.bogus",
+        "dns.dnssec.expiring_signatures",
+        "dns.dnssec.weak_algorithm",
+        "dns.axfr.open",
+        "dns.ns.single",
+        "dns.ns.same_subnet",
+        "dns.ns.lame",
+        "dns.cname.dangling",
+        "dns.caa.missing",
+    }
+)
+
+
+class DnsEmailOptions(BaseModel):
+    """`[settings.collectors.dns_email]` in the configuration."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dkim_selectors: tuple[str, ...] = ()  # asked for every mail domain, with the common ones
+
+
+@dataclass(frozen=True)
+class _Subject:
+    name: str
+    asset: str
+    roles: frozenset[AssetKind]
+    dkim_selectors: tuple[str, ...]
+
+
+@dataclass
+class _Scan:
+    """Everything one task's subjects share: the DNS client, anchors, scope and TLS trust."""
+
+    client: DnsClient
+    context: ScanContext
+    organisation: str
+    anchors: TrustAnchors
+    psl: PublicSuffixList
+    tls: ssl.SSLContext
+
+    def allowed(self, address: str) -> bool:
+        return self.context.scope.allows_address(self.organisation, address)
+
+
+class DnsEmailCollector:
+    name: ClassVar[str] = "dns_email"
+    asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset(
+        {AssetKind.DOMAIN, AssetKind.MAIL_DOMAIN, AssetKind.HOST, AssetKind.URL}
+    )
+    address_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
+    check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+
+    def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
+        return asyncio.run(self.collect_async(task, context))
+
+    async def collect_async(self, task: ScanTask, context: ScanContext) -> list[SubjectObservation]:
+        options = DnsEmailOptions.model_validate(context.options(self.name))
+        scan = _Scan(
+            client=DnsClient(context.settings.resolver),
+            context=context,
+            organisation=task.organisation,
+            anchors=load_trust_anchors(context.settings.dnssec.trust_anchors_file),
+            psl=PublicSuffixList(),
+            tls=tls_client_context(context.trusted_ca_files),
+        )
+        limit = asyncio.Semaphore(context.settings.concurrency.targets)
+
+        async def bounded(subject: _Subject) -> SubjectObservation:
+            async with limit:
+                return await observe(subject, scan)
+
+        subjects = merge_targets(task.targets, options.dkim_selectors)
+        return list(await asyncio.gather(*(bounded(s) for s in subjects)))
+
+    def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
+        return judge_facts(observation.facts)
+
+
+def merge_targets(targets: Iterable[Target], extra_selectors: tuple[str, ...]) -> list[_Subject]:
+    """One subject per name: the union of the roles of the assets that name it."""
+    merged: dict[str, _Subject] = {}
+    for target in targets:
+        name = target.name or target.asset
+        known = merged.get(name)
+        selectors = tuple(getattr(target, "dkim_selectors", ()))
+        merged[name] = _Subject(
+            name=name,
+            asset=known.asset if known else target.asset,
+            roles=(known.roles if known else frozenset()) | {target.asset_kind},
+            dkim_selectors=tuple(
+                dict.fromkeys((*(known.dkim_selectors if known else extra_selectors), *selectors))
+            ),
+        )
+    return list(merged.values())
+
+
+class _Sections:
+    """Runs each check group, turning a failed lookup into a `not_checked` note."""
+
+    def __init__(self) -> None:
+        self.not_checked: list[str] = []
+        self.failures: list[LookupFailed] = []
+        self.attempted = 0
+
+    async def run(self, section: str, work: Awaitable[T]) -> T | None:
+        self.attempted += 1
+        try:
+            return await work
+        except LookupFailed as exc:
+            self.failures.append(exc)
+            self.not_checked.append(f"{section}: {exc}")
+        except (OSError, TimeoutError, ssl.SSLError) as exc:
+            self.not_checked.append(f"{section}: {exc!r}")
+        return None
+
+
+async def observe(subject: _Subject, scan: _Scan) -> SubjectObservation:
+    """Look at one name in every way its roles ask for; never raises for the target's faults."""
+    name, query = subject.name, scan.client.query
+    sections = _Sections()
+    is_domain = AssetKind.DOMAIN in subject.roles
+    is_mail = AssetKind.MAIL_DOMAIN in subject.roles
+    mail_or_domain = is_domain or is_mail
+    results: dict[str, Any] = {}
+
+    async def zone_and_dnssec() -> None:
+        cuts = await zone_cuts(name, query)
+        zone = cuts[-1].to_text(omit_final_dot=True)
+        dnssec, zone_facts = await asyncio.gather(
+            sections.run(
+                "dnssec", validate_name(name, cuts, query, scan.anchors, scan.context.clock())
+            ),
+            sections.run("zone", inspect_zone(zone, scan.client, scan.allowed)),
+        )
+        results["dnssec"], results["zone"] = dnssec, zone_facts
+        if zone_facts is not None and zone_facts.incomplete:
+            sections.not_checked.extend(f"zone: {entry}" for entry in zone_facts.incomplete)
+
+    async def mail() -> None:
+        mx = await sections.run("mx", find_mx(name, query))
+        results["mx"] = mx
+        if not is_mail or mx is None or not mx.receives_mail:
+            return
+        selectors = tuple(dict.fromkeys((*subject.dkim_selectors, *COMMON_SELECTORS)))
+        (
+            results["dkim"],
+            results["tlsrpt"],
+            results["mta_sts"],
+            results["dane"],
+        ) = await asyncio.gather(
+            sections.run("dkim", find_dkim(name, selectors, query)),
+            sections.run("tlsrpt", find_tlsrpt(name, query)),
+            sections.run("mta_sts", _mta_sts(name, mx.hosts, scan, sections)),
+            sections.run(
+                "dane", find_dane(mx, query, scan.allowed, scan.context.settings.timeouts.read)
+            ),
+        )
+        for host in results["dane"] or ():
+            if host.note and host.matched is None and host.tlsa:
+                sections.not_checked.append(f"dane: {host.host}: {host.note}")
+
+    async def run(key: str, work: Awaitable[Any]) -> None:
+        results[key] = await sections.run(key, work)
+
+    jobs: list[Awaitable[Any]] = []
+    if mail_or_domain:
+        jobs += [
+            run("spf", expand_spf(name, query)),
+            run("dmarc", find_dmarc(name, query, scan.psl)),
+            mail(),
+        ]
+    if is_domain:
+        jobs += [
+            sections.run("dnssec", zone_and_dnssec()),
+            run("caa", find_caa(name, organisational_domain(name, scan.psl), query)),
+        ]
+    if subject.roles & {AssetKind.HOST, AssetKind.URL}:
+        jobs.append(run("cname", follow_cname(name, query)))
+    await asyncio.gather(*jobs)
+
+    facts = DnsEmailFacts(
+        name=name,
+        roles=tuple(sorted(str(r) for r in subject.roles)),
+        server=scan.client.server,
+        checked_at=scan.context.clock(),
+        not_checked=tuple(sections.not_checked),
+        **{key: value for key, value in results.items() if value is not None},
+    )
+    if sections.failures and len(sections.failures) >= sections.attempted:
+        first = sections.failures[0]
+        error = TargetError(first.kind, "; ".join(sections.not_checked))
+        return SubjectObservation(name, subject.asset, SubjectStatus.ERROR, facts, error)
+    status = SubjectStatus.PARTIAL if sections.not_checked else SubjectStatus.OK
+    return SubjectObservation(name, subject.asset, status, facts)
+
+
+async def _mta_sts(
+    domain: str, mx_hosts: Iterable[Any], scan: _Scan, sections: _Sections
+) -> MtaStsFacts:
+    facts = await find_mta_sts_record(domain, scan.client.query)
+    if not facts.records:
+        return facts
+    resolved = await scan.client.query(f"mta-sts.{domain}", "A")
+    addresses = [a for a in resolved.records if scan.allowed(a)]
+    if not resolved.records:
+        return MtaStsFacts(domain, facts.records, problem=f"mta-sts.{domain} has no address")
+    if not addresses:
+        sections.not_checked.append(f"mta_sts: mta-sts.{domain} is outside the scope, not fetched")
+        return MtaStsFacts(domain, facts.records)
+    timeouts = scan.context.settings.timeouts
+    return await fetch_mta_sts_policy(
+        facts,
+        addresses[0],
+        scan.tls,
+        scan.context.settings.user_agent,
+        timeouts.connect + timeouts.read,
+        tuple(h.name for h in mx_hosts if h.name != "."),
+    )
