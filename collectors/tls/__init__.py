@@ -1,0 +1,218 @@
+"""The TLS collector: protocols, suites, certificates and known flaws of every endpoint.
+
+HTTPS endpoints come from the organisation's names (resolved by the runner); mail domains
+are expanded here into their MX hosts on port 25 (STARTTLS). One sslyze Scanner scans all
+endpoints of a task. A name with several in-scope addresses is scanned once, at its lowest
+address (IPv4 before IPv6, then numerically); the others are kept in the facts.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import smtplib
+import tempfile
+from collections.abc import Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+from typing import ClassVar
+from urllib.parse import urlsplit
+
+from collectors.tls import _scan, _smtp, rules
+from collectors.tls._scan import Endpoint, ScanOptions
+from collectors.tls.facts import TlsFacts
+from collectors.tls.trust import TrustAnchors
+from riskiturva.collector import (
+    ErrorKind,
+    FindingDraft,
+    ScanContext,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    Target,
+    TargetError,
+)
+from riskiturva.config import AssetKind
+from riskiturva.resolver import DnsFailure
+
+SMTP_PORT = 25
+
+
+class TLSCollector:
+    name: ClassVar[str] = "tls"
+    asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset(
+        {AssetKind.DOMAIN, AssetKind.HOST, AssetKind.URL, AssetKind.MAIL_DOMAIN}
+    )
+    address_kinds: ClassVar[frozenset[AssetKind]] = frozenset(
+        {AssetKind.DOMAIN, AssetKind.HOST, AssetKind.URL}
+    )
+    check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+
+    def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
+        endpoints, errors = plan_endpoints(task, context)
+        yield from errors
+        web = [e for e in endpoints if e.service == "https"]
+        mail: list[Endpoint] = []
+        for endpoint, outcome in _probe_starttls(
+            [e for e in endpoints if e.service == "smtp"], context
+        ):
+            if isinstance(outcome, TargetError):
+                yield _error(endpoint, outcome)
+            elif outcome:
+                mail.append(endpoint)
+            else:
+                facts = TlsFacts(
+                    endpoint.hostname,
+                    endpoint.address,
+                    endpoint.port,
+                    "smtp",
+                    context.clock(),
+                    starttls_offered=False,
+                    other_addresses=endpoint.other_addresses,
+                )
+                yield SubjectObservation(endpoint.subject, endpoint.asset, SubjectStatus.OK, facts)
+        anchors = TrustAnchors.from_settings(context.trusted_ca_files)
+        with tempfile.TemporaryDirectory(prefix="riskiturva-tls-") as scratch:
+            settings = context.settings
+            options = ScanOptions(
+                user_agent=settings.user_agent,
+                connect_timeout=settings.timeouts.connect,
+                max_retries=int(context.options(self.name).get("max_retries", 2)),
+                concurrent_servers=settings.concurrency.targets,
+                connections_per_server=settings.concurrency.per_host_connections,
+                custom_ca_file=anchors.combined_pem(Path(scratch) / "extra-ca.pem")
+                if anchors.extra_files
+                else None,
+            )
+            results = _scan.run([*web, *mail], options, anchors.store(), context.clock())
+            for endpoint, outcome in results:
+                if isinstance(outcome, TargetError):
+                    yield _error(endpoint, outcome)
+                else:
+                    status = SubjectStatus.PARTIAL if outcome.errors else SubjectStatus.OK
+                    yield SubjectObservation(endpoint.subject, endpoint.asset, status, outcome)
+
+    def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
+        return rules.judge(observation.facts)
+
+
+def _error(endpoint: Endpoint, error: TargetError) -> SubjectObservation:
+    return SubjectObservation(endpoint.subject, endpoint.asset, SubjectStatus.ERROR, error=error)
+
+
+def _address_order(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address)
+    return ip.version, int(ip)
+
+
+def _https_port(target: Target) -> int:
+    if target.url:
+        parts = urlsplit(target.url)
+        if parts.scheme == "https" and parts.port:
+            return parts.port
+    return 443
+
+
+def plan_endpoints(
+    task: ScanTask, context: ScanContext
+) -> tuple[list[Endpoint], list[SubjectObservation]]:
+    """The task's targets as endpoints (one per subject), plus errors met on the way."""
+    addresses: dict[tuple[str, int, str], list[str]] = {}
+    assets: dict[tuple[str, int, str], str] = {}
+    errors: list[SubjectObservation] = []
+    for target in task.targets:
+        if target.asset_kind is AssetKind.MAIL_DOMAIN:
+            for mx_host, found, error in _mail_exchangers(target, task.organisation, context):
+                key = (mx_host, SMTP_PORT, "smtp")
+                if error is not None:
+                    errors.append(error)
+                    continue
+                assets.setdefault(key, target.asset)
+                addresses.setdefault(key, []).extend(found)
+        elif target.name and target.address:
+            key = (target.name, _https_port(target), "https")
+            assets.setdefault(key, target.asset)
+            addresses.setdefault(key, []).append(target.address)
+    endpoints = []
+    for (hostname, port, service), found in addresses.items():
+        if not found:
+            continue
+        ordered = sorted(set(found), key=_address_order)
+        endpoints.append(
+            Endpoint(
+                hostname,
+                ordered[0],
+                port,
+                service,
+                assets[(hostname, port, service)],
+                tuple(ordered[1:]),
+            )
+        )
+    return endpoints, errors
+
+
+def _mail_exchangers(
+    target: Target, organisation: str, context: ScanContext
+) -> Iterator[tuple[str, list[str], SubjectObservation | None]]:
+    """(MX host, its in-scope addresses, an error observation or None) for a mail domain."""
+    domain = target.name or target.asset
+
+    def error(subject: str, kind: ErrorKind, message: str) -> SubjectObservation:
+        return SubjectObservation(
+            subject, target.asset, SubjectStatus.ERROR, error=TargetError(kind, message)
+        )
+
+    try:
+        answer = context.resolver.lookup(domain, "MX")
+    except DnsFailure as exc:
+        yield domain, [], error(domain, ErrorKind.DNS_FAILURE, f"MX lookup failed: {exc}")
+        return
+    hosts = sorted({r.exchange.to_text(omit_final_dot=True).lower() for r in answer or ()})
+    for host in hosts:
+        if host in ("", "."):  # a null MX (RFC 7505): the domain takes no mail
+            continue
+        subject = f"{host}:{SMTP_PORT}"
+        try:
+            found = context.resolver.addresses(host)
+        except DnsFailure as exc:
+            yield host, [], error(subject, ErrorKind.DNS_FAILURE, str(exc))
+            continue
+        if not found:
+            yield host, [], error(subject, ErrorKind.DNS_FAILURE, f"{host} has no addresses")
+            continue
+        allowed = [a for a in found if context.scope.allows_address(organisation, a)]
+        for address in sorted(set(found) - set(allowed)):
+            yield (
+                host,
+                [],
+                error(
+                    subject,
+                    ErrorKind.OUT_OF_SCOPE,
+                    f"MX {host} of {domain} resolves to {address}, outside the declared networks",
+                ),
+            )
+        if allowed:
+            yield host, allowed, None
+
+
+def _probe_starttls(
+    endpoints: list[Endpoint], context: ScanContext
+) -> Iterator[tuple[Endpoint, bool | TargetError]]:
+    timeout = context.settings.timeouts.connect
+
+    def probe(endpoint: Endpoint) -> bool | TargetError:
+        try:
+            return _smtp.offers_starttls(endpoint.address, endpoint.port, timeout)
+        except ConnectionRefusedError as exc:
+            return TargetError(ErrorKind.REFUSED, f"SMTP: {exc}")
+        except TimeoutError as exc:
+            return TargetError(ErrorKind.TIMEOUT, f"SMTP: {exc or 'timed out'}")
+        except (smtplib.SMTPException, ConnectionError) as exc:
+            return TargetError(ErrorKind.PROTOCOL, f"SMTP: {exc!r}")
+        except OSError as exc:
+            return TargetError(ErrorKind.UNREACHABLE, f"SMTP: {exc}")
+
+    if not endpoints:
+        return
+    workers = min(len(endpoints), context.settings.concurrency.targets)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        yield from zip(endpoints, pool.map(probe, endpoints), strict=True)
