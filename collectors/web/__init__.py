@@ -1,0 +1,167 @@
+"""The web collector: HTTP→HTTPS redirect, security headers, cookies, banner, security.txt.
+
+Each host name is fetched at one address (the lowest in-scope one, as the TLS collector
+does) with the Host header and SNI set to the name. Certificate failures do not stop the
+header checks: they are recorded as facts here and judged by the TLS collector.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import ClassVar
+
+from urllib3.exceptions import SSLError
+
+from collectors.tls.trust import TrustAnchors
+from collectors.web import _fetch, rules
+from collectors.web.facts import Fetch, WebFacts
+from riskiturva.collector import (
+    ErrorKind,
+    FindingDraft,
+    ScanContext,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    TargetError,
+)
+from riskiturva.config import AssetKind
+from riskiturva.resolver import DnsFailure
+
+_KINDS = {
+    "timeout": ErrorKind.TIMEOUT,
+    "refused": ErrorKind.REFUSED,
+    "unreachable": ErrorKind.UNREACHABLE,
+    "protocol": ErrorKind.PROTOCOL,
+}
+
+
+@dataclass(frozen=True)
+class _Host:
+    name: str
+    address: str
+    asset: str
+    other_addresses: tuple[str, ...]
+
+
+class WebCollector:
+    name: ClassVar[str] = "web"
+    asset_kinds: ClassVar[frozenset[AssetKind]] = frozenset(
+        {AssetKind.DOMAIN, AssetKind.HOST, AssetKind.URL}
+    )
+    address_kinds: ClassVar[frozenset[AssetKind]] = asset_kinds
+    check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+
+    def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
+        settings = context.settings
+        client = _fetch.Client(
+            user_agent=settings.user_agent,
+            connect_timeout=settings.timeouts.connect,
+            read_timeout=settings.timeouts.read,
+            verifying=TrustAnchors.from_settings(context.trusted_ca_files).ssl_context(),
+        )
+        hosts = _hosts(task)
+        if not hosts:
+            return
+
+        def locate(name: str) -> str | None:
+            if not context.scope.allows_name(task.organisation, name):
+                return None
+            try:
+                found = context.resolver.addresses(name)
+            except DnsFailure:
+                return None
+            allowed = [a for a in found if context.scope.allows_address(task.organisation, a)]
+            return min(allowed, key=_address_order) if allowed else None
+
+        def visit(host: _Host) -> SubjectObservation:
+            return _observe(host, client, locate, context)
+
+        with ThreadPoolExecutor(max_workers=min(len(hosts), settings.concurrency.targets)) as pool:
+            yield from pool.map(visit, hosts)
+
+    def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
+        return rules.judge(observation.facts)
+
+
+def _address_order(address: str) -> tuple[int, int]:
+    ip = ipaddress.ip_address(address)
+    return ip.version, int(ip)
+
+
+def _hosts(task: ScanTask) -> list[_Host]:
+    addresses: dict[str, list[str]] = {}
+    assets: dict[str, str] = {}
+    for target in task.targets:
+        if target.name and target.address:
+            addresses.setdefault(target.name, []).append(target.address)
+            assets.setdefault(target.name, target.asset)
+    hosts = []
+    for name, found in addresses.items():
+        ordered = sorted(set(found), key=_address_order)
+        hosts.append(_Host(name, ordered[0], assets[name], tuple(ordered[1:])))
+    return hosts
+
+
+def _observe(
+    host: _Host, client: _fetch.Client, locate: _fetch.Locate, context: ScanContext
+) -> SubjectObservation:
+    https_url = f"https://{host.name}/"
+    verified, cert_error = None, None
+    try:
+        client.get(https_url, host.address, verify=True)
+        verified = True
+    except SSLError as exc:
+        verified, cert_error = False, str(exc)[:500]
+    except Exception as exc:
+        if _fetch.classify(exc) is None:
+            raise
+    https = client.follow(https_url, host.address, locate)
+    http = client.follow(f"http://{host.name}/", host.address, locate)
+    security_txt, security_txt_error = None, None
+    if https.answers:
+        try:
+            answer, body = client.get(
+                f"https://{host.name}/.well-known/security.txt",
+                host.address,
+                limit=_fetch.MAX_SECURITY_TXT,
+            )
+            security_txt = _fetch.parse_security_txt(answer.status, body)
+        except Exception as exc:
+            if _fetch.classify(exc) is None:
+                raise
+            security_txt_error = f"{_fetch.classify(exc)}: {str(exc)[:300]}"
+    facts = WebFacts(
+        hostname=host.name,
+        address=host.address,
+        scanned_at=context.clock(),
+        http=http,
+        https=https,
+        certificate_verified=verified if https.answers else None,
+        certificate_error=cert_error,
+        security_txt=security_txt,
+        security_txt_error=security_txt_error,
+        other_addresses=host.other_addresses,
+    )
+    if not https.answers and not http.answers:
+        return SubjectObservation(
+            host.name, host.asset, SubjectStatus.ERROR, error=_error(https, "HTTPS")
+        )
+    # Port 80 refusing is a configuration (HTTPS only); any other failure left checks undone.
+    incomplete = (
+        not https.answers or (not http.answers and http.error != "refused") or security_txt_error
+    )
+    if incomplete:
+        failed = https if not https.answers else http
+        error = _error(failed, "HTTPS" if failed is https else "HTTP") if failed.error else None
+        if error is None:
+            error = TargetError(ErrorKind.PROTOCOL, f"security.txt: {security_txt_error}")
+        return SubjectObservation(host.name, host.asset, SubjectStatus.PARTIAL, facts, error)
+    return SubjectObservation(host.name, host.asset, SubjectStatus.OK, facts)
+
+
+def _error(fetch: Fetch, what: str) -> TargetError:
+    kind = _KINDS.get(fetch.error or "", ErrorKind.PROTOCOL)
+    return TargetError(kind, f"{what}: {fetch.error_detail or fetch.error}")
