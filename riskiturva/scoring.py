@@ -2,15 +2,17 @@
 
 The model (explained with its sources in `docs/scoring.md`):
 
-* Each open finding group — one check id within a scope — loses
-  `severity weight × Σ criticality multiplier of its i-th worst instance × ½^i` points,
+* Each open finding group — one check id within a scope — has a penalty of
+  `severity weight × Σ criticality multiplier of its i-th worst instance × ½^i`,
   so a problem on many assets costs at most twice its worst instance (diminishing returns),
   and a critical asset weighs three times a low one.
-* The score is 100 minus the points lost, floored at 0, then limited by caps
-  (an open critical finding: at most D; an expired certificate on a high-criticality
-  e-service: at most C; …). Nothing is averaged over assets, so clean hosts never
-  hide a hole.
-* All arithmetic is in integer tenths of a point, so an explanation adds up exactly.
+* The score is `100 × exp(−penalty / PENALTY_SCALE)`: nearly 100 − penalty for small
+  penalties, never below 0, and still telling a bad estate from a terrible one. Then caps
+  limit it (an open critical finding: at most D; an expired certificate on a
+  high-criticality e-service: at most C; …). Nothing is averaged over assets, so clean
+  hosts never hide a hole.
+* The points lost are shared among the groups in proportion to their penalties, in
+  integer tenths of a point (largest remainder), so an explanation adds up exactly.
 
 Nothing here touches the database or the clock: callers pass `today`.
 """
@@ -18,6 +20,7 @@ Nothing here touches the database or the clock: callers pass `today`.
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
@@ -49,11 +52,13 @@ class Scope(StrEnum):
 # Points (in tenths) lost by one instance of a finding on a medium-criticality asset.
 SEVERITY_WEIGHTS: Mapping[Severity, int] = {
     Severity.CRITICAL: 400,
-    Severity.HIGH: 150,
+    Severity.HIGH: 200,
     Severity.MEDIUM: 50,
     Severity.LOW: 20,
     Severity.INFO: 0,
 }
+# The penalty (in points) that leaves 100/e ≈ 36.8 points.
+PENALTY_SCALE = 150
 # Multipliers in halves: high 1.5, medium 1.0, low 0.5.
 CRITICALITY_HALVES: Mapping[str, int] = {"high": 3, "medium": 2, "low": 1}
 DEFAULT_CRITICALITY = "medium"
@@ -165,21 +170,42 @@ CAP_RULES: tuple[CapRule, ...] = (
         check_ids=frozenset(
             {
                 "tls.protocol.sslv2",
-                "tls.vuln.heartbleed",
-                "tls.vuln.insecure_renegotiation",
                 "tls.cipher.null_export_anon",
+                "tls.vuln.heartbleed",
+                "tls.vuln.ccs_injection",
+                "tls.vuln.robot",
+                "tls.vuln.insecure_renegotiation",
             }
         ),
         reason={
-            "fi": "rikkinäinen salaus (SSLv2, Heartbleed, turvaton uudelleenneuvottelu tai "
-            "salaamattomat/anonyymit salausjoukot)",
-            "sv": "trasig kryptering (SSLv2, Heartbleed, osäker omförhandling eller "
-            "okrypterade/anonyma chiffersviter)",
-            "en": "broken encryption (SSLv2, Heartbleed, insecure renegotiation or "
-            "null/export/anonymous suites)",
+            "fi": "rikkinäinen salaus (esim. SSLv2, Heartbleed tai salaamattomat salausjoukot)",
+            "sv": "trasig kryptering (t.ex. SSLv2, Heartbleed eller okrypterade chiffersviter)",
+            "en": "broken encryption (e.g. SSLv2, Heartbleed or null cipher suites)",
         },
-        source="SSL Labs rating guide: SSL 2, Heartbleed, insecure renegotiation, export and "
-        "anonymous suites grade F",
+        source="SSL Labs rating guide: SSL 2, null/export/anonymous suites, Heartbleed, "
+        "CCS injection, ROBOT and insecure renegotiation grade F",
+    ),
+    CapRule(
+        id="tls_weak",
+        grade=Grade.C,
+        scopes=_TLS_SCOPES,
+        check_ids=frozenset(
+            {
+                "tls.protocol.sslv3",
+                "tls.protocol.no_tls1_2",
+                "tls.cipher.rc4",
+                "tls.cipher.block_64bit",
+                "tls.vuln.compression",
+            }
+        ),
+        reason={
+            "fi": "heikko salaus (SSLv3, RC4, 64-bittiset lohkosalaimet, pakkaus tai "
+            "TLS 1.2 puuttuu)",
+            "sv": "svag kryptering (SSLv3, RC4, 64-bitars blockchiffer, komprimering eller "
+            "TLS 1.2 saknas)",
+            "en": "weak encryption (SSLv3, RC4, 64-bit block ciphers, compression or no TLS 1.2)",
+        },
+        source="SSL Labs rating guide: SSL 3 (POODLE), RC4, SWEET32, CRIME and no TLS 1.2 grade C",
     ),
     CapRule(
         id="tls_legacy_protocol",
@@ -300,7 +326,6 @@ class ScoringAsset:
 
 class ContributionKind(StrEnum):
     FINDING = "finding"  # an open finding group lost points
-    FLOOR = "floor"  # points lost beyond zero are given back (negative)
     CAP = "cap"  # the binding cap took the score down to its ceiling
 
 
@@ -314,6 +339,7 @@ class Contribution:
     category: str | None = None
     severity: str | None = None
     instances: int = 0
+    penalty: int = 0  # tenths, before the exponential: the group's share is in proportion
     cap_id: str | None = None
 
     @property
@@ -353,7 +379,7 @@ class FindingGroup:
     check_id: str
     category: str
     severity: Severity
-    points_lost: int  # tenths
+    penalty: int  # tenths
     subjects: tuple[str, ...]
     assets: tuple[str, ...]
     first_seen: dt.date
@@ -431,31 +457,50 @@ def _cap_matches(rule: CapRule, severity: Severity, asset: ScoringAsset) -> bool
     return rule.tag is None or rule.tag in asset.tags
 
 
-def _settle(
-    scope: Scope,
-    key: str,
-    lines: list[Contribution],
-    caps: Iterable[CapRule],
-) -> ScopeScore:
-    """Turn finding lines and triggered caps into a score whose explanation adds up."""
-    lines.sort(key=lambda c: (-c.points_lost, c.check_id or ""))
-    lost = sum(c.points_lost for c in lines)
-    if lost > FULL_SCORE:
-        lines.append(Contribution(ContributionKind.FLOOR, FULL_SCORE - lost))
-        lost = FULL_SCORE
-    uncapped = FULL_SCORE - lost
+def compress(penalty: int) -> int:
+    """Score (tenths) for a penalty (tenths): 1000 × exp(−penalty / scale), rounded half up."""
+    return int(FULL_SCORE * math.exp(-penalty / (PENALTY_SCALE * POINT)) + 0.5)
+
+
+def _apportion(total: int, weights: Sequence[int]) -> list[int]:
+    """Split `total` in proportion to `weights` so the parts add up exactly (largest
+    remainder; ties to the earlier weight)."""
+    whole = sum(weights)
+    if whole == 0:
+        return [0] * len(weights)
+    parts = [total * w // whole for w in weights]
+    short = total - sum(parts)
+    by_remainder = sorted(range(len(weights)), key=lambda i: -(total * weights[i] % whole))
+    for i in by_remainder[:short]:
+        parts[i] += 1
+    return parts
+
+
+# (penalty, check id, category, severity, instances): a finding group before settling
+_Line = tuple[int, str, str, Severity, int]
+
+
+def _settle(scope: Scope, key: str, lines: list[_Line], caps: Iterable[CapRule]) -> ScopeScore:
+    """Turn finding groups and triggered caps into a score whose explanation adds up."""
+    lines = sorted((line for line in lines if line[0] > 0), key=lambda line: (-line[0], line[1]))
+    uncapped = compress(sum(line[0] for line in lines))
+    shares = _apportion(FULL_SCORE - uncapped, [line[0] for line in lines])
+    contributions = [
+        Contribution(ContributionKind.FINDING, share, check_id, category, severity, count, raw)
+        for share, (raw, check_id, category, severity, count) in zip(shares, lines, strict=True)
+    ]
     ordered_caps = sorted(caps, key=lambda r: (r.ceiling, r.id))
     applied: list[AppliedCap] = []
     tenths = uncapped
     for index, rule in enumerate(ordered_caps):
         binding = index == 0 and rule.ceiling < uncapped
         if binding:
-            lines.append(
+            contributions.append(
                 Contribution(ContributionKind.CAP, uncapped - rule.ceiling, cap_id=rule.id)
             )
             tenths = rule.ceiling
         applied.append(AppliedCap(rule, binding))
-    return ScopeScore(scope, key, tenths, grade_for(tenths), tuple(lines), tuple(applied))
+    return ScopeScore(scope, key, tenths, grade_for(tenths), tuple(contributions), tuple(applied))
 
 
 def score_organisation(
@@ -505,7 +550,7 @@ def _score_from_groups(
 
     # check id → {halves: count}, worst rank, first seen, subjects, assets, category, caps
     per_check: dict[str, list] = {}
-    asset_lines: dict[str, list[Contribution]] = {}
+    asset_lines: dict[str, list[_Line]] = {}
     asset_caps: dict[str, set[CapRule]] = {}
     category_caps: dict[str, set[CapRule]] = {}
     organisation_caps: dict[CapRule, set[str]] = {}  # rule → check ids that trigger it
@@ -526,9 +571,7 @@ def _score_from_groups(
         if points is None:
             points = points_cache[cache_key] = _group_points(weight, ((halves, count),))
         asset_lines.setdefault(asset_value, []).append(
-            Contribution(
-                ContributionKind.FINDING, points, check_id, category, severity, instances=count
-            )
+            (points, check_id, category, severity, count)
         )
         entry = per_check.get(check_id)
         if entry is None:
@@ -552,21 +595,14 @@ def _score_from_groups(
                 entry[6].add(rule.id)
 
     groups: list[FindingGroup] = []
-    lines: list[Contribution] = []
-    category_lines: dict[str, list[Contribution]] = {c.value: [] for c in Category}
+    lines: list[_Line] = []
+    category_lines: dict[str, list[_Line]] = {c.value: [] for c in Category}
     for check_id, (counts, rank, first, subjects, assets, category, caps) in sorted(
         per_check.items()
     ):
         severity = _SEVERITY_BY_RANK[rank]
         points = _group_points(SEVERITY_WEIGHTS[severity], sorted(counts.items(), reverse=True))
-        line = Contribution(
-            ContributionKind.FINDING,
-            points,
-            check_id,
-            category,
-            severity,
-            instances=sum(counts.values()),
-        )
+        line = (points, check_id, category, severity, sum(counts.values()))
         lines.append(line)
         category_lines.setdefault(category, []).append(line)
         groups.append(
@@ -596,7 +632,7 @@ def _score_from_groups(
         categories=categories,
         assets=asset_scores,
         groups=tuple(groups),
-        excluded=tuple(excluded),
+        excluded=tuple(sorted(excluded, key=lambda f: (f.check_id, f.subject, f.asset))),
         open_counts=open_counts,
     )
 
@@ -606,8 +642,7 @@ def _score_from_groups(
 
 def _score_without(score: OrganisationScore, removed: frozenset[str]) -> int:
     """The organisation's score (tenths) if the groups with these check ids were fixed."""
-    lost = sum(g.points_lost for g in score.groups if g.check_id not in removed)
-    uncapped = FULL_SCORE - min(lost, FULL_SCORE)
+    uncapped = compress(sum(g.penalty for g in score.groups if g.check_id not in removed))
     still_capped = {cap for g in score.groups if g.check_id not in removed for cap in g.caps}
     ceilings = [r.ceiling for r in CAP_RULES if r.id in still_capped]
     return min([uncapped, *ceilings])
@@ -622,7 +657,7 @@ class Action:
     severity: Severity
     subjects: tuple[str, ...]
     assets: tuple[str, ...]
-    points_lost: int  # tenths this group costs now
+    penalty: int  # tenths, before the exponential
     gain: int  # tenths the organisation's score rises if only this is fixed
     effort: Effort
     first_seen: dt.date
@@ -638,9 +673,9 @@ class Action:
         return len(self.subjects)
 
     def rank_key(self) -> tuple[float, float, int, str]:
-        """Gain per effort, then points per effort, then severity, then id."""
+        """Gain per effort, then penalty per effort, then severity, then id."""
         units = self.effort_units
-        return (-self.gain / units, -self.points_lost / units, -self.severity.rank, self.check_id)
+        return (-self.gain / units, -self.penalty / units, -self.severity.rank, self.check_id)
 
 
 def due_date(severity: Severity | str, first_seen: dt.date) -> dt.date | None:
@@ -659,7 +694,7 @@ def priorities(
     """Every open finding group as an action, best gain per effort first."""
     actions = []
     for group in score.groups:
-        if group.points_lost == 0 and not group.caps:
+        if group.penalty == 0 and not group.caps:
             continue
         due = due_date(group.severity, group.first_seen)
         actions.append(
@@ -669,7 +704,7 @@ def priorities(
                 severity=group.severity,
                 subjects=group.subjects,
                 assets=group.assets,
-                points_lost=group.points_lost,
+                penalty=group.penalty,
                 gain=_score_without(score, frozenset({group.check_id})) - score.tenths,
                 effort=_effort(group.check_id, registry),
                 first_seen=group.first_seen,
@@ -698,6 +733,16 @@ class Plan:
         return self.tenths_after / POINT
 
 
+def _largest_penalty_reaching(threshold: int) -> int:
+    """The largest penalty (tenths) whose score is still at least `threshold` (> 0)."""
+    penalty = max(0, int(PENALTY_SCALE * POINT * math.log(FULL_SCORE / threshold)))
+    while compress(penalty + 1) >= threshold:
+        penalty += 1
+    while penalty > 0 and compress(penalty) < threshold:
+        penalty -= 1
+    return penalty
+
+
 def plan_to_reach(
     score: OrganisationScore,
     target: Grade | str,
@@ -708,9 +753,10 @@ def plan_to_reach(
     """The set of actions with the least total effort that lifts the score to `target`.
 
     Exact: every cap whose ceiling is below the target's band must be lifted (its groups
-    are forced into the plan); the rest is a 0/1 knapsack over effort units (small
-    integers), solved by dynamic programming for the most points per effort budget. Ties
-    go to the most points removed, then to the check ids in sorted order.
+    are forced into the plan); the remaining penalty must fall to the largest one whose
+    score still reaches the band, a 0/1 knapsack over effort units (small integers)
+    solved by dynamic programming for the most penalty removed per effort budget. Ties go
+    to the most penalty removed, then to the check ids in sorted order.
     """
     target = Grade(target)
     threshold = grade_floor(target)
@@ -719,16 +765,14 @@ def plan_to_reach(
         return Plan(target, (), score.tenths, score.grade)
     blocking = {r.id for r in CAP_RULES if r.ceiling < threshold}
     forced = {g.check_id for g in score.groups if g.caps & blocking}
-    lost = sum(g.points_lost for g in score.groups)
     needed = (
-        lost
-        - (FULL_SCORE - threshold)
-        - sum(g.points_lost for g in score.groups if g.check_id in forced)
+        sum(g.penalty for g in score.groups if g.check_id not in forced)
+        - _largest_penalty_reaching(threshold)
     )
     optional = [
         actions[g.check_id]
         for g in score.groups
-        if g.check_id not in forced and g.points_lost > 0 and g.check_id in actions
+        if g.check_id not in forced and g.penalty > 0 and g.check_id in actions
     ]
     chosen = set(forced)
     if needed > 0:
@@ -736,7 +780,7 @@ def plan_to_reach(
         best = [0] * (budget + 1)
         picks = [0] * (budget + 1)
         for index, action in enumerate(optional):
-            units, points = action.effort_units, action.points_lost
+            units, points = action.effort_units, action.penalty
             for spent in range(budget, units - 1, -1):
                 candidate = best[spent - units] + points
                 if candidate > best[spent]:

@@ -19,6 +19,7 @@ from riskiturva.scoring import (
     ScoringFinding,
     answer,
     check_weight,
+    compress,
     due_date,
     grade_for,
     plan_to_reach,
@@ -76,16 +77,25 @@ def test_no_findings_is_a_perfect_score_in_every_category_and_asset():
 
 
 def test_one_finding_loses_its_severity_weight_times_criticality():
-    # Given one high finding on a high-criticality asset (1.5 × 15 points)
+    # Given one high finding on a high-criticality asset: penalty 1.5 × 20 points
     result = score_organisation("kunta", [finding("dns.axfr.open", "high", WWW)], ASSETS)
 
-    # Then 22.5 points are lost, and the same on the category and the asset
-    assert result.score == 77.5
-    assert result.grade is Grade.C
-    assert result.categories["dns"].score == 77.5
-    assert result.assets[WWW.value].score == 77.5
+    # Then the score is 100 × exp(−30 / 150) = 81.9, the same on the category and the asset
+    assert result.score == 81.9
+    assert result.grade is Grade.B
+    assert result.categories["dns"].score == 81.9
+    assert result.assets[WWW.value].score == 81.9
     assert result.assets[ASIOINTI.value].score == 100.0
-    assert [(c.check_id, c.points) for c in result.contributions] == [("dns.axfr.open", 22.5)]
+    assert [(c.check_id, c.penalty, c.points) for c in result.contributions] == [
+        ("dns.axfr.open", 300, 18.1)
+    ]
+
+
+def test_small_penalties_cost_about_their_points_and_large_ones_never_reach_zero():
+    assert compress(0) == 1000
+    assert compress(50) == 967  # 5 points of penalty: 3.3 points lost
+    assert compress(1500) == 368  # 100/e
+    assert 0 < compress(6000) < compress(3000)
 
 
 def test_the_same_problem_on_many_assets_costs_at_most_twice_its_worst_instance():
@@ -97,12 +107,13 @@ def test_the_same_problem_on_many_assets_costs_at_most_twice_its_worst_instance(
         ASSETS,
     )
 
-    lost_one = 1000 - one.tenths  # 7.5 points on a high asset
-    lost_many = 1000 - many.tenths
-    assert lost_one == 75
+    penalty_one = one.contributions[0].penalty  # 7.5 points on a high asset
+    penalty_many = many.contributions[0].penalty
+    assert penalty_one == 75
     # worst instance 7.5, then 5 × (½ + ¼ + …) for the medium ones: just under 7.5 + 5
-    assert lost_one < lost_many <= 75 + 50
+    assert penalty_one < penalty_many <= 75 + 50
     assert many.contributions[0].instances == 51
+    assert one.tenths > many.tenths
 
 
 def test_fifty_clean_hosts_do_not_hide_one_hole():
@@ -114,7 +125,7 @@ def test_fifty_clean_hosts_do_not_hide_one_hole():
 
 
 def test_an_open_critical_caps_the_organisation_at_d_and_shows_the_cap():
-    # Given a critical finding on a low-criticality test host: only 20 points lost
+    # Given a critical finding on a low-criticality test host: a penalty of only 20 points
     result = score_organisation(
         "kunta", [finding("services.exposed.rdp", "critical", TESTI)], ASSETS
     )
@@ -123,7 +134,9 @@ def test_an_open_critical_caps_the_organisation_at_d_and_shows_the_cap():
     assert result.tenths == 699
     assert result.grade is Grade.D
     cap_lines = [c for c in result.contributions if c.kind is ContributionKind.CAP]
-    assert [(c.cap_id, c.points_lost) for c in cap_lines] == [("open_critical", 800 - 699)]
+    assert [(c.cap_id, c.points_lost) for c in cap_lines] == [
+        ("open_critical", compress(200) - 699)
+    ]
     assert [(c.id, c.binding) for c in result.caps] == [("open_critical", True)]
     assert_adds_up(result)
 
@@ -150,14 +163,16 @@ def test_tls_caps_limit_the_tls_category_and_the_asset_but_not_the_organisation(
     assert result.caps == ()
 
 
-def test_points_beyond_zero_are_given_back_in_the_explanation():
+def test_points_lost_are_shared_in_proportion_to_the_penalties_and_add_up():
     findings = [finding(f"dns.check.n{i}", "critical", WWW) for i in range(5)]
+    findings.append(finding("dns.ns.single", "medium", WWW))
 
     result = score_organisation("kunta", findings, ASSETS)
 
-    assert result.tenths == 0
-    floor = [c for c in result.contributions if c.kind is ContributionKind.FLOOR]
-    assert len(floor) == 1 and floor[0].points_lost == 1000 - 5 * 600
+    assert result.tenths == compress(5 * 600 + 75)
+    shares = [c.points_lost for c in result.contributions]
+    assert max(shares[:5]) - min(shares[:5]) <= 1
+    assert 7 * shares[5] <= shares[0] <= 9 * shares[5]  # 600 : 75
     assert_adds_up(result)
 
 
@@ -242,9 +257,9 @@ def test_plan_for_a_grade_already_reached_is_empty():
 @pytest.mark.parametrize(
     ("language", "expected"),
     [
-        ("fi", r"^Ei vielä: arvosana F \(\d+,\d/100\), 1 kriittinen ongelma; korjaa ensin: "),
-        ("sv", r"^Inte ännu: betyg F \(\d+,\d/100\), 1 kritiskt problem; åtgärda först: "),
-        ("en", r"^Not yet: grade F \(\d+\.\d/100\), 1 critical problem; fix first: "),
+        ("fi", r"^Ei vielä: arvosana [A-F] \(\d+,\d/100\), 1 kriittinen ongelma; korjaa ensin: "),
+        ("sv", r"^Inte ännu: betyg [A-F] \(\d+,\d/100\), 1 kritiskt problem; åtgärda först: "),
+        ("en", r"^Not yet: grade [A-F] \(\d+\.\d/100\), 1 critical problem; fix first: "),
     ],
 )
 def test_the_answer_names_the_problem_and_the_first_fix(language, expected):

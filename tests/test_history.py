@@ -1,0 +1,217 @@
+"""Scores from the store: the adapter, daily snapshots (one per day) and the 30-day change."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+from sqlalchemy import func, select
+
+from riskiturva.history import (
+    change_since,
+    score_history,
+    score_stored,
+    scoring_inputs,
+    take_snapshots,
+)
+from riskiturva.models import Asset, FindingStatus, Organisation, ScoreSnapshot
+from riskiturva.scoring import SCORING_VERSION, Grade
+from riskiturva.store import ObservedFinding, decide, list_findings, reconcile, sync_config
+from tests.conftest import T0
+
+E_SERVICE = "127.60.1.10"  # high criticality, tagged e-service in the minimal config
+
+
+def observed(check_id: str, subject: str, severity: str = "low") -> ObservedFinding:
+    return ObservedFinding(
+        check_id=check_id,
+        subject=subject,
+        target=subject,
+        asset=subject.split(":", 1)[0],
+        category=check_id.split(".", 1)[0],
+        severity=severity,
+        evidence={},
+    )
+
+
+@pytest.fixture
+def stored(sessions, minimal_config):
+    """Hyvälä with an open AXFR on its e-service address and a CAA finding on another."""
+    with sessions.begin() as session:
+        sync_config(session, minimal_config)
+        hyvala = session.scalar(select(Organisation).filter_by(slug="hyvala"))
+        reconcile(
+            session,
+            organisation=hyvala,
+            collector="dns_email",
+            run_id=None,
+            observed=[
+                # stored as low: the registry's severity (high) is the one that counts
+                observed("dns.axfr.open", E_SERVICE, severity="low"),
+                observed("dns.caa.missing", "127.60.1.11"),
+            ],
+            scanned_ok=set(),
+            now=T0,
+        )
+    return sessions
+
+
+def organisation(session, slug="hyvala") -> Organisation:
+    return session.scalar(select(Organisation).filter_by(slug=slug))
+
+
+def test_inputs_take_the_registrys_severity_and_the_assets_criticality(stored):
+    with stored() as session:
+        findings, assets = scoring_inputs(session, organisation(session), now=T0)
+
+    by_check = {f.check_id: f for f in findings}
+    assert by_check["dns.axfr.open"].severity == "high"
+    assert by_check["dns.axfr.open"].first_seen == T0.date()
+    assert {(a.value, a.criticality, a.tags) for a in assets} == {
+        (E_SERVICE, "high", frozenset({"e-service"})),
+        ("127.60.1.11", "low", frozenset()),
+    }
+
+
+def test_a_decision_counts_until_it_expires(stored):
+    with stored.begin() as session:
+        axfr = list_findings(session, ["hyvala"])[-1]
+        assert axfr.check_id == "dns.axfr.open"
+        decide(
+            session,
+            finding_id=axfr.id,
+            visible=["hyvala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="tietoturva@hyvala.test",
+            reason="the secondary is moving next week",
+            until=T0 + dt.timedelta(days=7),
+            now=T0,
+        )
+    with stored() as session:
+        during = score_stored(session, organisation(session), now=T0 + dt.timedelta(days=1))
+        after = score_stored(session, organisation(session), now=T0 + dt.timedelta(days=8))
+
+    assert [f.check_id for f in during.excluded] == ["dns.axfr.open"]
+    assert during.excluded[0].decision_reason == "the secondary is moving next week"
+    assert "dns.axfr.open" not in {g.check_id for g in during.groups}
+    assert after.excluded == ()
+    assert after.tenths < during.tenths
+
+
+def test_a_domain_declared_twice_is_one_asset_with_the_higher_criticality(stored):
+    with stored.begin() as session:
+        hyvala = organisation(session)
+        session.add_all(
+            [
+                Asset(
+                    organisation_id=hyvala.id,
+                    kind="domain",
+                    value="hyvala.test",
+                    criticality="low",
+                    tags=["website"],
+                ),
+                Asset(
+                    organisation_id=hyvala.id,
+                    kind="mail_domain",
+                    value="hyvala.test",
+                    criticality="high",
+                    tags=[],
+                ),
+            ]
+        )
+    with stored() as session:
+        _, assets = scoring_inputs(session, organisation(session), now=T0)
+
+    merged = [a for a in assets if a.value == "hyvala.test"]
+    assert [(a.criticality, a.tags) for a in merged] == [("high", frozenset({"website"}))]
+
+
+def test_snapshots_are_one_row_per_organisation_and_day(stored, minimal_config):
+    day = T0.date()
+    first = take_snapshots(stored, minimal_config, day, now=T0)
+    # a new problem appears later the same day; the day's row is replaced, not added
+    with stored.begin() as session:
+        reconcile(
+            session,
+            organisation=organisation(session),
+            collector="services",
+            run_id=None,
+            observed=[observed("services.exposed.rdp", f"{E_SERVICE}:3389/tcp")],
+            scanned_ok=set(),
+            now=T0,
+        )
+    second = take_snapshots(stored, minimal_config, day, now=T0)
+
+    with stored() as session:
+        rows = session.scalars(
+            select(ScoreSnapshot).join(Organisation).where(Organisation.slug == "hyvala")
+        ).all()
+        total = session.scalar(select(func.count()).select_from(ScoreSnapshot))
+    assert set(first) == set(second) == {"hyvala", "rapala"}
+    assert total == 2
+    assert len(rows) == 1
+    row = rows[0]
+    assert (row.day, row.score, row.grade) == (day, second["hyvala"].score, "F")
+    assert row.scoring_version == SCORING_VERSION
+    assert row.open_counts["critical"] == 1 and row.open_counts["high"] == 1
+    assert row.category_scores["services"] < 70 and row.category_scores["web"] == 100.0
+    assert second["hyvala"].tenths < first["hyvala"].tenths
+
+
+def snapshot(sessions, slug: str, day: dt.date, score: float, version=SCORING_VERSION) -> None:
+    with sessions.begin() as session:
+        session.add(
+            ScoreSnapshot(
+                organisation_id=organisation(session, slug).id,
+                day=day,
+                score=score,
+                grade="A",
+                scoring_version=version,
+                category_scores={},
+                open_counts={},
+            )
+        )
+
+
+def test_change_since_30_days_compares_with_the_snapshot_on_or_before_the_cutoff(stored):
+    today = dt.date(2026, 11, 2)
+    for days_ago, score in ((45, 50.0), (31, 60.0), (29, 65.0), (0, 80.5)):
+        snapshot(stored, "hyvala", today - dt.timedelta(days=days_ago), score)
+    snapshot(stored, "rapala", today - dt.timedelta(days=10), 20.0)
+    snapshot(stored, "rapala", today, 25.0, version="0.9")
+
+    with stored() as session:
+        changes = change_since(session, ["hyvala", "rapala"], today=today)
+        only_rapala = change_since(session, ["rapala"], today=today)
+
+    hyvala = changes["hyvala"]
+    assert (hyvala.baseline.day, hyvala.current.day) == (today - dt.timedelta(days=31), today)
+    assert hyvala.delta == 20.5 and hyvala.comparable
+    # scored for only 10 days: compared with its oldest snapshot, across a model change
+    rapala = changes["rapala"]
+    assert rapala.baseline.day == today - dt.timedelta(days=10)
+    assert rapala.delta == 5.0 and not rapala.comparable
+    assert set(only_rapala) == {"rapala"}
+
+
+def test_a_single_snapshot_has_no_baseline(stored):
+    snapshot(stored, "hyvala", dt.date(2026, 11, 2), 90.0)
+
+    with stored() as session:
+        change = change_since(session, ["hyvala"], today=dt.date(2026, 11, 2))["hyvala"]
+
+    assert change.baseline is None and change.delta is None
+
+
+def test_history_lists_the_visible_organisations_days_in_order(stored, minimal_config):
+    for offset in (2, 0, 1):
+        take_snapshots(stored, minimal_config, T0.date() + dt.timedelta(days=offset), now=T0)
+
+    with stored() as session:
+        history = score_history(
+            session, ["hyvala"], since=T0.date(), until=T0.date() + dt.timedelta(days=1)
+        )
+
+    assert list(history) == ["hyvala"]
+    assert [p.day for p in history["hyvala"]] == [T0.date(), T0.date() + dt.timedelta(days=1)]
+    assert history["hyvala"][0].grade == Grade.B
