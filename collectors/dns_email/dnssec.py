@@ -61,7 +61,9 @@ class DnssecFacts:
 def load_trust_anchors(path: Path | None) -> TrustAnchors:
     """DS or DNSKEY records in zone-file syntax; the IANA root anchors when `path` is None."""
     text = path.read_text(encoding="utf-8") if path is not None else IANA_ROOT_ANCHORS
-    zone = dns.zone.from_text(text, origin=dns.name.root, relativize=False, check_origin=False)
+    zone = dns.zone.from_text(
+        f"$TTL 0\n{text}", origin=dns.name.root, relativize=False, check_origin=False
+    )
     anchors: dict[dns.name.Name, list[dns.rdata.Rdata]] = {}
     for name, _ttl, rdata in zone.iterate_rdatas():
         if rdata.rdtype in (dns.rdatatype.DS, dns.rdatatype.DNSKEY):

@@ -45,13 +45,13 @@ def spf_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         return
     if spf.syntax_error:
         yield FindingDraft(
-            "email.spf.syntax_error", {**base, "error": spf.syntax_error}, reproduce=repro
+            "email.spf.syntax_error", {**base, "error": shown(spf.syntax_error)}, reproduce=repro
         )
         return
     chain = {**base, "followed": [f"{d}: {shown(r)}" for d, r in spf.seen]}
     if spf.problems:
         yield FindingDraft(
-            "email.spf.syntax_error", {**chain, "errors": list(spf.problems)}, reproduce=repro
+            "email.spf.syntax_error", {**chain, "errors": _shown_all(spf.problems)}, reproduce=repro
         )
     qualifier_checks = {
         "+": "email.spf.pass_all",
@@ -112,7 +112,9 @@ def dmarc_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         return
     if dmarc.syntax_error or dmarc.record is None:
         yield FindingDraft(
-            "email.dmarc.syntax_error", {**base, "error": dmarc.syntax_error}, reproduce=repro
+            "email.dmarc.syntax_error",
+            {**base, "error": shown(dmarc.syntax_error or "")},
+            reproduce=repro,
         )
         return
     record = dmarc.record
