@@ -22,6 +22,7 @@ from riskiturva import __version__, db
 from riskiturva.checks import LANGUAGES, load_registry
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
+from riskiturva.lab.cli import lab
 from riskiturva.models import Finding
 from riskiturva.runner import RunReport, run_collector
 from riskiturva.store import list_findings, make_engine, mark_interrupted_runs, session_factory
@@ -75,6 +76,9 @@ def main() -> None:
     Scans the public-facing assets of the organisations in the configuration (only within
     their declared scope), keeps findings with their lifecycle, and scores them.
     """
+
+
+main.add_command(lab)
 
 
 @main.command()
@@ -347,6 +351,105 @@ def scan(
     else:
         _print_run_summary(reports)
     sys.exit(1 if any(r.status == "failed" for r in reports) else 0)
+
+
+@main.command()
+@config_option
+@click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option("--top", default=5, show_default=True, help="How many priorities to show.")
+@click.option(
+    "--target", type=click.Choice("ABCD"), default="B", show_default=True, help="Plan's goal."
+)
+@click.option(
+    "--fail-below",
+    type=click.Choice("ABCD"),
+    default=None,
+    help="Exit 1 when an organisation's grade is below this one.",
+)
+@lang_option
+def score(
+    config_path: Path | None,
+    orgs: Sequence[str],
+    fmt: str,
+    top: int,
+    target: str,
+    fail_below: str | None,
+    lang: str,
+) -> None:
+    """Grade, score, the answer, top priorities and the explanation of each organisation.
+
+    Exit status: 0; 1 with --fail-below when a grade is below it. Model: docs/scoring.md.
+    """
+    from riskiturva.history import change_since, score_stored
+    from riskiturva.models import Organisation
+    from riskiturva.scoring import grade_floor, score_document
+    from riskiturva.store import sync_config
+
+    config = read_config(config_path)
+    _require_known_orgs(config, orgs)
+    slugs = list(orgs) or [o.slug for o in config.organisations]
+    sessions = open_store(config)
+    now = dt.datetime.now(dt.UTC)
+    registry = load_registry()
+    with sessions.begin() as session:
+        rows = sync_config(session, config)
+        changes = change_since(session, slugs, today=now.date())
+        documents = []
+        for slug in slugs:
+            organisation: Organisation = rows[slug]
+            document = score_document(
+                score_stored(session, organisation, now=now, registry=registry),
+                registry=registry,
+                today=now.date(),
+                language=lang,
+                target=target,
+                top=top,
+            )
+            change = changes.get(slug)
+            document["name"] = organisation.name(lang)
+            document["change_30d"] = (
+                {
+                    "delta": change.delta,
+                    "since": change.baseline.day.isoformat(),
+                    "comparable": change.comparable,
+                }
+                if change and change.baseline
+                else None
+            )
+            documents.append(document)
+    if fmt == "json":
+        click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
+    else:
+        console = _console()
+        for d in documents:
+            change = d["change_30d"]
+            trend = f", {change['delta']:+.1f} since {change['since']}" if change else ""
+            console.print(
+                Text(f"{d['organisation']} — {d['name']}: {d['grade']} {d['score']:.1f}{trend}")
+            )
+            console.print(Text(str(d["answer"])))
+            priorities_table = Table("action", "severity", "instances", "gain", "effort", "due")
+            for p in d["priorities"]:
+                due = f"{p['due']} OVERDUE" if p["overdue"] else p["due"] or "—"
+                gain = f"+{p['gain']:.1f}"
+                row = (p["severity"], str(p["instances"]), gain, p["effort"], due)
+                priorities_table.add_row(Text(p["title"]), *row)
+            console.print(priorities_table)
+            plan = d["plan"]
+            goal = f"To reach {plan['target']}: fix {len(plan['check_ids'])} action(s)"
+            after = f"{plan['grade_after']} {plan['score_after']:.1f}"
+            console.print(Text(f"{goal}, effort {plan['effort_units']} → {after}"))
+            why = Table("why (points lost)", "points", title=f"100 → {d['score']:.1f}")
+            for line in d["explanation"]:
+                label = line["title"] if line["kind"] == "finding" else f"cap: {line['title']}"
+                why.add_row(Text(str(label)), f"−{line['points_lost']:.1f}")
+            for cap in d["caps"]:
+                if not cap["binding"]:
+                    why.add_row(Text(f"cap (not binding): {cap['reason']}"), f"≤ {cap['grade']}")
+            console.print(why)
+    if fail_below and any(grade_floor(d["grade"]) < grade_floor(fail_below) for d in documents):
+        sys.exit(1)
 
 
 def _print_run_summary(reports: Sequence[RunReport]) -> None:

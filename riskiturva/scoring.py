@@ -765,10 +765,9 @@ def plan_to_reach(
         return Plan(target, (), score.tenths, score.grade)
     blocking = {r.id for r in CAP_RULES if r.ceiling < threshold}
     forced = {g.check_id for g in score.groups if g.caps & blocking}
-    needed = (
-        sum(g.penalty for g in score.groups if g.check_id not in forced)
-        - _largest_penalty_reaching(threshold)
-    )
+    needed = sum(
+        g.penalty for g in score.groups if g.check_id not in forced
+    ) - _largest_penalty_reaching(threshold)
     optional = [
         actions[g.check_id]
         for g in score.groups
@@ -896,6 +895,103 @@ def _problems(score: OrganisationScore, language: str) -> str:
     return ", ".join(parts)
 
 
+# --- a document for machines and renderers -------------------------------------------
+
+
+def score_document(
+    score: OrganisationScore,
+    *,
+    registry: Mapping[str, Check],
+    today: dt.date,
+    language: str = "fi",
+    target: Grade | str = Grade.B,
+    top: int | None = None,
+) -> dict[str, object]:
+    """Everything about one organisation's score as plain JSON-able data.
+
+    Grade, score, the answer, the explanation line by line, the caps, the priorities
+    (the first `top`), the plan to reach `target`, and the excluded findings.
+    """
+
+    def title(check_id: str | None) -> str | None:
+        check = registry.get(check_id) if check_id else None
+        return check.title_in(language) if check else check_id
+
+    actions = priorities(score, registry=registry, today=today)
+    plan = plan_to_reach(score, target, registry=registry, today=today)
+    return {
+        "organisation": score.organisation,
+        "score": score.score,
+        "grade": str(score.grade),
+        "scoring_version": score.version,
+        "answer": answer(score, actions, registry=registry, language=language),
+        "categories": {
+            c: {"score": s.score, "grade": str(s.grade)} for c, s in score.categories.items()
+        },
+        "open_counts": dict(score.open_counts),
+        "caps": [
+            {
+                "id": c.id,
+                "grade": str(c.rule.grade),
+                "binding": c.binding,
+                "reason": c.rule.reason.get(language, c.rule.reason["en"]),
+            }
+            for c in score.caps
+        ],
+        "explanation": [
+            {
+                "kind": str(c.kind),
+                "check_id": c.check_id,
+                "title": title(c.check_id) if c.check_id else _cap_reason(c.cap_id, language),
+                "severity": c.severity and str(c.severity),
+                "instances": c.instances,
+                "penalty": c.penalty / POINT,
+                "points_lost": c.points,
+                "cap_id": c.cap_id,
+            }
+            for c in score.contributions
+        ],
+        "priorities": [
+            {
+                "check_id": a.check_id,
+                "title": title(a.check_id),
+                "category": a.category,
+                "severity": str(a.severity),
+                "instances": a.instances,
+                "subjects": list(a.subjects),
+                "gain": a.gain / POINT,
+                "effort": str(a.effort),
+                "first_seen": a.first_seen.isoformat(),
+                "due": a.due.isoformat() if a.due else None,
+                "overdue": a.overdue,
+            }
+            for a in actions[:top]
+        ],
+        "plan": {
+            "target": str(plan.target),
+            "check_ids": [a.check_id for a in plan.actions],
+            "effort_units": plan.effort_units,
+            "score_after": plan.score_after,
+            "grade_after": str(plan.grade_after),
+        },
+        "excluded": [
+            {
+                "check_id": f.check_id,
+                "subject": f.subject,
+                "status": str(f.status),
+                "reason": f.decision_reason,
+                "until": f.decision_until.isoformat() if f.decision_until else None,
+            }
+            for f in score.excluded
+        ],
+    }
+
+
+def _cap_reason(cap_id: str | None, language: str) -> str | None:
+    rule = next((r for r in CAP_RULES if r.id == cap_id), None)
+    return rule.reason.get(language, rule.reason["en"]) if rule else cap_id
+
+
 __all__ = [
     "CAP_RULES",
     "CRITICALITY_HALVES",
@@ -924,6 +1020,7 @@ __all__ = [
     "grade_for",
     "plan_to_reach",
     "priorities",
+    "score_document",
     "score_organisation",
     "weights_markdown",
 ]

@@ -1,0 +1,100 @@
+"""`riskiturva score`: grade, answer, priorities and explanation from a real store."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+from sqlalchemy import select
+
+from riskiturva.cli import main
+from riskiturva.config import load_config
+from riskiturva.models import Organisation
+from riskiturva.store import ObservedFinding, make_engine, reconcile, session_factory, sync_config
+from tests.conftest import MINIMAL_CONFIG
+
+
+@pytest.fixture
+def config_path(tmp_path: Path) -> Path:
+    """The minimal configuration, its database holding an open RDP and an open AXFR."""
+    path = tmp_path / "riskiturva.toml"
+    path.write_text(MINIMAL_CONFIG, encoding="utf-8")
+    config = load_config(path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["db", "upgrade", "--config", str(path)]).exit_code == 0
+    sessions = session_factory(make_engine(config.settings.effective_database_url))
+    now = dt.datetime.now(dt.UTC) - dt.timedelta(days=20)
+    with sessions.begin() as session:
+        sync_config(session, config)
+        hyvala = session.scalar(select(Organisation).filter_by(slug="hyvala"))
+        reconcile(
+            session,
+            organisation=hyvala,
+            collector="services",
+            run_id=None,
+            observed=[
+                ObservedFinding(
+                    "services.exposed.rdp",
+                    "127.60.1.10:3389/tcp",
+                    "127.60.1.10",
+                    "127.60.1.10",
+                    "services",
+                    "critical",
+                    {"port": 3389},
+                ),
+                ObservedFinding(
+                    "dns.axfr.open", "127.60.1.11", "127.60.1.11", "127.60.1.11", "dns", "high", {}
+                ),
+            ],
+            scanned_ok=set(),
+            now=now,
+        )
+    return path
+
+
+def test_json_gives_grade_answer_priorities_and_an_explanation_that_adds_up(config_path):
+    result = CliRunner().invoke(
+        main, ["score", "--config", str(config_path), "--format", "json", "--lang", "en"]
+    )
+
+    assert result.exit_code == 0, result.output
+    documents = {d["organisation"]: d for d in json.loads(result.output)}
+    assert set(documents) == {"hyvala", "rapala"}
+    hyvala = documents["hyvala"]
+    assert hyvala["grade"] in ("D", "F")
+    assert hyvala["answer"].startswith(f"Not yet: grade {hyvala['grade']} ")
+    assert "1 critical problem" in hyvala["answer"]
+    rdp = next(p for p in hyvala["priorities"] if p["check_id"] == "services.exposed.rdp")
+    assert rdp["overdue"]  # critical: 15 days, first seen 20 days ago
+    lost = sum(line["points_lost"] for line in hyvala["explanation"])
+    assert round(100 - lost, 1) == hyvala["score"]
+    assert {c["id"] for c in hyvala["caps"]} == {"open_critical"}
+    assert documents["rapala"]["grade"] == "A"
+    assert documents["rapala"]["answer"].startswith("Yes: grade A (100/100)")
+
+
+def test_table_names_the_organisation_the_answer_and_the_explanation(config_path):
+    result = CliRunner().invoke(
+        main, ["score", "--config", str(config_path), "--org", "hyvala", "--lang", "fi"]
+    )
+
+    assert result.exit_code == 0, result.output
+    assert "hyvala — Hyvälän kunta:" in result.output
+    assert "Ei vielä: arvosana" in result.output
+    assert "OVERDUE" in result.output
+    assert "To reach B" in result.output
+    assert "rapala" not in result.output
+
+
+def test_fail_below_exits_1_when_a_grade_is_below_it(config_path):
+    runner = CliRunner()
+    below = runner.invoke(main, ["score", "--config", str(config_path), "--fail-below", "C"])
+    fine = runner.invoke(
+        main, ["score", "--config", str(config_path), "--org", "rapala", "--fail-below", "B"]
+    )
+
+    assert below.exit_code == 1
+    assert fine.exit_code == 0, fine.output
