@@ -117,18 +117,19 @@ def _lenient_context() -> ssl.SSLContext:
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     context.check_hostname = False
     context.verify_mode = ssl.CERT_NONE
-    context.minimum_version = ssl.TLSVersion.TLSv1
+    context.minimum_version = ssl.TLSVersion.MINIMUM_SUPPORTED
     context.set_ciphers("ALL:@SECLEVEL=0")
     return context
 
 
 def classify(exc: BaseException) -> str | None:
     """The error kind of a failed request, or None for an unexpected exception."""
+    if isinstance(exc, NewConnectionError):  # before timeouts: it subclasses ConnectTimeoutError
+        if isinstance(exc.__cause__ or exc.__context__, ConnectionRefusedError):
+            return "refused"
+        return "refused" if "refused" in str(exc).lower() else "unreachable"
     if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
         return "timeout"
-    if isinstance(exc, NewConnectionError):
-        return "refused" if isinstance(exc.__cause__ or exc.__context__, ConnectionRefusedError) \
-            or "refused" in str(exc).lower() else "unreachable"  # fmt: skip
     if isinstance(exc, SSLError | ProtocolError | ConnectionError | urllib3.exceptions.HTTPError):
         return "protocol"
     return None

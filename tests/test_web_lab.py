@@ -1,0 +1,70 @@
+"""The web collector against the real lab's nginx: expectations come from the manifest."""
+
+from __future__ import annotations
+
+import pytest
+
+from collectors.web import WebCollector
+from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus, Target
+from riskiturva.config import AssetKind, load_config
+from riskiturva.runner import build_context, expand_targets
+
+pytestmark = pytest.mark.lab
+
+
+@pytest.fixture(scope="module")
+def observations(lab) -> list[SubjectObservation]:
+    config = load_config(lab.config_path)
+    context = build_context(config)
+    collector = WebCollector()
+    seen: list[SubjectObservation] = []
+    for organisation in config.organisations:
+        targets, _ = expand_targets(organisation, collector, context)
+        task = ScanTask(1, organisation.slug, collector.name, tuple(targets))
+        seen.extend(collector.collect(task, context))
+    return seen
+
+
+def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(lab, observations):
+    collector = WebCollector()
+    found = {
+        (o.subject, d.check_id)
+        for o in observations
+        if o.status is not SubjectStatus.ERROR
+        for d in collector.judge(o)
+    }
+    verdict = lab.manifest.verify("web", found)
+    assert verdict.missing == frozenset()
+    assert verdict.unexpected == frozenset()
+
+
+def test_every_manifest_subject_was_fetched_completely(lab, observations):
+    status = {o.subject: o.status for o in observations}
+    subjects = {e.subject for e in lab.manifest.expectations if e.collector == "web"}
+    assert {s: status.get(s) for s in subjects} == dict.fromkeys(subjects, SubjectStatus.OK)
+
+
+def test_certificate_failure_does_not_stop_header_checks(observations):
+    by_subject = {o.subject: o.facts for o in observations}
+    assert by_subject["www.hyvala.test"].certificate_verified is True
+    for bad in ("asiointi.rapala.test", "intra.rapala.test", "lomakkeet.rapala.test"):
+        facts = by_subject[bad]
+        assert facts.certificate_verified is False
+        assert facts.https.final.header("content-security-policy")
+
+
+def test_requests_name_riskiturva_in_the_user_agent(lab, observations):
+    log = (lab.directory / "web" / "access.log").read_text(encoding="utf-8", errors="replace")
+    assert "Riskiturva/" in log
+
+
+def test_unreachable_host_is_an_error_not_a_finding(lab):
+    context = build_context(load_config(lab.config_path))
+    # mx1 serves SMTP only: ports 80 and 443 are refused.
+    task = ScanTask(
+        1, "hyvala", "web",
+        (Target("www.hyvala.test", AssetKind.HOST, "closed.hyvala.test", "127.60.1.25"),),
+    )  # fmt: skip
+    (observation,) = WebCollector().collect(task, context)
+    assert observation.status is SubjectStatus.ERROR
+    assert observation.error.kind is ErrorKind.REFUSED
