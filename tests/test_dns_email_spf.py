@@ -21,30 +21,47 @@ from collectors.dns_email._seam import Answer, QueryFunction, answer_from
 from collectors.dns_email.spf import SpfSyntaxError, expand_spf, is_spf, parse_spf
 
 
-def zone_query(text: str) -> QueryFunction:
-    """Answer queries from zone-file text (absolute names), like an authoritative server."""
-    lines = "\n".join(line.strip() for line in text.strip().splitlines())
-    zone = dns.zone.from_text(
-        f"$TTL 300\n{lines}\n", origin=dns.name.root, relativize=False, check_origin=False
-    )
+def zone_query(*zones: str | dns.zone.Zone) -> QueryFunction:
+    """Answer queries like authoritative servers for `zones` (DS from the parent's side).
+
+    A string is zone-file text with absolute names and no SOA, held as one flat zone.
+    """
+    loaded = [_flat(z) if isinstance(z, str) else z for z in zones]
+
+    def zone_for(qname: dns.name.Name, qtype: int) -> dns.zone.Zone:
+        holding = [z for z in loaded if qname.is_subdomain(z.origin)]
+        holding.sort(key=lambda z: len(z.origin), reverse=True)
+        if qtype == dns.rdatatype.DS and len(holding) > 1 and holding[0].origin == qname:
+            return holding[1]
+        return holding[0]
 
     async def query(name: str, rdtype: str) -> Answer:
         qname, qtype = dns.name.from_text(name), dns.rdatatype.from_text(rdtype)
         response = dns.message.make_response(dns.message.make_query(qname, qtype))
+        zone = zone_for(qname, qtype)
         node = zone.get_node(qname)
         if node is None:
             below = any(n.is_subdomain(qname) for n in zone.nodes)
             response.set_rcode(dns.rcode.NOERROR if below else dns.rcode.NXDOMAIN)
         else:
-            rdataset = node.get_rdataset(dns.rdataclass.IN, qtype) or node.get_rdataset(
-                dns.rdataclass.IN, dns.rdatatype.CNAME
-            )
-            if rdataset is not None:
-                response.answer.append(dns.rrset.from_rdata_list(qname, 300, list(rdataset)))
+            for rdtype_, covers in ((qtype, 0), (dns.rdatatype.RRSIG, qtype)):
+                rdataset = node.get_rdataset(dns.rdataclass.IN, rdtype_, covers)
+                if rdataset is not None:
+                    response.answer.append(dns.rrset.from_rdata_list(qname, 300, list(rdataset)))
+            alias = node.get_rdataset(dns.rdataclass.IN, dns.rdatatype.CNAME)
+            if not response.answer and alias is not None:
+                response.answer.append(dns.rrset.from_rdata_list(qname, 300, list(alias)))
         wire = dns.message.from_wire(response.to_wire())
         return answer_from(wire, name, rdtype)
 
     return query
+
+
+def _flat(text: str) -> dns.zone.Zone:
+    lines = "\n".join(line.strip() for line in text.strip().splitlines())
+    return dns.zone.from_text(
+        f"$TTL 300\n{lines}\n", origin=dns.name.root, relativize=False, check_origin=False
+    )
 
 
 def expand(zone: str, domain: str):

@@ -93,9 +93,11 @@ async def zone_cuts(name: str, query: QueryFunction) -> list[dns.name.Name]:
 
 def _matches_ds(owner: dns.name.Name, key: dns.rdata.Rdata, ds: dns.rdata.Rdata) -> bool:
     try:
-        return dns.dnssec.make_ds(owner, key, ds.digest_type) == ds  # type: ignore[attr-defined]
-    except (dns.dnssec.UnsupportedAlgorithm, ValueError):
+        # `validating`: a SHA-1 DS (digest type 1) may still be checked, only not created.
+        made = dns.dnssec.make_ds(owner, key, ds.digest_type, validating=True)  # type: ignore[attr-defined]
+    except (dns.exception.DNSException, ValueError):
         return False
+    return made == ds
 
 
 def _trusted(owner: dns.name.Name, keys: dns.rrset.RRset, anchors: tuple[dns.rdata.Rdata, ...]):
