@@ -8,19 +8,34 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva import db
 from riskiturva.config import Config
 from riskiturva.store import make_engine, session_factory
+from tests.postgres import postgres_server
+
+pytest_plugins = ["riskiturva.lab.pytest_plugin"]
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture
-def sessions(tmp_path: Path) -> Iterator[sessionmaker[Session]]:
-    """A fresh SQLite database brought to the current schema by the real migrations."""
-    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str]:
+    with postgres_server() as url:
+        yield url
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def sessions(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[sessionmaker[Session]]:
+    """A fresh database (SQLite file, or a real PostgreSQL on loopback) at the current schema."""
+    if request.param == "sqlite":
+        engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    else:
+        engine = make_engine(request.getfixturevalue("postgres_url"))
+        with engine.begin() as connection:
+            connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
     db.upgrade(engine)
     yield session_factory(engine)
     engine.dispose()
