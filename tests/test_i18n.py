@@ -1,0 +1,47 @@
+"""Catalogs: every domain has Finnish and Swedish for the same messages, none left empty."""
+
+from __future__ import annotations
+
+import datetime as dt
+from importlib import resources
+
+import pytest
+from babel.messages.pofile import read_po
+
+from riskiturva.i18n import Translator, catalog, normalise_language, translator
+
+LOCALE_DIR = resources.files("riskiturva") / "locale"
+DOMAINS = sorted(
+    {
+        p.name.removesuffix(".po")
+        for p in (LOCALE_DIR / "fi" / "LC_MESSAGES").iterdir()
+        if p.name.endswith(".po")
+    }
+)
+
+
+def _ids(language: str, domain: str) -> set[str]:
+    with (LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po").open("rb") as handle:
+        return {str(m.id) for m in read_po(handle) if m.id}
+
+
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_finnish_and_swedish_translate_the_same_messages_completely(domain):
+    assert _ids("fi", domain) == _ids("sv", domain)
+    for language in ("fi", "sv"):
+        assert set(catalog(language, domain)) == _ids(language, domain), (
+            f"{language}/{domain} has untranslated or fuzzy messages"
+        )
+
+
+def test_unknown_language_falls_back_to_finnish_and_english_is_the_source():
+    assert normalise_language("de") == "fi"
+    assert translator("en", "dashboard")("Findings") == "Findings"
+
+
+def test_dates_and_numbers_follow_the_locale():
+    day = dt.date(2026, 11, 25)
+    assert Translator("fi", "dashboard").date(day, "short") == "25.11.2026"
+    assert Translator("en", "dashboard").date(day, "short") == "25/11/2026"
+    assert Translator("fi", "dashboard").number(1234.5, 1) == "1\xa0234,5"
+    assert Translator("sv", "dashboard").number(1234.5, 1) == "1\xa0234,5"
