@@ -21,6 +21,7 @@ import asyncio
 import ssl
 from collections.abc import Awaitable, Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from publicsuffixlist import PublicSuffixList
@@ -133,10 +134,14 @@ class _Scan:
     organisation: str
     anchors: TrustAnchors
     psl: PublicSuffixList
-    tls: ssl.SSLContext
 
     def allowed(self, address: str) -> bool:
         return self.context.scope.allows_address(self.organisation, address)
+
+    @cached_property
+    def tls(self) -> ssl.SSLContext:
+        """Built when a policy is first fetched (loading the CA store costs time)."""
+        return tls_client_context(self.context.trusted_ca_files)
 
 
 class DnsEmailCollector:
@@ -146,6 +151,11 @@ class DnsEmailCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
     check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+
+    @cached_property
+    def public_suffixes(self) -> PublicSuffixList:
+        """The packaged Public Suffix List: static reference data, parsed once."""
+        return PublicSuffixList()
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         return asyncio.run(self.collect_async(task, context))
@@ -157,8 +167,7 @@ class DnsEmailCollector:
             context=context,
             organisation=task.organisation,
             anchors=load_trust_anchors(context.settings.dnssec.trust_anchors_file),
-            psl=PublicSuffixList(),
-            tls=tls_client_context(context.trusted_ca_files),
+            psl=self.public_suffixes,
         )
         limit = asyncio.Semaphore(context.settings.concurrency.targets)
 
