@@ -128,7 +128,7 @@ def write_section(rows: list[tuple[str, Result]], testssl: Result | None, n: int
         "",
         f"`benchmarks/bench_tls.py` on {platform.node()} ({platform.machine()}, "
         f"Python {platform.python_version()}), {time.strftime('%Y-%m-%d')}: {n} lab HTTPS "
-        "endpoints (13 servers, each under two SNI names) in one run; concurrency from the "
+        "endpoints (each lab HTTPS server under two SNI names) in one run; concurrency from the "
         "lab configuration (20 servers at once, 5 connections per server).",
         "",
         "| latency | scanner | endpoints | complete | seconds | endpoints/s |",
