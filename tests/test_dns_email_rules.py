@@ -40,12 +40,13 @@ from collectors.dns_email.mail import (
     MxFacts,
     MxHost,
     TlsRptFacts,
+    find_mx,
     mx_matches,
     parse_mta_sts_policy,
     tlsa_matches,
 )
 from collectors.dns_email.spf import SpfFacts, expand_spf
-from collectors.dns_email.zone import Nameserver, ZoneFacts
+from collectors.dns_email.zone import Nameserver, ZoneFacts, find_caa, follow_cname
 from riskiturva.checks import load_registry
 from riskiturva.collector import to_jsonable
 from tests.test_dns_email_spf import zone_query
@@ -526,3 +527,49 @@ def test_every_finding_has_a_reproduce_command_with_an_explicit_server() -> None
     assert len(drafts) == 6
     for draft in drafts:
         assert draft.reproduce and "@127.53.0.1" in draft.reproduce, draft
+
+
+def test_a_null_mx_is_read_from_dns_as_intentional() -> None:
+    # RFC 7505 §3: a single MX with preference 0 and the root as exchange.
+    zone = """
+    nomail.test. MX 0 .
+    mail.test. MX 10 mx.mail.test.
+    mail.test. MX 20 alias.mail.test.
+    mx.mail.test. A 192.0.2.25
+    alias.mail.test. CNAME mx.mail.test.
+    """
+    null = asyncio.run(find_mx("nomail.test", zone_query(zone)))
+    assert null.null_mx and not null.receives_mail
+    assert ids(facts(mx=null)) == set()
+    mail = asyncio.run(find_mx("mail.test", zone_query(zone)))
+    assert [(h.name, h.addresses) for h in mail.hosts] == [
+        ("mx.mail.test", ("192.0.2.25",)),
+        ("alias.mail.test", ("192.0.2.25",)),
+    ]
+    assert ids(facts(mx=mail)) == {"email.mx.cname"}
+
+
+def test_caa_is_looked_up_the_tree_to_the_organisational_domain() -> None:
+    # RFC 8659 §3: the closest CAA set up the tree is the relevant one.
+    zone = 'kunta.test. CAA 0 issue "ca.test"'
+    found = asyncio.run(find_caa("www.palvelu.kunta.test", "kunta.test", zone_query(zone)))
+    assert found.found_at == "kunta.test"
+    assert found.searched == ("www.palvelu.kunta.test", "palvelu.kunta.test", "kunta.test")
+    missing = asyncio.run(find_caa("muu.test", "muu.test", zone_query(zone)))
+    assert ids(facts(caa=missing)) == {"dns.caa.missing"}
+
+
+def test_a_cname_to_a_name_that_does_not_exist_is_dangling() -> None:
+    zone = """
+    vanha.kunta.test. CNAME kampanja.palvelu.test.
+    uusi.kunta.test. CNAME www.kunta.test.
+    www.kunta.test. A 192.0.2.80
+    """
+    dangling = asyncio.run(follow_cname("vanha.kunta.test", zone_query(zone)))
+    alive = asyncio.run(follow_cname("uusi.kunta.test", zone_query(zone)))
+    plain = asyncio.run(follow_cname("www.kunta.test", zone_query(zone)))
+    assert dangling.dangling and dangling.chain == (
+        "vanha.kunta.test CNAME kampanja.palvelu.test.",
+    )
+    assert not alive.dangling and not plain.dangling and plain.chain == ()
+    assert ids(facts(cname=dangling, roles=("host",))) == {"dns.cname.dangling"}

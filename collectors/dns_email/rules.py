@@ -180,7 +180,11 @@ def mx_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         return
     repro = f.dig("MX", mx.domain)
     if not mx.records:
-        yield FindingDraft("email.mx.missing", {"domain": mx.domain}, reproduce=repro)
+        yield FindingDraft(
+            "email.mx.missing",
+            {"domain": mx.domain, "looked_at": f"MX {mx.domain}"},
+            reproduce=repro,
+        )
         return
     hosts = [h for h in mx.hosts if h.name != "."]
     aliased = [h for h in hosts if h.cnames]
@@ -217,7 +221,7 @@ def transport_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
     if f.tlsrpt is not None and not f.tlsrpt.records:
         yield FindingDraft(
             "email.tlsrpt.missing",
-            {"domain": domain},
+            {"domain": domain, "looked_at": f"TXT _smtp._tls.{domain}"},
             reproduce=f.dig("TXT", f"_smtp._tls.{domain}"),
         )
     if f.dane is not None:
@@ -251,7 +255,8 @@ def _mta_sts(f: DnsEmailFacts, domain: str) -> Iterator[FindingDraft]:
     assert sts is not None
     repro = f.dig("TXT", f"_mta-sts.{domain}")
     if not sts.records:
-        yield FindingDraft("email.mta_sts.missing", {"domain": domain}, reproduce=repro)
+        looked_at = {"domain": domain, "looked_at": f"TXT _mta-sts.{domain}"}
+        yield FindingDraft("email.mta_sts.missing", looked_at, reproduce=repro)
         return
     fetch = (
         f"curl --resolve mta-sts.{domain}:443:{sts.address} {sts.policy_url}"
@@ -357,7 +362,9 @@ def zone_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
 def name_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
     if f.caa is not None and f.caa.found_at is None:
         yield FindingDraft(
-            "dns.caa.missing", {"name": f.caa.name}, reproduce=f.dig("CAA", f.caa.name)
+            "dns.caa.missing",
+            {"name": f.caa.name, "looked_at": list(f.caa.searched)},
+            reproduce=f.dig("CAA", f.caa.name),
         )
     if f.cname is not None and f.cname.dangling:
         end = f.cname.chain[-1].rsplit(" ", 1)[-1]

@@ -115,6 +115,7 @@ class CaaFacts:
     name: str
     found_at: str | None  # the closest name with CAA records (RFC 8659 §3)
     records: tuple[str, ...]
+    searched: tuple[str, ...] = ()  # the names asked, from the name up
 
 
 async def find_caa(name: str, stop_at: str, query: QueryFunction) -> CaaFacts:
@@ -124,8 +125,8 @@ async def find_caa(name: str, stop_at: str, query: QueryFunction) -> CaaFacts:
     answers = await asyncio.gather(*(query(level, "CAA") for level in levels))
     for level, answer in zip(levels, answers, strict=True):
         if answer.rrset is not None:
-            return CaaFacts(name, level, answer.records)
-    return CaaFacts(name, None, ())
+            return CaaFacts(name, level, answer.records, tuple(levels))
+    return CaaFacts(name, None, (), tuple(levels))
 
 
 @dataclass(frozen=True)
