@@ -21,9 +21,10 @@ from __future__ import annotations
 
 import datetime as dt
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 from riskiturva.checks import Category, Check, Effort, Severity
 
@@ -372,6 +373,61 @@ class ScopeScore:
         return self.tenths / POINT
 
 
+# (penalty, check id, category, severity, instances): a finding group before settling
+_Line = tuple[int, str, str, Severity, int]
+
+
+class AssetScores(Mapping[str, ScopeScore]):
+    """Per-asset scores, each settled from the groups when first read: an estate has many
+    assets, and a page or report reads few of them."""
+
+    def __init__(
+        self,
+        groups: Sequence[FindingGroup],
+        assets: Mapping[str, tuple[int, ScoringAsset]],
+        values: Sequence[str],
+    ):
+        self._groups = groups
+        self._assets = assets
+        self._values = values
+        self._index: dict[str, list[tuple[FindingGroup, int]]] | None = None
+        self._settled: dict[str, ScopeScore] = {}
+
+    def _groups_of(self, value: str) -> list[tuple[FindingGroup, int]]:
+        if self._index is None:  # one pass over every (group, asset) pair, on first read
+            self._index = {}
+            for group in self._groups:
+                for asset_value, count in group.asset_counts.items():
+                    self._index.setdefault(asset_value, []).append((group, count))
+        return self._index.get(value, [])
+
+    def __getitem__(self, value: str) -> ScopeScore:
+        settled = self._settled.get(value)
+        if settled is None:
+            if value not in self._assets and not self._groups_of(value):
+                raise KeyError(value)
+            halves, asset = self._assets.get(value, _DEFAULT_ASSET)
+            lines: list[_Line] = []
+            caps: set[CapRule] = set()
+            for group, count in self._groups_of(value):
+                penalty = _instance_points(SEVERITY_WEIGHTS[group.severity], halves, count)
+                lines.append((penalty, group.check_id, group.category, group.severity, count))
+                for rule in _candidate_rules(group.check_id, group.severity):
+                    if Scope.ASSET in rule.scopes and _cap_matches(rule, group.severity, asset):
+                        caps.add(rule)
+            settled = self._settled[value] = _settle(Scope.ASSET, value, lines, caps)
+        return settled
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._values)
+
+    def __len__(self) -> int:
+        return len(self._values)
+
+    def __repr__(self) -> str:
+        return f"AssetScores({len(self)} assets)"
+
+
 @dataclass(frozen=True, slots=True)
 class FindingGroup:
     """The open findings of one check in one organisation: one remediation action."""
@@ -381,9 +437,13 @@ class FindingGroup:
     severity: Severity
     penalty: int  # tenths
     subjects: tuple[str, ...]
-    assets: tuple[str, ...]
+    asset_counts: Mapping[str, int]  # asset value → instances on it
     first_seen: dt.date
     caps: frozenset[str]  # organisation-scope caps this group alone triggers
+
+    @property
+    def assets(self) -> tuple[str, ...]:
+        return tuple(sorted(self.asset_counts))
 
 
 @dataclass(frozen=True, slots=True)
@@ -421,6 +481,7 @@ class OrganisationScore:
 # --- scoring ---------------------------------------------------------------------------
 
 _SEVERITY_BY_RANK = {s.rank: s for s in Severity}
+_RANK_OF_SEVERITY: Mapping[str, int] = {str(s): s.rank for s in Severity}
 _CRITICALITY_ORDER = {"low": 0, "medium": 1, "high": 2}
 
 
@@ -445,6 +506,12 @@ def _group_points(weight: int, halves_by_count: Sequence[tuple[int, int]]) -> in
     scaled = weight * _instances_sum(halves_by_count)  # = points × 2^(COUNTED+1)
     shift = COUNTED_INSTANCES + 1
     return (scaled + (1 << (shift - 1))) >> shift
+
+
+@cache
+def _instance_points(weight: int, halves: int, count: int) -> int:
+    """Points (tenths) of `count` instances on assets of one criticality (memoised)."""
+    return _group_points(weight, ((halves, count),))
 
 
 def _cap_matches(rule: CapRule, severity: Severity, asset: ScoringAsset) -> bool:
@@ -476,10 +543,6 @@ def _apportion(total: int, weights: Sequence[int]) -> list[int]:
     return parts
 
 
-# (penalty, check id, category, severity, instances): a finding group before settling
-_Line = tuple[int, str, str, Severity, int]
-
-
 def _settle(scope: Scope, key: str, lines: list[_Line], caps: Iterable[CapRule]) -> ScopeScore:
     """Turn finding groups and triggered caps into a score whose explanation adds up."""
     lines = sorted((line for line in lines if line[0] > 0), key=lambda line: (-line[0], line[1]))
@@ -503,137 +566,107 @@ def _settle(scope: Scope, key: str, lines: list[_Line], caps: Iterable[CapRule])
     return ScopeScore(scope, key, tenths, grade_for(tenths), tuple(contributions), tuple(applied))
 
 
+@cache
+def _candidate_rules(check_id: str, severity: Severity) -> tuple[CapRule, ...]:
+    """The cap rules a group of this check and severity may trigger (asset aside)."""
+    return tuple(
+        rule
+        for rule in CAP_RULES
+        if (rule.check_ids is None or check_id in rule.check_ids)
+        and (rule.severity is None or rule.severity is severity)
+    )
+
+
+_DEFAULT_ASSET = (CRITICALITY_HALVES[DEFAULT_CRITICALITY], ScoringAsset(""))
+
+
 def score_organisation(
     organisation: str,
     findings: Iterable[ScoringFinding],
     assets: Iterable[ScoringAsset] = (),
 ) -> OrganisationScore:
-    """Score one organisation's findings: overall, per category and per asset."""
-    asset_by_value = {a.value: a for a in assets}
-    # (asset, check id) → [count, worst severity rank, first seen, subjects, category]
-    per_asset: dict[tuple[str, str], list] = {}
+    """Score one organisation's findings: overall, per category and per asset.
+
+    A check's severity is the highest among its findings (normally all the registry's).
+    An asset the findings name but `assets` does not is scored as medium, untagged.
+    """
+    by_check: dict[str, list[ScoringFinding]] = {}
     excluded: list[ScoringFinding] = []
     open_status = FindingStatus.OPEN
     for finding in findings:
         if finding.status != open_status:
             excluded.append(finding)
             continue
-        key = (finding.asset, finding.check_id)
-        entry = per_asset.get(key)
-        rank = Severity(finding.severity).rank
-        if entry is None:
-            per_asset[key] = [1, rank, finding.first_seen, [finding.subject], finding.category]
-            continue
-        entry[0] += 1
-        entry[3].append(finding.subject)
-        if rank > entry[1]:
-            entry[1] = rank
-        if finding.first_seen < entry[2]:
-            entry[2] = finding.first_seen
-    return _score_from_groups(organisation, per_asset, asset_by_value, excluded)
-
-
-def _score_from_groups(
-    organisation: str,
-    per_asset: dict[tuple[str, str], list],
-    asset_by_value: Mapping[str, ScoringAsset],
-    excluded: list[ScoringFinding],
-) -> OrganisationScore:
-    rules_by_check: dict[str, list[CapRule]] = {}
-    severity_rules: list[CapRule] = []
-    for rule in CAP_RULES:
-        if rule.check_ids is None:
-            severity_rules.append(rule)
+        same = by_check.get(finding.check_id)
+        if same is None:
+            by_check[finding.check_id] = [finding]
         else:
-            for check_id in rule.check_ids:
-                rules_by_check.setdefault(check_id, []).append(rule)
-
-    # check id → {halves: count}, worst rank, first seen, subjects, assets, category, caps
-    per_check: dict[str, list] = {}
-    asset_lines: dict[str, list[_Line]] = {}
-    asset_caps: dict[str, set[CapRule]] = {}
+            same.append(finding)
+    asset_info = {
+        a.value: (CRITICALITY_HALVES.get(a.criticality, _DEFAULT_ASSET[0]), a) for a in assets
+    }
+    rank_of = _RANK_OF_SEVERITY
+    groups: list[FindingGroup] = []
     category_caps: dict[str, set[CapRule]] = {}
-    organisation_caps: dict[CapRule, set[str]] = {}  # rule → check ids that trigger it
-    open_counts = {str(s): 0 for s in Severity}
-    points_cache: dict[tuple[int, int, int], int] = {}
-    default_asset = ScoringAsset("")
-
-    for (asset_value, check_id), (count, rank, first, subjects, category) in sorted(
-        per_asset.items()
-    ):
-        severity = _SEVERITY_BY_RANK[rank]
-        open_counts[severity] += count
-        asset = asset_by_value.get(asset_value, default_asset)
-        halves = CRITICALITY_HALVES.get(asset.criticality, 2)
-        weight = SEVERITY_WEIGHTS[severity]
-        cache_key = (weight, halves, count)
-        points = points_cache.get(cache_key)
-        if points is None:
-            points = points_cache[cache_key] = _group_points(weight, ((halves, count),))
-        asset_lines.setdefault(asset_value, []).append(
-            (points, check_id, category, severity, count)
-        )
-        entry = per_check.get(check_id)
-        if entry is None:
-            entry = per_check[check_id] = [{}, rank, first, [], [], category, set()]
-        entry[0][halves] = entry[0].get(halves, 0) + count
-        if rank > entry[1]:
-            entry[1] = rank
-        if first < entry[2]:
-            entry[2] = first
-        entry[3].extend(subjects)
-        entry[4].append(asset_value)
-        for rule in (*rules_by_check.get(check_id, ()), *severity_rules):
-            if not _cap_matches(rule, severity, asset):
+    organisation_caps: set[CapRule] = set()
+    count_by_rank = [0] * len(Severity)
+    for check_id in sorted(by_check):
+        same = by_check[check_id]
+        severity = _SEVERITY_BY_RANK[max(rank_of[f.severity] for f in same)]
+        count_by_rank[severity.rank] += len(same)
+        asset_counts: dict[str, int] = {}
+        for finding in same:
+            asset_counts[finding.asset] = asset_counts.get(finding.asset, 0) + 1
+        by_halves: dict[int, int] = {}
+        for value, count in asset_counts.items():
+            halves = asset_info.get(value, _DEFAULT_ASSET)[0]
+            by_halves[halves] = by_halves.get(halves, 0) + count
+        caps: set[str] = set()
+        category = same[0].category
+        for rule in _candidate_rules(check_id, severity):
+            if not any(
+                _cap_matches(rule, severity, asset_info.get(value, _DEFAULT_ASSET)[1])
+                for value in asset_counts
+            ):
                 continue
-            if Scope.ASSET in rule.scopes:
-                asset_caps.setdefault(asset_value, set()).add(rule)
             if Scope.CATEGORY in rule.scopes:
                 category_caps.setdefault(category, set()).add(rule)
             if Scope.ORGANISATION in rule.scopes:
-                organisation_caps.setdefault(rule, set()).add(check_id)
-                entry[6].add(rule.id)
-
-    groups: list[FindingGroup] = []
-    lines: list[_Line] = []
-    category_lines: dict[str, list[_Line]] = {c.value: [] for c in Category}
-    for check_id, (counts, rank, first, subjects, assets, category, caps) in sorted(
-        per_check.items()
-    ):
-        severity = _SEVERITY_BY_RANK[rank]
-        points = _group_points(SEVERITY_WEIGHTS[severity], sorted(counts.items(), reverse=True))
-        line = (points, check_id, category, severity, sum(counts.values()))
-        lines.append(line)
-        category_lines.setdefault(category, []).append(line)
+                organisation_caps.add(rule)
+                caps.add(rule.id)
         groups.append(
             FindingGroup(
-                check_id,
-                category,
-                severity,
-                points,
-                tuple(sorted(subjects)),
-                tuple(sorted(assets)),
-                first,
-                frozenset(caps),
+                check_id=check_id,
+                category=category,
+                severity=severity,
+                penalty=_group_points(
+                    SEVERITY_WEIGHTS[severity], sorted(by_halves.items(), reverse=True)
+                ),
+                subjects=tuple(sorted(f.subject for f in same)),
+                asset_counts=asset_counts,
+                first_seen=min(f.first_seen for f in same),
+                caps=frozenset(caps),
             )
         )
+    lines = [(g.penalty, g.check_id, g.category, g.severity, len(g.subjects)) for g in groups]
     categories = {
-        category: _settle(Scope.CATEGORY, category, cat_lines, category_caps.get(category, ()))
-        for category, cat_lines in category_lines.items()
+        category: _settle(
+            Scope.CATEGORY,
+            category,
+            [line for line in lines if line[2] == category],
+            category_caps.get(category, ()),
+        )
+        for category in sorted({c.value for c in Category} | {g.category for g in groups})
     }
-    asset_scores = {
-        value: _settle(Scope.ASSET, value, asset_lines.get(value, []), asset_caps.get(value, ()))
-        for value in sorted(set(asset_by_value) | set(asset_lines))
-    }
-    overall = _settle(Scope.ORGANISATION, organisation, lines, organisation_caps)
+    values = sorted(set(asset_info).union(*(g.asset_counts for g in groups)))
     return OrganisationScore(
         organisation=organisation,
-        overall=overall,
+        overall=_settle(Scope.ORGANISATION, organisation, lines, organisation_caps),
         categories=categories,
-        assets=asset_scores,
+        assets=AssetScores(groups, asset_info, values),
         groups=tuple(groups),
         excluded=tuple(sorted(excluded, key=lambda f: (f.check_id, f.subject, f.asset))),
-        open_counts=open_counts,
+        open_counts={str(s): count_by_rank[s.rank] for s in Severity},
     )
 
 
