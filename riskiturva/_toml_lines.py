@@ -14,6 +14,10 @@ _KEY = re.compile(
     r"""^\s*((?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*')(?:\s*\.\s*(?:[A-Za-z0-9_-]+|"[^"]*"|'[^']*'))*)\s*="""
 )
 
+_INLINE_TABLE = re.compile(r"^\s*\{(.*)\}\s*,?\s*(#.*)?$")
+_INLINE_KEY = re.compile(r"""(?:^|,)\s*([A-Za-z0-9_-]+|"[^"]*")\s*=""")
+_ARRAY_SCALAR = re.compile(r"""^\s*("[^"]*"|'[^']*'|[-+0-9.]+|true|false)\s*,?\s*(#.*)?$""")
+
 Path = tuple[str | int, ...]
 
 
@@ -26,6 +30,8 @@ def field_lines(text: str) -> dict[Path, int]:
     lines: dict[Path, int] = {}
     array_counts: dict[Path, int] = {}
     current: Path = ()
+    open_array: Path | None = None
+    open_array_index = -1
     in_multiline_string = False
     for number, line in enumerate(text.splitlines(), start=1):
         if line.count('"""') % 2 or line.count("'''") % 2:
@@ -49,9 +55,27 @@ def field_lines(text: str) -> dict[Path, int]:
             current = path
             lines.setdefault(current, number)
             continue
+        if open_array is not None:
+            element = _INLINE_TABLE.match(line)
+            if element:
+                open_array_index += 1
+                element_path = (*open_array, open_array_index)
+                lines.setdefault(element_path, number)
+                for name in _INLINE_KEY.findall(element.group(1)):
+                    lines.setdefault((*element_path, *_split_dotted(name)), number)
+            elif _ARRAY_SCALAR.match(line):
+                open_array_index += 1
+                lines.setdefault((*open_array, open_array_index), number)
+            if line.strip().startswith("]"):
+                open_array = None
+            continue
         key = _KEY.match(line)
         if key:
-            lines.setdefault((*current, *_split_dotted(key.group(1))), number)
+            path = (*current, *_split_dotted(key.group(1)))
+            lines.setdefault(path, number)
+            rest = line[key.end() :].split("#", 1)[0].strip()
+            if rest == "[":  # a multi-line array: its elements are on the next lines
+                open_array, open_array_index = path, -1
     return lines
 
 

@@ -100,9 +100,9 @@ def name_within(name: str, domain: str) -> bool:
 
 
 class LocalisedName(_Model):
-    fi: str = Field(min_length=1)
-    sv: str = Field(min_length=1)
-    en: str = Field(min_length=1)
+    fi: str = Field(min_length=1, description="in Finnish")
+    sv: str = Field(min_length=1, description="in Swedish")
+    en: str = Field(min_length=1, description="in English")
 
     def get(self, language: str) -> str:
         return getattr(self, language, self.fi)
@@ -111,8 +111,10 @@ class LocalisedName(_Model):
 class Scope(_Model):
     """What the organisation has authorised us to scan: domains and IP networks."""
 
-    domains: tuple[str, ...] = ()
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    domains: tuple[str, ...] = Field((), description="domains (and their subdomains) authorised")
+    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field(
+        (), description="IP networks authorised; every address scanned must lie inside"
+    )
 
     @field_validator("domains", mode="before")
     @classmethod
@@ -143,11 +145,13 @@ class Scope(_Model):
 
 
 class Asset(_Model):
-    kind: AssetKind
-    value: str = Field(min_length=1)
-    criticality: Criticality = Criticality.MEDIUM
-    tags: tuple[str, ...] = ()
-    dkim_selectors: tuple[str, ...] = ()
+    kind: AssetKind = Field(description="domain, mail_domain, host, ip, network or url")
+    value: str = Field(min_length=1, description="the name, address, network or URL")
+    criticality: Criticality = Field(Criticality.MEDIUM, description="low, medium or high")
+    tags: tuple[str, ...] = Field((), description="e.g. website, e-service, email, services")
+    dkim_selectors: tuple[str, ...] = Field(
+        (), description="mail_domain only: DKIM selectors in use, besides the common ones"
+    )
 
     @model_validator(mode="after")
     def _check_value(self) -> Asset:
@@ -179,11 +183,13 @@ class Asset(_Model):
 
 
 class Organisation(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: LocalisedName
-    scope: Scope
-    assets: tuple[Asset, ...] = ()
-    report_recipients: tuple[str, ...] = ()
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="short stable id")
+    name: LocalisedName = Field(description="names as a table: { fi = …, sv = …, en = … }")
+    scope: Scope = Field(description="what the organisation has authorised to be scanned")
+    assets: tuple[Asset, ...] = Field((), description="[[organisations.assets]] tables")
+    report_recipients: tuple[str, ...] = Field(
+        (), description="e-mail addresses that receive the monthly report"
+    )
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
@@ -211,18 +217,20 @@ class _ScopeError(ValueError):
 
 
 class Partner(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")
-    name: str = Field(min_length=1)
-    organisations: tuple[str, ...] = ()
+    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="short stable id")
+    name: str = Field(min_length=1, description="the partner's name")
+    organisations: tuple[str, ...] = Field((), description="slugs of the organisations it runs")
 
 
 class ResolverSettings(_Model):
     """The one DNS resolver every lookup in the product goes through."""
 
-    nameservers: tuple[str, ...] = ("127.0.0.53",)
-    port: int = Field(53, ge=1, le=65535)
+    nameservers: tuple[str, ...] = Field(
+        ("127.0.0.53",), description="addresses of the resolvers every lookup goes through"
+    )
+    port: int = Field(53, ge=1, le=65535, description="their port")
     timeout: float = Field(3.0, gt=0, description="seconds per query attempt")
-    retries: int = Field(1, ge=0, le=10)
+    retries: int = Field(1, ge=0, le=10, description="further attempts after a timeout")
 
     @field_validator("nameservers")
     @classmethod
@@ -233,21 +241,25 @@ class ResolverSettings(_Model):
 
 
 class TimeoutSettings(_Model):
-    connect: float = Field(5.0, gt=0)
-    read: float = Field(10.0, gt=0)
+    connect: float = Field(5.0, gt=0, description="seconds to open a connection")
+    read: float = Field(10.0, gt=0, description="seconds to wait for an answer")
     host: float = Field(300.0, gt=0, description="budget for one target, all checks together")
 
 
 class ConcurrencySettings(_Model):
     targets: int = Field(20, ge=1, le=1000, description="targets scanned at once per collector")
-    per_host_connections: int = Field(5, ge=1, le=100)
+    per_host_connections: int = Field(
+        5, ge=1, le=100, description="connections open at once to one host"
+    )
     requests_per_second: float = Field(
         10.0, gt=0, description="politeness limit for requests to one host"
     )
 
 
 class TLSSettings(_Model):
-    extra_ca_files: tuple[Path, ...] = ()
+    extra_ca_files: tuple[Path, ...] = Field(
+        (), description="PEM CA files trusted besides Mozilla's store (an internal CA)"
+    )
 
 
 class DNSSECSettings(_Model):
@@ -259,23 +271,44 @@ class DNSSECSettings(_Model):
 class Schedules(_Model):
     """Cron expressions (minute hour day month weekday) per collector."""
 
-    dns_email: str = "15 2 * * *"
-    tls: str = "45 2 * * *"
-    web: str = "15 3 * * *"
-    services: str = "30 3 * * 1"
-    jitter_seconds: int = Field(600, ge=0)
-    misfire_grace_seconds: int = Field(3600, ge=1)
+    dns_email: str = Field("15 2 * * *", description="DNS and e-mail collector: daily")
+    tls: str = Field("45 2 * * *", description="TLS collector: daily")
+    web: str = Field("15 3 * * *", description="web collector: daily")
+    services: str = Field("30 3 * * 1", description="exposed-services collector: weekly")
+    jitter_seconds: int = Field(600, ge=0, description="random delay added to each start")
+    misfire_grace_seconds: int = Field(
+        3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
+    )
     extra: dict[str, str] = Field(default_factory=dict, description="schedules of other collectors")
 
     def for_collector(self, name: str) -> str | None:
         return self.extra.get(name) or getattr(self, name, None)
 
 
+class DashboardSettings(_Model):
+    """Sign-in and sessions of the dashboard (docs/dashboard.md)."""
+
+    secret_key_file: Path | None = Field(
+        None,
+        description="signs session cookies; relative to data_dir; default: generated once"
+        " into <data_dir>/dashboard-secret.key",
+    )
+    session_hours: float = Field(12.0, gt=0, le=720, description="a sign-in lasts this long")
+    secure_cookies: bool = Field(False, description="mark cookies Secure (served over HTTPS)")
+    login_attempts: int = Field(
+        5, ge=1, le=100, description="failed sign-ins per user name or address per window"
+    )
+    login_window_seconds: int = Field(900, ge=10, description="the rate limit's window")
+
+
 class Settings(_Model):
-    data_dir: Path = Path("data")
-    database_url: str = ""
-    user_agent: str = (
-        f"Riskiturva/{__version__} (security posture scanner; +https://riskiturva.example/scanner)"
+    data_dir: Path = Field(Path("data"), description="database, secrets, reports and lab state")
+    database_url: str = Field(
+        "", description="SQLAlchemy URL; empty means SQLite in data_dir (PostgreSQL at scale)"
+    )
+    user_agent: str = Field(
+        f"Riskiturva/{__version__} (security posture scanner; +https://riskiturva.example/scanner)",
+        description="HTTP User-Agent of every request: names Riskiturva to the scanned site",
     )
     resolver: ResolverSettings = ResolverSettings()
     timeouts: TimeoutSettings = TimeoutSettings()
@@ -283,6 +316,7 @@ class Settings(_Model):
     tls: TLSSettings = TLSSettings()
     dnssec: DNSSECSettings = DNSSECSettings()
     schedules: Schedules = Schedules()
+    dashboard: DashboardSettings = DashboardSettings()
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per collector, validated by the collector"
     )

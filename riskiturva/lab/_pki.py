@@ -189,6 +189,8 @@ class LabCA:
             result = subprocess.run(
                 ["openssl", "x509", "-in", str(sha256_leaf), "-CA", str(issuer_cert),
                  "-CAkey", str(issuer_key), "-sha1", "-set_serial", str(leaf.serial_number),
+                 # Keep the leaf's validity; openssl would otherwise reset it to 30 days.
+                 "-preserve_dates",
                  "-out", str(sha1_leaf)],
                 check=False, capture_output=True, text=True,
             )  # fmt: skip
