@@ -176,3 +176,10 @@ def test_a_silent_resolver_leaves_findings_open_and_records_the_error(lab, tmp_p
         errors = session.query(ScanError).filter_by(run_id=second.run_id).all()
         assert errors and all(e.kind in ("timeout", "unreachable") for e in errors)
         assert session.get(ScanRun, second.run_id).status == "partial"
+
+
+def test_the_per_target_budget_ends_a_scan_as_a_timeout_of_that_target(lab):
+    config = lab_config(lab.config_path, timeouts={"host": 0.001})
+    observations = scan(config)
+    assert observations and {o.status for o in observations} == {SubjectStatus.ERROR}
+    assert {o.error.kind for o in observations} == {ErrorKind.TIMEOUT}

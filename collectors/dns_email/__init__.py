@@ -34,6 +34,7 @@ from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, valida
 from collectors.dns_email.facts import DnsEmailFacts
 from collectors.dns_email.mail import (
     MtaStsFacts,
+    MxHost,
     fetch_mta_sts_policy,
     find_dane,
     find_mta_sts_record,
@@ -45,6 +46,7 @@ from collectors.dns_email.rules import judge_facts
 from collectors.dns_email.spf import expand_spf
 from collectors.dns_email.zone import find_caa, follow_cname, inspect_zone
 from riskiturva.collector import (
+    ErrorKind,
     FindingDraft,
     ScanContext,
     ScanTask,
@@ -170,10 +172,21 @@ class DnsEmailCollector:
             psl=self.public_suffixes,
         )
         limit = asyncio.Semaphore(context.settings.concurrency.targets)
+        budget = context.settings.timeouts.host
 
         async def bounded(subject: _Subject) -> SubjectObservation:
+            """One subject within the per-target budget; a crash is its error, not the run's."""
             async with limit:
-                return await observe(subject, scan)
+                try:
+                    async with asyncio.timeout(budget):
+                        return await observe(subject, scan)
+                except TimeoutError:
+                    error = TargetError(ErrorKind.TIMEOUT, f"not finished within {budget} s")
+                except Exception as exc:
+                    error = TargetError(ErrorKind.INTERNAL, f"{type(exc).__name__}: {exc}")
+                return SubjectObservation(
+                    subject.name, subject.asset, SubjectStatus.ERROR, error=error
+                )
 
         subjects = merge_targets(task.targets, options.dkim_selectors)
         return list(await asyncio.gather(*(bounded(s) for s in subjects)))
@@ -188,6 +201,8 @@ def merge_targets(targets: Iterable[Target], extra_selectors: tuple[str, ...]) -
     for target in targets:
         name = target.name or target.asset
         known = merged.get(name)
+        # An asset's own selectors, once `Target` carries them (asked of the core); until
+        # then the `dkim_selectors` option lists them for every mail domain.
         selectors = tuple(getattr(target, "dkim_selectors", ()))
         merged[name] = _Subject(
             name=name,
@@ -301,8 +316,9 @@ async def observe(subject: _Subject, scan: _Scan) -> SubjectObservation:
 
 
 async def _mta_sts(
-    domain: str, mx_hosts: Iterable[Any], scan: _Scan, sections: _Sections
+    domain: str, mx_hosts: tuple[MxHost, ...], scan: _Scan, sections: _Sections
 ) -> MtaStsFacts:
+    """The policy record, then the policy itself from an in-scope address of `mta-sts.`."""
     facts = await find_mta_sts_record(domain, scan.client.query)
     if not facts.records:
         return facts
