@@ -25,7 +25,7 @@ from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from publicsuffixlist import PublicSuffixList
-from pydantic import BaseModel, ConfigDict
+from pydantic import BaseModel, ConfigDict, Field
 
 from collectors.dns_email._seam import DnsClient, LookupFailed
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
@@ -117,6 +117,9 @@ class DnsEmailOptions(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     dkim_selectors: tuple[str, ...] = ()  # asked for every mail domain, with the common ones
+    # Where authoritative nameservers are asked directly (AXFR, lame delegation): 53 on the
+    # internet; a lab on another port sets its own.
+    nameserver_port: int = Field(53, ge=1, le=65535)
 
 
 @dataclass(frozen=True)
@@ -165,7 +168,7 @@ class DnsEmailCollector:
     async def collect_async(self, task: ScanTask, context: ScanContext) -> list[SubjectObservation]:
         options = DnsEmailOptions.model_validate(context.options(self.name))
         scan = _Scan(
-            client=DnsClient(context.settings.resolver),
+            client=DnsClient(context.settings.resolver, options.nameserver_port),
             context=context,
             organisation=task.organisation,
             anchors=load_trust_anchors(context.settings.dnssec.trust_anchors_file),

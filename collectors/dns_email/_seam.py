@@ -93,20 +93,17 @@ QueryFunction = Callable[[str, str], Awaitable[Answer]]
 class DnsClient:
     """Queries to the configured resolver, each one asked once per scan."""
 
-    def __init__(self, settings: ResolverSettings):
+    def __init__(self, settings: ResolverSettings, nameserver_port: int = 53):
         self.settings = settings
+        self.nameserver_port = nameserver_port  # of authoritative servers asked directly
         self._answers: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._in_flight = asyncio.Semaphore(_MAX_IN_FLIGHT)
-        self.queries_sent = 0
 
     @property
     def server(self) -> str:
         """`@address` (and `-p port`) for the reproduce commands."""
         port = "" if self.settings.port == 53 else f" -p {self.settings.port}"
         return f"@{self.settings.nameservers[0]}{port}"
-
-    def dig(self, rdtype: str, name: str, extra: str = "+short") -> str:
-        return f"dig {extra} {rdtype} {name} {self.server}"
 
     async def query(self, name: str, rdtype: str) -> Answer:
         """The answer for `name`/`rdtype`, asked once; raises `LookupFailed`."""
@@ -144,7 +141,6 @@ class DnsClient:
         self, request: dns.message.Message, server: str, port: int
     ) -> dns.message.Message:
         async with self._in_flight:
-            self.queries_sent += 1
             try:
                 response, _tcp = await dns.asyncquery.udp_with_fallback(
                     request, server, timeout=self.settings.timeout, port=port
@@ -165,17 +161,14 @@ class DnsClient:
                 ) from exc
             return response
 
-    async def ask_server(
-        self, server: str, name: str, rdtype: str, *, recursion: bool = False
-    ) -> dns.message.Message:
-        """One query straight to `server` (an authoritative nameserver); raises `LookupFailed`."""
+    async def ask_server(self, server: str, name: str, rdtype: str) -> dns.message.Message:
+        """One non-recursive query straight to an authoritative `server`; raises `LookupFailed`."""
         request = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
-        if not recursion:
-            request.flags &= ~dns.flags.RD
+        request.flags &= ~dns.flags.RD
         last: LookupFailed | None = None
         for _attempt in range(self.settings.retries + 1):
             try:
-                return await self._send(request, server, self.settings.port)
+                return await self._send(request, server, self.nameserver_port)
             except LookupFailed as exc:
                 last = exc
         assert last is not None
@@ -185,10 +178,9 @@ class DnsClient:
         """The first message of an AXFR of `zone` from `server` over TCP (nothing more is read)."""
         request = dns.message.make_query(zone, dns.rdatatype.AXFR)
         async with self._in_flight:
-            self.queries_sent += 1
             try:
                 return await dns.asyncquery.tcp(
-                    request, server, timeout=self.settings.timeout, port=self.settings.port
+                    request, server, timeout=self.settings.timeout, port=self.nameserver_port
                 )
             except dns.exception.Timeout as exc:
                 raise LookupFailed(zone, "AXFR", ErrorKind.TIMEOUT, f"{server}: no answer") from exc

@@ -347,7 +347,7 @@ def zone_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         yield FindingDraft(
             "dns.ns.lame",
             {**base, "lame": lame},
-            reproduce=f"dig +norecurse SOA {zone.zone} @{address}",
+            reproduce=zone.dig_at(address, f"+norecurse SOA {zone.zone}"),
         )
     open_ = [entry for ns in zone.nameservers for entry in ns.axfr_open]
     if open_:
@@ -355,7 +355,7 @@ def zone_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         yield FindingDraft(
             "dns.axfr.open",
             {**base, "answered": open_},
-            reproduce=f"dig AXFR {zone.zone} @{address}",
+            reproduce=zone.dig_at(address, f"AXFR {zone.zone}"),
         )
 
 

@@ -34,6 +34,11 @@ class ZoneFacts:
     zone: str
     ns_records: tuple[str, ...]
     nameservers: tuple[Nameserver, ...]
+    port: int = 53  # where the nameservers were asked
+
+    def dig_at(self, address: str, query: str) -> str:
+        port = "" if self.port == 53 else f" -p {self.port}"
+        return f"dig {query} @{address}{port}"
 
     @property
     def incomplete(self) -> tuple[str, ...]:
@@ -107,7 +112,7 @@ async def inspect_zone(zone: str, client: DnsClient, allowed: Callable[[str], bo
         return Nameserver(name, addresses, tuple(lame), tuple(open_), tuple(skipped), tuple(failed))
 
     nameservers = await asyncio.gather(*(one(r.name, r.addresses) for r in resolved))
-    return ZoneFacts(zone, answer.records, tuple(nameservers))
+    return ZoneFacts(zone, answer.records, tuple(nameservers), client.nameserver_port)
 
 
 @dataclass(frozen=True)
