@@ -460,3 +460,11 @@ def test_facts_round_trip_through_json_for_the_next_scan():
     )
     stored = json.loads(json.dumps(to_jsonable(facts)))
     assert [OpenPort.from_dict(p) for p in stored["open_ports"]] == list(facts.open_ports)
+
+
+def test_ipv6_targets_get_their_own_address_family_flag():
+    v6 = build_command(
+        ["2001:db8::7", "2001:db8:1::/120"], ServicesOptions(), privileged=True, host_timeout_s=30
+    )
+    v4 = build_command(["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=30)
+    assert "-6" in v6.arguments and "-6" not in v4.arguments

@@ -51,6 +51,10 @@ class _Planned:
     def is_network(self) -> bool:
         return "/" in self.address
 
+    @property
+    def family(self) -> int:
+        return ipaddress.ip_network(self.address, strict=False).version
+
 
 class ServicesCollector:
     name: ClassVar[str] = "services"
@@ -66,33 +70,42 @@ class ServicesCollector:
         yield from refused
         if not planned or context.cancelled.is_set():
             return
-        command = build_command(
-            [p.address for p in planned],
-            options,
-            privileged=os.geteuid() == 0,
-            host_timeout_s=options.host_timeout or context.settings.timeouts.host,
-        )
-        try:
-            report = parse_report(run_nmap(command, options.nmap_path))
-        except NmapFailed as exc:
-            for target in planned:
-                yield _error(target.address, target.asset, ErrorKind.INTERNAL, str(exc))
-            return
-        seen: set[str] = set()
-        for target in planned:
-            if target.is_network:
-                yield from _network_observations(
-                    target, report.hosts, seen, task.previous, report.scanned
-                )
-            elif target.address not in seen:
-                seen.add(target.address)
-                host = report.hosts.get(target.address)
-                yield _observation(
-                    target.address, target.asset, host, task.previous, report.scanned
-                )
+        # nmap scans one address family per process (-6 for IPv6).
+        for family in (4, 6):
+            batch = [p for p in planned if p.family == family]
+            if batch:
+                yield from _scan(batch, task, context, options)
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return judge_host(observation.facts)
+
+
+def _scan(
+    batch: list[_Planned], task: ScanTask, context: ScanContext, options: ServicesOptions
+) -> Iterator[SubjectObservation]:
+    """One nmap process for the batch, then one observation per address it covers."""
+    command = build_command(
+        [p.address for p in batch],
+        options,
+        privileged=os.geteuid() == 0,
+        host_timeout_s=options.host_timeout or context.settings.timeouts.host,
+    )
+    try:
+        report = parse_report(run_nmap(command, options.nmap_path))
+    except NmapFailed as exc:
+        for target in batch:
+            yield _error(target.address, target.asset, exc.kind, str(exc))
+        return
+    seen: set[str] = set()
+    for target in batch:
+        if target.is_network:
+            yield from _network_observations(
+                target, report.hosts, seen, task.previous, report.scanned
+            )
+        elif target.address not in seen:
+            seen.add(target.address)
+            host = report.hosts.get(target.address)
+            yield _observation(target.address, target.asset, host, task.previous, report.scanned)
 
 
 def _plan(task: ScanTask, context: ScanContext) -> tuple[list[_Planned], list[SubjectObservation]]:
@@ -103,7 +116,12 @@ def _plan(task: ScanTask, context: ScanContext) -> tuple[list[_Planned], list[Su
         address = _normalised(target)
         if address is None:
             refused.append(
-                _error(target.asset, target.asset, ErrorKind.INTERNAL, "target has no address")
+                _error(
+                    target.asset,
+                    target.asset,
+                    ErrorKind.INTERNAL,
+                    "target has no IP address or network",
+                )
             )
         elif not context.scope.allows_address(task.organisation, address):
             refused.append(

@@ -7,6 +7,7 @@ host-timeout flag, the closed-port counts), so the XML it hands back is parsed h
 
 from __future__ import annotations
 
+import ipaddress
 import shlex
 import shutil
 import xml.etree.ElementTree as ET
@@ -19,6 +20,7 @@ import nmap
 from collectors.services.facts import OpenPort
 from collectors.services.options import EXCLUDED_PORTS, TOP_PROFILES, ServicesOptions
 from collectors.services.rules import SCRIPTS
+from riskiturva.collector import ErrorKind
 
 APT_HINT = "apt-get install nmap"
 _PROCESS_SLACK_S = 60.0  # on top of the per-host budget, before the nmap process is killed
@@ -33,6 +35,10 @@ class NmapMissing(RuntimeError):
 
 class NmapFailed(RuntimeError):
     """nmap ran but produced no usable result, or took longer than its whole budget."""
+
+    def __init__(self, message: str, kind: ErrorKind = ErrorKind.INTERNAL):
+        self.kind = kind
+        super().__init__(message)
 
 
 @dataclass(frozen=True)
@@ -54,6 +60,8 @@ def build_command(
     """nmap's arguments for the options: no DNS, explicit ports, 2024 always excluded."""
     targets = tuple(targets)
     args = ["-n", "-sS" if privileged else "-sT"]
+    if any(ipaddress.ip_network(t, strict=False).version == 6 for t in targets):
+        args.append("-6")
     if options.udp:
         args.append("-sU")
     args += ["-sV", "--version-intensity", str(options.version_intensity)]
@@ -93,7 +101,9 @@ def run_nmap(command: NmapCommand, nmap_path: str) -> bytes:
             timeout=int(command.timeout_s),
         )
     except nmap.PortScannerTimeout as exc:
-        raise NmapFailed(f"nmap did not finish within {command.timeout_s:.0f} s") from exc
+        raise NmapFailed(
+            f"nmap did not finish within {command.timeout_s:.0f} s", ErrorKind.TIMEOUT
+        ) from exc
     except nmap.PortScannerError as exc:
         raise NmapFailed(f"nmap failed: {str(exc).strip()[:500]}") from exc
     output = scanner.get_nmap_last_output()

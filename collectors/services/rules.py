@@ -107,11 +107,26 @@ class NoAuthProof:
 
     script: str
     proof: re.Pattern[str]
+    # Output lines kept as evidence: identity only, never counters such as uptime or memory,
+    # which change on every scan and would make an unchanged finding look changed.
+    evidence_keys: tuple[str, ...] = ()
+
+    def evidence(self, output: str) -> str:
+        keys = tuple(f"{key}:" for key in self.evidence_keys)
+        kept = [line.strip() for line in output.splitlines() if line.strip().startswith(keys)]
+        return "\n".join(kept)[:MAX_SCRIPT_EVIDENCE]
 
 
 NO_AUTH_PROOFS: tuple[NoAuthProof, ...] = (
-    NoAuthProof("redis-info", re.compile(r"^\s*Version:", re.MULTILINE)),  # INFO answered
-    NoAuthProof("memcached-info", re.compile(r"^\s*(Process ID|Uptime):", re.MULTILINE)),
+    # INFO answered without AUTH
+    NoAuthProof(
+        "redis-info",
+        re.compile(r"^\s*Version:", re.MULTILINE),
+        ("Version", "Operating System", "Architecture"),
+    ),
+    NoAuthProof(
+        "memcached-info", re.compile(r"^\s*(Process ID|Uptime):", re.MULTILINE), ("Version",)
+    ),
     NoAuthProof("mongodb-databases", re.compile(r"totalSize")),  # listDatabases answered
 )
 # nmap names Elasticsearch only from a 200 answer carrying the cluster's details.
@@ -163,7 +178,7 @@ def no_auth_proof(port: OpenPort) -> tuple[str, str] | None:
     for proof in NO_AUTH_PROOFS:
         output = port.scripts.get(proof.script, "")
         if proof.proof.search(output):
-            return proof.script, output[:MAX_SCRIPT_EVIDENCE]
+            return proof.script, proof.evidence(output)
     if port.product == _OPEN_ELASTICSEARCH and port.version:
         return "", f"{port.product} {port.version} ({port.extrainfo})"[:MAX_SCRIPT_EVIDENCE]
     return None
