@@ -17,7 +17,15 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from riskiturva import __version__
 from riskiturva._toml_lines import locate_line
@@ -301,6 +309,36 @@ class DashboardSettings(_Model):
     login_window_seconds: int = Field(900, ge=10, description="the rate limit's window")
 
 
+class SMTPSettings(_Model):
+    """The mail relay that sends the monthly reports (docs/reports.md)."""
+
+    host: str = Field("localhost", description="relay address or name (resolved by the resolver)")
+    port: int = Field(587, ge=1, le=65535, description="relay port: 587 for submission")
+    starttls: bool = Field(True, description="upgrade to TLS before signing in (on by default)")
+    username: str | None = Field(None, description="sign-in name; none sends without signing in")
+    password: SecretStr | None = Field(None, description="sign-in password (or password_file)")
+    password_file: Path | None = Field(
+        None, description="file holding the password; relative to data_dir"
+    )
+    ca_file: Path | None = Field(
+        None, description="CA certificates trusted for the relay; default: the system's"
+    )
+    from_address: str = Field(
+        "riskiturva@localhost", description="sender of the report e-mails (From)"
+    )
+    timeout: float = Field(30.0, gt=0, description="seconds per SMTP operation")
+
+
+class ReportSettings(_Model):
+    """The monthly management reports and their delivery (docs/reports.md)."""
+
+    schedule: str = Field(
+        "0 6 1 * *", description="when the monthly job runs (cron): reports the previous month"
+    )
+    language: Literal["fi", "sv", "en"] = Field("fi", description="language of delivered reports")
+    smtp: SMTPSettings = SMTPSettings()
+
+
 class Settings(_Model):
     data_dir: Path = Field(Path("data"), description="database, secrets, reports and lab state")
     database_url: str = Field(
@@ -317,6 +355,7 @@ class Settings(_Model):
     dnssec: DNSSECSettings = DNSSECSettings()
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
+    reports: ReportSettings = ReportSettings()
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per collector, validated by the collector"
     )

@@ -1,0 +1,468 @@
+"""What a report says, assembled from the store and scoring; no words, no rendering.
+
+`organisation_report` and `portfolio_report` read the store for one month with a fixed
+`now` and return frozen dataclasses that render in any language. Every query takes the
+caller's visible organisations, like the store's queries: a report of an organisation the
+caller may not see raises `NotVisible`.
+
+The findings standing are those in the store when the report is made (the monthly job
+runs on the 1st, so that is the month's end); the trend, the previous month's figure and
+the month's changes come from the snapshots and the findings' events, so they are exact
+for any past month.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections import Counter
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from riskiturva.checks import Check, Severity, load_registry
+from riskiturva.history import SnapshotPoint, score_history, score_stored
+from riskiturva.models import (
+    Asset,
+    EventKind,
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    Organisation,
+    ScanError,
+    ScanRun,
+    SubjectState,
+)
+from riskiturva.reports.period import Month
+from riskiturva.scoring import Action, OrganisationScore, due_date, priorities
+from riskiturva.store import NotVisible, visible_organisations
+
+TREND_MONTHS = 12
+TOP_PRIORITIES = 5
+APPENDIX_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
+COUNTED_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
+_NEW_EVENTS = (EventKind.OPENED, EventKind.REOPENED)
+
+
+@dataclass(frozen=True, slots=True)
+class MonthPoint:
+    """An organisation's standing at the end of one month (its last snapshot then)."""
+
+    month: Month
+    day: dt.date
+    score: float
+    grade: str
+    category_scores: Mapping[str, float]
+
+
+@dataclass(frozen=True, slots=True)
+class ChangedFinding:
+    """A finding that appeared or was resolved during the month."""
+
+    check_id: str
+    subject: str
+    severity: str
+    at: dt.datetime
+
+
+@dataclass(frozen=True, slots=True)
+class OpenFinding:
+    """A row of the appendix for the IT staff."""
+
+    check_id: str
+    severity: str
+    subject: str
+    asset: str
+    first_seen: dt.date
+    due: dt.date | None
+    overdue: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AssetCoverage:
+    """Whether an asset was checked successfully this month, and what failed on it."""
+
+    kind: str
+    value: str
+    criticality: str
+    last_success: dt.datetime | None
+    checked: bool
+    failing: tuple[str, ...]  # collectors whose latest attempt failed
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorSummary:
+    """Targets that could not be checked this month, grouped by collector and reason."""
+
+    collector: str
+    kind: str
+    subjects: tuple[str, ...]
+    occurrences: int
+
+
+@dataclass(frozen=True, slots=True)
+class Coverage:
+    runs: int
+    collectors: tuple[str, ...]
+    assets: tuple[AssetCoverage, ...]
+    errors: tuple[ErrorSummary, ...]
+
+    @property
+    def assets_checked(self) -> int:
+        return sum(a.checked for a in self.assets)
+
+    @property
+    def unchecked(self) -> tuple[AssetCoverage, ...]:
+        return tuple(a for a in self.assets if not a.checked)
+
+    @property
+    def error_count(self) -> int:
+        return sum(e.occurrences for e in self.errors)
+
+
+def _by_severity(findings: Sequence[ChangedFinding]) -> dict[str, int]:
+    counts = Counter(f.severity for f in findings)
+    return {str(s): counts.get(str(s), 0) for s in COUNTED_SEVERITIES}
+
+
+@dataclass(frozen=True)
+class OrganisationReport:
+    organisation: str
+    names: Mapping[str, str]  # language → name
+    month: Month
+    as_of: dt.date  # the day the standing findings and priorities are judged on
+    generated_at: dt.datetime
+    score: OrganisationScore
+    actions: tuple[Action, ...]  # every priority, best first
+    previous: MonthPoint | None  # the end of the previous month
+    trend: tuple[MonthPoint | None, ...]  # TREND_MONTHS months, oldest first
+    new: tuple[ChangedFinding, ...]
+    resolved: tuple[ChangedFinding, ...]
+    coverage: Coverage
+    appendix: tuple[OpenFinding, ...]
+
+    @property
+    def delta(self) -> float | None:
+        if self.previous is None:
+            return None
+        return round(self.score.score - self.previous.score, 1)
+
+    @property
+    def top_actions(self) -> tuple[Action, ...]:
+        return self.actions[:TOP_PRIORITIES]
+
+    @property
+    def overdue(self) -> tuple[Action, ...]:
+        return tuple(a for a in self.actions if a.overdue)
+
+    @property
+    def new_by_severity(self) -> dict[str, int]:
+        return _by_severity(self.new)
+
+    @property
+    def resolved_by_severity(self) -> dict[str, int]:
+        return _by_severity(self.resolved)
+
+    @property
+    def trend_months(self) -> tuple[Month, ...]:
+        return tuple(self.month.back(TREND_MONTHS - 1 - i) for i in range(TREND_MONTHS))
+
+
+def _organisation(session: Session, slug: str, visible: Collection[str]) -> Organisation:
+    found = [o for o in visible_organisations(session, visible) if o.slug == slug]
+    if not found:
+        raise NotVisible(slug)
+    return found[0]
+
+
+def _as_of(month: Month, now: dt.datetime) -> tuple[dt.date, dt.datetime]:
+    """The day and instant the month is judged on: its end, or `now` if that is earlier."""
+    at = min(now, month.end)
+    return min(now.date(), month.last_day), at
+
+
+def _monthly_points(points: Sequence[SnapshotPoint]) -> dict[Month, MonthPoint]:
+    """The last snapshot of each month."""
+    last: dict[Month, MonthPoint] = {}
+    for point in points:  # oldest first
+        month = Month.of(point.day)
+        last[month] = MonthPoint(
+            month, point.day, point.score, point.grade, dict(point.category_scores)
+        )
+    return last
+
+
+def _current_point(month: Month, day: dt.date, score: OrganisationScore) -> MonthPoint:
+    categories = {c: s.score for c, s in score.categories.items()}
+    return MonthPoint(month, day, score.score, str(score.grade), categories)
+
+
+def _changes(
+    session: Session, organisation: Organisation, month: Month
+) -> tuple[tuple[ChangedFinding, ...], tuple[ChangedFinding, ...]]:
+    """Findings opened or reopened, and findings resolved, during the month."""
+    rows = session.execute(
+        select(FindingEvent.kind, FindingEvent.at, Finding)
+        .join(Finding, FindingEvent.finding_id == Finding.id)
+        .where(
+            Finding.organisation_id == organisation.id,
+            FindingEvent.kind.in_([*_NEW_EVENTS, EventKind.RESOLVED]),
+            FindingEvent.at >= month.start,
+            FindingEvent.at < month.end,
+        )
+        .order_by(FindingEvent.at, FindingEvent.id)
+    )
+    registry = load_registry()
+    new: dict[str, ChangedFinding] = {}
+    resolved: dict[str, ChangedFinding] = {}
+    for kind, at, finding in rows:
+        check = registry.get(finding.check_id)
+        severity = str(check.severity) if check else finding.severity
+        changed = ChangedFinding(finding.check_id, finding.subject, severity, at)
+        # The latest event of each kind counts once per finding.
+        (new if kind in _NEW_EVENTS else resolved)[finding.fingerprint] = changed
+    return _worst_first(new.values()), _worst_first(resolved.values())
+
+
+_RANK = {str(s): s.rank for s in Severity}
+
+
+def _worst_first(findings: Collection[ChangedFinding]) -> tuple[ChangedFinding, ...]:
+    return tuple(sorted(findings, key=lambda f: (-_RANK.get(f.severity, 0), f.check_id, f.subject)))
+
+
+def _coverage(session: Session, organisation: Organisation, month: Month) -> Coverage:
+    runs = list(
+        session.scalars(
+            select(ScanRun).where(ScanRun.started_at >= month.start, ScanRun.started_at < month.end)
+        )
+    )
+    runs = [r for r in runs if organisation.slug in (r.organisations or [])]
+    run_ids = [r.id for r in runs]
+    errors: dict[tuple[str, str], tuple[set[str], int]] = {}
+    if run_ids:
+        for collector, kind, subject in session.execute(
+            select(ScanRun.collector, ScanError.kind, ScanError.subject)
+            .join(ScanRun, ScanError.run_id == ScanRun.id)
+            .where(ScanError.organisation_id == organisation.id, ScanError.run_id.in_(run_ids))
+        ):
+            subjects, count = errors.get((collector, kind), (set(), 0))
+            subjects.add(subject)
+            errors[(collector, kind)] = (subjects, count + 1)
+    states = list(
+        session.scalars(select(SubjectState).where(SubjectState.organisation_id == organisation.id))
+    )
+    assets = []
+    for asset in session.scalars(
+        select(Asset)
+        .where(Asset.organisation_id == organisation.id, Asset.active)
+        .order_by(Asset.kind, Asset.value)
+    ):
+        mine = [s for s in states if s.asset == asset.value]
+        successes = [s.last_success_at for s in mine if s.last_success_at is not None]
+        last_success = max(successes, default=None)
+        assets.append(
+            AssetCoverage(
+                kind=asset.kind,
+                value=asset.value,
+                criticality=asset.criticality,
+                last_success=last_success,
+                checked=last_success is not None and last_success >= month.start,
+                failing=tuple(sorted({s.collector for s in mine if s.last_status == "error"})),
+            )
+        )
+    return Coverage(
+        runs=len(runs),
+        collectors=tuple(sorted({r.collector for r in runs})),
+        assets=tuple(assets),
+        errors=tuple(
+            ErrorSummary(collector, kind, tuple(sorted(subjects)), count)
+            for (collector, kind), (subjects, count) in sorted(errors.items())
+        ),
+    )
+
+
+def _appendix(
+    session: Session, organisation: Organisation, registry: Mapping[str, Check], today: dt.date
+) -> tuple[OpenFinding, ...]:
+    rows = []
+    for finding in session.scalars(
+        select(Finding).where(
+            Finding.organisation_id == organisation.id, Finding.status == FindingStatus.OPEN
+        )
+    ):
+        check = registry.get(finding.check_id)
+        severity = check.severity if check else Severity(finding.severity)
+        if severity not in APPENDIX_SEVERITIES:
+            continue
+        first_seen = finding.first_seen.date()
+        due = due_date(severity, first_seen)
+        rows.append(
+            OpenFinding(
+                check_id=finding.check_id,
+                severity=str(severity),
+                subject=finding.subject,
+                asset=finding.asset,
+                first_seen=first_seen,
+                due=due,
+                overdue=due is not None and today > due,
+            )
+        )
+    return tuple(sorted(rows, key=lambda r: (-_RANK[r.severity], r.check_id, r.subject)))
+
+
+def organisation_report(
+    session: Session,
+    slug: str,
+    month: Month,
+    *,
+    visible: Collection[str],
+    now: dt.datetime,
+) -> OrganisationReport:
+    """Everything the monthly report of one organisation says, for `month` as of `now`."""
+    organisation = _organisation(session, slug, visible)
+    registry = load_registry()
+    today, at = _as_of(month, now)
+    score = score_stored(session, organisation, now=at, registry=registry)
+    history = score_history(
+        session,
+        [slug],
+        since=month.back(TREND_MONTHS - 1).first_day,
+        until=month.previous().last_day,
+    ).get(slug, [])
+    monthly = _monthly_points(history)
+    monthly[month] = _current_point(month, today, score)
+    trend = tuple(monthly.get(month.back(TREND_MONTHS - 1 - i)) for i in range(TREND_MONTHS))
+    new, resolved = _changes(session, organisation, month)
+    return OrganisationReport(
+        organisation=slug,
+        names={"fi": organisation.name_fi, "sv": organisation.name_sv, "en": organisation.name_en},
+        month=month,
+        as_of=today,
+        generated_at=now,
+        score=score,
+        actions=tuple(priorities(score, registry=registry, today=today)),
+        previous=monthly.get(month.previous()),
+        trend=trend,
+        new=new,
+        resolved=resolved,
+        coverage=_coverage(session, organisation, month),
+        appendix=_appendix(session, organisation, registry, today),
+    )
+
+
+# --- the partner's portfolio -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PortfolioRow:
+    organisation: str
+    names: Mapping[str, str]
+    score: float
+    grade: str
+    previous: MonthPoint | None
+    trend: tuple[MonthPoint | None, ...]
+    open_counts: Mapping[str, int]
+
+    @property
+    def delta(self) -> float | None:
+        return None if self.previous is None else round(self.score - self.previous.score, 1)
+
+    @property
+    def worsened(self) -> bool:
+        return self.delta is not None and self.delta < 0
+
+
+@dataclass(frozen=True, slots=True)
+class CommonProblem:
+    """One check open in several of the partner's organisations."""
+
+    check_id: str
+    severity: str
+    organisations: tuple[str, ...]
+    instances: int
+
+
+@dataclass(frozen=True)
+class PortfolioReport:
+    partner: str
+    month: Month
+    as_of: dt.date
+    generated_at: dt.datetime
+    rows: tuple[PortfolioRow, ...]
+    common: tuple[CommonProblem, ...]
+
+    @property
+    def worsened(self) -> tuple[PortfolioRow, ...]:
+        return tuple(sorted((r for r in self.rows if r.worsened), key=lambda r: r.delta or 0))
+
+    @property
+    def trend_months(self) -> tuple[Month, ...]:
+        return tuple(self.month.back(TREND_MONTHS - 1 - i) for i in range(TREND_MONTHS))
+
+
+def portfolio_report(
+    session: Session,
+    partner: str,
+    month: Month,
+    *,
+    visible: Collection[str],
+    now: dt.datetime,
+    common_limit: int = 10,
+) -> PortfolioReport:
+    """Every visible organisation of the partner: grade, trend, common problems."""
+    organisations = [o for o in visible_organisations(session, visible) if o.partner == partner]
+    if not organisations:
+        raise NotVisible(partner)
+    registry = load_registry()
+    today, at = _as_of(month, now)
+    history = score_history(
+        session,
+        [o.slug for o in organisations],
+        since=month.back(TREND_MONTHS - 1).first_day,
+        until=month.previous().last_day,
+    )
+    rows = []
+    problems: dict[str, tuple[str, list[str], int]] = {}
+    for organisation in organisations:
+        score = score_stored(session, organisation, now=at, registry=registry)
+        monthly = _monthly_points(history.get(organisation.slug, []))
+        monthly[month] = _current_point(month, today, score)
+        rows.append(
+            PortfolioRow(
+                organisation=organisation.slug,
+                names={
+                    "fi": organisation.name_fi,
+                    "sv": organisation.name_sv,
+                    "en": organisation.name_en,
+                },
+                score=score.score,
+                grade=str(score.grade),
+                previous=monthly.get(month.previous()),
+                trend=tuple(
+                    monthly.get(month.back(TREND_MONTHS - 1 - i)) for i in range(TREND_MONTHS)
+                ),
+                open_counts=dict(score.open_counts),
+            )
+        )
+        for group in score.groups:
+            severity, slugs, instances = problems.get(group.check_id, (str(group.severity), [], 0))
+            slugs.append(organisation.slug)
+            problems[group.check_id] = (severity, slugs, instances + len(group.subjects))
+    common = sorted(
+        (
+            CommonProblem(check_id, severity, tuple(slugs), instances)
+            for check_id, (severity, slugs, instances) in problems.items()
+            if len(slugs) > 1
+        ),
+        key=lambda p: (-len(p.organisations), -_RANK.get(p.severity, 0), p.check_id),
+    )
+    return PortfolioReport(
+        partner=partner,
+        month=month,
+        as_of=today,
+        generated_at=now,
+        rows=tuple(rows),
+        common=tuple(common[:common_limit]),
+    )

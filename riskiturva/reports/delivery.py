@@ -1,0 +1,336 @@
+"""The monthly job: render every organisation's report, archive it, e-mail it.
+
+The archive is a database row per organisation, month, language and format, and the file
+under `<data_dir>/reports/<organisation>/`. Its queries take the caller's visible
+organisations, so the dashboard serves downloads under the same rules as every page.
+Delivery failures are data: they are kept on the row and returned, never raised, so one
+unreachable relay or bad address does not stop the other organisations' reports.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import ipaddress
+import os
+import smtplib
+import socket
+import ssl
+from collections.abc import Collection, Sequence
+from dataclasses import dataclass
+from email.message import EmailMessage
+from email.utils import format_datetime, make_msgid
+from pathlib import Path
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from riskiturva.checks import load_registry
+from riskiturva.config import Config, ResolverSettings, Settings, SMTPSettings
+from riskiturva.i18n import translator
+from riskiturva.models import Organisation
+from riskiturva.reports.data import organisation_report
+from riskiturva.reports.models import ArchivedReport
+from riskiturva.reports.period import Month, previous_month
+from riskiturva.reports.render import DOMAIN, ReportFormat, month_label, organisation_html, render
+from riskiturva.resolver import DnsFailure, Resolver
+from riskiturva.scoring import answer
+from riskiturva.store import NotVisible
+
+MEDIA_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/html; charset=utf-8"}
+
+
+class ArchiveError(RuntimeError):
+    """An archived report's file is missing or does not match its recorded checksum."""
+
+
+class DeliveryError(RuntimeError):
+    """A report could not be e-mailed (the message says why, for the archive row)."""
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    organisation: str
+    month: Month
+    language: str
+    format: ReportFormat
+    subject: str  # the e-mail subject and document title
+    summary: str  # the answer sentence, for the e-mail body
+    content: bytes
+
+    @property
+    def filename(self) -> str:
+        return f"riskiturva-{self.organisation}-{self.month}-{self.language}.{self.format}"
+
+
+@dataclass(frozen=True)
+class ArchivedFile:
+    filename: str
+    media_type: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """What the monthly job did for one organisation."""
+
+    organisation: str
+    month: Month
+    report_id: int
+    recipients: tuple[str, ...]
+    sent: bool
+    error: str | None = None
+
+
+def reports_dir(settings: Settings) -> Path:
+    return settings.data_dir / "reports"
+
+
+def render_organisation(
+    session: Session,
+    slug: str,
+    month: Month,
+    *,
+    visible: Collection[str],
+    now: dt.datetime,
+    language: str,
+    fmt: ReportFormat | str = ReportFormat.PDF,
+) -> RenderedReport:
+    """One organisation's monthly report, rendered in `language` and `fmt`."""
+    report = organisation_report(session, slug, month, visible=visible, now=now)
+    _ = translator(language, DOMAIN)
+    name = report.names.get(_.language, slug)
+    summary = answer(report.score, report.actions, registry=load_registry(), language=_.language)
+    return RenderedReport(
+        organisation=slug,
+        month=month,
+        language=_.language,
+        format=ReportFormat(fmt),
+        subject=_("Information security report") + f": {name}, {month_label(month, _.language)}",
+        summary=summary,
+        content=render(organisation_html(report, _.language), fmt),
+    )
+
+
+# --- the archive -----------------------------------------------------------------------
+
+
+def archive(
+    session: Session, rendered: RenderedReport, *, folder: Path, now: dt.datetime
+) -> ArchivedReport:
+    """Write the file (atomically) and insert or replace its archive row."""
+    organisation = session.scalar(
+        select(Organisation).where(Organisation.slug == rendered.organisation)
+    )
+    if organisation is None:
+        raise NotVisible(rendered.organisation)
+    relative = Path(rendered.organisation) / rendered.filename
+    target = folder / relative
+    target.parent.mkdir(parents=True, exist_ok=True)
+    partial = target.with_suffix(target.suffix + ".part")
+    partial.write_bytes(rendered.content)
+    os.replace(partial, target)
+    row = session.scalar(
+        select(ArchivedReport).where(
+            ArchivedReport.organisation_id == organisation.id,
+            ArchivedReport.month == str(rendered.month),
+            ArchivedReport.language == rendered.language,
+            ArchivedReport.format == str(rendered.format),
+        )
+    )
+    if row is None:
+        row = ArchivedReport(
+            organisation_id=organisation.id,
+            month=str(rendered.month),
+            language=rendered.language,
+            format=str(rendered.format),
+        )
+        session.add(row)
+    row.path, row.size = relative.as_posix(), len(rendered.content)
+    row.sha256 = hashlib.sha256(rendered.content).hexdigest()
+    row.created_at = now
+    session.flush()
+    return row
+
+
+def archived_reports(
+    session: Session, visible: Collection[str], *, organisation: str | None = None
+) -> list[ArchivedReport]:
+    """Archived reports of the visible organisations, newest month first."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    return list(
+        session.scalars(
+            select(ArchivedReport)
+            .join(Organisation, ArchivedReport.organisation_id == Organisation.id)
+            .where(Organisation.slug.in_(slugs))
+            .order_by(ArchivedReport.month.desc(), Organisation.slug, ArchivedReport.language)
+        )
+    )
+
+
+def open_archived(
+    session: Session, report_id: int, visible: Collection[str], *, folder: Path
+) -> ArchivedFile:
+    """An archived report's bytes, if its organisation is visible (else `NotVisible`)."""
+    row = session.scalar(
+        select(ArchivedReport)
+        .join(Organisation, ArchivedReport.organisation_id == Organisation.id)
+        .where(ArchivedReport.id == report_id, Organisation.slug.in_(list(visible)))
+    )
+    if row is None:
+        raise NotVisible(report_id)
+    root = folder.resolve()
+    path = (root / row.path).resolve()
+    if not path.is_relative_to(root):
+        raise ArchiveError(f"report {report_id}: path outside the reports folder")
+    try:
+        content = path.read_bytes()
+    except OSError as exc:
+        raise ArchiveError(f"report {report_id}: {exc.strerror}") from exc
+    if hashlib.sha256(content).hexdigest() != row.sha256:
+        raise ArchiveError(f"report {report_id}: file does not match its checksum")
+    return ArchivedFile(path.name, MEDIA_TYPES[ReportFormat(row.format)], content)
+
+
+# --- e-mail ----------------------------------------------------------------------------
+
+
+def build_message(
+    rendered: RenderedReport, *, sender: str, recipients: Sequence[str], now: dt.datetime
+) -> EmailMessage:
+    _ = translator(rendered.language, DOMAIN)
+    message = EmailMessage()
+    message["Subject"] = rendered.subject
+    message["From"] = sender
+    message["To"] = ", ".join(recipients)
+    message["Date"] = format_datetime(now)
+    message["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or "riskiturva")
+    message.set_content(
+        "\n\n".join(
+            [
+                rendered.summary,
+                _("The monthly information security report is attached."),
+                _("This message was sent automatically by Riskiturva."),
+            ]
+        )
+        + "\n"
+    )
+    maintype, subtype = MEDIA_TYPES[rendered.format].split(";")[0].split("/")
+    message.add_attachment(
+        rendered.content, maintype=maintype, subtype=subtype, filename=rendered.filename
+    )
+    return message
+
+
+class _SMTPToAddress(smtplib.SMTP):
+    """SMTP that connects to an address resolved beforehand, keeping the relay's name for
+    the certificate check (smtplib would otherwise ask the system resolver)."""
+
+    def __init__(self, address: str, timeout: float):
+        self._address = address
+        super().__init__(timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return socket.create_connection((self._address, port), timeout, self.source_address)
+
+
+def _relay_address(host: str, resolver: ResolverSettings) -> str:
+    try:
+        return str(ipaddress.ip_address(host))
+    except ValueError:
+        addresses = Resolver(resolver).addresses(host)
+        if not addresses:
+            raise DeliveryError(f"the relay {host} has no address") from None
+        return addresses[0]
+
+
+def _password(smtp: SMTPSettings, data_dir: Path) -> str | None:
+    if smtp.password is not None:
+        return smtp.password.get_secret_value()
+    if smtp.password_file is not None:
+        path = (
+            smtp.password_file
+            if smtp.password_file.is_absolute()
+            else data_dir / smtp.password_file
+        )
+        return path.read_text(encoding="utf-8").strip()
+    return None
+
+
+def send(message: EmailMessage, settings: Settings) -> None:
+    """Send over SMTP: STARTTLS (certificate checked) before any password; errors raise
+    `DeliveryError`."""
+    smtp = settings.reports.smtp
+    try:
+        password = _password(smtp, settings.data_dir)
+        if password is not None and not smtp.starttls:
+            raise DeliveryError("refusing to send the SMTP password without STARTTLS")
+        address = _relay_address(smtp.host, settings.resolver)
+        with _SMTPToAddress(address, smtp.timeout) as client:
+            client.connect(smtp.host, smtp.port)
+            client.ehlo()
+            if smtp.starttls:
+                context = ssl.create_default_context(
+                    cafile=str(smtp.ca_file) if smtp.ca_file else None
+                )
+                client.starttls(context=context)
+                client.ehlo()
+            if smtp.username and password is not None:
+                client.login(smtp.username, password)
+            refused = client.send_message(message)
+        if refused:
+            raise DeliveryError(f"the relay refused: {', '.join(sorted(refused))}")
+    except (smtplib.SMTPException, OSError, DnsFailure) as exc:
+        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
+
+
+# --- the monthly job -------------------------------------------------------------------
+
+
+def deliver_monthly(
+    sessions: sessionmaker[Session],
+    config: Config,
+    month: Month | str | None = None,
+    now: dt.datetime | None = None,
+) -> list[Delivery]:
+    """Render, archive and e-mail every configured organisation's report for `month`.
+
+    `month` defaults to the one before `now`'s (the job runs on the 1st). Running it again
+    re-renders and re-archives, but a report already e-mailed is not sent twice.
+    """
+    now = now or dt.datetime.now(dt.UTC)
+    month = Month.parse(month) if isinstance(month, str) else month or previous_month(now)
+    settings = config.settings
+    language = settings.reports.language
+    folder = reports_dir(settings)
+    configured = {o.slug: o for o in config.organisations}
+    deliveries = []
+    with sessions() as session:
+        present = set(session.scalars(select(Organisation.slug)))
+    for slug in sorted(configured.keys() & present):
+        recipients = tuple(configured[slug].report_recipients)
+        with sessions.begin() as session:
+            rendered = render_organisation(
+                session, slug, month, visible=[slug], now=now, language=language
+            )
+            row = archive(session, rendered, folder=folder, now=now)
+            report_id, already_sent = row.id, row.sent_at is not None
+        if already_sent or not recipients:
+            deliveries.append(Delivery(slug, month, report_id, recipients, already_sent))
+            continue
+        message = build_message(
+            rendered, sender=settings.reports.smtp.from_address, recipients=recipients, now=now
+        )
+        error = None
+        try:
+            send(message, settings)
+        except DeliveryError as exc:
+            error = str(exc)
+        with sessions.begin() as session:
+            row = session.get_one(ArchivedReport, report_id)
+            row.recipients = list(recipients)
+            row.delivery_error = error
+            if error is None:
+                row.sent_at = now
+        deliveries.append(Delivery(slug, month, report_id, recipients, error is None, error))
+    return deliveries
