@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from publicsuffixlist import PublicSuffixList
 from pydantic import BaseModel, ConfigDict, Field
 
-from collectors.dns_email._seam import DnsClient, LookupFailed
+from collectors.dns_email._seam import DnsClient, LookupFailed, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
 from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts
@@ -325,9 +325,9 @@ async def _mta_sts(
     facts = await find_mta_sts_record(domain, scan.client.query)
     if not facts.records:
         return facts
-    resolved = await scan.client.query(f"mta-sts.{domain}", "A")
-    addresses = [a for a in resolved.records if scan.allowed(a)]
-    if not resolved.records:
+    resolved = await resolve_host(scan.client.query, f"mta-sts.{domain}")
+    addresses = [a for a in resolved.addresses if scan.allowed(a)]
+    if not resolved.addresses:
         return MtaStsFacts(domain, facts.records, problem=f"mta-sts.{domain} has no address")
     if not addresses:
         sections.not_checked.append(f"mta_sts: mta-sts.{domain} is outside the scope, not fetched")
