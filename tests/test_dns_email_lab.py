@@ -6,6 +6,7 @@ is found on its subject, and the well-kept municipality raises nothing.
 
 from __future__ import annotations
 
+import asyncio
 import shlex
 import subprocess
 import tomllib
@@ -15,6 +16,12 @@ from typing import Any
 import pytest
 
 from collectors.dns_email import DnsEmailCollector
+from collectors.dns_email.mail import (
+    MtaStsFacts,
+    fetch_mta_sts_policy,
+    smtp_certificate,
+    tls_client_context,
+)
 from riskiturva import db
 from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus
 from riskiturva.config import AssetKind, Config
@@ -183,3 +190,25 @@ def test_the_per_target_budget_ends_a_scan_as_a_timeout_of_that_target(lab):
     observations = scan(config)
     assert observations and {o.status for o in observations} == {SubjectStatus.ERROR}
     assert {o.error.kind for o in observations} == {ErrorKind.TIMEOUT}
+
+
+def test_an_untrusted_policy_certificate_makes_the_policy_unavailable(lab):
+    # Without the lab CA, mta-sts.hyvala.test's certificate cannot be verified.
+    record = MtaStsFacts("hyvala.test", ("v=STSv1; id=20250101T000000",))
+    address = lab.host("mta-sts.hyvala.test").ip
+    untrusted = asyncio.run(
+        fetch_mta_sts_policy(record, address, tls_client_context(()), "test", 5.0, ())
+    )
+    assert untrusted.policy is None and untrusted.problem.startswith("TLS failed")
+    trusted = asyncio.run(
+        fetch_mta_sts_policy(
+            record, address, tls_client_context((lab.ca_file,)), "test", 5.0, ("mx9.hyvala.test",)
+        )
+    )
+    assert trusted.policy.mode == "enforce" and trusted.uncovered_mx == ("mx9.hyvala.test",)
+
+
+def test_an_mx_without_starttls_gives_no_certificate(lab):
+    assert asyncio.run(smtp_certificate(lab.host("mx.rapala.test").ip, "mx.rapala.test", 5.0)) == (
+        "STARTTLS is not offered"
+    )
