@@ -42,6 +42,7 @@ from collectors.dns_email.mail import (
     TlsRptFacts,
     find_mx,
     mx_matches,
+    parse_http_response,
     parse_mta_sts_policy,
     tlsa_matches,
 )
@@ -573,3 +574,27 @@ def test_a_cname_to_a_name_that_does_not_exist_is_dangling() -> None:
     )
     assert not alive.dangling and not plain.dangling and plain.chain == ()
     assert ids(facts(cname=dangling, roles=("host",))) == {"dns.cname.dangling"}
+
+
+@pytest.mark.parametrize(
+    ("raw", "status", "body"),
+    [
+        (
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\n\r\nversion: STSv1\r\n",
+            200,
+            b"version: STSv1\r\n",
+        ),
+        (
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+            200,
+            b"hello",
+        ),
+        (b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nhello\r\n", 200, b""),
+        (b"<html><script>alert(1)</script>", 0, b""),
+        (b"HTTP/1.1 abc\r\n\r\n\xff\xfe", 0, b"\xff\xfe"),
+        (b"", 0, b""),
+    ],
+)
+def test_hostile_http_responses_are_read_without_raising(raw: bytes, status: int, body: bytes):
+    fetched = parse_http_response(raw)
+    assert (fetched.status, fetched.body) == (status, body)

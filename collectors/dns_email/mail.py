@@ -176,9 +176,15 @@ async def https_get(
                 raw += chunk
         finally:
             writer.close()
+    return parse_http_response(raw)
+
+
+def parse_http_response(raw: bytes) -> Fetched:
+    """Status, content type and body of a raw HTTP/1.1 response; never raises."""
     head, _, body = raw.partition(b"\r\n\r\n")
     lines = head.decode("iso-8859-1").split("\r\n")
-    status = int(lines[0].split(" ")[1]) if len(lines[0].split(" ")) > 1 else 0
+    status_line = re.match(r"^HTTP/\d(?:\.\d)? (\d{3})", lines[0])
+    status = int(status_line.group(1)) if status_line else 0  # 0: not an HTTP response
     headers = {
         k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines[1:])
     }
@@ -188,10 +194,14 @@ async def https_get(
 
 
 def _dechunk(body: bytes) -> bytes:
+    """Undo chunked transfer coding; a malformed chunk size ends the body there."""
     out = b""
     while body:
         size_line, _, rest = body.partition(b"\r\n")
-        size = int(size_line.split(b";")[0] or b"0", 16)
+        try:
+            size = int(size_line.split(b";")[0] or b"0", 16)
+        except ValueError:
+            break
         if size == 0:
             break
         out, body = out + rest[:size], rest[size + 2 :]
