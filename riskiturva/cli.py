@@ -6,27 +6,40 @@ import csv
 import datetime as dt
 import json
 import shutil
+import signal
 import sys
-from collections.abc import Sequence
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import click
 from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
 from rich.table import Table
 from rich.text import Text
-from sqlalchemy.orm import Session, sessionmaker
 
-from riskiturva import __version__, db
-from riskiturva.checks import LANGUAGES, load_registry
+from riskiturva import __version__
+from riskiturva.checks import LANGUAGES, Severity, load_registry
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
+from riskiturva.db import open_store
 from riskiturva.docgen import checks_markdown
+from riskiturva.history import take_snapshots
 from riskiturva.lab.cli import lab
-from riskiturva.models import Finding
-from riskiturva.runner import RunReport, run_collector
-from riskiturva.store import list_findings, make_engine, mark_interrupted_runs, session_factory
+from riskiturva.models import Finding, RunStatus
+from riskiturva.runner import ProgressCallback, RunReport, build_context, run_scan
+from riskiturva.store import list_findings
 
 FORMATS = ("table", "json")
 
@@ -47,7 +60,8 @@ lang_option = click.option(
 
 
 def _console() -> Console:
-    return Console(highlight=False, soft_wrap=True)
+    # Piped output keeps full-width tables rather than rich's 80-column guess.
+    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
 
 
 def read_config(path: Path | None) -> Config:
@@ -57,16 +71,6 @@ def read_config(path: Path | None) -> Config:
     except ConfigError as exc:
         click.echo(exc.describe(), err=True)
         sys.exit(2)
-
-
-def open_store(config: Config) -> sessionmaker[Session]:
-    """Open the database, bring its schema up to date, and mark dead runs interrupted."""
-    engine = make_engine(config.settings.effective_database_url)
-    db.upgrade(engine)
-    sessions = session_factory(engine)
-    with sessions.begin() as session:
-        mark_interrupted_runs(session, dt.datetime.now(dt.UTC))
-    return sessions
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -277,6 +281,9 @@ def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:
         )
 
 
+SEVERITY_NAMES = [str(s) for s in Severity if s is not Severity.INFO]
+
+
 @main.command()
 @config_option
 @click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
@@ -287,56 +294,138 @@ def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:
     help="Collector name (repeatable; default all).",
 )
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@click.option(
+    "--fail-on",
+    type=click.Choice(SEVERITY_NAMES),
+    default=None,
+    help="Exit 2 when an open finding at or above this severity exists.",
+)
 @lang_option
 def scan(
     config_path: Path | None,
     orgs: Sequence[str],
     collector_names: Sequence[str],
     fmt: str,
+    fail_on: str | None,
     lang: str,
 ) -> None:
     """Scan the organisations' assets with the registered collectors and reconcile findings.
 
-    Exit status: 0 when every run finished, 1 when a run failed.
+    The collectors run at the same time, each within the configured limits. On a terminal
+    a progress bar per collector is shown, then a summary (new, still open, resolved,
+    errors by kind). `--format json` prints every finding instead (docs/scan-output.schema.json).
+    SIGTERM or Ctrl-C stops after the current targets; the run is recorded as interrupted
+    and resolves nothing.
+
+    Exit status: 0 on success; 1 when a run failed or was interrupted; 2 with --fail-on
+    when an open finding at or above that severity exists.
     """
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
     try:
-        collectors = discover_collectors()
+        installed = discover_collectors()
     except CollectorLoadError as exc:
         raise click.ClickException(str(exc)) from exc
-    if not collectors:
+    if not installed:
         raise click.ClickException(
             "no collectors are installed: install the riskiturva package with its collectors "
             "(pip install -e .) so the `riskiturva.collectors` entry points exist"
         )
-    unknown = [c for c in collector_names if c not in collectors]
+    unknown = [c for c in collector_names if c not in installed]
     if unknown:
         raise click.BadParameter(
-            f"unknown collector(s): {', '.join(unknown)} (installed: {', '.join(collectors)})",
+            f"unknown collector(s): {', '.join(unknown)} (installed: {', '.join(installed)})",
             param_hint="--collector",
         )
-    sessions = open_store(config)
-    reports = [
-        run_collector(sessions, config, collector, organisations=orgs or None)
-        for name, collector in collectors.items()
-        if not collector_names or name in collector_names
+    collectors = [
+        c for name, c in installed.items() if not collector_names or name in collector_names
     ]
+    sessions = open_store(config)
+    context = build_context(config)
+    with _stop_on_sigterm(context.cancelled), _progress(fmt == "table") as progress:
+        reports = run_scan(
+            sessions,
+            config,
+            collectors,
+            organisations=orgs or None,
+            context=context,
+            progress=progress,
+        )
+    take_snapshots(
+        sessions, config, dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
+    )
     visible = list(orgs) or [o.slug for o in config.organisations]
+    with sessions() as session:
+        findings = [finding_record(f, lang) for f in list_findings(session, visible)]
     if fmt == "json":
-        with sessions() as session:
-            findings = [finding_record(f, lang) for f in list_findings(session, visible)]
         document = {
-            "runs": [
-                {"id": r.run_id, "collector": r.collector, "status": r.status, **r.as_dict()}
-                for r in reports
-            ],
+            "riskiturva_version": __version__,
+            "generated_at": dt.datetime.now(dt.UTC).isoformat(),
+            "runs": [run_record(r) for r in reports],
             "findings": findings,
         }
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         _print_run_summary(reports)
-    sys.exit(1 if any(r.status == "failed" for r in reports) else 0)
+    if any(r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) for r in reports):
+        sys.exit(1)
+    if fail_on and any(
+        f["status"] == "open" and Severity(f["severity"]).rank >= Severity(fail_on).rank
+        for f in findings
+    ):
+        sys.exit(2)
+
+
+def run_record(report: RunReport) -> dict[str, Any]:
+    return {
+        "id": report.run_id,
+        "collector": report.collector,
+        "status": str(report.status),
+        "message": report.message,
+        **report.as_dict(),
+    }
+
+
+@contextmanager
+def _stop_on_sigterm(cancelled: threading.Event) -> Iterator[None]:
+    """SIGTERM and Ctrl-C ask the runs to stop after their current targets."""
+
+    def request_stop(signum: int, _frame: object) -> None:
+        cancelled.set()
+        click.echo("stopping after the current targets…", err=True)
+
+    previous = {sig: signal.signal(sig, request_stop) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        yield
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+
+
+@contextmanager
+def _progress(wanted: bool) -> Iterator[ProgressCallback | None]:
+    """A progress bar per collector on a terminal (stderr); nothing otherwise."""
+    console = Console(stderr=True)
+    if not (wanted and console.is_terminal):
+        yield None
+        return
+    columns = (
+        TextColumn("{task.description:<10}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+    )
+    with Progress(*columns, console=console, transient=False) as bars:
+        tasks: dict[str, TaskID] = {}
+        lock = threading.Lock()
+
+        def update(collector: str, done: int, total: int) -> None:
+            with lock:
+                if collector not in tasks:
+                    tasks[collector] = bars.add_task(collector, total=total)
+                bars.update(tasks[collector], completed=done, total=total)
+
+        yield update
 
 
 @main.command()
@@ -436,6 +525,31 @@ def score(
             console.print(why)
     if fail_below and any(grade_floor(d["grade"]) < grade_floor(fail_below) for d in documents):
         sys.exit(1)
+
+
+@main.command("scheduler")
+@config_option
+def scheduler_command(config_path: Path | None) -> None:
+    """Run the scan schedule in the foreground (no dashboard); SIGTERM stops it gracefully.
+
+    Schedules come from `[settings.schedules]`; jobs are kept in the database, so a restart
+    with a changed schedule replaces them without duplicates.
+    """
+    from riskiturva import scheduler
+
+    path = config_path or default_config_path()
+    config = read_config(path)
+    open_store(config)
+    running = scheduler.build_scheduler(config, path)
+    for job in running.get_jobs():
+        click.echo(f"{job.id}: {job.trigger}")
+    stop_requested = threading.Event()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(sig, lambda _signum, _frame: stop_requested.set())
+    running.resume()
+    stop_requested.wait()
+    click.echo("stopping: running scans finish their current targets…", err=True)
+    scheduler.stop(running)
 
 
 def _print_run_summary(reports: Sequence[RunReport]) -> None:

@@ -16,6 +16,7 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
     BaseModel,
@@ -28,6 +29,7 @@ from pydantic import (
 )
 
 from riskiturva import __version__
+from riskiturva._cron import parse_schedule
 from riskiturva._toml_lines import locate_line
 
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
@@ -277,7 +279,7 @@ class DNSSECSettings(_Model):
 
 
 class Schedules(_Model):
-    """Cron expressions (minute hour day month weekday) per collector."""
+    """When each collector runs: cron (minute hour day month weekday) or `@every 6h`."""
 
     dns_email: str = Field("15 2 * * *", description="DNS and e-mail collector: daily")
     tls: str = Field("45 2 * * *", description="TLS collector: daily")
@@ -288,6 +290,30 @@ class Schedules(_Model):
         3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
     )
     extra: dict[str, str] = Field(default_factory=dict, description="schedules of other collectors")
+
+    timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
+
+    @field_validator("dns_email", "tls", "web", "services")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+    @field_validator("extra")
+    @classmethod
+    def _valid_extra(cls, value: dict[str, str]) -> dict[str, str]:
+        for expression in value.values():
+            parse_schedule(expression)
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _valid_timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError) as exc:
+            raise ValueError(f"unknown time zone {value!r}") from exc
+        return value
 
     def for_collector(self, name: str) -> str | None:
         return self.extra.get(name) or getattr(self, name, None)
@@ -312,7 +338,7 @@ class DashboardSettings(_Model):
 class SMTPSettings(_Model):
     """The mail relay that sends the monthly reports (docs/reports.md)."""
 
-    host: str = Field("localhost", description="relay address or name (resolved by the resolver)")
+    host: str = Field("127.0.0.1", description="relay address, or a name for the resolver")
     port: int = Field(587, ge=1, le=65535, description="relay port: 587 for submission")
     starttls: bool = Field(True, description="upgrade to TLS before signing in (on by default)")
     username: str | None = Field(None, description="sign-in name; none sends without signing in")

@@ -15,6 +15,7 @@ import socket
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
 from sqlalchemy import select
@@ -119,6 +120,8 @@ def expand_targets(
         except DnsFailure as exc:
             errors.append(_error(name, asset.value, ErrorKind.DNS_FAILURE, str(exc)))
             continue
+        if not addresses and asset.kind is AssetKind.DOMAIN:
+            continue  # an apex without A/AAAA records has no endpoint to scan: not an error
         if not addresses:
             errors.append(
                 _error(name, asset.value, ErrorKind.DNS_FAILURE, "name has no A or AAAA records")
@@ -231,6 +234,8 @@ def run_collector(
         for organisation, targets in plans:
             previous = _previous_observations(sessions, organisation.slug, collector.name)
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
+                if context.cancelled.is_set():
+                    raise InterruptedError("scan cancelled")
                 for observation in collector.collect(task, context):
                     if context.cancelled.is_set():
                         raise InterruptedError("scan cancelled")
@@ -285,6 +290,44 @@ def run_collector(
     if isinstance(failure, KeyboardInterrupt | SystemExit):
         raise failure
     return report
+
+
+def run_scan(
+    sessions: sessionmaker[Session],
+    config: Config,
+    collectors: Sequence[Collector],
+    *,
+    organisations: Iterable[str] | None = None,
+    context: ScanContext | None = None,
+    trigger: str = "cli",
+    progress: ProgressCallback | None = None,
+) -> list[RunReport]:
+    """Run several collectors at once (one thread each, one scan run each).
+
+    Each collector keeps its own limits on targets in flight (`settings.concurrency`); a
+    cancelled context (SIGTERM) makes every run stop after its current target, recorded as
+    interrupted, resolving nothing.
+    """
+    context = context or build_context(config)
+    selected = list(organisations) if organisations is not None else None
+    # Create the organisation and asset rows once, before the runs race to insert them.
+    with sessions.begin() as session:
+        sync_config(session, config)
+    with ThreadPoolExecutor(max_workers=max(1, len(collectors)), thread_name_prefix="scan") as pool:
+        futures = [
+            pool.submit(
+                run_collector,
+                sessions,
+                config,
+                collector,
+                organisations=selected,
+                context=context,
+                trigger=trigger,
+                progress=progress,
+            )
+            for collector in collectors
+        ]
+        return [future.result() for future in futures]
 
 
 def _previous_observations(

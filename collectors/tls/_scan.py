@@ -8,11 +8,14 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import re
+import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from cryptography.utils import CryptographyDeprecationWarning
 from cryptography.x509.verification import Store
 from nassl.ephemeral_key_info import DhEphemeralKeyInfo, EcDhEphemeralKeyInfo
 from sslyze import (
@@ -46,6 +49,14 @@ from collectors.tls.facts import (
 )
 from collectors.tls.grade import grade
 from riskiturva.collector import ErrorKind, TargetError
+
+# Mozilla's CA bundle, as sslyze loads it, holds a certificate with a non-positive serial
+# number; cryptography warns about it on every scan. It is not the scanned server's.
+warnings.filterwarnings(
+    "ignore",
+    message="Parsed a serial number which wasn't positive",
+    category=CryptographyDeprecationWarning,
+)
 
 CIPHER_COMMANDS = {
     "SSLv2": ScanCommand.SSL_2_0_CIPHER_SUITES,
@@ -283,13 +294,23 @@ def _suite(protocol: str, accepted: Any) -> AcceptedSuite:
     )
 
 
+_SET_LITERAL = re.compile(r"\{([^{}]*)\}")
+
+
+def _sorted_sets(text: str) -> str:
+    """sslyze prints Python sets (`{'b', 'a'}`) in hash order: sort them so evidence is stable."""
+    return _SET_LITERAL.sub(
+        lambda m: "{" + ", ".join(sorted(p.strip() for p in m.group(1).split(","))) + "}", text
+    )
+
+
 def _mozilla_issues(result: ServerScanResult) -> dict[str, str] | None:
     """Deviations from Mozilla's intermediate profile ({} if none; None if not checkable)."""
     profile = MozillaTlsConfiguration.get(TlsConfigurationEnum.MOZILLA_INTERMEDIATE)
     try:
         check_server_against_tls_configuration(result, profile)
     except ServerNotCompliantWithTlsConfiguration as exc:
-        return dict(exc.issues)
+        return {name: _sorted_sets(text) for name, text in exc.issues.items()}
     except ServerScanResultIncomplete:
         return None
     return {}

@@ -26,6 +26,9 @@ from urllib3.exceptions import (
 from collectors.web.facts import Fetch, HttpAnswer, SecurityTxt
 
 MAX_REDIRECTS = 5
+# Unverified fetches are deliberate (certificates are the TLS collector's to judge), and
+# `warnings.catch_warnings` is not thread-safe, so this warning is silenced process-wide.
+warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 MAX_HEADER_VALUE = 4096
 MAX_SECURITY_TXT = 32_768
 
@@ -68,16 +71,13 @@ class Client:
         host = name if parts.port is None else f"{name}:{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            with warnings.catch_warnings():
-                # The unverified fetch is deliberate: certificates are the TLS collector's job.
-                warnings.simplefilter("ignore", urllib3.exceptions.InsecureRequestWarning)
-                response = pool.request(
-                    "GET",
-                    path,
-                    headers={"Host": host, "User-Agent": self.user_agent, "Accept": "*/*"},
-                    redirect=False,
-                    preload_content=False,
-                )
+            response = pool.request(
+                "GET",
+                path,
+                headers={"Host": host, "User-Agent": self.user_agent, "Accept": "*/*"},
+                redirect=False,
+                preload_content=False,
+            )
             body = response.read(limit) if limit else b""
             response.release_conn()
         finally:
