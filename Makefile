@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # System packages: nmap for the services collector; the rest run the lab estate and the tests.
-APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core
+APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
 # Runs a command in a network namespace that has only loopback: nothing can leave the machine,
 # not even a stray lookup through the system resolver (see README, "Network safety").
 LOOPBACK_ONLY := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'

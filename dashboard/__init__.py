@@ -1,1 +1,149 @@
-"""The Dash dashboard."""
+"""The Riskiturva dashboard: a Dash app behind a Flask sign-in.
+
+`create_app(config, sessions)` builds it; `run(app)` serves it with waitress on
+127.0.0.1:8050. Pages live in `dashboard/pages/`, one module each; every callback is
+registered through `SecureCallbacks` (see `dashboard.security`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs
+
+import dash
+import dash_bootstrap_components as dbc
+import flask
+from dash import Input, Output, dcc, html
+from dash.exceptions import PreventUpdate
+from sqlalchemy.orm import Session, sessionmaker
+
+from dashboard import ids, pages
+from dashboard.components import Services
+from dashboard.i18n import LANGUAGES, text
+from dashboard.security import SecureCallbacks, current_viewer, install, sign_out
+from riskiturva.checks import Registry, load_registry
+from riskiturva.config import Config
+
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "run"]
+
+DEFAULT_HOST = "127.0.0.1"
+DEFAULT_PORT = 8050
+ASSETS = Path(__file__).parent / "assets"
+
+
+def create_app(
+    config: Config,
+    sessions: sessionmaker[Session],
+    *,
+    registry: Registry | None = None,
+    clock: Callable[[], dt.datetime] | None = None,
+) -> dash.Dash:
+    """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
+    is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
+    services = Services(sessions, registry or load_registry(), clock or _utc_now)
+    app = dash.Dash(
+        __name__,
+        server=flask.Flask(__name__),
+        title="Riskiturva",
+        update_title=None,
+        assets_folder=str(ASSETS),
+        serve_locally=True,
+        suppress_callback_exceptions=False,
+    )
+    install(app, sessions, config.settings, services.clock)
+    app.layout = _shell
+    secure = SecureCallbacks(app)
+    app.secure_callbacks = secure  # type: ignore[attr-defined]  # read by the tests
+    _register_shell(secure, services)
+    validation: list[Any] = []
+    for module in pages.page_modules():
+        module.register(secure, services)
+        validation.extend(module.validation_layout())
+    app.validation_layout = html.Div([_shell_components(), *validation])
+    return app
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def _shell_components() -> html.Div:
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL),
+            dcc.Location(id=ids.REDIRECT, refresh=True),
+            html.Button(id=ids.SIGN_OUT),
+            html.Main(id=ids.PAGE),
+        ]
+    )
+
+
+def _shell() -> Any:
+    """The frame around every page, for the signed-in viewer (the guard ran before)."""
+    viewer = current_viewer()
+    if viewer is None:  # not reachable through the guard; never render data without one
+        return html.Div()
+    language = flask.g.language
+    _ = text(language)
+    links = [dbc.NavItem(dbc.NavLink(_("Home"), href="/"))]
+    if len(viewer.visible) > 1:
+        links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
+    languages = [
+        html.A(
+            name,
+            href=f"/language/{code}",
+            lang=code,
+            className="language" + (" current" if code == language else ""),
+            **({"aria-current": "true"} if code == language else {}),
+        )
+        for code, name in LANGUAGES.items()
+    ]
+    return html.Div(
+        [
+            dcc.Location(id=ids.URL),
+            dcc.Location(id=ids.REDIRECT, refresh=True),
+            html.Header(
+                html.Nav(
+                    [
+                        html.A("Riskiturva", href="/", className="brand"),
+                        dbc.Nav(links, className="main-links"),
+                        html.Div(languages, className="languages", **{"aria-label": _("Language")}),
+                        html.Span(viewer.display_name, className="user", id="user-name"),
+                        html.Button(_("Sign out"), id=ids.SIGN_OUT, className="btn btn-link"),
+                    ],
+                    className="topbar",
+                    **{"aria-label": _("Main")},
+                )
+            ),
+            html.Main(id=ids.PAGE, className="content", lang=language),
+        ]
+    )
+
+
+def _register_shell(secure: SecureCallbacks, services: Services) -> None:
+    @secure.callback(
+        Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search")
+    )
+    def route(viewer: Any, path: str | None, search: str | None) -> Any:
+        query = parse_qs((search or "").lstrip("?"))
+        context = services.context(viewer, flask.g.language, query)
+        return pages.render(context, path or "/")
+
+    @secure.callback(
+        Output(ids.REDIRECT, "href"), Input(ids.SIGN_OUT, "n_clicks"), prevent_initial_call=True
+    )
+    def sign_out_clicked(viewer: Any, clicks: int | None) -> str:
+        if not clicks:
+            raise PreventUpdate
+        sign_out()
+        return "/login"
+
+
+def run(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the app with waitress (a production WSGI server) until interrupted."""
+    import waitress
+
+    waitress.serve(app.server, host=host, port=port, threads=8, ident="Riskiturva")

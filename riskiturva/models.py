@@ -216,3 +216,6 @@ class ScoreSnapshot(Base):
     scoring_version: Mapped[str] = mapped_column(String(20))
     category_scores: Mapped[dict[str, Any]] = mapped_column(default=dict)
     open_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
+from riskiturva import models_auth  # noqa: E402, F401  (accounts share the metadata)

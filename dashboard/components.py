@@ -1,0 +1,247 @@
+"""Pieces every page uses: the page context, grade and severity labels (text and colour,
+never colour alone), localised dates, sparklines, the organisation's header and tabs.
+
+Outside-world strings are only ever passed as component children or DataTable cell text,
+which React escapes; nothing here renders raw HTML.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import dash_bootstrap_components as dbc
+from dash import dcc, html
+from sqlalchemy.orm import Session, sessionmaker
+
+from dashboard.i18n import text
+from riskiturva.auth import Viewer
+from riskiturva.checks import Registry
+from riskiturva.i18n import Translator
+from riskiturva.models import Organisation
+
+TIMEZONE = ZoneInfo("Europe/Helsinki")
+GRADES = ("A", "B", "C", "D", "F")
+GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9e2f", "C": "#b58900", "D": "#d4661c", "F": "#c62828"}
+SEVERITIES = ("critical", "high", "medium", "low", "info")
+STATUSES = ("open", "resolved", "accepted", "false_positive")
+CATEGORIES = ("tls", "email", "dns", "services", "web")
+
+
+@dataclass(frozen=True)
+class PageContext:
+    """What a page or callback needs about the request: who, which language, when."""
+
+    viewer: Viewer
+    language: str
+    sessions: sessionmaker[Session]
+    registry: Registry
+    now: dt.datetime
+    query: Mapping[str, Sequence[str]]
+
+    @cached_property
+    def _(self) -> Translator:
+        return text(self.language)
+
+    @property
+    def today(self) -> dt.date:
+        return self.now.astimezone(TIMEZONE).date()
+
+    def when(self, value: dt.datetime | None) -> str:
+        return "–" if value is None else self._.datetime(value.astimezone(TIMEZONE))
+
+    def day(self, value: dt.date | dt.datetime | None) -> str:
+        if value is None:
+            return "–"
+        if isinstance(value, dt.datetime):
+            value = value.astimezone(TIMEZONE).date()
+        return self._.date(value, "short")
+
+    def score(self, value: float | None) -> str:
+        return "–" if value is None else self._.number(value, 1)
+
+    def title(self, check_id: str) -> str:
+        check = self.registry.get(check_id)
+        return check.title_in(self.language) if check else check_id
+
+
+def severity_label(_: Translator, severity: str) -> str:
+    return {
+        "critical": _("Critical"),
+        "high": _("High"),
+        "medium": _("Medium"),
+        "low": _("Low"),
+        "info": _("Info"),
+    }.get(severity, severity)
+
+
+def status_label(_: Translator, status: str) -> str:
+    return {
+        "open": _("Open"),
+        "resolved": _("Resolved"),
+        "accepted": _("Accepted risk"),
+        "false_positive": _("False positive"),
+    }.get(status, status)
+
+
+def category_label(_: Translator, category: str) -> str:
+    return {
+        "tls": _("TLS"),
+        "email": _("E-mail"),
+        "dns": _("DNS"),
+        "services": _("Exposed services"),
+        "web": _("Web"),
+    }.get(category, category)
+
+
+def run_status_label(_: Translator, status: str) -> str:
+    return {
+        "running": _("Running"),
+        "ok": _("OK"),
+        "partial": _("Partial"),
+        "failed": _("Failed"),
+        "interrupted": _("Interrupted"),
+    }.get(status, status)
+
+
+def effort_label(_: Translator, effort: str) -> str:
+    return {"low": _("Small"), "medium": _("Moderate"), "high": _("Large")}.get(effort, effort)
+
+
+def grade_badge(
+    _: Translator, grade: str | None, *, large: bool = False, **props: Any
+) -> html.Span:
+    """The letter itself, on its colour, with a spoken label."""
+    letter = grade or "–"
+    return html.Span(
+        letter,
+        className=f"grade grade-{grade or 'none'}" + (" grade-large" if large else ""),
+        title=_("Grade {grade}", grade=letter),
+        role="img",
+        **{"aria-label": _("Grade {grade}", grade=letter)},
+        **props,
+    )
+
+
+def severity_badge(_: Translator, severity: str) -> html.Span:
+    return html.Span(severity_label(_, severity), className=f"severity severity-{severity}")
+
+
+_BLOCKS = "▁▂▃▄▅▆▇█"
+
+
+def sparkline(values: Sequence[float]) -> str:
+    """Scores 0–100 as block characters (fixed scale, so rows compare)."""
+    return "".join(_BLOCKS[min(7, int(v / 100 * 8))] for v in values)
+
+
+def trend(context: PageContext, delta: float | None) -> str:
+    """An arrow and the signed change, e.g. `↑ +3,2`; words are in the column header."""
+    if delta is None:
+        return "–"
+    arrow = "↑" if delta > 0 else "↓" if delta < 0 else "→"
+    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
+    return f"{arrow} {sign}{context.score(abs(delta))}"
+
+
+def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
+    """(key, path suffix, label, details only)"""
+    return (
+        ("overview", "", _("Overview"), False),
+        ("findings", "/findings", _("Findings"), True),
+        ("assets", "/assets", _("Assets"), True),
+        ("score", "/score", _("Scoring explanation"), False),
+        ("scans", "/scans", _("Scans"), True),
+    )
+
+
+def org_header(context: PageContext, org: Organisation, active: str) -> html.Div:
+    """The organisation's name and its tabs (detail tabs hidden from management viewers,
+    who are refused those pages anyway)."""
+    _ = context._
+    tabs = [
+        dbc.NavItem(
+            dbc.NavLink(
+                label,
+                href=f"/org/{org.slug}{suffix}",
+                active=key == active,
+                id=f"tab-{key}",
+            )
+        )
+        for key, suffix, label, details in _org_tabs(_)
+        if context.viewer.sees_details or not details
+    ]
+    return html.Div(
+        [html.H1(org.name(context.language), className="org-name"), dbc.Nav(tabs, pills=True)],
+        className="org-header",
+    )
+
+
+def not_found(context: PageContext) -> html.Div:
+    """The same answer for what does not exist and for what the viewer may not see."""
+    _ = context._
+    return html.Div(
+        [html.H1(_("Not found")), html.P(_("There is nothing here, or it is not yours to see."))],
+        className="not-found",
+        id="not-found",
+    )
+
+
+def refused(context: PageContext) -> html.Div:
+    _ = context._
+    return html.Div(
+        [html.H1(_("Not available")), html.P(_("Your role shows the overview and the scoring."))],
+        className="not-found",
+        id="refused",
+    )
+
+
+def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props: Any) -> dbc.Table:
+    return dbc.Table(
+        [
+            html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
+            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
+        ],
+        hover=True,
+        size="sm",
+        className="data-table",
+        **props,
+    )
+
+
+def section(title: str, *children: Any, **props: Any) -> html.Section:
+    return html.Section([html.H2(title), *children], className="panel", **props)
+
+
+def graph(figure: Any, **props: Any) -> dcc.Graph:
+    return dcc.Graph(figure=figure, config={"displaylogo": False, "displayModeBar": False}, **props)
+
+
+@dataclass(frozen=True)
+class Services:
+    """What the app was created with: the store, the check registry and the clock."""
+
+    sessions: sessionmaker[Session]
+    registry: Registry
+    clock: Any  # () -> aware datetime
+
+    def context(
+        self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
+    ) -> PageContext:
+        return PageContext(
+            viewer, language, self.sessions, self.registry, self.clock(), query or {}
+        )
+
+
+def plot_text(value: str) -> str:
+    """Plotly reads `<b>`, `<a href>`… in labels as markup: show them as written instead."""
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def markdown_text(value: str) -> str:
+    """Escape Markdown punctuation so text is shown as written, never as markup."""
+    return "".join("\\" + c if c in "\\`*_{}[]()#+-.!<>|" else c for c in value)

@@ -1,0 +1,79 @@
+"""Assets: the inventory with criticality, tags and the last scan status per collector."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from dashboard import ids, queries
+from dashboard.components import PageContext, not_found, org_header, section, simple_table
+from dashboard.pages import Page
+from dashboard.security import Permission
+
+
+def _criticality(context: PageContext, value: str) -> str:
+    _ = context._
+    return {"low": _("Low"), "medium": _("Medium"), "high": _("High")}.get(value, value)
+
+
+def _scan_status(context: PageContext, status: str) -> str:
+    _ = context._
+    return {
+        "ok": _("OK"),
+        "partial": _("Partial"),
+        "error": _("Error"),
+        "skipped": _("Skipped"),
+    }.get(status, status)
+
+
+def layout(context: PageContext, slug: str) -> Any:
+    _ = context._
+    with context.sessions() as session:
+        org = queries.organisation(session, context.viewer.visible, slug)
+        if org is None:
+            return not_found(context)
+        header = org_header(context, org, "assets")
+        views = queries.assets_of(session, context.viewer.visible, slug)
+        rows = [
+            [
+                view.asset.kind,
+                view.asset.value,
+                _criticality(context, view.asset.criticality),
+                ", ".join(view.asset.tags or ()),
+                "" if view.asset.active else _("Removed from the configuration"),
+                html.Ul(
+                    [
+                        html.Li(
+                            [
+                                html.Strong(state.collector),
+                                f" {state.subject}: ",
+                                _scan_status(context, state.last_status),
+                                f" · {context.when(state.last_scanned_at)}",
+                                *([" · ", html.Em(state.last_error)] if state.last_error else []),
+                            ]
+                        )
+                        for state in view.states
+                    ]
+                )
+                if view.states
+                else _("Not scanned yet"),
+            ]
+            for view in views
+        ]
+    return html.Div(
+        [
+            header,
+            section(
+                _("Assets"),
+                simple_table(
+                    [_("Kind"), _("Asset"), _("Criticality"), _("Tags"), "", _("Last scans")],
+                    rows,
+                    id=ids.ASSETS_TABLE,
+                ),
+            ),
+        ]
+    )
+
+
+PAGE = Page("assets", r"/org/(?P<slug>[a-z0-9-]+)/assets", Permission.DETAILS, layout)

@@ -1,0 +1,299 @@
+"""Findings of one organisation: filters, a sortable table, and CSV export of what is shown."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import flask
+from dash import Input, Output, State, dash_table, dcc, html
+from dash.exceptions import PreventUpdate
+
+from dashboard import ids, queries
+from dashboard.components import (
+    CATEGORIES,
+    SEVERITIES,
+    STATUSES,
+    PageContext,
+    Services,
+    category_label,
+    markdown_text,
+    not_found,
+    org_header,
+    severity_label,
+    status_label,
+)
+from dashboard.pages import Page
+from dashboard.security import Permission, SecureCallbacks
+from riskiturva import auth
+from riskiturva.auth import Viewer
+from riskiturva.models import Finding
+from riskiturva.store import list_findings
+
+DEFAULT_STATUSES = ["open"]
+_SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
+
+
+def _query(
+    context: PageContext,
+    slug: str,
+    categories: Sequence[str] | None,
+    severities: Sequence[str] | None,
+    statuses: Sequence[str] | None,
+    assets: Sequence[str] | None,
+) -> tuple[list[dict[str, Any]], list[str]] | None:
+    """The shown rows and every asset with findings; None when the organisation is not
+    visible."""
+    with context.sessions() as session:
+        if queries.organisation(session, context.viewer.visible, slug) is None:
+            return None
+        findings = list_findings(
+            session,
+            context.viewer.visible,
+            organisation=slug,
+            statuses=statuses or None,
+            categories=categories or None,
+            severities=severities or None,
+        )
+    all_assets = sorted({f.asset for f in findings})
+    shown = [f for f in findings if not assets or f.asset in assets]
+    shown.sort(key=lambda f: (_SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.subject))
+    return [_row(context, f) for f in shown], all_assets
+
+
+def _row(context: PageContext, finding: Finding) -> dict[str, Any]:
+    _ = context._
+    return {
+        "id": finding.id,
+        "title": f"[{markdown_text(context.title(finding.check_id))}](/findings/{finding.id})",
+        "severity": severity_label(_, finding.severity),
+        "severity_rank": _SEVERITY_ORDER.get(finding.severity, 9),
+        "status": status_label(_, finding.status),
+        "category": category_label(_, finding.category),
+        "subject": finding.subject,
+        "asset": finding.asset,
+        "first_seen": finding.first_seen.strftime("%Y-%m-%d"),
+        "last_seen": finding.last_seen.strftime("%Y-%m-%d"),
+        "check_id": finding.check_id,
+    }
+
+
+def _options(_: Any, values: Sequence[str], label: Any) -> list[dict[str, str]]:
+    return [{"label": label(_, v), "value": v} for v in values]
+
+
+def layout(context: PageContext, slug: str) -> Any:
+    _ = context._
+    initial = {
+        key: [v for v in context.query.get(key, ()) if v in allowed]
+        for key, allowed in (
+            ("category", CATEGORIES),
+            ("severity", SEVERITIES),
+            ("status", STATUSES),
+        )
+    }
+    statuses = initial["status"] or DEFAULT_STATUSES
+    found = _query(context, slug, initial["category"], initial["severity"], statuses, None)
+    if found is None:
+        return not_found(context)
+    rows, all_assets = found
+    with context.sessions() as session:
+        org = queries.organisation(session, context.viewer.visible, slug)
+        assert org is not None
+        header = org_header(context, org, "findings")
+    return html.Div(
+        [
+            header,
+            dcc.Store(id=ids.FINDINGS_ORG, data=slug),
+            html.Div(
+                [
+                    _filter(
+                        ids.FILTER_CATEGORY,
+                        _("Category"),
+                        _options(_, CATEGORIES, category_label),
+                        initial["category"],
+                    ),
+                    _filter(
+                        ids.FILTER_SEVERITY,
+                        _("Severity"),
+                        _options(_, SEVERITIES, severity_label),
+                        initial["severity"],
+                    ),
+                    _filter(
+                        ids.FILTER_STATUS,
+                        _("Status"),
+                        _options(_, STATUSES, status_label),
+                        statuses,
+                    ),
+                    _filter(
+                        ids.FILTER_ASSET,
+                        _("Asset"),
+                        [{"label": a, "value": a} for a in all_assets],
+                        [],
+                    ),
+                ],
+                className="filters",
+            ),
+            html.Div(
+                [
+                    html.Span(_count(context, rows), id=ids.FINDINGS_COUNT, role="status"),
+                    html.Button(_("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"),
+                    dcc.Download(id=ids.DOWNLOAD),
+                ],
+                className="table-tools",
+            ),
+            table(context, rows),
+        ]
+    )
+
+
+def _filter(component_id: str, label: str, options: list[Any], value: list[str]) -> html.Div:
+    return html.Div(
+        [
+            html.Label(label, htmlFor=component_id),
+            dcc.Dropdown(id=component_id, options=options, value=value, multi=True),
+        ],
+        className="filter",
+    )
+
+
+def _count(context: PageContext, rows: list[dict[str, Any]]) -> str:
+    return context._("{count} findings shown", count=len(rows))
+
+
+def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTable:
+    _ = context._
+    columns = [
+        ("severity", _("Severity")),
+        ("title", _("Finding")),
+        ("subject", _("Subject")),
+        ("asset", _("Asset")),
+        ("category", _("Category")),
+        ("status", _("Status")),
+        ("first_seen", _("First seen")),
+        ("last_seen", _("Last seen")),
+    ]
+    return dash_table.DataTable(
+        id=ids.FINDINGS_TABLE,
+        columns=[
+            {"id": key, "name": name, **({"presentation": "markdown"} if key == "title" else {})}
+            for key, name in columns
+        ],
+        markdown_options={"html": False},
+        data=rows,
+        sort_action="native",
+        page_size=50,
+        cell_selectable=True,
+        style_cell={
+            "textAlign": "left",
+            "fontFamily": "inherit",
+            "whiteSpace": "normal",
+            "height": "auto",
+            "padding": "4px 8px",
+        },
+        style_data_conditional=[
+            {"if": {"filter_query": "{severity_rank} < 2"}, "fontWeight": "bold"},
+        ],
+        style_header={"fontWeight": "bold"},
+    )
+
+
+CSV_COLUMNS = (
+    "severity",
+    "title",
+    "subject",
+    "asset",
+    "category",
+    "status",
+    "first_seen",
+    "last_seen",
+    "check_id",
+)
+
+
+def csv_text(context: PageContext, rows: list[dict[str, Any]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
+    writer.writeheader()
+    for row in rows:
+        plain = {**row, "title": context.title(row["check_id"])}
+        writer.writerow({k: _cell(v) for k, v in plain.items()})
+    return buffer.getvalue()
+
+
+def _cell(value: Any) -> Any:
+    """Spreadsheets run `=…` as a formula: outside-world text is kept as text."""
+    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
+        return "'" + value
+    return value
+
+
+def register(secure: SecureCallbacks, services: Services) -> None:
+    filters = [
+        State(ids.FINDINGS_ORG, "data"),
+        Input(ids.FILTER_CATEGORY, "value"),
+        Input(ids.FILTER_SEVERITY, "value"),
+        Input(ids.FILTER_STATUS, "value"),
+        Input(ids.FILTER_ASSET, "value"),
+    ]
+
+    @secure.callback(
+        Output(ids.FINDINGS_TABLE, "data"),
+        Output(ids.FINDINGS_COUNT, "children"),
+        *filters,
+        permission=Permission.DETAILS,
+        prevent_initial_call=True,
+    )
+    def refilter(viewer: Viewer, slug: str, *values: list[str] | None) -> Any:
+        context = services.context(viewer, flask.g.language)
+        found = _query(context, str(slug), *values)
+        rows = [] if found is None else found[0]
+        return rows, _count(context, rows)
+
+    @secure.callback(
+        Output(ids.DOWNLOAD, "data"),
+        Input(ids.EXPORT, "n_clicks"),
+        *(State(f.component_id, f.component_property) for f in filters),
+        permission=Permission.DETAILS,
+        prevent_initial_call=True,
+    )
+    def export(viewer: Viewer, _clicks: int | None, slug: str, *values: Any) -> Any:
+        context = services.context(viewer, flask.g.language)
+        found = _query(context, str(slug), *values)
+        if found is None:
+            raise PreventUpdate
+        rows = found[0]
+        with services.sessions.begin() as session:
+            auth.audit(
+                session,
+                actor=viewer.username,
+                action="findings.exported",
+                organisation=str(slug),
+                address=flask.request.remote_addr,
+                now=context.now,
+                detail={"rows": len(rows)},
+            )
+        return {
+            "content": csv_text(context, rows),
+            "filename": f"findings-{slug}.csv",
+            "type": "text/csv",
+        }
+
+
+def validation_layout() -> list[Any]:
+    return [
+        dcc.Store(id=ids.FINDINGS_ORG),
+        *(
+            dcc.Dropdown(id=i)
+            for i in (ids.FILTER_CATEGORY, ids.FILTER_SEVERITY, ids.FILTER_STATUS, ids.FILTER_ASSET)
+        ),
+        dash_table.DataTable(id=ids.FINDINGS_TABLE),
+        html.Span(id=ids.FINDINGS_COUNT),
+        html.Button(id=ids.EXPORT),
+        dcc.Download(id=ids.DOWNLOAD),
+    ]
+
+
+PAGE = Page("findings", r"/org/(?P<slug>[a-z0-9-]+)/findings", Permission.DETAILS, layout)

@@ -1,0 +1,170 @@
+"""Portfolio: every visible organisation in one table, a category heatmap and the grades."""
+
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any
+
+import plotly.graph_objects as go
+from dash import dash_table, html
+from dash.dash_table.Format import Format, Scheme, Sign
+
+from dashboard import ids, queries
+from dashboard.components import (
+    CATEGORIES,
+    GRADE_COLOURS,
+    GRADES,
+    PageContext,
+    category_label,
+    graph,
+    markdown_text,
+    plot_text,
+    section,
+    sparkline,
+    trend,
+)
+from dashboard.pages import Page
+from dashboard.security import Permission
+
+
+def layout(context: PageContext) -> Any:
+    if len(context.viewer.visible) == 1:
+        from dashboard.pages import organisation
+
+        return organisation.layout(context, slug=next(iter(context.viewer.visible)))
+    _ = context._
+    with context.sessions() as session:
+        rows = queries.portfolio(
+            session, context.viewer.visible, today=context.today, language=context.language
+        )
+    return html.Div(
+        [
+            html.H1(_("Portfolio")),
+            html.P(
+                _("{count} organisations. Sort or filter by any column.", count=len(rows)),
+                className="muted",
+            ),
+            section(_("Organisations"), _table(context, rows)),
+            html.Div(
+                [
+                    section(_("Grades"), graph(_grades(context, rows), id=ids.PORTFOLIO_GRADES)),
+                    section(
+                        _("Category scores"),
+                        graph(_heatmap(context, rows), id=ids.PORTFOLIO_HEATMAP),
+                    ),
+                ],
+                className="two-columns",
+            ),
+        ]
+    )
+
+
+def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table.DataTable:
+    _ = context._
+    decimal = "." if context.language == "en" else ","
+    number = Format(precision=1, scheme=Scheme.fixed).decimal_delimiter(decimal)
+    delta = number.sign(Sign.positive)
+    columns = [
+        {"id": "name", "name": _("Organisation"), "presentation": "markdown"},
+        {"id": "grade", "name": _("Grade")},
+        {"id": "score", "name": _("Score"), "type": "numeric", "format": number},
+        {"id": "delta", "name": _("30 days"), "type": "numeric", "format": delta},
+        {"id": "trend", "name": _("Trend (90 days)")},
+        {"id": "critical", "name": _("Open critical"), "type": "numeric"},
+        {"id": "high", "name": _("Open high"), "type": "numeric"},
+        {"id": "overdue", "name": _("Overdue priorities"), "type": "numeric"},
+        {"id": "last_success", "name": _("Last successful scan")},
+    ]
+    data = [
+        {
+            # Names come from the configuration; links are built from slugs ([a-z0-9-]).
+            "name": f"[{markdown_text(r.name)}](/org/{r.slug})",
+            "grade": r.grade or "–",
+            "score": r.score,
+            "delta": r.delta,
+            "trend": f"{trend(context, r.delta)[0]} {sparkline(r.spark)}",
+            "critical": r.open_critical,
+            "high": r.open_high,
+            "overdue": r.overdue,
+            "last_success": r.last_success.strftime("%Y-%m-%d %H:%M") if r.last_success else "–",
+        }
+        for r in rows
+    ]
+    grade_styles = [
+        {
+            "if": {"filter_query": f'{{grade}} = "{g}"', "column_id": "grade"},
+            "backgroundColor": GRADE_COLOURS[g],
+            "color": "white",
+            "fontWeight": "bold",
+        }
+        for g in GRADES
+    ]
+    return dash_table.DataTable(
+        id=ids.PORTFOLIO_TABLE,
+        columns=columns,
+        data=data,
+        sort_action="native",
+        filter_action="native",
+        page_size=50,
+        markdown_options={"html": False},
+        style_cell={"textAlign": "left", "fontFamily": "inherit", "padding": "4px 8px"},
+        style_data_conditional=[
+            *grade_styles,
+            {
+                "if": {"filter_query": "{critical} > 0", "column_id": "critical"},
+                "fontWeight": "bold",
+            },
+            {"if": {"filter_query": "{overdue} > 0", "column_id": "overdue"}, "fontWeight": "bold"},
+        ],
+        style_header={"fontWeight": "bold"},
+    )
+
+
+def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
+    counts = Counter(r.grade for r in rows if r.grade)
+    figure = go.Figure(
+        go.Bar(
+            x=list(GRADES),
+            y=[counts.get(g, 0) for g in GRADES],
+            marker_color=[GRADE_COLOURS[g] for g in GRADES],
+            text=[f"{g}: {counts.get(g, 0)}" for g in GRADES],
+            textposition="outside",
+            hoverinfo="skip",
+        )
+    )
+    figure.update_layout(
+        height=300,
+        margin={"l": 40, "r": 10, "t": 10, "b": 30},
+        yaxis_title=context._("Organisations"),
+        plot_bgcolor="white",
+    )
+    return figure
+
+
+def _heatmap(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
+    _ = context._
+    scored = [r for r in rows if r.category_scores]
+    z = [[r.category_scores.get(c) for c in CATEGORIES] for r in scored]
+    figure = go.Figure(
+        go.Heatmap(
+            z=z,
+            x=[category_label(_, c) for c in CATEGORIES],
+            y=[plot_text(r.name) for r in scored],
+            text=[[context.score(v) for v in line] for line in z],
+            texttemplate="%{text}",
+            zmin=0,
+            zmax=100,
+            colorscale=[[0, "#c62828"], [0.6, "#f2c14e"], [1, "#1a7f37"]],
+            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+            colorbar={"title": _("Score")},
+        )
+    )
+    figure.update_layout(
+        height=max(300, 22 * len(scored) + 80),
+        margin={"l": 10, "r": 10, "t": 10, "b": 30},
+        yaxis={"automargin": True, "autorange": "reversed"},
+    )
+    return figure
+
+
+PAGE = Page("portfolio", r"/(?:portfolio)?", Permission.READ, layout)

@@ -1,0 +1,82 @@
+"""Scans: the organisation's recent runs and the targets that could not be checked."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dash import html
+
+from dashboard import ids, queries
+from dashboard.components import (
+    PageContext,
+    not_found,
+    org_header,
+    run_status_label,
+    section,
+    simple_table,
+)
+from dashboard.pages import Page
+from dashboard.security import Permission
+
+
+def layout(context: PageContext, slug: str) -> Any:
+    _ = context._
+    with context.sessions() as session:
+        org = queries.organisation(session, context.viewer.visible, slug)
+        if org is None:
+            return not_found(context)
+        header = org_header(context, org, "scans")
+        runs = queries.runs_for(session, context.viewer.visible, slug, limit=30)
+        run_rows = [
+            [
+                str(run.id),
+                run.collector,
+                run_status_label(_, run.status),
+                context.when(run.started_at),
+                context.when(run.finished_at),
+                str(len(run.errors)),
+                ", ".join(
+                    f"{k}: {v}" for k, v in sorted(run.counts.items()) if not isinstance(v, dict)
+                )
+                if run.counts
+                else "",
+            ]
+            for run in runs
+        ]
+        error_rows = [
+            [str(run.id), run.collector, error.subject, error.kind, error.message]
+            for run in runs
+            for error in run.errors
+        ]
+    return html.Div(
+        [
+            header,
+            section(
+                _("Recent scans"),
+                simple_table(
+                    [
+                        _("Run"),
+                        _("Collector"),
+                        _("Status"),
+                        _("Started"),
+                        _("Finished"),
+                        _("Errors"),
+                        _("Totals"),
+                    ],
+                    run_rows,
+                    id=ids.RUNS,
+                ),
+            ),
+            section(
+                _("Targets that could not be checked"),
+                simple_table(
+                    [_("Run"), _("Collector"), _("Subject"), _("Kind"), _("Message")], error_rows
+                )
+                if error_rows
+                else html.P(_("None."), className="muted"),
+            ),
+        ]
+    )
+
+
+PAGE = Page("scans", r"/org/(?P<slug>[a-z0-9-]+)/scans", Permission.DETAILS, layout)

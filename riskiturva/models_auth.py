@@ -1,0 +1,54 @@
+"""Tables of the dashboard's accounts and audit trail (SQLAlchemy 2.0; migration 0002)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import enum
+from typing import Any
+
+from sqlalchemy import Index, String, Text
+from sqlalchemy.orm import Mapped, mapped_column
+
+from riskiturva.models import Base
+
+
+class Role(enum.StrEnum):
+    PARTNER_ADMIN = "partner_admin"  # every organisation, or a named list
+    ORG_STAFF = "org_staff"  # their organisation; may accept risks
+    VIEWER = "viewer"  # management: read-only overview of their organisation
+
+
+class User(Base):
+    __tablename__ = "dashboard_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    username: Mapped[str] = mapped_column(String(100), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    password_hash: Mapped[str] = mapped_column(String(255))
+    role: Mapped[str] = mapped_column(String(20))
+    # Organisation slugs; an empty list on a partner administrator means every organisation.
+    organisations: Mapped[list[Any]] = mapped_column(default=list)
+    language: Mapped[str] = mapped_column(String(2), default="fi")
+    disabled: Mapped[bool] = mapped_column(default=False)
+    # Raised by a password change or disabling: signed session cookies of older epochs die.
+    session_epoch: Mapped[int] = mapped_column(default=0)
+    created_at: Mapped[dt.datetime]
+    password_changed_at: Mapped[dt.datetime]
+    last_login_at: Mapped[dt.datetime | None]
+
+
+class AuditEvent(Base):
+    """Who did what, when, from where: sign-ins, decisions on findings, exports, accounts."""
+
+    __tablename__ = "audit_event"
+    __table_args__ = (Index("ix_audit_event_action_at", "action", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[dt.datetime]
+    actor: Mapped[str] = mapped_column(String(100))  # a user name, or `cli:<os user>`
+    action: Mapped[str] = mapped_column(String(40))
+    organisation: Mapped[str | None] = mapped_column(String(63))
+    target: Mapped[str | None] = mapped_column(String(200))
+    address: Mapped[str | None] = mapped_column(String(64))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    note: Mapped[str | None] = mapped_column(Text)

@@ -1,0 +1,429 @@
+"""Who sees what: sign-in, sessions, CSRF, and the cross-tenant test.
+
+Given two municipalities in one store, staff of Hyvälä sign in and send hand-crafted
+`/_dash-update-component` requests to every callback of the app, with every route and
+every id that names Rapala's organisation, findings and exports. Nothing of Rapala's may
+come back, and nothing of Rapala's may change.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from typing import Any
+
+import pytest
+from dash import Input, Output
+from sqlalchemy import func, select
+
+import dashboard
+from dashboard import ids
+from dashboard.security import CSRF_HEADER, unsecured_callbacks
+from riskiturva import auth
+from riskiturva.models import Finding, FindingEvent, ScanError, ScanRun, SubjectState
+from riskiturva.models_auth import AuditEvent
+from riskiturva.store import ObservedFinding, reconcile, sync_config
+from tests.conftest import T0
+
+PASSWORD = "correct horse battery"
+NOW = T0 + dt.timedelta(days=40)
+RAPALA_MARKERS = ("rapala", "Rapala", "127.60.2.", "salainen")
+
+
+def _observed(check_id: str, subject: str, category: str, severity: str, **evidence: Any):
+    return ObservedFinding(
+        check_id=check_id,
+        subject=subject,
+        target=subject,
+        asset=subject.split(":")[0],
+        category=category,
+        severity=severity,
+        evidence=evidence,
+        reproduce=f"nmap -Pn -p 3389 {subject.split(':')[0]}",
+    )
+
+
+def seed(sessions, config) -> dict[str, int]:
+    """Both municipalities with findings, a run with errors, subject states and users."""
+    with sessions.begin() as session:
+        orgs = sync_config(session, config)
+        run = ScanRun(
+            collector="services",
+            organisations=["hyvala", "rapala"],
+            status="partial",
+            started_at=T0,
+            finished_at=T0 + dt.timedelta(minutes=1),
+            counts={"targets": 3},
+        )
+        session.add(run)
+        session.flush()
+        reconcile(
+            session,
+            organisation=orgs["hyvala"],
+            collector="services",
+            run_id=run.id,
+            observed=[
+                _observed(
+                    "services.exposed.rdp",
+                    "127.60.1.10:3389/tcp",
+                    "services",
+                    "high",
+                    banner="Microsoft Terminal Services",
+                )
+            ],
+            scanned_ok={"127.60.1.10:3389/tcp"},
+            now=T0,
+        )
+        reconcile(
+            session,
+            organisation=orgs["rapala"],
+            collector="services",
+            run_id=run.id,
+            observed=[
+                _observed(
+                    "services.exposed.rdp",
+                    "127.60.2.10:3389/tcp",
+                    "services",
+                    "high",
+                    banner="<script>alert('salainen')</script>",
+                )
+            ],
+            scanned_ok={"127.60.2.10:3389/tcp"},
+            now=T0,
+        )
+        for slug, ip in (("hyvala", "127.60.1.11"), ("rapala", "127.60.2.10")):
+            session.add(
+                ScanError(
+                    run_id=run.id,
+                    organisation_id=orgs[slug].id,
+                    subject=ip,
+                    asset=ip,
+                    kind="timeout",
+                    message=f"{slug} timed out" + (" (salainen)" if slug == "rapala" else ""),
+                )
+            )
+            session.add(
+                SubjectState(
+                    organisation_id=orgs[slug].id,
+                    collector="services",
+                    subject=ip,
+                    asset=ip,
+                    last_status="ok",
+                    last_scanned_at=T0,
+                    last_success_at=T0,
+                    last_run_id=run.id,
+                )
+            )
+        for username, role, org in (
+            ("hyvala-staff", auth.Role.ORG_STAFF, ["hyvala"]),
+            ("hyvala-boss", auth.Role.VIEWER, ["hyvala"]),
+            ("partner", auth.Role.PARTNER_ADMIN, []),
+        ):
+            auth.create_user(
+                session, username=username, password=PASSWORD, role=role, organisations=org, now=T0
+            )
+        rows = session.execute(select(Finding.subject, Finding.id)).all()
+    return {subject: finding_id for subject, finding_id in rows}
+
+
+@pytest.fixture
+def estate(tmp_path, minimal_config):
+    from riskiturva import db
+    from riskiturva.store import make_engine, session_factory
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    db.upgrade(engine)
+    sessions = session_factory(engine)
+    config = minimal_config.model_copy(
+        update={"settings": minimal_config.settings.model_copy(update={"data_dir": tmp_path})}
+    )
+    finding_ids = seed(sessions, config)
+    app = dashboard.create_app(config, sessions, clock=lambda: NOW)
+    yield app, sessions, finding_ids
+    engine.dispose()
+
+
+def sign_in(app, username: str, password: str = PASSWORD, *, address: str = "127.0.0.1"):
+    client = app.server.test_client()
+    page = client.get("/login").get_data(as_text=True)
+    token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
+    response = client.post(
+        "/login",
+        data={"csrf": token, "username": username, "password": password, "next": "/"},
+        environ_base={"REMOTE_ADDR": address},
+    )
+    return client, response
+
+
+def text_of(response) -> str:
+    """The response as a reader would see it (JSON decoded, so "ä" is not "\\u00e4")."""
+    if response.is_json:
+        return json.dumps(response.json, ensure_ascii=False)
+    return response.get_data(as_text=True)
+
+
+def csrf_of(client) -> str:
+    cookie = client.get_cookie("_csrf_token")
+    assert cookie is not None
+    return cookie.value
+
+
+def call(app, client, output: str, values: dict[tuple[str, str], Any], *, csrf: str | None = ""):
+    """POST one callback as the renderer would, with the given input and state values."""
+    spec = app.callback_map[output]
+
+    def items(kind: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "id": d["id"],
+                "property": d["property"],
+                "value": values.get((d["id"], d["property"])),
+            }
+            for d in spec[kind]
+        ]
+
+    outputs = [
+        {"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")
+    ]
+    body = {
+        "output": output,
+        "outputs": outputs if output.startswith("..") else outputs[0],
+        "inputs": items("inputs"),
+        "state": items("state"),
+        "changedPropIds": [f"{d['id']}.{d['property']}" for d in spec["inputs"]],
+    }
+    headers = {} if csrf is None else {CSRF_HEADER: csrf or csrf_of(client)}
+    return client.post("/_dash-update-component", json=body, headers=headers)
+
+
+# --- sign-in, sessions, CSRF -----------------------------------------------------------
+
+
+def test_nothing_is_served_without_a_session(estate):
+    app, _, _ = estate
+    client = app.server.test_client()
+    assert client.get("/").status_code == 302
+    assert client.get("/org/hyvala").headers["Location"].startswith("/login?next=/org/hyvala")
+    for path in (
+        "/_dash-layout",
+        "/_dash-dependencies",
+        "/_dash-component-suites/dash/dcc/async-graph.js",
+        "/_reload-hash",
+    ):
+        assert client.get(path).status_code == 401, path
+    assert client.post("/_dash-update-component", json={}).status_code == 401
+    assert client.get("/assets/riskiturva.css").status_code == 200  # style only, no data
+    assert "Kirjaudu" in client.get("/login").get_data(as_text=True)
+
+
+def test_session_cookie_is_httponly_samesite_and_signed_with_a_generated_key(estate, tmp_path):
+    app, _, _ = estate
+    client, response = sign_in(app, "hyvala-staff")
+    assert response.status_code == 302
+    cookie = next(h for h in response.headers.getlist("Set-Cookie") if "riskiturva_session" in h)
+    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    key_file = tmp_path / "dashboard-secret.key"
+    assert key_file.stat().st_mode & 0o077 == 0
+    assert app.server.secret_key == key_file.read_text().strip().encode()
+    assert client.get("/_dash-layout").status_code == 200
+
+
+def test_wrong_password_and_rate_limit_are_audited(estate):
+    app, sessions, _ = estate
+    for _attempt in range(5):
+        _, response = sign_in(app, "hyvala-staff", "wrong password!", address="127.0.0.9")
+        assert response.status_code == 401
+    _, response = sign_in(app, "hyvala-staff", address="127.0.0.9")  # right, but too late
+    assert response.status_code == 429
+    _, response = sign_in(app, "partner", address="127.0.0.9")  # same address, other name
+    assert response.status_code == 429
+    with sessions() as session:
+        actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
+    assert actions[-7:] == ["login.failed"] * 5 + ["login.throttled"] * 2
+
+
+def test_callbacks_need_the_csrf_header(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    route = {(ids.URL, "pathname"): "/org/hyvala"}
+    assert call(app, client, "page.children", route, csrf=None).status_code == 403
+    assert call(app, client, "page.children", route, csrf="forged").status_code == 403
+    assert call(app, client, "page.children", route).status_code == 200
+
+
+def test_disabling_or_a_new_password_ends_existing_sessions(estate):
+    app, sessions, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    assert client.get("/_dash-layout").status_code == 200
+    with sessions.begin() as session:
+        auth.set_password(session, "hyvala-staff", "another long password", now=NOW)
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_sign_out_clears_the_session(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    response = call(app, client, "redirect.href", {(ids.SIGN_OUT, "n_clicks"): 1})
+    assert response.json["response"]["redirect"]["href"] == "/login"
+    assert client.get("/_dash-layout").status_code == 401
+
+
+def test_login_never_redirects_to_another_site(estate):
+    app, _, _ = estate
+    client = app.server.test_client()
+    page = client.get("/login?next=//evil.example/x").get_data(as_text=True)
+    assert 'name="next" value="/"' in page
+
+
+# --- every callback registered through the guard -----------------------------------------
+
+
+def test_every_callback_is_registered_through_secure_callbacks(estate):
+    app, _, _ = estate
+    assert unsecured_callbacks(app, app.secure_callbacks) == []
+
+
+def test_a_callback_added_past_the_registry_is_caught(estate):
+    app, _, _ = estate
+    app.callback(Output("stray", "children"), Input(ids.URL, "pathname"))(lambda path: path)
+    assert unsecured_callbacks(app, app.secure_callbacks) == ["stray.children"]
+
+
+# --- the cross-tenant test ---------------------------------------------------------------
+
+ROUTES = (
+    "/",
+    "/portfolio",
+    "/org/rapala",
+    "/org/rapala/findings",
+    "/org/rapala/assets",
+    "/org/rapala/score",
+    "/org/rapala/scans",
+)
+
+
+def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
+    """Values a forger would try for each callback input and state, all aimed at Rapala."""
+    return {
+        (ids.URL, "pathname"): [*ROUTES, f"/findings/{rapala_finding}"],
+        (ids.URL, "search"): ["", "?status=open&status=resolved"],
+        (ids.SIGN_OUT, "n_clicks"): [None],
+        (ids.FINDINGS_ORG, "data"): ["rapala", ["rapala"], {"slug": "rapala"}],
+        (ids.FILTER_CATEGORY, "value"): [None],
+        (ids.FILTER_SEVERITY, "value"): [None],
+        (ids.FILTER_STATUS, "value"): [["open", "resolved"]],
+        (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
+        (ids.EXPORT, "n_clicks"): [1],
+        (ids.FINDING_ID, "data"): [rapala_finding, str(rapala_finding)],
+        (ids.DECIDE_SUBMIT, "n_clicks"): [1],
+        (ids.DECIDE_KIND, "value"): ["accepted", "false_positive"],
+        (ids.DECIDE_REASON, "value"): ["hyväksytty"],
+        (ids.DECIDE_UNTIL, "value"): [(NOW.date() + dt.timedelta(days=30)).isoformat()],
+    }
+
+
+def test_staff_of_one_municipality_get_nothing_of_another(estate):
+    app, sessions, finding_ids = estate
+    rapala_finding = finding_ids["127.60.2.10:3389/tcp"]
+    values = hostile_values(rapala_finding)
+    client, _ = sign_in(app, "hyvala-staff")
+    with sessions() as session:
+        events_before = session.scalar(select(func.count(FindingEvent.id)))
+    calls = 0
+    for output, spec in app.callback_map.items():
+        dependencies = [(d["id"], d["property"]) for d in spec["inputs"] + spec["state"]]
+        missing = [d for d in dependencies if d not in values]
+        assert not missing, f"{output}: add forged values for {missing} to hostile_values()"
+        for varied in dependencies:
+            for value in values[varied]:
+                chosen = {d: values[d][0] for d in dependencies} | {varied: value}
+                response = call(app, client, output, chosen)
+                calls += 1
+                assert response.status_code in (200, 204), (output, chosen)
+                body = text_of(response)
+                leaked = [m for m in RAPALA_MARKERS if m in body]
+                assert not leaked, f"{output} with {chosen} returned {leaked}: {body[:300]}"
+    assert calls > 20
+    with sessions() as session:
+        assert session.scalar(select(func.count(FindingEvent.id))) == events_before
+        assert session.get(Finding, rapala_finding).status == "open"
+
+
+def test_staff_see_their_own_organisation(estate):
+    app, _, finding_ids = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    for path in ("/", "/org/hyvala/findings", f"/findings/{own}", "/org/hyvala/scans"):
+        body = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): path}))
+        assert "Hyvälän kunta" in body, path
+        assert not any(m in body for m in RAPALA_MARKERS), path
+    body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/hyvala/scans"})
+    assert "hyvala timed out" in text_of(body)
+    assert '"targets"' not in text_of(body)  # the shared run's totals
+
+
+def test_partner_admin_sees_both_and_the_shared_run_totals(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "partner")
+    body = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): "/"}))
+    assert "Hyvälän kunta" in body and "Rapalan kunta" in body
+    body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/rapala/scans"})
+    assert "targets: 3" in text_of(body)
+
+
+def test_management_viewer_is_refused_details(estate):
+    app, _, finding_ids = estate
+    client, _ = sign_in(app, "hyvala-boss")
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    for path in ("/org/hyvala/findings", f"/findings/{own}", "/org/hyvala/assets"):
+        body = call(app, client, "page.children", {(ids.URL, "pathname"): path})
+        assert '"refused"' in text_of(body), path
+    body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/hyvala/score"})
+    assert "Hyvälän kunta" in text_of(body)
+
+
+def test_staff_decision_is_written_to_the_audit_trail(estate):
+    app, sessions, finding_ids = estate
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    client, _ = sign_in(app, "hyvala-staff")
+    until = (NOW.date() + dt.timedelta(days=60)).isoformat()
+    values = {
+        (ids.DECIDE_SUBMIT, "n_clicks"): 1,
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "accepted",
+        (ids.DECIDE_REASON, "value"): "Palvelu poistuu käytöstä joulukuussa",
+        (ids.DECIDE_UNTIL, "value"): until,
+    }
+    output = next(k for k in app.callback_map if "decide-message" in k)
+    response = call(app, client, output, values)
+    assert response.status_code == 200
+    with sessions() as session:
+        finding = session.get(Finding, own)
+        assert (finding.status, finding.decided_by) == ("accepted", "hyvala-staff")
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "finding.accepted"))
+        assert (event.actor, event.organisation, event.at) == ("hyvala-staff", "hyvala", NOW)
+        assert event.note == "Palvelu poistuu käytöstä joulukuussa"
+    viewer_client, _ = sign_in(app, "hyvala-boss")
+    assert call(app, viewer_client, output, values).status_code == 204  # no permission
+
+
+def test_csv_export_neutralises_formulas_and_is_audited(estate):
+    app, sessions, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    values = {
+        (ids.EXPORT, "n_clicks"): 1,
+        (ids.FINDINGS_ORG, "data"): "hyvala",
+        (ids.FILTER_STATUS, "value"): ["open"],
+    }
+    response = call(app, client, "download.data", values)
+    content = json.loads(response.get_data(as_text=True))["response"]["download"]["data"]
+    assert content["content"].splitlines()[0].startswith("severity,title,subject")
+    assert "127.60.1.10:3389/tcp" in content["content"]
+    with sessions() as session:
+        assert (
+            session.scalar(
+                select(func.count(AuditEvent.id)).where(AuditEvent.action == "findings.exported")
+            )
+            == 1
+        )
