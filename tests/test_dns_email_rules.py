@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import datetime as dt
 import hashlib
 import inspect
@@ -21,9 +22,12 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.x509.oid import NameOID
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from collectors.dns_email import DnsEmailCollector, rules
+from collectors.dns_email._seam import txt_string
 from collectors.dns_email.dkim import DkimFacts, parse_dkim
 from collectors.dns_email.dmarc import (
     DmarcSyntaxError,
@@ -46,7 +50,7 @@ from collectors.dns_email.mail import (
     parse_mta_sts_policy,
     tlsa_matches,
 )
-from collectors.dns_email.spf import SpfFacts, expand_spf
+from collectors.dns_email.spf import SpfFacts, SpfSyntaxError, expand_spf, parse_spf
 from collectors.dns_email.zone import Nameserver, ZoneFacts, find_caa, follow_cname
 from riskiturva.checks import load_registry
 from riskiturva.collector import to_jsonable
@@ -598,3 +602,20 @@ def test_a_cname_to_a_name_that_does_not_exist_is_dangling() -> None:
 def test_hostile_http_responses_are_read_without_raising(raw: bytes, status: int, body: bytes):
     fetched = parse_http_response(raw)
     assert (fetched.status, fetched.body) == (status, body)
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.text(max_size=300), st.binary(max_size=300))
+def test_parsers_raise_only_their_own_precise_errors(text: str, data: bytes) -> None:
+    """Whatever a TXT record holds, a parser names the fault or reads it; nothing else."""
+    decoded = txt_string((data,))
+    for candidate in (text, decoded, f"v=spf1 {text}", f"v=DMARC1; {text}"):
+        with contextlib.suppress(SpfSyntaxError):
+            parse_spf(candidate)
+        with contextlib.suppress(DmarcSyntaxError):
+            parse_dmarc(candidate)
+        with contextlib.suppress(MtaStsPolicyError):
+            parse_mta_sts_policy(candidate)
+        parse_dkim("s", candidate)
+        parse_dkim("s", f"v=DKIM1; p={candidate}")
+    parse_http_response(data)

@@ -12,6 +12,7 @@ import binascii
 import re
 from dataclasses import dataclass, replace
 
+from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
@@ -65,7 +66,7 @@ def parse_dkim(selector: str, text: str) -> DkimKey:
     try:
         der = base64.b64decode(tags["p"], validate=True)
         key = load_der_public_key(der)
-    except (binascii.Error, ValueError) as exc:
+    except (binascii.Error, ValueError, UnsupportedAlgorithm) as exc:
         return replace(base, error=f"p= is not a readable public key ({exc})")
     if isinstance(key, rsa.RSAPublicKey):
         return replace(base, bits=key.key_size)

@@ -124,7 +124,7 @@ async def _keys_of(zone: dns.name.Name, query: QueryFunction, now: float, anchor
         raise _Bogus(f"{zone}: the DNSKEY set is not signed")
     try:
         dns.dnssec.validate(answer.rrset, answer.rrsigs, {zone: entry}, now=now)
-    except dns.dnssec.ValidationFailure as exc:
+    except dns.exception.DNSException as exc:  # ValidationFailure, DeniedByPolicy
         raise _Bogus(
             f"{zone}: the DNSKEY set does not validate with the {label} key ({exc})"
         ) from exc
@@ -162,7 +162,7 @@ async def validate_name(
                 raise _Bogus(f"{child}: the DS set in {parent} is not signed")
             try:
                 dns.dnssec.validate(ds.rrset, ds.rrsigs, {parent: keys.rrset}, now=stamp)
-            except dns.dnssec.ValidationFailure as exc:
+            except dns.exception.DNSException as exc:  # ValidationFailure, DeniedByPolicy
                 raise _Bogus(f"{child}: the DS set does not validate ({exc})") from exc
             keys = await _keys_of(child, query, stamp, tuple(ds.rrset), "DS in the parent")
             chain.append(f"{child} DS → DNSKEY validated")
@@ -171,7 +171,7 @@ async def validate_name(
             raise _Bogus(f"{zone}: the SOA is not signed")
         try:
             dns.dnssec.validate(soa.rrset, soa.rrsigs, {zone: keys.rrset}, now=stamp)
-        except dns.dnssec.ValidationFailure as exc:
+        except dns.exception.DNSException as exc:  # ValidationFailure, DeniedByPolicy
             raise _Bogus(f"{zone}: the SOA signature does not validate ({exc})") from exc
         chain.append(f"{zone} SOA signature validated")
     except _Bogus as exc:
