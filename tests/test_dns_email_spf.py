@@ -236,3 +236,23 @@ def test_only_fails_recognises_a_domain_that_sends_nothing() -> None:
 def test_macro_targets_are_counted_but_not_looked_up() -> None:
     facts = expand('m.test. TXT "v=spf1 exists:%{i}._spf.m.test -all"', "m.test")
     assert facts.lookups == 1 and facts.unexpanded == ("exists:%{i}._spf.m.test",)
+
+
+def test_a_fault_in_an_included_record_is_a_fault_of_the_record() -> None:
+    zone = """
+    k.test. TXT "v=spf1 include:_spf.isp.test -all"
+    _spf.isp.test. TXT "v=spf1 ip4:192.0.2.0/33 -all"
+    """
+    facts = expand(zone, "k.test")
+    assert facts.syntax_error is None
+    assert len(facts.problems) == 1 and facts.problems[0].startswith("_spf.isp.test: ")
+
+
+def test_redirect_is_ignored_when_the_record_has_all() -> None:
+    # RFC 7208 §6.1: "redirect" is ignored when there is an "all" mechanism.
+    zone = """
+    r.test. TXT "v=spf1 -all redirect=other.test"
+    other.test. TXT "v=spf1 +all"
+    """
+    facts = expand(zone, "r.test")
+    assert facts.all_qualifier == "-" and facts.lookups == 0

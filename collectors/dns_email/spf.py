@@ -214,9 +214,8 @@ class _Walk:
         self.seen.append((domain, text))
         try:
             record = parse_spf(text)
-        except SpfSyntaxError as exc:
-            if path[1:]:
-                self.problems.append(f"{domain}: {exc}")
+        except SpfSyntaxError as exc:  # an included record (the domain's own is parsed first)
+            self.problems.append(f"{domain}: {exc}")
             return
         self.parsed[domain] = record
         steps = []
