@@ -30,6 +30,14 @@ def _shown_all(texts: Iterable[str]) -> list[str]:
 
 Rule = Callable[[DnsEmailFacts], Iterator[FindingDraft]]
 
+# The record's final `all` (redirects followed); no `all` at all means neutral (§4.7).
+_ALL_CHECKS = {
+    "+": "email.spf.pass_all",
+    "?": "email.spf.neutral_all",
+    None: "email.spf.neutral_all",
+    "~": "email.spf.softfail_all",
+}
+
 
 def spf_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
     spf = f.spf
@@ -53,16 +61,10 @@ def spf_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         yield FindingDraft(
             "email.spf.syntax_error", {**chain, "errors": _shown_all(spf.problems)}, reproduce=repro
         )
-    qualifier_checks = {
-        "+": "email.spf.pass_all",
-        "?": "email.spf.neutral_all",
-        None: "email.spf.neutral_all",
-        "~": "email.spf.softfail_all",
-    }
-    if spf.all_qualifier in qualifier_checks:
+    if spf.all_qualifier in _ALL_CHECKS:
         all_term = f"{spf.all_qualifier}all" if spf.all_qualifier else "no all mechanism (neutral)"
         yield FindingDraft(
-            qualifier_checks[spf.all_qualifier], {**chain, "all": all_term}, reproduce=repro
+            _ALL_CHECKS[spf.all_qualifier], {**chain, "all": all_term}, reproduce=repro
         )
     if spf.lookups > LOOKUP_LIMIT:
         yield FindingDraft(
