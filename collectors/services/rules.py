@@ -103,31 +103,33 @@ SERVICE_RULES: tuple[ServiceRule, ...] = (
 
 @dataclass(frozen=True)
 class NoAuthProof:
-    """An NSE script whose output shows the server answered a query without credentials."""
+    """An NSE script whose output shows the server answered a query without credentials.
+
+    Only the `keep` lines go into the evidence: the rest (CPU time, client counts, sizes)
+    changes on every scan and would make an unchanged finding look changed.
+    """
 
     script: str
     proof: re.Pattern[str]
-    # Output lines kept as evidence: identity only, never counters such as uptime or memory,
-    # which change on every scan and would make an unchanged finding look changed.
-    evidence_keys: tuple[str, ...] = ()
-
-    def evidence(self, output: str) -> str:
-        keys = tuple(f"{key}:" for key in self.evidence_keys)
-        kept = [line.strip() for line in output.splitlines() if line.strip().startswith(keys)]
-        return "\n".join(kept)[:MAX_SCRIPT_EVIDENCE]
+    keep: re.Pattern[str]
 
 
 NO_AUTH_PROOFS: tuple[NoAuthProof, ...] = (
-    # INFO answered without AUTH
-    NoAuthProof(
+    NoAuthProof(  # INFO answered without AUTH
         "redis-info",
         re.compile(r"^\s*Version:", re.MULTILINE),
-        ("Version", "Operating System", "Architecture"),
+        re.compile(r"^\s*(Version|Role):.*$", re.MULTILINE),
     ),
-    NoAuthProof(
-        "memcached-info", re.compile(r"^\s*(Process ID|Uptime):", re.MULTILINE), ("Version",)
+    NoAuthProof(  # stats answered, and the server says SASL is off
+        "memcached-info",
+        re.compile(r"^\s*Authentication: no\b", re.MULTILINE),
+        re.compile(r"^\s*Authentication:.*$", re.MULTILINE),
     ),
-    NoAuthProof("mongodb-databases", re.compile(r"totalSize")),  # listDatabases answered
+    NoAuthProof(  # listDatabases answered
+        "mongodb-databases",
+        re.compile(r"totalSize"),
+        re.compile(r"^\s*name = .*$", re.MULTILINE),
+    ),
 )
 # nmap names Elasticsearch only from a 200 answer carrying the cluster's details.
 _OPEN_ELASTICSEARCH = "Elasticsearch REST API"
@@ -178,7 +180,8 @@ def no_auth_proof(port: OpenPort) -> tuple[str, str] | None:
     for proof in NO_AUTH_PROOFS:
         output = port.scripts.get(proof.script, "")
         if proof.proof.search(output):
-            return proof.script, proof.evidence(output)
+            stable = "\n".join(m.group(0).strip() for m in proof.keep.finditer(output))
+            return proof.script, stable[:MAX_SCRIPT_EVIDENCE]
     if port.product == _OPEN_ELASTICSEARCH and port.version:
         return "", f"{port.product} {port.version} ({port.extrainfo})"[:MAX_SCRIPT_EVIDENCE]
     return None
