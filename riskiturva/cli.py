@@ -552,6 +552,146 @@ def scheduler_command(config_path: Path | None) -> None:
     scheduler.stop(running)
 
 
+@main.group("users")
+def users_group() -> None:
+    """Dashboard accounts: partner administrators, organisation staff, management viewers."""
+
+
+def _password(from_stdin: bool) -> str:
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True)
+
+
+def _account_command(config_path: Path | None, action: Any) -> Any:
+    """Run `action(session, now, actor)` in one transaction; account errors exit 2."""
+    import getpass
+
+    from riskiturva.auth import AccountError
+
+    config = read_config(config_path)
+    sessions = open_store(config)
+    try:
+        with sessions.begin() as session:
+            return action(session, dt.datetime.now(dt.UTC), f"cli:{getpass.getuser()}")
+    except AccountError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@users_group.command("add")
+@config_option
+@click.argument("username")
+@click.option(
+    "--role",
+    type=click.Choice(["partner_admin", "org_staff", "viewer"]),
+    required=True,
+    help="partner_admin: all organisations or those given; org_staff: one organisation, may "
+    "accept risks; viewer: one organisation, overview and scoring only.",
+)
+@click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable).")
+@click.option("--name", "display_name", default="", help="Name shown in the dashboard.")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="fi", show_default=True)
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_add(
+    config_path: Path | None,
+    username: str,
+    role: str,
+    orgs: Sequence[str],
+    display_name: str,
+    lang: str,
+    password_stdin: bool,
+) -> None:
+    """Add a dashboard account (the password is hashed with Argon2id)."""
+    from riskiturva.auth import create_user
+    from riskiturva.store import sync_config
+
+    config = read_config(config_path)
+    password = _password(password_stdin)
+
+    def add(session: Any, now: dt.datetime, actor: str) -> None:
+        sync_config(session, config)
+        create_user(
+            session,
+            username=username,
+            password=password,
+            role=role,
+            organisations=orgs,
+            display_name=display_name,
+            language=lang,
+            now=now,
+            actor=actor,
+        )
+
+    _account_command(config_path, add)
+    click.echo(f"Added {username} ({role}).")
+
+
+@users_group.command("list")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def users_list(config_path: Path | None, fmt: str) -> None:
+    """List dashboard accounts."""
+    from riskiturva.auth import list_users
+
+    def rows(session: Any, now: dt.datetime, actor: str) -> list[dict[str, Any]]:
+        return [
+            {
+                "username": u.username,
+                "name": u.display_name,
+                "role": u.role,
+                "organisations": u.organisations or ["*"],
+                "disabled": u.disabled,
+                "last_login": u.last_login_at.isoformat() if u.last_login_at else None,
+            }
+            for u in list_users(session)
+        ]
+
+    records = _account_command(config_path, rows)
+    if fmt == "json":
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = Table("user", "name", "role", "organisations", "disabled", "last sign-in")
+    for r in records:
+        table.add_row(
+            r["username"],
+            Text(r["name"]),
+            r["role"],
+            ", ".join(r["organisations"]),
+            "yes" if r["disabled"] else "",
+            (r["last_login"] or "")[:16],
+        )
+    _console().print(table)
+
+
+@users_group.command("disable")
+@config_option
+@click.argument("username")
+def users_disable(config_path: Path | None, username: str) -> None:
+    """Disable an account and end its sessions (`set-password` enables it again)."""
+    from riskiturva.auth import disable_user
+
+    _account_command(
+        config_path, lambda s, now, actor: disable_user(s, username, now=now, actor=actor)
+    )
+    click.echo(f"Disabled {username}.")
+
+
+@users_group.command("set-password")
+@config_option
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+def users_set_password(config_path: Path | None, username: str, password_stdin: bool) -> None:
+    """Set a new password (enabling a disabled account) and end the account's sessions."""
+    from riskiturva.auth import set_password
+
+    password = _password(password_stdin)
+    _account_command(
+        config_path, lambda s, now, actor: set_password(s, username, password, now=now, actor=actor)
+    )
+    click.echo(f"Password set for {username}.")
+
+
 def _print_run_summary(reports: Sequence[RunReport]) -> None:
     table = Table(
         "run",

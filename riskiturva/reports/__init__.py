@@ -30,7 +30,9 @@ _EXPORTS = {
     "archived_reports": "delivery",
     "open_archived": "delivery",
     "deliver_monthly": "delivery",
-    "render_organisation": "delivery",
+    "render_organisation": "render",
+    "render_portfolio": "render",
+    "RenderedReport": "render",
 }
 
 __all__ = sorted(_EXPORTS)

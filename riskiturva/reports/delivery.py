@@ -25,16 +25,13 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from riskiturva.checks import load_registry
 from riskiturva.config import Config, ResolverSettings, Settings, SMTPSettings
 from riskiturva.i18n import translator
 from riskiturva.models import Organisation
-from riskiturva.reports.data import organisation_report
 from riskiturva.reports.models import ArchivedReport
 from riskiturva.reports.period import Month, previous_month
-from riskiturva.reports.render import DOMAIN, ReportFormat, month_label, organisation_html, render
+from riskiturva.reports.render import DOMAIN, RenderedReport, ReportFormat, render_organisation
 from riskiturva.resolver import DnsFailure, Resolver
-from riskiturva.scoring import answer
 from riskiturva.store import NotVisible
 
 MEDIA_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/html; charset=utf-8"}
@@ -46,21 +43,6 @@ class ArchiveError(RuntimeError):
 
 class DeliveryError(RuntimeError):
     """A report could not be e-mailed (the message says why, for the archive row)."""
-
-
-@dataclass(frozen=True)
-class RenderedReport:
-    organisation: str
-    month: Month
-    language: str
-    format: ReportFormat
-    subject: str  # the e-mail subject and document title
-    summary: str  # the answer sentence, for the e-mail body
-    content: bytes
-
-    @property
-    def filename(self) -> str:
-        return f"riskiturva-{self.organisation}-{self.month}-{self.language}.{self.format}"
 
 
 @dataclass(frozen=True)
@@ -84,32 +66,6 @@ class Delivery:
 
 def reports_dir(settings: Settings) -> Path:
     return settings.data_dir / "reports"
-
-
-def render_organisation(
-    session: Session,
-    slug: str,
-    month: Month,
-    *,
-    visible: Collection[str],
-    now: dt.datetime,
-    language: str,
-    fmt: ReportFormat | str = ReportFormat.PDF,
-) -> RenderedReport:
-    """One organisation's monthly report, rendered in `language` and `fmt`."""
-    report = organisation_report(session, slug, month, visible=visible, now=now)
-    _ = translator(language, DOMAIN)
-    name = report.names.get(_.language, slug)
-    summary = answer(report.score, report.actions, registry=load_registry(), language=_.language)
-    return RenderedReport(
-        organisation=slug,
-        month=month,
-        language=_.language,
-        format=ReportFormat(fmt),
-        subject=_("Information security report") + f": {name}, {month_label(month, _.language)}",
-        summary=summary,
-        content=render(organisation_html(report, _.language), fmt),
-    )
 
 
 # --- the archive -----------------------------------------------------------------------
@@ -223,12 +179,12 @@ def build_message(
 
 
 class _SMTPToAddress(smtplib.SMTP):
-    """SMTP that connects to an address resolved beforehand, keeping the relay's name for
-    the certificate check (smtplib would otherwise ask the system resolver)."""
+    """SMTP to an address resolved beforehand, keeping the relay's name for the
+    certificate check (smtplib would otherwise ask the system resolver)."""
 
-    def __init__(self, address: str, timeout: float):
+    def __init__(self, host: str, port: int, address: str, timeout: float):
         self._address = address
-        super().__init__(timeout=timeout)
+        super().__init__(host, port, timeout=timeout)  # connects
 
     def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
         return socket.create_connection((self._address, port), timeout, self.source_address)
@@ -266,8 +222,7 @@ def send(message: EmailMessage, settings: Settings) -> None:
         if password is not None and not smtp.starttls:
             raise DeliveryError("refusing to send the SMTP password without STARTTLS")
         address = _relay_address(smtp.host, settings.resolver)
-        with _SMTPToAddress(address, smtp.timeout) as client:
-            client.connect(smtp.host, smtp.port)
+        with _SMTPToAddress(smtp.host, smtp.port, address, smtp.timeout) as client:
             client.ehlo()
             if smtp.starttls:
                 context = ssl.create_default_context(

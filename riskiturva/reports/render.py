@@ -7,16 +7,24 @@ language; everything from the outside world (subjects, organisation names) is es
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from enum import StrEnum
 
 from babel.dates import format_date
 from jinja2 import Environment, PackageLoader, StrictUndefined
+from sqlalchemy.orm import Session
 
 from riskiturva.checks import load_registry
 from riskiturva.i18n import LOCALES, Translator, translator
 from riskiturva.reports import charts
-from riskiturva.reports.data import MonthPoint, OrganisationReport, PortfolioReport
+from riskiturva.reports.data import (
+    MonthPoint,
+    OrganisationReport,
+    PortfolioReport,
+    organisation_report,
+    portfolio_report,
+)
 from riskiturva.reports.period import Month
 from riskiturva.scoring import SCORING_VERSION, answer, format_score
 
@@ -192,3 +200,73 @@ def render(html: str, fmt: ReportFormat | str) -> bytes:
     if ReportFormat(fmt) is ReportFormat.PDF:
         return pdf_from_html(html)
     return html.encode("utf-8")
+
+
+# --- one call from the store to the bytes ------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RenderedReport:
+    organisation: str  # or the partner, for a portfolio
+    month: Month
+    language: str
+    format: ReportFormat
+    subject: str  # the e-mail subject and document title
+    summary: str  # the answer sentence (for an e-mail body)
+    content: bytes
+
+    @property
+    def filename(self) -> str:
+        return f"riskiturva-{self.organisation}-{self.month}-{self.language}.{self.format}"
+
+
+def render_organisation(
+    session: Session,
+    slug: str,
+    month: Month,
+    *,
+    visible: Collection[str],
+    now: dt.datetime,
+    language: str,
+    fmt: ReportFormat | str = ReportFormat.PDF,
+) -> RenderedReport:
+    """One organisation's monthly report, rendered in `language` and `fmt`."""
+    report = organisation_report(session, slug, month, visible=visible, now=now)
+    _ = translator(language, DOMAIN)
+    name = report.names.get(_.language, slug)
+    summary = answer(report.score, report.actions, registry=load_registry(), language=_.language)
+    return RenderedReport(
+        organisation=slug,
+        month=month,
+        language=_.language,
+        format=ReportFormat(fmt),
+        subject=_("Information security report") + f": {name}, {month_label(month, _.language)}",
+        summary=summary,
+        content=render(organisation_html(report, _.language), fmt),
+    )
+
+
+def render_portfolio(
+    session: Session,
+    partner: str,
+    month: Month,
+    *,
+    visible: Collection[str],
+    now: dt.datetime,
+    language: str,
+    fmt: ReportFormat | str = ReportFormat.PDF,
+    partner_name: str | None = None,
+) -> RenderedReport:
+    """A partner's portfolio report (its visible organisations), in `language` and `fmt`."""
+    report = portfolio_report(session, partner, month, visible=visible, now=now)
+    _ = translator(language, DOMAIN)
+    name = partner_name or partner
+    return RenderedReport(
+        organisation=partner,
+        month=month,
+        language=_.language,
+        format=ReportFormat(fmt),
+        subject=_("Portfolio report") + f": {name}, {month_label(month, _.language)}",
+        summary="",
+        content=render(portfolio_html(report, _.language, name), fmt),
+    )
