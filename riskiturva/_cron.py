@@ -29,7 +29,10 @@ def parse_schedule(
         amount, unit = int(every.group(1)), _UNITS[every.group(2)]
         if amount <= 0:
             raise ValueError("@every needs a positive interval")
-        return IntervalTrigger(**{unit: amount}, timezone=timezone, jitter=jitter or None)
+        trigger = IntervalTrigger(**{unit: amount}, timezone=timezone)
+        # Jitter spreads load; it must not swallow the interval itself.
+        trigger.jitter = min(jitter, int(trigger.interval_length // 2)) or None
+        return trigger
     fields = expression.split()
     if len(fields) != 5:
         raise ValueError(
