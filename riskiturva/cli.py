@@ -552,6 +552,76 @@ def scheduler_command(config_path: Path | None) -> None:
     scheduler.stop(running)
 
 
+@main.command("report")
+@config_option
+@click.option("--org", help="Organisation slug: its monthly report.")
+@click.option("--partner", help="Partner slug: the portfolio report of its organisations.")
+@click.option("--month", help="Month as YYYY-MM  [default: the previous month]")
+@click.option("--lang", type=click.Choice(LANGUAGES), default="fi", show_default=True)
+@click.option(
+    "--format", "fmt", type=click.Choice(["pdf", "html"]), default="pdf", show_default=True
+)
+@click.option(
+    "--out",
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="File to write  [default: riskiturva-<org>-<month>-<lang>.<format> here]",
+)
+def report_command(
+    config_path: Path | None,
+    org: str | None,
+    partner: str | None,
+    month: str | None,
+    lang: str,
+    fmt: str,
+    out: Path | None,
+) -> None:
+    """Render the monthly management report of an organisation, or a partner's portfolio.
+
+    The monthly job (`[settings.reports]`, see docs/reports.md) also archives and e-mails
+    the reports; this command only writes the file.
+    """
+    from riskiturva import reports  # loads Matplotlib and WeasyPrint: only when asked
+    from riskiturva.store import NotVisible
+
+    if (org is None) == (partner is None):
+        raise click.UsageError("give exactly one of --org and --partner")
+    now = dt.datetime.now(dt.UTC)
+    try:
+        period = reports.Month.parse(month) if month else reports.previous_month(now)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--month") from exc
+    config = read_config(config_path)
+    partners = {p.slug: p.name for p in config.partners}
+    if org is not None:
+        _require_known_orgs(config, [org])
+    elif partner not in partners:
+        raise click.BadParameter(
+            f"no partner {partner!r} in the configuration", param_hint="--partner"
+        )
+    options = {
+        "visible": [o.slug for o in config.organisations],
+        "now": now,
+        "language": lang,
+        "fmt": fmt,
+    }
+    sessions = open_store(config)
+    with sessions() as session:
+        try:
+            if org is not None:
+                rendered = reports.render_organisation(session, org, period, **options)
+            else:
+                rendered = reports.render_portfolio(
+                    session, partner, period, partner_name=partners[partner], **options
+                )
+        except NotVisible as exc:
+            raise click.ClickException(
+                f"{exc.args[0]}: not in the database yet, scan first"
+            ) from exc
+    path = out or Path(rendered.filename)
+    path.write_bytes(rendered.content)
+    click.echo(f"{path} ({len(rendered.content) // 1024} KiB): {rendered.subject}")
+
+
 @main.group("users")
 def users_group() -> None:
     """Dashboard accounts: partner administrators, organisation staff, management viewers."""
