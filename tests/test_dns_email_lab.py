@@ -24,7 +24,7 @@ from collectors.dns_email.mail import (
 )
 from riskiturva import db
 from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus
-from riskiturva.config import AssetKind, Config
+from riskiturva.config import Asset, AssetKind, Config
 from riskiturva.models import Finding, ScanError, ScanRun
 from riskiturva.runner import build_context, expand_targets, run_collector
 from riskiturva.store import make_engine, session_factory
@@ -212,3 +212,16 @@ def test_an_mx_without_starttls_gives_no_certificate(lab):
     assert asyncio.run(smtp_certificate(lab.host("mx.rapala.test").ip, "mx.rapala.test", 5.0)) == (
         "STARTTLS is not offered"
     )
+
+
+def test_a_configured_name_that_does_not_exist_is_an_error_not_a_pile_of_findings(lab):
+    config = lab_config(lab.config_path)
+    rapala = next(o for o in config.organisations if o.slug == "rapala")
+    gone = Asset(kind=AssetKind.MAIL_DOMAIN, value="poistettu.rapala.test")
+    config = config.model_copy(
+        update={"organisations": (rapala.model_copy(update={"assets": (gone,)}),)}
+    )
+    [observation] = scan(config)
+    assert observation.status is SubjectStatus.ERROR
+    assert observation.error.kind is ErrorKind.DNS_FAILURE
+    assert "NXDOMAIN" in observation.error.message

@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from publicsuffixlist import PublicSuffixList
 from pydantic import BaseModel, ConfigDict, Field
 
-from collectors.dns_email._seam import DnsClient, LookupFailed, resolve_host
+from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
 from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts
@@ -241,6 +241,15 @@ class _Sections:
 async def observe(subject: _Subject, scan: _Scan) -> SubjectObservation:
     """Look at one name in every way its roles ask for; never raises for the target's faults."""
     name, query = subject.name, scan.client.query
+    try:
+        exists = await query(name, "TXT")  # asked anyway for SPF, so this costs nothing
+    except LookupFailed as exc:
+        return SubjectObservation(name, subject.asset, SubjectStatus.ERROR, error=exc.as_error())
+    if exists.outcome is Outcome.NXDOMAIN and not exists.cnames:
+        # A configured name that does not exist is an error of the configuration or of DNS,
+        # not a domain missing every record.
+        error = TargetError(ErrorKind.DNS_FAILURE, f"{name} does not exist (NXDOMAIN)")
+        return SubjectObservation(name, subject.asset, SubjectStatus.ERROR, error=error)
     sections = _Sections()
     is_domain = AssetKind.DOMAIN in subject.roles
     is_mail = AssetKind.MAIL_DOMAIN in subject.roles

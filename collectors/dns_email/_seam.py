@@ -26,7 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from riskiturva.collector import ErrorKind
+from riskiturva.collector import ErrorKind, TargetError
 from riskiturva.config import ResolverSettings
 
 _MAX_IN_FLIGHT = 64
@@ -48,6 +48,9 @@ class LookupFailed(Exception):
     def __init__(self, name: str, rdtype: str, kind: ErrorKind, detail: str):
         self.name, self.rdtype, self.kind, self.detail = name, rdtype, kind, detail
         super().__init__(f"{rdtype} {name}: {kind} ({detail})")
+
+    def as_error(self) -> TargetError:
+        return TargetError(self.kind, str(self))
 
 
 @dataclass(frozen=True)
