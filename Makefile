@@ -35,5 +35,10 @@ test: install lint
 test-all: install
 	$(LOOPBACK_ONLY) $(BIN)/pytest -q
 
+# Not in a network namespace: your browser must reach the dashboard. The demo still never
+# uses the system resolver: every lookup goes to the lab's own name server on 127.53.0.1.
+demo: install
+	$(BIN)/riskiturva demo
+
 clean:
 	rm -rf $(VENV) data build *.egg-info

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import json
+import secrets
 import shutil
 import signal
 import sys
@@ -760,6 +761,105 @@ def users_set_password(config_path: Path | None, username: str, password_stdin: 
         config_path, lambda s, now, actor: set_password(s, username, password, now=now, actor=actor)
     )
     click.echo(f"Password set for {username}.")
+
+
+host_option = click.option(
+    "--host", default="127.0.0.1", show_default=True, help="Address to serve on."
+)
+port_option = click.option("--port", default=8050, show_default=True, help="Port to serve on.")
+
+
+@main.command()
+@config_option
+@host_option
+@port_option
+@click.option("--no-scheduler", is_flag=True, help="Serve the dashboard only.")
+def serve(config_path: Path | None, host: str, port: int, no_scheduler: bool) -> None:
+    """Run the scheduler and the dashboard in one process (the embedded default).
+
+    The dashboard needs an account: `riskiturva users add`. SIGTERM or Ctrl-C stops both;
+    running scans finish their current targets and are recorded.
+    """
+    path = config_path or default_config_path()
+    _serve(path, read_config(path), host, port, with_scheduler=not no_scheduler)
+
+
+def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: bool) -> None:
+    import dashboard
+    from riskiturva import scheduler
+
+    sessions = open_store(config)
+    running = scheduler.build_scheduler(config, path) if with_scheduler else None
+    server = dashboard.make_server(dashboard.create_app(config, sessions), host=host, port=port)
+
+    def request_stop(_signum: int, _frame: object) -> None:
+        raise SystemExit(0)
+
+    signal.signal(signal.SIGTERM, request_stop)
+    if running is not None:
+        running.resume()
+    click.echo(f"Dashboard at http://{host}:{server.effective_port}/ (Ctrl-C stops)")
+    try:
+        server.run()
+    except (KeyboardInterrupt, SystemExit):
+        click.echo("stopping…", err=True)
+    finally:
+        server.close()
+        if running is not None:
+            scheduler.stop(running)
+
+
+@main.command()
+@click.option(
+    "--dir",
+    "directory",
+    type=click.Path(path_type=Path),
+    default=Path("lab-state"),
+    show_default=True,
+    help="Where the lab keeps its servers, configuration and database.",
+)
+@host_option
+@port_option
+def demo(directory: Path, host: str, port: int) -> None:
+    """Start the lab, scan it, create a demo partner administrator, and serve the dashboard.
+
+    Everything stays on loopback: the lab's fictitious municipalities under `.test` are
+    real servers on 127.x addresses, and every name is resolved through the lab's own name
+    server. Ctrl-C stops the dashboard and the lab.
+    """
+    from riskiturva.auth import AccountError, create_user, set_password
+    from riskiturva.lab.estate import LabError, down, up
+
+    try:
+        state = up(directory)
+    except LabError as exc:
+        raise click.ClickException(str(exc)) from exc
+    try:
+        path = Path(state.config_path)
+        config = read_config(path)
+        sessions = open_store(config)
+        context = build_context(config)
+        collectors = list(discover_collectors().values())
+        with _stop_on_sigterm(context.cancelled), _progress(True) as progress:
+            reports = run_scan(sessions, config, collectors, context=context, progress=progress)
+        _print_run_summary(reports)
+        today = dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
+        take_snapshots(sessions, config, today)
+        password = secrets.token_urlsafe(12)
+        now = dt.datetime.now(dt.UTC)
+        with sessions.begin() as session:
+            try:
+                create_user(
+                    session, username="demo", password=password, role="partner_admin",
+                    display_name="Demo (Kuntaverkko Oy)", now=now, actor="demo",
+                )  # fmt: skip
+            except AccountError:
+                set_password(session, "demo", password, now=now, actor="demo")
+        click.echo(f"Demo partner administrator: user `demo`, password `{password}`")
+        _serve(path, config, host, port, with_scheduler=True)
+    finally:
+        down(directory)
+        click.echo("lab stopped")
 
 
 def _print_run_summary(reports: Sequence[RunReport]) -> None:
