@@ -14,7 +14,7 @@ import asyncio
 import datetime as dt
 import enum
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import dns.dnssec
@@ -100,7 +100,10 @@ def _matches_ds(owner: dns.name.Name, key: dns.rdata.Rdata, ds: dns.rdata.Rdata)
     return made == ds
 
 
-def _trusted(owner: dns.name.Name, keys: dns.rrset.RRset, anchors: tuple[dns.rdata.Rdata, ...]):
+def _trusted(
+    owner: dns.name.Name, keys: dns.rrset.RRset, anchors: tuple[dns.rdata.Rdata, ...]
+) -> dns.rrset.RRset | None:
+    """The keys of `keys` that an anchor or a DS record names."""
     trusted = [
         key
         for key in keys
@@ -112,7 +115,22 @@ def _trusted(owner: dns.name.Name, keys: dns.rrset.RRset, anchors: tuple[dns.rda
     return dns.rrset.from_rdata_list(owner, keys.ttl, trusted) if trusted else None
 
 
-async def _keys_of(zone: dns.name.Name, query: QueryFunction, now: float, anchors, label: str):
+@dataclass(frozen=True)
+class _ZoneKeys:
+    """A zone's DNSKEY set once validated, with its signatures."""
+
+    keys: dns.rrset.RRset
+    signatures: dns.rrset.RRset
+    records: tuple[str, ...]
+
+
+async def _keys_of(
+    zone: dns.name.Name,
+    query: QueryFunction,
+    now: float,
+    anchors: tuple[dns.rdata.Rdata, ...],
+    label: str,
+) -> _ZoneKeys:
     """The zone's DNSKEY set, validated by the keys the anchors or DS records name."""
     answer = await query(zone.to_text(), "DNSKEY")
     if answer.rrset is None:
@@ -128,7 +146,7 @@ async def _keys_of(zone: dns.name.Name, query: QueryFunction, now: float, anchor
         raise _Bogus(
             f"{zone}: the DNSKEY set does not validate with the {label} key ({exc})"
         ) from exc
-    return answer
+    return _ZoneKeys(answer.rrset, answer.rrsigs, answer.records)
 
 
 async def validate_name(
@@ -161,7 +179,7 @@ async def validate_name(
             if ds.rrsigs is None:
                 raise _Bogus(f"{child}: the DS set in {parent} is not signed")
             try:
-                dns.dnssec.validate(ds.rrset, ds.rrsigs, {parent: keys.rrset}, now=stamp)
+                dns.dnssec.validate(ds.rrset, ds.rrsigs, {parent: keys.keys}, now=stamp)
             except dns.exception.DNSException as exc:  # ValidationFailure, DeniedByPolicy
                 raise _Bogus(f"{child}: the DS set does not validate ({exc})") from exc
             keys = await _keys_of(child, query, stamp, tuple(ds.rrset), "DS in the parent")
@@ -170,29 +188,20 @@ async def validate_name(
         if soa.rrset is None or soa.rrsigs is None:
             raise _Bogus(f"{zone}: the SOA is not signed")
         try:
-            dns.dnssec.validate(soa.rrset, soa.rrsigs, {zone: keys.rrset}, now=stamp)
+            dns.dnssec.validate(soa.rrset, soa.rrsigs, {zone: keys.keys}, now=stamp)
         except dns.exception.DNSException as exc:  # ValidationFailure, DeniedByPolicy
             raise _Bogus(f"{zone}: the SOA signature does not validate ({exc})") from exc
         chain.append(f"{zone} SOA signature validated")
     except _Bogus as exc:
-        facts = await _unsigned(name, zone, query, chain)
-        return DnssecFacts(
-            name,
-            zone_text,
-            DnssecStatus.BOGUS,
-            str(exc),
-            facts.chain,
-            facts.algorithms,
-            facts.earliest_expiry,
-            facts.records,
-        )
-    expiries = [r.expiration for r in (*keys.rrsigs, *soa.rrsigs)]  # type: ignore[union-attr]
+        published = await _unsigned(name, zone, query, chain)
+        return replace(published, status=DnssecStatus.BOGUS, reason=str(exc))
+    expiries = [r.expiration for r in (*keys.signatures, *soa.rrsigs)]
     return DnssecFacts(
         name=name,
         zone=zone_text,
         status=DnssecStatus.SECURE,
         chain=tuple(chain),
-        algorithms=tuple(sorted({k.algorithm for k in keys.rrset})),
+        algorithms=tuple(sorted({k.algorithm for k in keys.keys})),
         earliest_expiry=dt.datetime.fromtimestamp(min(expiries), dt.UTC),
         records=keys.records,
     )
