@@ -292,9 +292,10 @@ def test_coverage_says_what_could_not_be_checked(sessions, estate):
         report = organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW)
     coverage = report.coverage
     assert coverage.runs == 3
-    assert [a.value for a in coverage.unchecked] == ["vanha.rapala.test"]
-    assert coverage.unchecked[0].failing == ("dns_email",)
-    assert coverage.assets_checked == 3
+    assert [a.value for a in coverage.incomplete] == ["vanha.rapala.test"]
+    assert coverage.incomplete[0].failing == ("dns_email",)
+    assert not coverage.incomplete[0].checked and coverage.incomplete[0].last_success is None
+    assert coverage.assets_complete == 3
     assert [(e.collector, e.kind, e.subjects) for e in coverage.errors] == [
         ("dns_email", "timeout", ("vanha.rapala.test",))
     ]

@@ -81,14 +81,19 @@ class OpenFinding:
 
 @dataclass(frozen=True, slots=True)
 class AssetCoverage:
-    """Whether an asset was checked successfully this month, and what failed on it."""
+    """Whether an asset was checked this month, and which scans of it failed."""
 
     kind: str
     value: str
     criticality: str
     last_success: dt.datetime | None
-    checked: bool
-    failing: tuple[str, ...]  # collectors whose latest attempt failed
+    checked: bool  # some scan of it succeeded this month
+    failing: tuple[str, ...]  # collectors whose latest attempt on it failed
+
+    @property
+    def complete(self) -> bool:
+        """Checked this month, and no scan of it is failing."""
+        return self.checked and not self.failing
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,12 +114,13 @@ class Coverage:
     errors: tuple[ErrorSummary, ...]
 
     @property
-    def assets_checked(self) -> int:
-        return sum(a.checked for a in self.assets)
+    def assets_complete(self) -> int:
+        return sum(a.complete for a in self.assets)
 
     @property
-    def unchecked(self) -> tuple[AssetCoverage, ...]:
-        return tuple(a for a in self.assets if not a.checked)
+    def incomplete(self) -> tuple[AssetCoverage, ...]:
+        """Assets not checked this month, or with a failing scan: not known to be fine."""
+        return tuple(a for a in self.assets if not a.complete)
 
     @property
     def error_count(self) -> int:

@@ -126,6 +126,7 @@ def _environment(_: Translator) -> Environment:
         category=lambda key: label(CATEGORY_LABELS, key),
         category_meaning=lambda key: label(CATEGORY_MEANINGS, key),
         collector=lambda key: label(COLLECTOR_LABELS, key),
+        collectors=lambda keys: ", ".join(label(COLLECTOR_LABELS, key) for key in keys),
         error_kind=lambda key: label(ERROR_LABELS, key),
         month=lambda m: month_label(m, language),
         date=lambda d: _.date(d, "short"),
