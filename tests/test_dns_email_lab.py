@@ -23,7 +23,13 @@ from collectors.dns_email.mail import (
     tls_client_context,
 )
 from riskiturva import db
-from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus
+from riskiturva.collector import (
+    ErrorKind,
+    ScanTask,
+    SubjectObservation,
+    SubjectStatus,
+    to_jsonable,
+)
 from riskiturva.config import Asset, AssetKind, Config
 from riskiturva.models import Finding, ScanError, ScanRun
 from riskiturva.runner import build_context, expand_targets, run_collector
@@ -225,3 +231,17 @@ def test_a_configured_name_that_does_not_exist_is_an_error_not_a_pile_of_finding
     assert observation.status is SubjectStatus.ERROR
     assert observation.error.kind is ErrorKind.DNS_FAILURE
     assert "NXDOMAIN" in observation.error.message
+
+
+def test_a_second_scan_of_unchanged_records_gives_the_same_evidence(lab, observations):
+    """Unchanged findings must not look changed (the store records evidence changes)."""
+    collector = DnsEmailCollector()
+
+    def drafts(seen: list[SubjectObservation]) -> dict[tuple[str, str], object]:
+        return {
+            (o.subject, d.check_id): (to_jsonable(d.evidence), d.reproduce)
+            for o in seen
+            for d in collector.judge(o)
+        }
+
+    assert drafts(scan(lab_config(lab.config_path))) == drafts(observations)

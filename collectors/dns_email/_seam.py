@@ -66,15 +66,16 @@ class Answer:
 
     @property
     def records(self) -> tuple[str, ...]:
-        """The records as presentation text (the form `dig +short` shows)."""
-        return tuple(r.to_text() for r in self.rrset) if self.rrset is not None else ()
+        """The records as presentation text (`dig +short`), sorted: resolvers rotate them,
+        and evidence must not change when the records did not."""
+        return tuple(sorted(r.to_text() for r in self.rrset)) if self.rrset is not None else ()
 
     @property
     def texts(self) -> tuple[str, ...]:
-        """TXT records as strings: the character-strings joined (RFC 7208 §3.3)."""
+        """TXT records as strings (character-strings joined, RFC 7208 §3.3), sorted."""
         if self.rrset is None or self.rrset.rdtype != dns.rdatatype.TXT:
             return ()
-        return tuple(txt_string(r.strings) for r in self.rrset)
+        return tuple(sorted(txt_string(r.strings) for r in self.rrset))
 
     @property
     def void(self) -> bool:

@@ -323,7 +323,7 @@ def dnssec_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
     if sec.earliest_expiry is not None and sec.earliest_expiry - f.checked_at < SIGNATURE_WARNING:
         yield FindingDraft(
             "dns.dnssec.expiring_signatures",
-            {**base, "expires": sec.earliest_expiry, "checked_at": f.checked_at},
+            {**base, "expires": sec.earliest_expiry},
             reproduce=f.dig("SOA", sec.zone, "+dnssec +cd +multi"),
         )
 

@@ -281,15 +281,17 @@ async def expand_spf(domain: str, query: QueryFunction) -> SpfFacts:
         return SpfFacts(domain, records, syntax_error=str(exc), seen=((domain, records[0]),))
     walk = _Walk(query)
     await walk.record(domain, records[0], (domain,))
+    # Includes finish in whatever order their answers arrive: sort, so that the same
+    # records give the same facts (the domain's own record stays first).
     return SpfFacts(
         domain=domain,
         records=records,
         all_qualifier=walk.effective_all(domain),
         lookups=walk.lookups,
         void_lookups=walk.void_lookups,
-        loops=tuple(walk.loops),
-        problems=tuple(walk.problems),
-        ptr_in=tuple(dict.fromkeys(walk.ptr_in)),
-        seen=tuple(walk.seen),
-        unexpanded=tuple(walk.unexpanded),
+        loops=tuple(sorted(walk.loops)),
+        problems=tuple(sorted(walk.problems)),
+        ptr_in=tuple(sorted(set(walk.ptr_in))),
+        seen=(walk.seen[0], *sorted(walk.seen[1:])),
+        unexpanded=tuple(sorted(walk.unexpanded)),
     )
