@@ -88,15 +88,17 @@ def trend_chart(
 
 
 def sparkline(scores: Sequence[float | None]) -> bytes:
-    """A small line of monthly scores for the portfolio table (0–100, gaps kept)."""
+    """A small chart of monthly scores on the grade bands for the portfolio table (0–100;
+    every month with a score is a dot, so a short history still shows)."""
     with matplotlib.rc_context(_SVG_SETTINGS):
-        figure = Figure(figsize=(1.6, 0.35))
+        figure = Figure(figsize=(1.9, 0.5))
         axes = figure.add_axes((0, 0, 1, 1))
+        for grade, low, high in _bands():
+            axes.axhspan(low, high, color=_BAND_COLOURS[grade], linewidth=0)
         values = [s if s is not None else float("nan") for s in scores]
         axes.plot(range(len(values)), values, color=_LINE, linewidth=1.2)
         known = [(x, s) for x, s in enumerate(scores) if s is not None]
-        if known:
-            axes.plot([known[-1][0]], [known[-1][1]], marker="o", color=_LINE, markersize=2.5)
+        axes.plot([x for x, _ in known], [s for _, s in known], "o", color=_LINE, markersize=2.2)
         axes.set_xlim(-0.5, len(values) - 0.5)
         axes.set_ylim(0, 100)
         axes.axis("off")
