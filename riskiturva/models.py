@@ -219,5 +219,4 @@ class ScoreSnapshot(Base):
 
 
 from riskiturva import models_auth  # noqa: E402, F401  (accounts share the metadata)
-
 from riskiturva.reports import models as _report_models  # noqa: E402, F401  (the report archive)
