@@ -364,6 +364,12 @@ class ReportSettings(_Model):
     language: Literal["fi", "sv", "en"] = Field("fi", description="language of delivered reports")
     smtp: SMTPSettings = SMTPSettings()
 
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
 
 class Settings(_Model):
     data_dir: Path = Field(Path("data"), description="database, secrets, reports and lab state")

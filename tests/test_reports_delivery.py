@@ -28,7 +28,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
-from riskiturva.config import Config, ReportSettings, SMTPSettings
+from riskiturva.config import Config, ConfigError, ReportSettings, SMTPSettings, load_config
 from riskiturva.reports.delivery import (
     ArchiveError,
     archived_reports,
@@ -292,3 +292,12 @@ def test_the_archive_follows_the_access_rules(sessions, tmp_path):
             open_archived(session, rapala.id, VISIBLE, folder=folder)
         hyvala = open_archived(session, mine[0].id, ["hyvala"], folder=folder)
     assert hashlib.sha256(hyvala.content).hexdigest() == mine[0].sha256
+
+
+def test_a_bad_monthly_schedule_is_refused_with_its_place_in_the_file(tmp_path):
+    path = tmp_path / "riskiturva.toml"
+    path.write_text('[settings.reports]\nschedule = "0 6 32 * *"\n', encoding="utf-8")
+    with pytest.raises(ConfigError) as caught:
+        load_config(path)
+    (problem,) = caught.value.problems
+    assert (problem.field, problem.line) == ("settings.reports.schedule", 2)
