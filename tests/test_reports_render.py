@@ -8,9 +8,11 @@ the diff before committing.
 
 from __future__ import annotations
 
+import http.server
 import os
 import re
 import subprocess
+import threading
 import xml.etree.ElementTree as ET
 from importlib import resources
 from pathlib import Path
@@ -122,9 +124,36 @@ def test_the_portfolio_pdf_fits_one_page(reports, tmp_path):
 
 
 def test_pdf_rendering_fetches_nothing_from_outside(tmp_path):
-    html = '<html><body><p>x</p><img src="http://127.0.0.1:9/tracker.png"></body></html>'
-    text = pdf_text(pdf_from_html(html), tmp_path)
-    assert "x" in text  # rendered, with the image refused rather than fetched
+    # Given a web server on loopback that records every request
+    requests: list[str] = []
+
+    class Recorder(http.server.BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            requests.append(self.path)
+            self.send_error(404)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}"
+        # When a page names it in an image, a stylesheet and a font (as a hostile string
+        # that slipped past escaping could)
+        html = (
+            f'<html><head><link rel="stylesheet" href="{url}/style.css">'
+            f"<style>@font-face {{ font-family: x; src: url({url}/font.woff) }}</style></head>"
+            f'<body><p style="font-family: x">report</p><img src="{url}/tracker.png"></body></html>'
+        )
+        text = pdf_text(pdf_from_html(html), tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then the PDF is made and the server never hears from it
+    assert "report" in text
+    assert requests == []
 
 
 def test_trend_chart_is_valid_svg_with_gaps_and_is_deterministic():
