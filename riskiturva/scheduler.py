@@ -1,9 +1,9 @@
 """The persistent schedule: APScheduler 3 with its job store in Riskiturva's own database.
 
-Jobs have stable ids (`collector:tls`, `snapshots:daily`), so restarting with a changed
-configuration replaces them instead of adding duplicates, and jobs no longer configured
-are removed. Every job runs at most once at a time, missed runs coalesce into one, and a
-run that is more than `misfire_grace_seconds` late is skipped.
+Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`), so
+restarting with a changed configuration replaces them instead of adding duplicates, and
+jobs no longer configured are removed. Every job runs at most once at a time, missed runs
+coalesce into one, and a run more than `misfire_grace_seconds` late is skipped.
 """
 
 from __future__ import annotations
@@ -66,6 +66,14 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
             "snapshots:daily",
             f"{__name__}:scheduled_snapshots",
             trigger(SNAPSHOT_SCHEDULE),
+            (path,),
+        )
+    )
+    specs.append(
+        JobSpec(
+            "reports:monthly",
+            f"{__name__}:scheduled_reports",
+            trigger(config.settings.reports.schedule),
             (path,),
         )
     )
@@ -139,6 +147,15 @@ def scheduled_snapshots(config_path: str) -> None:
     """Job: store each organisation's score for today."""
     config, sessions = _open(config_path)
     _snapshots(sessions, config)
+
+
+def scheduled_reports(config_path: str) -> None:
+    """Job: render, archive and e-mail every organisation's report for the previous month."""
+    from riskiturva.reports import deliver_monthly
+
+    config, sessions = _open(config_path)
+    for delivery in deliver_monthly(sessions, config):
+        log.info("monthly report: %s", delivery)
 
 
 def _snapshots(sessions: Any, config: Config) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import time
 from pathlib import Path
 
@@ -15,6 +16,7 @@ from riskiturva._cron import parse_schedule
 from riskiturva.config import ConfigError, load_config
 from riskiturva.db import open_store
 from riskiturva.models import ScanRun
+from riskiturva.store import sync_config
 from tests.conftest import MINIMAL_CONFIG
 
 COLLECTORS = ["dns_email", "services", "tls", "web"]
@@ -57,7 +59,10 @@ def test_bad_schedule_is_a_config_error(tmp_path, expression):
 def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     path = write_config(tmp_path)
     first = jobs(path)
-    assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {"snapshots:daily"}
+    assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
+        "snapshots:daily",
+        "reports:monthly",
+    }
     # A restart with the same configuration changes nothing
     assert jobs(path) == first
     # A changed schedule replaces the job, it is not added twice
@@ -119,3 +124,20 @@ def test_a_fast_trigger_records_a_scheduled_run(lab, tmp_path):
     assert (run.collector, run.status) == ("dns_email", "ok")
     # A restart of the scheduler over the same database keeps one job per id
     assert list(jobs(path)).count("collector:dns_email") == 1
+
+
+def test_the_monthly_report_job_runs_from_its_stored_reference(tmp_path):
+    path = write_config(tmp_path)
+    config = load_config(path)
+    sessions = open_store(config)
+    with sessions.begin() as session:
+        sync_config(session, config)
+    # The job store keeps "module:function" and the config path; resolve and run it as the
+    # scheduler would. Organisations without recipients are archived, not mailed.
+    job = {spec.id: spec for spec in scheduler.job_specs(config, path, [])}["reports:monthly"]
+    module, function = job.func.split(":")
+    getattr(importlib.import_module(module), function)(*job.args)
+    assert sorted(p.parent.name for p in (tmp_path / "data" / "reports").rglob("*.pdf")) == [
+        "hyvala",
+        "rapala",
+    ]
