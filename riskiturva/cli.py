@@ -457,7 +457,7 @@ def score(
 
     Exit status: 0; 1 with --fail-below when a grade is below it. Model: docs/scoring.md.
     """
-    from riskiturva.history import change_since, score_stored
+    from riskiturva.history import change_since, has_been_checked, score_stored
     from riskiturva.models import Organisation
     from riskiturva.scoring import grade_floor, score_document
     from riskiturva.store import sync_config
@@ -481,6 +481,7 @@ def score(
                 language=lang,
                 target=target,
                 top=top,
+                checked=has_been_checked(session, organisation),
             )
             change = changes.get(slug)
             document["name"] = organisation.name(lang)

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.checks import Check, load_registry
 from riskiturva.config import Config
-from riskiturva.models import Asset, Finding, Organisation, ScoreSnapshot
+from riskiturva.models import Asset, Finding, Organisation, ScoreSnapshot, SubjectState
 from riskiturva.scoring import (
     CRITICALITY_HALVES,
     FindingStatus,
@@ -116,6 +116,19 @@ def score_stored(
 
 
 # --- daily snapshots -------------------------------------------------------------------
+
+
+def has_been_checked(session: Session, organisation: Organisation) -> bool:
+    """Whether anything of the organisation has been checked: a subject scanned completely,
+    or a finding seen (only a scan that reached the subject can see one)."""
+    for model, condition in (
+        (SubjectState, SubjectState.last_success_at.is_not(None)),
+        (Finding, True),
+    ):
+        query = select(model.id).where(model.organisation_id == organisation.id, condition)
+        if session.scalar(query.limit(1)) is not None:
+            return True
+    return False
 
 
 def snapshot_values(score: OrganisationScore) -> dict[str, Any]:

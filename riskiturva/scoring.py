@@ -854,6 +854,10 @@ _INSTANCE_WORDS = {
 }
 _TEMPLATES = {
     "fi": {
+        "unchecked": (
+            "Ei tiedossa: yhtään tarkistusta ei ole vielä tehty onnistuneesti,"
+            " joten arvosana {grade} ei kerro vielä mitään."
+        ),
         "yes": "Kyllä: arvosana {grade} ({score}/100), ei avoimia ongelmia.",
         "yes_next": "Kyllä: arvosana {grade} ({score}/100); pientä parannettavaa: {action}.",
         "mostly": "Kyllä, pääosin: arvosana {grade} ({score}/100); korjaa seuraavaksi: {action}.",
@@ -861,6 +865,9 @@ _TEMPLATES = {
         "capped": "{reason} rajoittaa arvosanaa",
     },
     "sv": {
+        "unchecked": (
+            "Okänt: ingen kontroll har ännu lyckats, så betyget {grade} säger ännu ingenting."
+        ),
         "yes": "Ja: betyg {grade} ({score}/100), inga öppna problem.",
         "yes_next": "Ja: betyg {grade} ({score}/100); små förbättringar: {action}.",
         "mostly": "Ja, i huvudsak: betyg {grade} ({score}/100); åtgärda härnäst: {action}.",
@@ -868,6 +875,9 @@ _TEMPLATES = {
         "capped": "{reason} begränsar betyget",
     },
     "en": {
+        "unchecked": (
+            "Not known yet: no check has succeeded so far, so grade {grade} means nothing yet."
+        ),
         "yes": "Yes: grade {grade} ({score}/100), no open problems.",
         "yes_next": "Yes: grade {grade} ({score}/100); small improvements: {action}.",
         "mostly": "Mostly: grade {grade} ({score}/100); fix next: {action}.",
@@ -893,13 +903,20 @@ def answer(
     *,
     registry: Mapping[str, Check],
     language: str = "fi",
+    checked: bool = True,
 ) -> str:
-    """ "Is our IT environment up to date and secure?" in one sentence, in `language`."""
+    """ "Is our IT environment up to date and secure?" in one sentence, in `language`.
+
+    `checked=False` (nothing has been scanned successfully yet) never answers "yes":
+    no findings then means "not known", not "fine".
+    """
     templates = _TEMPLATES.get(language, _TEMPLATES["en"])
     words = {
         "grade": score.grade.value,
         "score": format_score(score.tenths, language),
     }
+    if not checked:
+        return templates["unchecked"].format(**words)
     if actions:
         top = actions[0]
         check = registry.get(top.check_id)
@@ -939,6 +956,7 @@ def score_document(
     language: str = "fi",
     target: Grade | str = Grade.B,
     top: int | None = None,
+    checked: bool = True,
 ) -> dict[str, object]:
     """Everything about one organisation's score as plain JSON-able data.
 
@@ -957,7 +975,8 @@ def score_document(
         "score": score.score,
         "grade": str(score.grade),
         "scoring_version": score.version,
-        "answer": answer(score, actions, registry=registry, language=language),
+        "answer": answer(score, actions, registry=registry, language=language, checked=checked),
+        "checked": checked,
         "categories": {
             c: {"score": s.score, "grade": str(s.grade)} for c, s in score.categories.items()
         },

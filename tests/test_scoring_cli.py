@@ -73,7 +73,9 @@ def test_json_gives_grade_answer_priorities_and_an_explanation_that_adds_up(conf
     assert round(100 - lost, 1) == hyvala["score"]
     assert {c["id"] for c in hyvala["caps"]} == {"open_critical"}
     assert documents["rapala"]["grade"] == "A"
-    assert documents["rapala"]["answer"].startswith("Yes: grade A (100/100)")
+    # rapala was never scanned: no findings then means "not known", not "yes"
+    assert documents["rapala"]["checked"] is False
+    assert documents["rapala"]["answer"].startswith("Not known yet")
 
 
 def test_table_names_the_organisation_the_answer_and_the_explanation(config_path):

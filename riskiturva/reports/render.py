@@ -155,7 +155,13 @@ def organisation_html(report: OrganisationReport, language: str) -> str:
     """The organisation's monthly report as a standalone HTML page."""
     _ = translator(language, DOMAIN)
     registry = load_registry()
-    sentence = answer(report.score, report.actions, registry=registry, language=_.language)
+    sentence = answer(
+        report.score,
+        report.actions,
+        registry=registry,
+        language=_.language,
+        checked=report.coverage.assets_complete > 0 or bool(report.score.groups),
+    )
     return (
         _environment(_)
         .get_template("organisation.html")
@@ -235,7 +241,13 @@ def render_organisation(
     report = organisation_report(session, slug, month, visible=visible, now=now)
     _ = translator(language, DOMAIN)
     name = report.names.get(_.language, slug)
-    summary = answer(report.score, report.actions, registry=load_registry(), language=_.language)
+    summary = answer(
+        report.score,
+        report.actions,
+        registry=load_registry(),
+        language=_.language,
+        checked=report.coverage.assets_complete > 0 or bool(report.score.groups),
+    )
     return RenderedReport(
         organisation=slug,
         month=month,
