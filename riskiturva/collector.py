@@ -54,13 +54,20 @@ class Target:
     name: str | None = None  # DNS name: SNI and Host header
     address: str | None = None  # where to connect (an IP, or a network for kind `network`)
     url: str | None = None
+    dkim_selectors: tuple[str, ...] = ()  # mail domains: the selectors the owner declared
 
     def to_dict(self) -> dict[str, Any]:
         return to_jsonable(self)
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
-        return cls(**{**data, "asset_kind": AssetKind(data["asset_kind"])})
+        return cls(
+            **{
+                **data,
+                "asset_kind": AssetKind(data["asset_kind"]),
+                "dkim_selectors": tuple(data.get("dkim_selectors", ())),
+            }
+        )
 
 
 @dataclass(frozen=True)

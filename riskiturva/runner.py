@@ -113,7 +113,16 @@ def expand_targets(
                     )
                 )
                 continue
-            targets.append(Target(asset.value, asset.kind, name=name, address=address, url=url))
+            targets.append(
+                Target(
+                    asset.value,
+                    asset.kind,
+                    name=name,
+                    address=address,
+                    url=url,
+                    dkim_selectors=asset.dkim_selectors,
+                )
+            )
             continue
         try:
             addresses = context.resolver.addresses(name)
@@ -153,10 +162,19 @@ def make_tasks(
     targets: Sequence[Target],
     previous: dict[str, object],
 ) -> Iterator[ScanTask]:
-    for start in range(0, len(targets), BATCH_SIZE):
-        yield ScanTask(
-            run_id, organisation, collector, tuple(targets[start : start + BATCH_SIZE]), previous
-        )
+    """Batches of about BATCH_SIZE targets; targets of one name always share a batch."""
+    batch: list[Target] = []
+    for target in sorted(targets, key=_batch_key):
+        if len(batch) >= BATCH_SIZE and _batch_key(batch[-1]) != _batch_key(target):
+            yield ScanTask(run_id, organisation, collector, tuple(batch), previous)
+            batch = []
+        batch.append(target)
+    if batch:
+        yield ScanTask(run_id, organisation, collector, tuple(batch), previous)
+
+
+def _batch_key(target: Target) -> str:
+    return target.name or target.address or target.asset
 
 
 def judge(
@@ -245,6 +263,8 @@ def run_collector(
                     done += 1
                     if progress:
                         progress(collector.name, min(done, total), total)
+        if context.cancelled.is_set():  # a collector may stop early without an observation
+            raise InterruptedError("scan cancelled")
     except BaseException as exc:
         failure = exc
     finished = context.clock()

@@ -18,11 +18,12 @@ from riskiturva.collector import (
     ScanTask,
     SubjectObservation,
     SubjectStatus,
+    Target,
     TargetError,
 )
 from riskiturva.config import AssetKind
 from riskiturva.models import Finding, ScanError, ScanRun, SubjectState
-from riskiturva.runner import build_context, run_collector
+from riskiturva.runner import build_context, make_tasks, run_collector
 from tests.conftest import T0
 
 
@@ -181,3 +182,31 @@ def test_selected_organisations_only(sessions, minimal_config, clock):
     report = scan(sessions, minimal_config, collector, clock, organisations=["rapala"])
     assert report.targets == 1
     assert [t.organisation for t in collector.tasks] == ["rapala"]
+
+
+def test_targets_of_one_name_share_a_batch():
+    targets = [Target(f"n{i}.test", AssetKind.HOST, name=f"n{i}.test") for i in range(49)]
+    targets += [
+        Target("same.test", AssetKind.DOMAIN, name="same.test"),
+        Target("same.test", AssetKind.MAIL_DOMAIN, name="same.test", dkim_selectors=("s1",)),
+        Target("z.test", AssetKind.HOST, name="z.test"),
+    ]
+    tasks = list(make_tasks(1, "hyvala", "tiny", targets, {}))
+    together = [t for t in tasks if any(x.name == "same.test" for x in t.targets)]
+    assert len(together) == 1
+    assert sum(x.name == "same.test" for x in together[0].targets) == 2
+    assert sum(len(t.targets) for t in tasks) == len(targets)
+    assert ScanTask.from_dict(json.loads(json.dumps(together[0].to_dict()))) == together[0]
+
+
+def test_a_cancelled_scan_is_interrupted_even_if_the_collector_stops_quietly(
+    sessions, minimal_config, clock
+):
+    class Quiet(TinyCollector):
+        def collect(self, task, context):
+            return iter(())  # stops early without an observation
+
+    context = build_context(minimal_config, clock=clock)
+    context.cancelled.set()
+    report = run_collector(sessions, minimal_config, Quiet({}), context=context)
+    assert report.status == "interrupted"

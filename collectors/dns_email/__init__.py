@@ -204,9 +204,8 @@ def merge_targets(targets: Iterable[Target], extra_selectors: tuple[str, ...]) -
     for target in targets:
         name = target.name or target.asset
         known = merged.get(name)
-        # An asset's own selectors, once `Target` carries them (asked of the core); until
-        # then the `dkim_selectors` option lists them for every mail domain.
-        selectors = tuple(getattr(target, "dkim_selectors", ()))
+        # The asset's own selectors, plus any the `dkim_selectors` option lists for all.
+        selectors = target.dkim_selectors
         merged[name] = _Subject(
             name=name,
             asset=known.asset if known else target.asset,
