@@ -27,7 +27,7 @@ from dashboard.security import SecureCallbacks, current_viewer, install, sign_ou
 from riskiturva.checks import Registry, load_registry
 from riskiturva.config import Config
 
-__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "run"]
+__all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "make_server", "run"]
 
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
@@ -142,8 +142,14 @@ def _register_shell(secure: SecureCallbacks, services: Services) -> None:
         return "/login"
 
 
-def run(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
-    """Serve the app with waitress (a production WSGI server) until interrupted."""
+def make_server(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> Any:
+    """A waitress server for the app (`port=0`: any free port, see `.effective_port`);
+    `.run()` serves until `.close()`."""
     import waitress
 
-    waitress.serve(app.server, host=host, port=port, threads=8, ident="Riskiturva")
+    return waitress.create_server(app.server, host=host, port=port, threads=8, ident="Riskiturva")
+
+
+def run(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:
+    """Serve the app with waitress (a production WSGI server) until interrupted."""
+    make_server(app, host=host, port=port).run()

@@ -30,6 +30,17 @@ GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9e2f", "C": "#b58900", "D": "#d4661c",
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("open", "resolved", "accepted", "false_positive")
 CATEGORIES = ("tls", "email", "dns", "services", "web")
+FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
+# DataTable styles: the page's font (DataTable's default is monospace), text that wraps.
+TABLE_CELL = {
+    "textAlign": "left",
+    "fontFamily": FONT,
+    "fontSize": "14px",
+    "whiteSpace": "normal",
+    "height": "auto",
+    "padding": "4px 8px",
+}
+TABLE_HEADER = {"fontWeight": "bold", "fontFamily": FONT, "whiteSpace": "normal"}
 
 
 @dataclass(frozen=True)
@@ -137,15 +148,6 @@ _BLOCKS = "▁▂▃▄▅▆▇█"
 def sparkline(values: Sequence[float]) -> str:
     """Scores 0–100 as block characters (fixed scale, so rows compare)."""
     return "".join(_BLOCKS[min(7, int(v / 100 * 8))] for v in values)
-
-
-def trend(context: PageContext, delta: float | None) -> str:
-    """An arrow and the signed change, e.g. `↑ +3,2`; words are in the column header."""
-    if delta is None:
-        return "–"
-    arrow = "↑" if delta > 0 else "↓" if delta < 0 else "→"
-    sign = "+" if delta > 0 else "−" if delta < 0 else "±"
-    return f"{arrow} {sign}{context.score(abs(delta))}"
 
 
 def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:

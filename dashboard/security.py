@@ -174,7 +174,10 @@ def install(
             with sessions() as session:
                 viewer = auth.load_viewer(session, user_id, epoch)
         if viewer is None:
-            flask.session.clear()
+            if (
+                "uid" in flask.session
+            ):  # a sign-in that ended: forget it (keep a login form's token)
+                flask.session.clear()
             if flask.request.method == "GET" and not path.startswith("/_"):
                 return flask.redirect(f"{LOGIN_PATH}?next={flask.request.full_path.rstrip('?')}")
             return flask.make_response(({"error": "sign in first"}, 401))

@@ -360,7 +360,7 @@ def test_staff_see_their_own_organisation(estate):
         assert not any(m in body for m in RAPALA_MARKERS), path
     body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/hyvala/scans"})
     assert "hyvala timed out" in text_of(body)
-    assert '"targets"' not in text_of(body)  # the shared run's totals
+    assert "3 kohdetta" not in text_of(body)  # the shared run's totals
 
 
 def test_partner_admin_sees_both_and_the_shared_run_totals(estate):
@@ -369,7 +369,7 @@ def test_partner_admin_sees_both_and_the_shared_run_totals(estate):
     body = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): "/"}))
     assert "Hyvälän kunta" in body and "Rapalan kunta" in body
     body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/rapala/scans"})
-    assert "targets: 3" in text_of(body)
+    assert "3 kohdetta" in text_of(body)
 
 
 def test_management_viewer_is_refused_details(estate):

@@ -92,7 +92,10 @@ def layout(context: PageContext, finding_id: str) -> Any:
         reproduce = finding.reproduce
     children = [
         header,
-        html.H2([severity_badge(_, finding.severity), " ", context.title(finding.check_id)]),
+        html.H2(
+            [severity_badge(_, finding.severity), context.title(finding.check_id)],
+            className="finding-title",
+        ),
         html.P(html.Code(finding.check_id), className="muted"),
         facts,
         section(

@@ -16,6 +16,8 @@ from dashboard.components import (
     CATEGORIES,
     SEVERITIES,
     STATUSES,
+    TABLE_CELL,
+    TABLE_HEADER,
     PageContext,
     Services,
     category_label,
@@ -186,17 +188,11 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTa
         sort_action="native",
         page_size=50,
         cell_selectable=True,
-        style_cell={
-            "textAlign": "left",
-            "fontFamily": "inherit",
-            "whiteSpace": "normal",
-            "height": "auto",
-            "padding": "4px 8px",
-        },
+        style_cell=TABLE_CELL,
         style_data_conditional=[
             {"if": {"filter_query": "{severity_rank} < 2"}, "fontWeight": "bold"},
         ],
-        style_header={"fontWeight": "bold"},
+        style_header=TABLE_HEADER,
     )
 
 

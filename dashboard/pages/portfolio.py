@@ -14,6 +14,9 @@ from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
     GRADES,
+    TABLE_CELL,
+    TABLE_HEADER,
+    TIMEZONE,
     PageContext,
     category_label,
     graph,
@@ -21,7 +24,6 @@ from dashboard.components import (
     plot_text,
     section,
     sparkline,
-    trend,
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
@@ -62,8 +64,9 @@ def layout(context: PageContext) -> Any:
 def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table.DataTable:
     _ = context._
     decimal = "." if context.language == "en" else ","
+    # Format's setters change the object itself: one object per column format.
     number = Format(precision=1, scheme=Scheme.fixed).decimal_delimiter(decimal)
-    delta = number.sign(Sign.positive)
+    delta = Format(precision=1, scheme=Scheme.fixed, sign=Sign.positive).decimal_delimiter(decimal)
     columns = [
         {"id": "name", "name": _("Organisation"), "presentation": "markdown"},
         {"id": "grade", "name": _("Grade")},
@@ -82,11 +85,16 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
             "grade": r.grade or "–",
             "score": r.score,
             "delta": r.delta,
-            "trend": f"{trend(context, r.delta)[0]} {sparkline(r.spark)}",
+            "trend": sparkline(r.spark),
             "critical": r.open_critical,
             "high": r.open_high,
             "overdue": r.overdue,
-            "last_success": r.last_success.strftime("%Y-%m-%d %H:%M") if r.last_success else "–",
+            # ISO 8601 in local time: it sorts as text, and Finnish usage accepts it.
+            "last_success": (
+                r.last_success.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M")
+                if r.last_success
+                else "–"
+            ),
         }
         for r in rows
     ]
@@ -107,7 +115,11 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
         filter_action="native",
         page_size=50,
         markdown_options={"html": False},
-        style_cell={"textAlign": "left", "fontFamily": "inherit", "padding": "4px 8px"},
+        filter_options={"placeholder_text": _("Filter…"), "case": "insensitive"},
+        style_cell=TABLE_CELL,
+        style_cell_conditional=[
+            {"if": {"column_id": "trend"}, "whiteSpace": "nowrap", "letterSpacing": "-1px"}
+        ],
         style_data_conditional=[
             *grade_styles,
             {
@@ -116,7 +128,7 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
             },
             {"if": {"filter_query": "{overdue} > 0", "column_id": "overdue"}, "fontWeight": "bold"},
         ],
-        style_header={"fontWeight": "bold"},
+        style_header=TABLE_HEADER,
     )
 
 
@@ -135,7 +147,7 @@ def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure
     figure.update_layout(
         height=300,
         margin={"l": 40, "r": 10, "t": 10, "b": 30},
-        yaxis_title=context._("Organisations"),
+        yaxis={"title": context._("Organisations"), "dtick": 1, "rangemode": "nonnegative"},
         plot_bgcolor="white",
     )
     return figure

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from dash import html
@@ -17,6 +18,18 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
+
+
+def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
+    """The run's totals over all its organisations (shown only to who sees them all)."""
+    return context._(
+        "{targets} targets, {opened} new, {resolved} resolved, {errors} errors, {seconds} s",
+        targets=counts.get("targets", 0),
+        opened=counts.get("opened", 0),
+        resolved=counts.get("resolved", 0),
+        errors=counts.get("errors", 0),
+        seconds=context.score(float(counts.get("duration_s", 0))),
+    )
 
 
 def layout(context: PageContext, slug: str) -> Any:
@@ -35,11 +48,7 @@ def layout(context: PageContext, slug: str) -> Any:
                 context.when(run.started_at),
                 context.when(run.finished_at),
                 str(len(run.errors)),
-                ", ".join(
-                    f"{k}: {v}" for k, v in sorted(run.counts.items()) if not isinstance(v, dict)
-                )
-                if run.counts
-                else "",
+                _totals(context, run.counts) if run.counts else "",
             ]
             for run in runs
         ]
