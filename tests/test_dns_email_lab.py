@@ -25,15 +25,15 @@ from collectors.dns_email.mail import (
 from riskiturva import db
 from riskiturva.collector import (
     ErrorKind,
-    ScanTask,
     SubjectObservation,
     SubjectStatus,
     to_jsonable,
 )
 from riskiturva.config import Asset, AssetKind, Config
 from riskiturva.models import Finding, ScanError, ScanRun
-from riskiturva.runner import build_context, expand_targets, run_collector
+from riskiturva.runner import run_collector
 from riskiturva.store import make_engine, session_factory
+from tests.lab_scan import found, observe
 
 pytestmark = pytest.mark.lab
 
@@ -61,16 +61,7 @@ def lab_config(path: Path, **settings: Any) -> Config:
 
 def scan(config: Config) -> list[SubjectObservation]:
     """One scan of every organisation, driven as the runner drives it."""
-    context = build_context(config)
-    collector = DnsEmailCollector()
-    seen: list[SubjectObservation] = []
-    for organisation in config.organisations:
-        targets, errors = expand_targets(organisation, collector, context)
-        assert errors == []
-        seen.extend(
-            collector.collect(ScanTask(1, organisation.slug, "dns_email", tuple(targets)), context)
-        )
-    return seen
+    return observe(DnsEmailCollector(), config)
 
 
 @pytest.fixture(scope="module")
@@ -79,13 +70,7 @@ def observations(lab) -> list[SubjectObservation]:
 
 
 def findings(observations: list[SubjectObservation]) -> set[tuple[str, str]]:
-    collector = DnsEmailCollector()
-    return {
-        (d.subject or o.subject, d.check_id)
-        for o in observations
-        if o.status is not SubjectStatus.ERROR
-        for d in collector.judge(o)
-    }
+    return found(DnsEmailCollector(), observations)
 
 
 def test_every_planted_weakness_is_found_and_the_clean_domain_raises_nothing(lab, observations):

@@ -69,6 +69,16 @@ def findings(config_path: Path) -> dict[tuple[str, str], Finding]:
         return {(f.check_id, f.subject): f for f in session.scalars(select(Finding))}
 
 
+def wait_for_a_running_run(sessions, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if session.scalar(select(ScanRun).where(ScanRun.status == "running")):
+                return
+        time.sleep(0.05)
+    pytest.fail("the scan never started a run")
+
+
 def test_full_scan_then_one_fix_resolves_exactly_that_finding(lab, config_path):
     # Given a full scan of the lab estate, printed as JSON
     first = scan(config_path, "--format", "json")
@@ -138,14 +148,7 @@ def test_kill_9_mid_run_leaves_the_run_interrupted_and_resolves_nothing(lab, con
         stderr=subprocess.DEVNULL,
     )
     try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            with sessions() as session:
-                if session.scalar(select(ScanRun).where(ScanRun.status == "running")):
-                    break
-            time.sleep(0.05)
-        else:
-            pytest.fail("the scan never started a run")
+        wait_for_a_running_run(sessions)
         assert process.poll() is None, "the scan finished before it could be killed"
         process.kill()  # SIGKILL: no chance to clean up
     finally:
@@ -167,12 +170,7 @@ def test_sigterm_stops_gracefully_and_records_the_run(lab, config_path):
         text=True,
     )
     sessions = open_store(load_config(config_path))
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        with sessions() as session:
-            if session.scalar(select(ScanRun).where(ScanRun.status == "running")):
-                break
-        time.sleep(0.05)
+    wait_for_a_running_run(sessions)
     process.send_signal(signal.SIGTERM)
     _, stderr = process.communicate(timeout=120)
     assert process.returncode == 1

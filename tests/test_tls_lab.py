@@ -15,7 +15,8 @@ import pytest
 from collectors.tls import TLSCollector
 from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus, Target
 from riskiturva.config import AssetKind, load_config
-from riskiturva.runner import build_context, expand_targets
+from riskiturva.runner import build_context
+from tests.lab_scan import found, observe
 
 pytestmark = pytest.mark.lab
 
@@ -23,26 +24,11 @@ pytestmark = pytest.mark.lab
 @pytest.fixture(scope="module")
 def observations(lab) -> list[SubjectObservation]:
     """One scan of the whole lab estate, as the runner would drive it."""
-    config = load_config(lab.config_path)
-    context = build_context(config)
-    collector = TLSCollector()
-    seen: list[SubjectObservation] = []
-    for organisation in config.organisations:
-        targets, _ = expand_targets(organisation, collector, context)
-        task = ScanTask(1, organisation.slug, collector.name, tuple(targets))
-        seen.extend(collector.collect(task, context))
-    return seen
+    return observe(TLSCollector(), load_config(lab.config_path))
 
 
 def test_every_planted_weakness_is_found_and_clean_endpoints_raise_nothing(lab, observations):
-    collector = TLSCollector()
-    found = {
-        (o.subject, d.check_id)
-        for o in observations
-        if o.status is not SubjectStatus.ERROR
-        for d in collector.judge(o)
-    }
-    verdict = lab.manifest.verify("tls", found)
+    verdict = lab.manifest.verify("tls", found(TLSCollector(), observations))
     assert verdict.missing == frozenset()
     assert verdict.unexpected == frozenset()
 
