@@ -277,8 +277,16 @@ def run_collector(
             org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))
             assert org_row is not None
             ok = {o.subject for o in observations if o.status is SubjectStatus.OK}
+            states = {
+                state.subject: state
+                for state in session.scalars(
+                    select(SubjectState).filter_by(
+                        organisation_id=org_row.id, collector=collector.name
+                    )
+                )
+            }
             for observation in observations:
-                _record_observation(session, run, org_row.id, observation, finished, collector.name)
+                _record_observation(session, run, org_row.id, states, observation, finished)
                 if observation.status is SubjectStatus.ERROR and observation.error:
                     report.errors_by_kind[observation.error.kind] += 1
                 elif observation.status is SubjectStatus.PARTIAL:
@@ -366,11 +374,15 @@ def _record_observation(
     session: Session,
     run: ScanRun,
     organisation_id: int,
+    states: dict[str, SubjectState],
     observation: SubjectObservation,
     at: dt.datetime,
-    collector: str,
 ) -> None:
-    """Per-target errors go on the run; the subject's latest state is updated in place."""
+    """Per-target errors go on the run; the subject's latest state is updated in place.
+
+    `states` holds the organisation's subject states for this collector by subject; a new
+    one is added to it.
+    """
     if observation.error is not None:
         session.add(
             ScanError(
@@ -382,15 +394,12 @@ def _record_observation(
                 message=observation.error.message,
             )
         )
-    state = session.scalar(
-        select(SubjectState).filter_by(
-            organisation_id=organisation_id, collector=collector, subject=observation.subject
-        )
-    )
+    state = states.get(observation.subject)
     if state is None:
         state = SubjectState(
-            organisation_id=organisation_id, collector=collector, subject=observation.subject
+            organisation_id=organisation_id, collector=run.collector, subject=observation.subject
         )
+        states[observation.subject] = state
         session.add(state)
     state.asset = observation.asset
     state.last_status = str(observation.status)
