@@ -63,7 +63,12 @@ def portfolio(
     ids = list(organisations)
     latest_day = (
         select(ScoreSnapshot.organisation_id, func.max(ScoreSnapshot.day).label("day"))
-        .where(ScoreSnapshot.organisation_id.in_(ids), ScoreSnapshot.day <= today)
+        .where(
+            ScoreSnapshot.organisation_id.in_(ids),
+            ScoreSnapshot.day <= today,
+            # An organisation not scored for SPARK_DAYS has no current score to show.
+            ScoreSnapshot.day >= today - dt.timedelta(days=SPARK_DAYS),
+        )
         .group_by(ScoreSnapshot.organisation_id)
         .subquery()
     )

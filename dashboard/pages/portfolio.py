@@ -162,12 +162,11 @@ def _heatmap(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figur
             z=z,
             x=[category_label(_, c) for c in CATEGORIES],
             y=[plot_text(r.name) for r in scored],
-            text=[[context.score(v) for v in line] for line in z],
-            texttemplate="%{text}",
+            texttemplate="%{z:.1f}",
             zmin=0,
             zmax=100,
             colorscale=[[0, "#c62828"], [0.6, "#f2c14e"], [1, "#1a7f37"]],
-            hovertemplate="%{y} · %{x}: %{text}<extra></extra>",
+            hovertemplate="%{y} · %{x}: %{z:.1f}<extra></extra>",
             colorbar={"title": _("Score")},
         )
     )
@@ -175,6 +174,8 @@ def _heatmap(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figur
         height=max(300, 22 * len(scored) + 80),
         margin={"l": 10, "r": 10, "t": 10, "b": 30},
         yaxis={"automargin": True, "autorange": "reversed"},
+        # Plotly formats the 5 × N cell labels itself: decimal mark, then thousands separator.
+        separators=".," if context.language == "en" else ", ",
     )
     return figure
 
