@@ -18,7 +18,7 @@ import hmac
 import secrets
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import urlencode, urlsplit
 
 import dash
 import flask
@@ -179,7 +179,8 @@ def install(
             ):  # a sign-in that ended: forget it (keep a login form's token)
                 flask.session.clear()
             if flask.request.method == "GET" and not path.startswith("/_"):
-                return flask.redirect(f"{LOGIN_PATH}?next={flask.request.full_path.rstrip('?')}")
+                target = urlencode({"next": flask.request.full_path.rstrip("?")})
+                return flask.redirect(f"{LOGIN_PATH}?{target}")
             return flask.make_response(({"error": "sign in first"}, 401))
         if flask.request.method != "GET" and not _csrf_ok(flask.request.headers.get(CSRF_HEADER)):
             return flask.make_response(({"error": "missing or wrong CSRF token"}, 403))

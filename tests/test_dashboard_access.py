@@ -204,7 +204,8 @@ def test_nothing_is_served_without_a_session(estate):
     app, _, _ = estate
     client = app.server.test_client()
     assert client.get("/").status_code == 302
-    assert client.get("/org/hyvala").headers["Location"].startswith("/login?next=/org/hyvala")
+    location = client.get("/org/hyvala/findings?status=open&severity=high").headers["Location"]
+    assert location == "/login?next=%2Forg%2Fhyvala%2Ffindings%3Fstatus%3Dopen%26severity%3Dhigh"
     for path in (
         "/_dash-layout",
         "/_dash-dependencies",
@@ -381,6 +382,8 @@ def test_management_viewer_is_refused_details(estate):
         assert '"refused"' in text_of(body), path
     body = call(app, client, "page.children", {(ids.URL, "pathname"): "/org/hyvala/score"})
     assert "Hyvälän kunta" in text_of(body)
+    export = {(ids.EXPORT, "n_clicks"): 1, (ids.FINDINGS_ORG, "data"): "hyvala"}
+    assert call(app, client, "download.data", export).status_code == 204
 
 
 def test_staff_decision_is_written_to_the_audit_trail(estate):
@@ -427,3 +430,69 @@ def test_csv_export_neutralises_formulas_and_is_audited(estate):
             )
             == 1
         )
+
+
+# --- outside-world strings are text -------------------------------------------------------
+
+SAFE_NAMESPACES = {
+    "dash_html_components",
+    "dash_core_components",
+    "dash_bootstrap_components",
+    "dash_table",
+}
+
+
+def components(tree: Any):
+    """Every component in a serialised layout."""
+    if isinstance(tree, dict):
+        if "namespace" in tree and "props" in tree:
+            yield tree
+        for value in tree.values():
+            yield from components(value)
+    elif isinstance(tree, list):
+        for item in tree:
+            yield from components(item)
+
+
+def test_no_page_renders_raw_html_and_hostile_evidence_stays_text(estate):
+    app, _, finding_ids = estate
+    client, _ = sign_in(app, "partner")
+    hostile = "<script>alert('salainen')</script>"
+    paths = [*ROUTES, *(f"/findings/{i}" for i in finding_ids.values()), "/org/hyvala"]
+    for path in paths:
+        response = call(app, client, "page.children", {(ids.URL, "pathname"): path}).json
+        for component in components(response):
+            assert component["namespace"] in SAFE_NAMESPACES, (path, component["type"])
+            assert component["type"] != "Markdown", path
+            assert not component["props"].get("dangerously_allow_html"), path
+            markdown = component["props"].get("markdown_options")
+            assert markdown is None or markdown == {"html": False}, path
+    finding = call(
+        app,
+        client,
+        "page.children",
+        {(ids.URL, "pathname"): f"/findings/{finding_ids['127.60.2.10:3389/tcp']}"},
+    ).json
+    evidence = next(c for c in components(finding) if c["props"].get("id") == ids.EVIDENCE)
+    assert evidence["type"] == "Pre"
+    assert hostile in json.loads(evidence["props"]["children"])["banner"]
+
+
+def test_cookies_are_secure_when_configured(tmp_path, minimal_config):
+    from riskiturva import db
+    from riskiturva.config import DashboardSettings
+    from riskiturva.store import make_engine, session_factory
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    db.upgrade(engine)
+    sessions = session_factory(engine)
+    settings = minimal_config.settings.model_copy(
+        update={"data_dir": tmp_path, "dashboard": DashboardSettings(secure_cookies=True)}
+    )
+    config = minimal_config.model_copy(update={"settings": settings})
+    seed(sessions, config)
+    app = dashboard.create_app(config, sessions, clock=lambda: NOW)
+    _, response = sign_in(app, "hyvala-staff")
+    cookies = response.headers.getlist("Set-Cookie")
+    assert all("Secure" in c for c in cookies), cookies
+    engine.dispose()

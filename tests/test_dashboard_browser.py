@@ -50,6 +50,7 @@ CHROMIUM_FLAGS = (
     "--no-first-run",
     "--disable-dev-shm-usage",
     "--window-size=1400,1100",
+    "--lang=fi",  # the browser's own widgets (the date input) as a Finnish user sees them
 )
 HISTORY_DAYS = 60
 

@@ -140,7 +140,6 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
     return section(
         _("Decision"),
         dcc.Store(id=ids.FINDING_ID, data=int(finding_id)),
-        html.Label(_("Decision"), htmlFor=ids.DECIDE_KIND),
         dcc.RadioItems(
             id=ids.DECIDE_KIND,
             options=[
