@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 from dash import Input, Output
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, select
 
 import dashboard
 from dashboard import ids
@@ -496,3 +496,22 @@ def test_cookies_are_secure_when_configured(tmp_path, minimal_config):
     cookies = response.headers.getlist("Set-Cookie")
     assert all("Secure" in c for c in cookies), cookies
     engine.dispose()
+
+
+def test_shared_runs_show_each_reader_their_own_part(sessions, minimal_config):
+    """On SQLite and PostgreSQL: the run list is found through the JSON list of slugs."""
+    from dashboard import queries
+
+    seed(sessions, minimal_config)
+    with sessions() as session:
+        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
+        [whole] = queries.runs_for(session, {"hyvala", "rapala"}, "hyvala")
+        assert queries.runs_for(session, {"hyvala"}, "rapala") == []
+    assert [e.message for e in own.errors] == ["hyvala timed out"]
+    assert (own.status, own.counts) == ("partial", None)  # its own target timed out
+    assert (whole.status, whole.counts) == ("partial", {"targets": 3})
+    with sessions.begin() as session:
+        session.execute(delete(ScanError).where(ScanError.message == "hyvala timed out"))
+    with sessions() as session:
+        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
+    assert (own.status, own.errors) == ("ok", ())  # the partial part was Rapala's

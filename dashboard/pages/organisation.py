@@ -13,6 +13,7 @@ from dash import dcc, html
 from dashboard import ids, queries
 from dashboard.components import (
     CATEGORIES,
+    GRADE_COLOURS,
     PageContext,
     category_label,
     effort_label,
@@ -28,7 +29,7 @@ from dashboard.components import (
 from dashboard.pages import Page
 from dashboard.security import Permission
 from riskiturva.history import score_history, score_stored
-from riskiturva.scoring import Action, answer, priorities
+from riskiturva.scoring import GRADE_FLOORS, POINT, Action, answer, priorities
 
 TREND_DAYS = 90
 CHANGE_DAYS = 30
@@ -132,9 +133,23 @@ def _trend(context: PageContext, history: list[Any]) -> Any:
             line={"color": "#1f4e79"},
         )
     )
+    # Grade bands behind the line, each labelled with its letter (not colour alone).
+    ceiling = 100.0
+    for letter, floor in GRADE_FLOORS:
+        low = floor / POINT
+        figure.add_hrect(
+            y0=low,
+            y1=ceiling,
+            fillcolor=GRADE_COLOURS[str(letter)],
+            opacity=0.08,
+            line_width=0,
+            annotation_text=str(letter),
+            annotation_position="right",
+        )
+        ceiling = low
     figure.update_layout(
         height=260,
-        margin={"l": 40, "r": 10, "t": 10, "b": 30},
+        margin={"l": 40, "r": 30, "t": 10, "b": 30},
         yaxis={"range": [0, 100], "title": _("Score")},
         xaxis={"tickformat": tick},
         plot_bgcolor="white",

@@ -85,7 +85,7 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
             "grade": r.grade or "–",
             "score": r.score,
             "delta": r.delta,
-            "trend": sparkline(r.spark),
+            "trend": f"{_arrow(r.delta)} {sparkline(r.spark)}",
             "critical": r.open_critical,
             "high": r.open_high,
             "overdue": r.overdue,
@@ -130,6 +130,13 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
         ],
         style_header=TABLE_HEADER,
     )
+
+
+def _arrow(delta: float | None) -> str:
+    """The direction of the last 30 days; the signed number is in its own column."""
+    if delta is None:
+        return "·"
+    return "↑" if delta > 0 else "↓" if delta < 0 else "→"
 
 
 def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
