@@ -232,7 +232,7 @@ def test_partner_administrator_visits_every_page(browser, base_url, estate):
     overview = visitor.open("/org/rapala", "Korjausten tärkeysjärjestys", "rapala-overview")
     assert "Ei vielä: arvosana" in browser.find_element(By.ID, ids.ANSWER).text
     assert "Skannausten tila" in overview
-    findings = visitor.open("/org/rapala/findings", "havaintoa näkyvissä", "rapala-findings")
+    findings = visitor.open("/org/rapala/findings", "Havaintoja näkyvissä:", "rapala-findings")
     assert "Havainto" in findings
     browser.find_element(By.CSS_SELECTOR, f"#{ids.FINDINGS_TABLE} td a").click()
     detail = visitor.wait("Mitä tehdä", "rapala-finding")
@@ -264,7 +264,9 @@ def test_staff_see_hostile_text_as_text_and_accept_a_risk(browser, base_url, est
     history = browser.find_element(By.ID, ids.HISTORY).text
     assert "Riski hyväksytty" in history and "sekala-it" in history
     visitor.open("/org/rapala", "Ei löytynyt", "sekala-looks-at-rapala")
-    visitor.open("/org/sekala/findings?status=accepted", "1 havaintoa näkyvissä", "sekala-accepted")
+    visitor.open(
+        "/org/sekala/findings?status=accepted", "Havaintoja näkyvissä: 1", "sekala-accepted"
+    )
 
 
 def test_management_viewer_reads_the_overview_in_swedish(browser, base_url):

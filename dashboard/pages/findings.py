@@ -162,7 +162,7 @@ def _filter(component_id: str, label: str, options: list[Any], value: list[str])
 
 
 def _count(context: PageContext, rows: list[dict[str, Any]]) -> str:
-    return context._("{count} findings shown", count=len(rows))
+    return context._("Findings shown: {count}", count=len(rows))
 
 
 def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTable:
