@@ -128,9 +128,9 @@ def _register_shell(secure: SecureCallbacks, services: Services) -> None:
         Output(ids.PAGE, "children"), Input(ids.URL, "pathname"), Input(ids.URL, "search")
     )
     def route(viewer: Any, path: str | None, search: str | None) -> Any:
-        query = parse_qs((search or "").lstrip("?"))
+        query = parse_qs(str(search or "").lstrip("?"))
         context = services.context(viewer, flask.g.language, query)
-        return pages.render(context, path or "/")
+        return pages.render(context, str(path or "/"))
 
     @secure.callback(
         Output(ids.REDIRECT, "href"), Input(ids.SIGN_OUT, "n_clicks"), prevent_initial_call=True

@@ -307,16 +307,21 @@ ROUTES = (
 def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
     """Values a forger would try for each callback input and state, all aimed at Rapala."""
     return {
-        (ids.URL, "pathname"): [*ROUTES, f"/findings/{rapala_finding}"],
-        (ids.URL, "search"): ["", "?status=open&status=resolved"],
+        (ids.URL, "pathname"): [
+            *ROUTES,
+            f"/findings/{rapala_finding}",
+            "/findings/999999999999",
+            5,
+        ],
+        (ids.URL, "search"): ["", "?status=open&status=resolved", 7],
         (ids.SIGN_OUT, "n_clicks"): [None],
         (ids.FINDINGS_ORG, "data"): ["rapala", ["rapala"], {"slug": "rapala"}],
-        (ids.FILTER_CATEGORY, "value"): [None],
-        (ids.FILTER_SEVERITY, "value"): [None],
+        (ids.FILTER_CATEGORY, "value"): [None, 5, {"x": 1}, "high"],
+        (ids.FILTER_SEVERITY, "value"): [None, 5, {"x": 1}, "high"],
         (ids.FILTER_STATUS, "value"): [["open", "resolved"]],
         (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
         (ids.EXPORT, "n_clicks"): [1],
-        (ids.FINDING_ID, "data"): [rapala_finding, str(rapala_finding)],
+        (ids.FINDING_ID, "data"): [rapala_finding, str(rapala_finding), 10**30, "x", None],
         (ids.DECIDE_SUBMIT, "n_clicks"): [1],
         (ids.DECIDE_KIND, "value"): ["accepted", "false_positive"],
         (ids.DECIDE_REASON, "value"): ["hyväksytty"],
@@ -515,3 +520,21 @@ def test_shared_runs_show_each_reader_their_own_part(sessions, minimal_config):
     with sessions() as session:
         [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
     assert (own.status, own.errors) == ("ok", ())  # the partial part was Rapala's
+
+
+def test_filters_narrow_the_findings_table(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    output = next(k for k in app.callback_map if "findings-table" in k)
+
+    def shown(**filters: Any) -> list[str]:
+        values = {(ids.FINDINGS_ORG, "data"): "hyvala", (ids.FILTER_STATUS, "value"): ["open"]}
+        values |= {(getattr(ids, f"FILTER_{k.upper()}"), "value"): v for k, v in filters.items()}
+        response = call(app, client, output, values).json["response"]
+        return [row["subject"] for row in response[ids.FINDINGS_TABLE]["data"]]
+
+    assert shown() == ["127.60.1.10:3389/tcp"]
+    assert shown(severity=["high"], category=["services"]) == ["127.60.1.10:3389/tcp"]
+    assert shown(severity=["low"]) == []
+    assert shown(asset=["127.60.1.99"]) == []
+    assert shown(status=["resolved"]) == []

@@ -165,6 +165,15 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
     )
 
 
+def _row_id(value: Any) -> int:
+    """A database id from the browser: a positive 64-bit integer, else not found."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    raise NotVisible(value)
+
+
 def register(secure: SecureCallbacks, services: Services) -> None:
     @secure.callback(
         Output(ids.DECIDE_MESSAGE, "children"),
@@ -191,7 +200,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             with services.sessions.begin() as session:
                 finding = decide(
                     session,
-                    finding_id=int(finding_id),
+                    finding_id=_row_id(finding_id),
                     visible=viewer.visible,
                     decision=decision,
                     actor=viewer.username,

@@ -226,6 +226,11 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _choices(value: Any) -> list[str]:
+    """A dropdown's value from the browser: a list of strings, anything else is none."""
+    return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
+
+
 def register(secure: SecureCallbacks, services: Services) -> None:
     filters = [
         State(ids.FINDINGS_ORG, "data"),
@@ -242,9 +247,9 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         permission=Permission.DETAILS,
         prevent_initial_call=True,
     )
-    def refilter(viewer: Viewer, slug: str, *values: list[str] | None) -> Any:
+    def refilter(viewer: Viewer, slug: str, *values: Any) -> Any:
         context = services.context(viewer, flask.g.language)
-        found = _query(context, str(slug), *values)
+        found = _query(context, str(slug), *map(_choices, values))
         rows = [] if found is None else found[0]
         return rows, _count(context, rows)
 
@@ -257,7 +262,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     )
     def export(viewer: Viewer, _clicks: int | None, slug: str, *values: Any) -> Any:
         context = services.context(viewer, flask.g.language)
-        found = _query(context, str(slug), *values)
+        found = _query(context, str(slug), *map(_choices, values))
         if found is None:
             raise PreventUpdate
         rows = found[0]

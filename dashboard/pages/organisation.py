@@ -28,7 +28,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
-from riskiturva.history import score_history, score_stored
+from riskiturva.history import has_been_checked, score_history, score_stored
 from riskiturva.scoring import GRADE_FLOORS, POINT, Action, answer, priorities
 
 TREND_DAYS = 90
@@ -45,7 +45,13 @@ def layout(context: PageContext, slug: str) -> Any:
             return not_found(context)
         score = score_stored(session, org, now=context.now, registry=context.registry)
         actions = priorities(score, registry=context.registry, today=context.today)
-        sentence = answer(score, actions, registry=context.registry, language=context.language)
+        sentence = answer(
+            score,
+            actions,
+            registry=context.registry,
+            language=context.language,
+            checked=has_been_checked(session, org),
+        )
         history = score_history(
             session,
             visible,
