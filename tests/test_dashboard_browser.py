@@ -218,7 +218,8 @@ def test_sign_in_page_refuses_a_wrong_password(browser, base_url):
     assert browser.current_url.startswith(f"{base_url}/login")
     visitor.screenshot("login")
     visitor.sign_in("kumppani", "not the password")
-    assert "Väärä käyttäjätunnus tai salasana." in browser.find_element(By.ID, "login-error").text
+    error = WebDriverWait(browser, 10).until(ec.presence_of_element_located((By.ID, "login-error")))
+    assert error.text == "Väärä käyttäjätunnus tai salasana."
 
 
 def test_partner_administrator_visits_every_page(browser, base_url, estate):
