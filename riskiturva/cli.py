@@ -36,6 +36,7 @@ from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
 from riskiturva.db import open_store
 from riskiturva.docgen import checks_markdown
+from riskiturva.export import spreadsheet_cell
 from riskiturva.history import take_snapshots
 from riskiturva.lab.cli import lab
 from riskiturva.models import Finding, RunStatus
@@ -249,7 +250,7 @@ def findings_list(
         ]
         writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
         writer.writeheader()
-        writer.writerows(_csv_safe(r) for r in records)
+        writer.writerows({k: spreadsheet_cell(v) for k, v in r.items()} for r in records)
     else:
         table = Table("organisation", "severity", "status", "check", "subject", "last seen")
         for r in records:
@@ -263,14 +264,6 @@ def findings_list(
             )
         _console().print(table)
         click.echo(f"{len(records)} findings")
-
-
-def _csv_safe(record: dict[str, Any]) -> dict[str, Any]:
-    """Neutralise spreadsheet formulas in values that come from the outside world."""
-    return {
-        k: ("'" + v if isinstance(v, str) and v[:1] in ("=", "+", "-", "@", "\t", "\r") else v)
-        for k, v in record.items()
-    }
 
 
 def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:

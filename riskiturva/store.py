@@ -325,10 +325,6 @@ def list_findings(
     return list(session.scalars(query))
 
 
-def recent_runs(session: Session, limit: int = 50) -> list[ScanRun]:
-    return list(session.scalars(select(ScanRun).order_by(ScanRun.id.desc()).limit(limit)))
-
-
 def _process_alive(run: ScanRun) -> bool:
     if run.host != socket.gethostname() or run.pid is None:
         return False

@@ -31,6 +31,7 @@ from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
 from riskiturva import auth
 from riskiturva.auth import Viewer
+from riskiturva.export import spreadsheet_cell
 from riskiturva.models import Finding
 from riskiturva.store import list_findings
 
@@ -215,15 +216,8 @@ def csv_text(context: PageContext, rows: list[dict[str, Any]]) -> str:
     writer.writeheader()
     for row in rows:
         plain = {**row, "title": context.title(row["check_id"])}
-        writer.writerow({k: _cell(v) for k, v in plain.items()})
+        writer.writerow({k: spreadsheet_cell(v) for k, v in plain.items()})
     return buffer.getvalue()
-
-
-def _cell(value: Any) -> Any:
-    """Spreadsheets run `=…` as a formula: outside-world text is kept as text."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return value
 
 
 def _choices(value: Any) -> list[str]:
