@@ -89,9 +89,6 @@ class Registry(Mapping[str, Check]):
     def __len__(self) -> int:
         return len(self._checks)
 
-    def in_category(self, category: Category) -> list[Check]:
-        return [c for c in self._checks.values() if c.category is category]
-
 
 def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check:
     """Validate one declaration; errors name the source file and the id."""

@@ -13,14 +13,6 @@ from collections.abc import Iterable
 from riskiturva.config import Organisation, Scope
 
 
-class OutOfScope(Exception):
-    """A target lies outside the organisation's declared scope."""
-
-    def __init__(self, organisation: str, target: str):
-        self.organisation, self.target = organisation, target
-        super().__init__(f"{target} is outside the declared scope of {organisation}")
-
-
 class ScopeGuard:
     def __init__(self, organisations: Iterable[Organisation]):
         self._scopes: dict[str, Scope] = {o.slug: o.scope for o in organisations}
@@ -39,9 +31,3 @@ class ScopeGuard:
     def allows_name(self, organisation: str, name: str) -> bool:
         scope = self._scopes.get(organisation)
         return scope is not None and scope.covers_name(name)
-
-    def require_address(self, organisation: str, address: str) -> str:
-        """Return the address, or raise `OutOfScope` before anything is sent to it."""
-        if not self.allows_address(organisation, address):
-            raise OutOfScope(organisation, address)
-        return address

@@ -11,7 +11,7 @@ import hashlib
 import os
 import socket
 from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -123,12 +123,10 @@ class ReconcileCounts:
     resolved: int = 0
     reopened: int = 0
     expired: int = 0
-    new_ids: list[int] = field(default_factory=list)
 
     def add(self, other: ReconcileCounts) -> None:
         for name in ("opened", "seen", "resolved", "reopened", "expired"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
-        self.new_ids.extend(other.new_ids)
 
 
 def _event(
@@ -187,7 +185,6 @@ def reconcile(
         )
     }
     seen: set[str] = set()
-    opened: list[Finding] = []
     for item in observed:
         key = fingerprint(organisation.slug, item.check_id, item.subject)
         if key in seen:
@@ -207,7 +204,7 @@ def reconcile(
             )
             session.add(finding)
             _event(finding, EventKind.OPENED, now, run_id)
-            opened.append(finding)
+            counts.opened += 1
         elif finding.status == FindingStatus.RESOLVED:
             finding.status = (
                 FindingStatus(finding.decision)
@@ -234,8 +231,6 @@ def reconcile(
             _event(finding, EventKind.RESOLVED, now, run_id)
             counts.resolved += 1
     session.flush()
-    counts.opened = len(opened)
-    counts.new_ids = [f.id for f in opened]
     return counts
 
 
