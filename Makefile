@@ -22,7 +22,9 @@ $(BIN)/python:
 
 install: system-packages $(BIN)/python
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[test]'
+	# --upgrade with the eager strategy: every run resolves the newest releases the bounds in
+	# pyproject.toml allow, so an upstream release breaks CI on a branch before it breaks a user.
+	$(BIN)/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(BIN)/pip check
 
 lint: install

@@ -70,7 +70,7 @@ class PageContext:
             return "–"
         if isinstance(value, dt.datetime):
             value = value.astimezone(TIMEZONE).date()
-        return self._.date(value, "short")
+        return self._.date(value)
 
     def score(self, value: float | None) -> str:
         return "–" if value is None else self._.number(value, 1)

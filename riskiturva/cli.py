@@ -38,6 +38,7 @@ from riskiturva.db import open_store
 from riskiturva.docgen import checks_markdown
 from riskiturva.export import spreadsheet_cell
 from riskiturva.history import take_snapshots
+from riskiturva.i18n import translator
 from riskiturva.lab.cli import lab
 from riskiturva.models import Finding, RunStatus
 from riskiturva.runner import ProgressCallback, RunReport, build_context, run_scan
@@ -260,10 +261,21 @@ def findings_list(
                 r["status"],
                 Text(r["title"]),
                 Text(r["subject"]),
-                r["last_seen"][:16],
+                _local_datetime(r["last_seen"], lang),
             )
         _console().print(table)
         click.echo(f"{len(records)} findings")
+
+
+def _local_date(iso_day: str, lang: str) -> str:
+    """An ISO day from a JSON record, written as `lang` writes days (31.10.2026)."""
+    return translator(lang, "dashboard").date(dt.date.fromisoformat(iso_day))
+
+
+def _local_datetime(iso_moment: str, lang: str) -> str:
+    """An ISO moment, in the schedule's Helsinki time, written as `lang` writes it."""
+    moment = dt.datetime.fromisoformat(iso_moment).astimezone(ZoneInfo("Europe/Helsinki"))
+    return translator(lang, "dashboard").datetime(moment)
 
 
 def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:
@@ -494,14 +506,16 @@ def score(
         console = _console()
         for d in documents:
             change = d["change_30d"]
-            trend = f", {change['delta']:+.1f} since {change['since']}" if change else ""
+            since = _local_date(change["since"], lang) if change else ""
+            trend = f", {change['delta']:+.1f} since {since}" if change else ""
             console.print(
                 Text(f"{d['organisation']} — {d['name']}: {d['grade']} {d['score']:.1f}{trend}")
             )
             console.print(Text(str(d["answer"])))
             priorities_table = Table("action", "severity", "instances", "gain", "effort", "due")
             for p in d["priorities"]:
-                due = f"{p['due']} OVERDUE" if p["overdue"] else p["due"] or "—"
+                due_day = _local_date(p["due"], lang) if p["due"] else "—"
+                due = f"{due_day} OVERDUE" if p["overdue"] else due_day
                 gain = f"+{p['gain']:.1f}"
                 row = (p["severity"], str(p["instances"]), gain, p["effort"], due)
                 priorities_table.add_row(Text(p["title"]), *row)

@@ -3,7 +3,11 @@
 Source strings are English; Finnish (the default) and Swedish come from gettext catalogs in
 `riskiturva/locale/<lang>/LC_MESSAGES/<domain>.po`, one domain per part (`dashboard`,
 `reports`). Catalogs are read with Babel at first use — no compile step, nothing generated
-to commit. Dates and numbers are formatted for fi_FI, sv_FI and en_GB.
+to commit. Numbers and month names are formatted for fi_FI, sv_FI (Finland-Swedish) and
+en_GB; dates and times use patterns of our own (`DATE_PATTERNS`, `TIME_PATTERNS`), so that a
+CLDR update cannot change how a report or page writes a day: Babel 2.19 (CLDR 47) moved
+sv_FI's "short" date from 2026-10-31 to 31.10.2026, which is what Finland-Swedish readers
+expect and what we now write deliberately.
 """
 
 from __future__ import annotations
@@ -22,6 +26,12 @@ LANGUAGES = ("fi", "sv", "en")
 DEFAULT_LANGUAGE = "fi"
 LOCALES = {"fi": "fi_FI", "sv": "sv_FI", "en": "en_GB"}
 LANGUAGE_NAMES = {"fi": "suomi", "sv": "svenska", "en": "English"}
+# How each language writes a day and a time of day in Finland (CLDR pattern syntax).
+# Finnish and Finland-Swedish: 31.10.2026 and 14.05 (Kotimaisten kielten keskus's
+# recommendations for both languages); English: ISO 8601, 2026-10-31 and 14:05, unambiguous
+# to every reader (and no CLDR month abbreviation, which changes between releases: Sep/Sept).
+DATE_PATTERNS = {"fi": "d.M.yyyy", "sv": "d.M.yyyy", "en": "yyyy-MM-dd"}
+TIME_PATTERNS = {"fi": "H.mm", "sv": "H.mm", "en": "HH:mm"}
 
 
 def normalise_language(language: str | None) -> str:
@@ -61,11 +71,14 @@ class Translator:
     def locale(self) -> Locale:
         return Locale.parse(LOCALES[self.language])
 
-    def date(self, value: dt.date, format: str = "medium") -> str:
-        return format_date(value, format=format, locale=LOCALES[self.language])
+    def date(self, value: dt.date) -> str:
+        """A day as this language writes it in Finland (31.10.2026; 2026-10-31 in English)."""
+        return format_date(value, format=DATE_PATTERNS[self.language], locale=self.locale)
 
-    def datetime(self, value: dt.datetime, format: str = "short") -> str:
-        return format_datetime(value, format=format, locale=LOCALES[self.language])
+    def datetime(self, value: dt.datetime) -> str:
+        """A day and a time of day (31.10.2026 14.05), in `value`'s own time zone."""
+        pattern = f"{DATE_PATTERNS[self.language]} {TIME_PATTERNS[self.language]}"
+        return format_datetime(value, format=pattern, tzinfo=value.tzinfo, locale=self.locale)
 
     def number(self, value: float, digits: int = 0) -> str:
         pattern = "#,##0" + ("." + "0" * digits if digits else "")

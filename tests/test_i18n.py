@@ -40,8 +40,14 @@ def test_unknown_language_falls_back_to_finnish_and_english_is_the_source():
 
 
 def test_dates_and_numbers_follow_the_locale():
-    day = dt.date(2026, 11, 25)
-    assert Translator("fi", "dashboard").date(day, "short") == "25.11.2026"
-    assert Translator("en", "dashboard").date(day, "short") == "25/11/2026"
+    day = dt.date(2026, 11, 5)
+    assert Translator("fi", "dashboard").date(day) == "5.11.2026"
+    # Finland-Swedish writes days like Finnish, not like Sweden (2026-11-05).
+    assert Translator("sv", "dashboard").date(day) == "5.11.2026"
+    assert Translator("en", "dashboard").date(day) == "2026-11-05"
+    moment = dt.datetime(2026, 11, 5, 9, 7, tzinfo=dt.UTC)
+    assert Translator("fi", "dashboard").datetime(moment) == "5.11.2026 9.07"
+    assert Translator("sv", "dashboard").datetime(moment) == "5.11.2026 9.07"
+    assert Translator("en", "dashboard").datetime(moment) == "2026-11-05 09:07"
     assert Translator("fi", "dashboard").number(1234.5, 1) == "1\xa0234,5"
     assert Translator("sv", "dashboard").number(1234.5, 1) == "1\xa0234,5"
