@@ -33,7 +33,8 @@ from riskiturva.collector import (
     TargetError,
     to_jsonable,
 )
-from riskiturva.config import AssetKind, Config, Organisation
+from riskiturva.config import Asset, AssetKind, Config, Organisation
+from riskiturva.inventory import active_assets
 from riskiturva.models import Organisation as OrganisationRow
 from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.resolver import DnsFailure, Resolver
@@ -91,15 +92,28 @@ def build_context(config: Config, **overrides: object) -> ScanContext:
 
 
 def expand_targets(
-    organisation: Organisation, collector: Collector, context: ScanContext
+    organisation: Organisation,
+    collector: Collector,
+    context: ScanContext,
+    assets: Sequence[Asset] | None = None,
 ) -> tuple[list[Target], list[SubjectObservation]]:
-    """Assets of the kinds the collector takes → in-scope targets, plus errors as observations."""
+    """Assets of the kinds the collector takes → in-scope targets, plus errors as observations.
+
+    `assets` is the organisation's active inventory (default: the configuration's assets).
+    A name outside the declared scope domains is not resolved; an address outside the
+    declared networks is not scanned: both are recorded as `out_of_scope`.
+    """
     targets: list[Target] = []
     errors: list[SubjectObservation] = []
-    for asset in organisation.assets:
+    for asset in organisation.assets if assets is None else assets:
         if asset.kind not in collector.asset_kinds:
             continue
         name = asset.host_name
+        if name is not None and not context.scope.allows_name(organisation.slug, name):
+            errors.append(
+                _error(name, asset.value, ErrorKind.OUT_OF_SCOPE, "outside the declared domains")
+            )
+            continue
         url = asset.value if asset.kind is AssetKind.URL else None
         if name is None or asset.kind not in collector.address_kinds:
             address = None if name is not None else asset.value
@@ -223,6 +237,7 @@ def run_collector(
     started = context.clock()
     with sessions.begin() as session:
         sync_config(session, config)
+        inventory = {o.slug: active_assets(session, o.slug) for o in selected}
         run = ScanRun(
             collector=collector.name,
             organisations=[o.slug for o in selected],
@@ -242,7 +257,9 @@ def run_collector(
     try:
         plans = []
         for organisation in selected:
-            targets, errors = expand_targets(organisation, collector, context)
+            targets, errors = expand_targets(
+                organisation, collector, context, inventory[organisation.slug]
+            )
             plans.append((organisation, targets))
             per_org[organisation.slug] = list(errors)
             findings[organisation.slug] = []

@@ -21,6 +21,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from riskiturva.config import Config
 from riskiturva.models import (
     Asset,
+    AssetOrigin,
+    AssetState,
     EventKind,
     Finding,
     FindingEvent,
@@ -62,8 +64,17 @@ def fingerprint(organisation: str, check_id: str, subject: str) -> str:
     ).hexdigest()
 
 
-def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
-    """Make the organisation and asset rows match the configuration (assets are never deleted)."""
+def sync_config(
+    session: Session, config: Config, now: dt.datetime | None = None
+) -> dict[str, Organisation]:
+    """Import the configuration into the store, idempotently.
+
+    Organisations get their names and partner; every declared asset becomes (or stays) an
+    active asset of origin `configuration` — a declaration wins over an earlier proposal,
+    rejection or retirement. A configuration asset no longer declared is retired (never
+    deleted). Discovered and added assets are the inventory's own and left alone.
+    """
+    now = now or dt.datetime.now(dt.UTC)
     partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
     existing = {o.slug: o for o in session.scalars(select(Organisation))}
     for org_config in config.organisations:
@@ -87,14 +98,26 @@ def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
         for asset_config in org_config.assets:
             key = (str(asset_config.kind), asset_config.value)
             declared.add(key)
-            asset = assets.get(key) or Asset(organisation_id=org.id, kind=key[0], value=key[1])
+            asset = assets.get(key)
+            if asset is None:
+                asset = Asset(
+                    organisation_id=org.id, kind=key[0], value=key[1], first_seen=now, gone_runs=0
+                )
+                session.add(asset)
+            if asset.state != AssetState.ACTIVE or asset.origin != AssetOrigin.CONFIGURATION:
+                asset.state_changed_at, asset.state_changed_by = now, "configuration"
+                asset.state_reason = "declared in the configuration"
+            asset.origin, asset.state = AssetOrigin.CONFIGURATION, AssetState.ACTIVE
             asset.criticality = str(asset_config.criticality)
             asset.tags = list(asset_config.tags)
-            asset.active = True
-            session.add(asset)
+            asset.dkim_selectors = list(asset_config.dkim_selectors)
+            asset.last_seen = now
         for key, asset in assets.items():
-            if key not in declared:
-                asset.active = False
+            removed = key not in declared and asset.origin == AssetOrigin.CONFIGURATION
+            if removed and asset.state == AssetState.ACTIVE:
+                asset.state = AssetState.RETIRED
+                asset.state_changed_at, asset.state_changed_by = now, "configuration"
+                asset.state_reason = "removed from the configuration"
     session.flush()
     return existing
 

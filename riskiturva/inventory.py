@@ -1,0 +1,429 @@
+"""The inventory in the store: what is scanned, what waits for review, and who decided.
+
+Assets come from the configuration (`store.sync_config`), from discovery (proposals) or
+from a person. Only active assets are scanned. A person with the right role decides on
+proposals — a new asset, or discovery's proposal to retire one that is gone — one by one
+or in bulk; every decision is a change event and a row in the audit trail. Every query
+and decision takes the caller's visible organisations: an asset outside them reads as
+absent.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+from collections.abc import Collection, Iterable, Mapping, Sequence
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session, selectinload
+
+from riskiturva.auth import audit
+from riskiturva.config import Asset as ConfigAsset
+from riskiturva.config import AssetKind, Config, Criticality
+from riskiturva.models import (
+    Asset,
+    AssetOrigin,
+    AssetState,
+    ChangeEvent,
+    ChangeKind,
+    Organisation,
+    ScopeSighting,
+)
+from riskiturva.store import NotVisible
+
+
+class InventoryError(ValueError):
+    """A decision on the inventory was refused; the message says why."""
+
+
+def record_change(
+    session: Session,
+    *,
+    organisation_id: int,
+    kind: ChangeKind,
+    subject: str,
+    at: dt.datetime,
+    asset_id: int | None = None,
+    run_id: int | None = None,
+    actor: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+) -> ChangeEvent:
+    event = ChangeEvent(
+        organisation_id=organisation_id,
+        kind=str(kind),
+        subject=subject,
+        asset_id=asset_id,
+        run_id=run_id,
+        at=at,
+        actor=actor,
+        detail=dict(detail or {}),
+    )
+    session.add(event)
+    return event
+
+
+# --- reading ---------------------------------------------------------------------------
+
+
+def active_assets(session: Session, organisation: str) -> list[ConfigAsset]:
+    """The organisation's active assets, as the runner expands them into targets."""
+    rows = session.scalars(
+        select(Asset)
+        .join(Organisation)
+        .where(Organisation.slug == organisation, Asset.active)
+        .order_by(Asset.kind, Asset.value)
+    )
+    return [
+        ConfigAsset(
+            kind=AssetKind(row.kind),
+            value=row.value,
+            criticality=Criticality(row.criticality),
+            tags=tuple(row.tags or ()),
+            dkim_selectors=tuple(row.dkim_selectors or ()),
+        )
+        for row in rows
+    ]
+
+
+def list_assets(
+    session: Session,
+    visible: Collection[str],
+    *,
+    organisation: str | None = None,
+    states: Collection[str] = (),
+    origins: Collection[str] = (),
+    retirement_proposed: bool | None = None,
+) -> list[Asset]:
+    """Assets of the visible organisations (evidence loaded), by organisation, kind, value."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    query = (
+        select(Asset)
+        .join(Organisation)
+        .where(Organisation.slug.in_(slugs))
+        .options(selectinload(Asset.evidence), selectinload(Asset.organisation))
+        .order_by(Organisation.slug, Asset.kind, Asset.value)
+    )
+    if states:
+        query = query.where(Asset.state.in_(list(states)))
+    if origins:
+        query = query.where(Asset.origin.in_(list(origins)))
+    if retirement_proposed is not None:
+        query = query.where(
+            Asset.retirement_proposed_at.is_not(None)
+            if retirement_proposed
+            else Asset.retirement_proposed_at.is_(None)
+        )
+    return list(session.scalars(query))
+
+
+def review_queue(
+    session: Session, visible: Collection[str], *, organisation: str | None = None
+) -> list[Asset]:
+    """What waits for a person: proposed assets, and active ones proposed for retirement."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    return list(
+        session.scalars(
+            select(Asset)
+            .join(Organisation)
+            .where(
+                Organisation.slug.in_(slugs),
+                or_(
+                    Asset.state == str(AssetState.PROPOSED),
+                    Asset.active & Asset.retirement_proposed_at.is_not(None),
+                ),
+            )
+            .options(selectinload(Asset.evidence), selectinload(Asset.organisation))
+            .order_by(Organisation.slug, Asset.kind, Asset.value)
+        )
+    )
+
+
+def sightings_outside_scope(
+    session: Session, visible: Collection[str], *, organisation: str | None = None
+) -> list[tuple[str, ScopeSighting]]:
+    """(organisation slug, sighting) of names and addresses seen outside scope."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    rows = session.execute(
+        select(Organisation.slug, ScopeSighting)
+        .join(Organisation, Organisation.id == ScopeSighting.organisation_id)
+        .where(Organisation.slug.in_(slugs))
+        .order_by(Organisation.slug, ScopeSighting.value, ScopeSighting.source)
+    )
+    return [(slug, sighting) for slug, sighting in rows]
+
+
+def changes(
+    session: Session,
+    visible: Collection[str],
+    *,
+    since: dt.datetime,
+    organisation: str | None = None,
+    kinds: Collection[str] = (),
+) -> list[tuple[str, ChangeEvent]]:
+    """(organisation slug, event) of the visible organisations since `since`, newest first."""
+    slugs = [s for s in visible if organisation is None or s == organisation]
+    query = (
+        select(Organisation.slug, ChangeEvent)
+        .join(Organisation, Organisation.id == ChangeEvent.organisation_id)
+        .where(Organisation.slug.in_(slugs), ChangeEvent.at >= since)
+        .order_by(ChangeEvent.at.desc(), ChangeEvent.id.desc())
+    )
+    if kinds:
+        query = query.where(ChangeEvent.kind.in_(list(kinds)))
+    return [(slug, event) for slug, event in session.execute(query)]
+
+
+def _get(session: Session, asset_id: int, visible: Collection[str]) -> Asset:
+    asset = session.scalar(
+        select(Asset)
+        .join(Organisation)
+        .where(Asset.id == asset_id, Organisation.slug.in_(list(visible)))
+    )
+    if asset is None:
+        raise NotVisible(asset_id)
+    return asset
+
+
+# --- decisions -------------------------------------------------------------------------
+
+
+def _decided(
+    session: Session,
+    asset: Asset,
+    *,
+    kind: ChangeKind,
+    actor: str,
+    now: dt.datetime,
+    reason: str | None,
+    detail: Mapping[str, Any] | None = None,
+) -> None:
+    asset.state_changed_at, asset.state_changed_by, asset.state_reason = now, actor, reason
+    record_change(
+        session,
+        organisation_id=asset.organisation_id,
+        kind=kind,
+        subject=asset.value,
+        at=now,
+        asset_id=asset.id,
+        actor=actor,
+        detail={"kind": asset.kind, **(detail or {})},
+    )
+    audit(
+        session,
+        actor=actor,
+        action=str(kind),
+        now=now,
+        organisation=asset.organisation.slug,
+        target=f"{asset.kind} {asset.value}"[:200],
+        detail={"asset_id": asset.id, "state": asset.state, **(detail or {})},
+        note=reason,
+    )
+
+
+def _apply_settings(
+    asset: Asset,
+    criticality: str | None,
+    tags: Sequence[str] | None,
+    owner_note: str | None,
+) -> dict[str, Any]:
+    changed: dict[str, Any] = {}
+    if criticality is not None:
+        asset.criticality = str(Criticality(criticality))
+        changed["criticality"] = asset.criticality
+    if tags is not None:
+        asset.tags = sorted({t.strip() for t in tags if t.strip()})
+        changed["tags"] = asset.tags
+    if owner_note is not None:
+        asset.owner_note = owner_note.strip() or None
+        changed["owner_note"] = asset.owner_note
+    return changed
+
+
+def accept(
+    session: Session,
+    asset_ids: Iterable[int],
+    *,
+    visible: Collection[str],
+    actor: str,
+    now: dt.datetime,
+    criticality: str | None = None,
+    tags: Sequence[str] | None = None,
+    note: str | None = None,
+) -> list[Asset]:
+    """Accept proposals: a proposed asset becomes active (scanned from the next run on); a
+    retirement proposal retires the asset."""
+    decided = []
+    for asset_id in asset_ids:
+        asset = _get(session, asset_id, visible)
+        if asset.state == AssetState.ACTIVE and asset.retirement_proposed_at is not None:
+            decided.append(retire(session, [asset.id], visible=visible, actor=actor, now=now,
+                                  reason=note or "gone: retirement proposal accepted")[0])  # fmt: skip
+            continue
+        if asset.state != AssetState.PROPOSED:
+            raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
+        changed = _apply_settings(asset, criticality, tags, None)
+        asset.state = AssetState.ACTIVE
+        _decided(session, asset, kind=ChangeKind.ASSET_ACCEPTED, actor=actor, now=now,
+                 reason=note, detail=changed)  # fmt: skip
+        decided.append(asset)
+    session.flush()
+    return decided
+
+
+def reject(
+    session: Session,
+    asset_ids: Iterable[int],
+    *,
+    visible: Collection[str],
+    actor: str,
+    now: dt.datetime,
+    reason: str,
+) -> list[Asset]:
+    """Reject proposals: a proposed asset stays out even when seen again; a rejected
+    retirement proposal keeps the asset active and starts counting again."""
+    if not reason.strip():
+        raise InventoryError("a reason is required")
+    decided = []
+    for asset_id in asset_ids:
+        asset = _get(session, asset_id, visible)
+        if asset.state == AssetState.ACTIVE and asset.retirement_proposed_at is not None:
+            asset.retirement_proposed_at, asset.gone_runs = None, 0
+            _decided(session, asset, kind=ChangeKind.ASSET_REJECTED, actor=actor, now=now,
+                     reason=reason.strip(), detail={"proposal": "retirement"})  # fmt: skip
+        elif asset.state == AssetState.PROPOSED:
+            asset.state = AssetState.REJECTED
+            _decided(session, asset, kind=ChangeKind.ASSET_REJECTED, actor=actor, now=now,
+                     reason=reason.strip())  # fmt: skip
+        else:
+            raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
+        decided.append(asset)
+    session.flush()
+    return decided
+
+
+def retire(
+    session: Session,
+    asset_ids: Iterable[int],
+    *,
+    visible: Collection[str],
+    actor: str,
+    now: dt.datetime,
+    reason: str,
+) -> list[Asset]:
+    """Retire assets no longer in use: not scanned, kept with their history."""
+    if not reason.strip():
+        raise InventoryError("a reason is required")
+    decided = []
+    for asset_id in asset_ids:
+        asset = _get(session, asset_id, visible)
+        if asset.origin == AssetOrigin.CONFIGURATION:
+            raise InventoryError(
+                f"{asset.value}: declared in the configuration; remove it there to retire it"
+            )
+        if asset.state == AssetState.RETIRED:
+            raise InventoryError(f"{asset.value}: already retired")
+        asset.state, asset.retirement_proposed_at = AssetState.RETIRED, None
+        _decided(session, asset, kind=ChangeKind.ASSET_RETIRED, actor=actor, now=now,
+                 reason=reason.strip())  # fmt: skip
+        decided.append(asset)
+    session.flush()
+    return decided
+
+
+def update(
+    session: Session,
+    asset_id: int,
+    *,
+    visible: Collection[str],
+    actor: str,
+    now: dt.datetime,
+    criticality: str | None = None,
+    tags: Sequence[str] | None = None,
+    owner_note: str | None = None,
+) -> Asset:
+    """Set criticality, tags or the owner's note (audited; configuration assets keep what
+    the configuration says, so they are refused)."""
+    asset = _get(session, asset_id, visible)
+    if asset.origin == AssetOrigin.CONFIGURATION and (criticality or tags is not None):
+        raise InventoryError(
+            f"{asset.value}: criticality and tags come from the configuration; change them there"
+        )
+    changed = _apply_settings(asset, criticality, tags, owner_note)
+    if changed:
+        audit(
+            session,
+            actor=actor,
+            action="asset.updated",
+            now=now,
+            organisation=asset.organisation.slug,
+            target=f"{asset.kind} {asset.value}"[:200],
+            detail={"asset_id": asset.id, **changed},
+        )
+    session.flush()
+    return asset
+
+
+def add(
+    session: Session,
+    config: Config,
+    *,
+    organisation: str,
+    kind: str,
+    value: str,
+    visible: Collection[str],
+    actor: str,
+    now: dt.datetime,
+    criticality: str = "medium",
+    tags: Sequence[str] = (),
+    owner_note: str | None = None,
+) -> Asset:
+    """Add an asset by hand (origin `added`, active); it must lie inside the declared scope."""
+    if organisation not in visible:
+        raise NotVisible(organisation)
+    try:
+        declared = ConfigAsset(kind=kind, value=value, criticality=criticality, tags=tuple(tags))
+    except ValidationError as exc:
+        raise InventoryError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
+    scope = config.organisation(organisation).scope
+    name = declared.host_name
+    if name is not None and not scope.covers_name(name):
+        raise InventoryError(f"{name}: outside the declared scope domains of {organisation}")
+    if declared.kind is AssetKind.IP and not scope.covers_address(declared.value):
+        raise InventoryError(f"{declared.value}: outside the declared scope networks")
+    if declared.kind is AssetKind.NETWORK and not scope.covers_network(
+        ipaddress.ip_network(declared.value)
+    ):
+        raise InventoryError(f"{declared.value}: outside the declared scope networks")
+    org = session.scalar(select(Organisation).where(Organisation.slug == organisation))
+    if org is None:
+        raise NotVisible(organisation)
+    asset = session.scalar(
+        select(Asset).where(
+            Asset.organisation_id == org.id,
+            Asset.kind == str(declared.kind),
+            Asset.value == declared.value,
+        )
+    )
+    if asset is not None and asset.state == AssetState.ACTIVE:
+        raise InventoryError(f"{declared.value}: already in the inventory")
+    if asset is None:
+        asset = Asset(
+            organisation_id=org.id,
+            kind=str(declared.kind),
+            value=declared.value,
+            origin=AssetOrigin.ADDED,
+            first_seen=now,
+            gone_runs=0,
+            dkim_selectors=[],
+        )
+        session.add(asset)
+    asset.organisation = org
+    asset.state, asset.last_seen = AssetState.ACTIVE, now
+    asset.criticality, asset.tags = str(declared.criticality), list(declared.tags)
+    asset.owner_note = owner_note
+    session.flush()
+    _decided(session, asset, kind=ChangeKind.ASSET_ADDED, actor=actor, now=now, reason=None)
+    session.flush()
+    return asset
