@@ -258,8 +258,9 @@ def accept(
     for asset_id in asset_ids:
         asset = _get(session, asset_id, visible)
         if asset.state == AssetState.ACTIVE and asset.retirement_proposed_at is not None:
-            decided.append(retire(session, [asset.id], visible=visible, actor=actor, now=now,
-                                  reason=note or "gone: retirement proposal accepted")[0])  # fmt: skip
+            reason = note or "gone: retirement proposal accepted"
+            decided += retire(session, [asset.id], visible=visible, actor=actor, now=now,
+                              reason=reason)  # fmt: skip
             continue
         if asset.state != AssetState.PROPOSED:
             raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
