@@ -259,15 +259,23 @@ def accept(
         asset = _get(session, asset_id, visible)
         if asset.state == AssetState.ACTIVE and asset.retirement_proposed_at is not None:
             reason = note or "gone: retirement proposal accepted"
-            decided += retire(session, [asset.id], visible=visible, actor=actor, now=now,
-                              reason=reason)  # fmt: skip
+            decided += retire(
+                session, [asset.id], visible=visible, actor=actor, now=now, reason=reason
+            )
             continue
         if asset.state != AssetState.PROPOSED:
             raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
         changed = _apply_settings(asset, criticality, tags, None)
         asset.state = AssetState.ACTIVE
-        _decided(session, asset, kind=ChangeKind.ASSET_ACCEPTED, actor=actor, now=now,
-                 reason=note, detail=changed)  # fmt: skip
+        _decided(
+            session,
+            asset,
+            kind=ChangeKind.ASSET_ACCEPTED,
+            actor=actor,
+            now=now,
+            reason=note,
+            detail=changed,
+        )
         decided.append(asset)
     session.flush()
     return decided
@@ -291,12 +299,25 @@ def reject(
         asset = _get(session, asset_id, visible)
         if asset.state == AssetState.ACTIVE and asset.retirement_proposed_at is not None:
             asset.retirement_proposed_at, asset.gone_runs = None, 0
-            _decided(session, asset, kind=ChangeKind.ASSET_REJECTED, actor=actor, now=now,
-                     reason=reason.strip(), detail={"proposal": "retirement"})  # fmt: skip
+            _decided(
+                session,
+                asset,
+                kind=ChangeKind.ASSET_REJECTED,
+                actor=actor,
+                now=now,
+                reason=reason.strip(),
+                detail={"proposal": "retirement"},
+            )
         elif asset.state == AssetState.PROPOSED:
             asset.state = AssetState.REJECTED
-            _decided(session, asset, kind=ChangeKind.ASSET_REJECTED, actor=actor, now=now,
-                     reason=reason.strip())  # fmt: skip
+            _decided(
+                session,
+                asset,
+                kind=ChangeKind.ASSET_REJECTED,
+                actor=actor,
+                now=now,
+                reason=reason.strip(),
+            )
         else:
             raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
         decided.append(asset)
@@ -326,8 +347,14 @@ def retire(
         if asset.state == AssetState.RETIRED:
             raise InventoryError(f"{asset.value}: already retired")
         asset.state, asset.retirement_proposed_at = AssetState.RETIRED, None
-        _decided(session, asset, kind=ChangeKind.ASSET_RETIRED, actor=actor, now=now,
-                 reason=reason.strip())  # fmt: skip
+        _decided(
+            session,
+            asset,
+            kind=ChangeKind.ASSET_RETIRED,
+            actor=actor,
+            now=now,
+            reason=reason.strip(),
+        )
         decided.append(asset)
     session.flush()
     return decided

@@ -27,7 +27,7 @@ from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from collectors.dns_email import DnsEmailCollector, rules
-from collectors.dns_email._seam import txt_string
+from riskiturva.dns_seam import txt_string
 from collectors.dns_email.dkim import DkimFacts, parse_dkim
 from collectors.dns_email.dmarc import (
     DmarcSyntaxError,

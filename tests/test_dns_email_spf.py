@@ -17,7 +17,7 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from collectors.dns_email._seam import Answer, QueryFunction, answer_from
+from riskiturva.dns_seam import Answer, QueryFunction, answer_from
 from collectors.dns_email.spf import SpfSyntaxError, expand_spf, is_spf, parse_spf
 
 

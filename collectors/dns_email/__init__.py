@@ -1,7 +1,7 @@
 """The DNS and e-mail hygiene collector: SPF, DMARC, DKIM, MX, MTA-STS, TLS-RPT, DANE,
 DNSSEC and the DNS hygiene of the organisation's domains.
 
-It talks to the configured resolver through one seam (`_seam.DnsClient`); the only direct
+It talks to the configured resolver through one seam (`riskiturva.dns_seam.DnsClient`); the only direct
 connections — AXFR and lame-delegation queries to a zone's nameservers, the MTA-STS policy
 fetch and the SMTP STARTTLS handshake for DANE — go to addresses the scope guard allows.
 What a role checks:
@@ -27,7 +27,7 @@ from typing import Any, ClassVar, TypeVar
 from publicsuffixlist import PublicSuffixList
 from pydantic import BaseModel, ConfigDict, Field
 
-from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, resolve_host
+from riskiturva.dns_seam import DnsClient, LookupFailed, Outcome, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
 from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts

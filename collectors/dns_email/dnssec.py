@@ -25,7 +25,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from collectors.dns_email._seam import QueryFunction
+from riskiturva.dns_seam import QueryFunction
 
 # IANA root anchors, KSK-2017 and KSK-2024 (https://data.iana.org/root-anchors/root-anchors.xml).
 IANA_ROOT_ANCHORS = """
