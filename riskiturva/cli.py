@@ -902,3 +902,10 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
     for r in reports:
         if r.message:
             console.print(Text(f"{r.collector}: {r.message}"))
+
+
+# The inventory's commands live in their own module; they use the helpers above.
+from riskiturva.cli_assets import assets_group, discover_command, sync_command  # noqa: E402
+
+for _command in (sync_command, discover_command, assets_group):
+    main.add_command(_command)
