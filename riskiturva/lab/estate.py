@@ -30,10 +30,12 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from riskiturva.lab import _dns, _pki, _web
+from riskiturva.config import DiscoverySource
+from riskiturva.lab import _ct, _dns, _pki, _web
 from riskiturva.lab.manifest import Manifest, load_manifest
 
 DEFAULT_DIRECTORY = Path("lab-state")
+CT_ADDRESS = ("127.54.0.1", 80)  # the lab's Certificate Transparency log (crt.sh JSON)
 STATE_FILE = "state.json"
 CONFIG_FILE = "riskiturva.toml"
 READY_TIMEOUT = 15.0
@@ -268,6 +270,9 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+LAB_DISCOVERY_SOURCES = [str(s) for s in DiscoverySource if s is not DiscoverySource.PING_SWEEP]
+
+
 def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port: int) -> str:
     """The riskiturva configuration that scans the lab estate (see `riskiturva.config`)."""
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
@@ -285,6 +290,12 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f"extra_ca_files = {_toml_value([str(ca_file)])}",
         "[settings.dnssec]",
         f"trust_anchors_file = {_toml_value(str(anchors))}",
+        "[settings.discovery]",
+        # Every source but the ping sweep: on loopback every address answers one.
+        f"sources = {_toml_value(LAB_DISCOVERY_SOURCES)}",
+        "[settings.discovery.ct]",
+        f'url = "http://{CT_ADDRESS[0]}/"',
+        "min_interval_seconds = 0.0",
         "",
         "[[partners]]",
         f"slug = {_toml_value(manifest.partner.slug)}",
@@ -388,11 +399,15 @@ def _plan(
 
     ca = _pki.LabCA(directory / "pki", now)
     certs: dict[str, _pki.IssuedCert] = {}
+    logged: list[Path] = []
     for host in manifest.hosts:
         if host.cert:
-            certs[host.fqdn] = ca.issue(host.fqdn, host.cert)
+            certs[host.fqdn] = ca.issue(host.fqdn, host.cert, host.extra_names)
         elif host.smtp and host.smtp.starttls:
             certs[host.fqdn] = ca.issue(host.fqdn, "valid")
+        if host.fqdn in certs and host.ct:
+            logged.append(certs[host.fqdn].leaf)
+    logged += [ca.issue(n, "valid").leaf for m in manifest.municipalities for n in m.ct_names]
 
     # DNS
     tlsa = {h.fqdn: certs[h.fqdn].spki_sha256 for h in manifest.hosts if h.smtp and h.smtp.tlsa}
@@ -462,6 +477,12 @@ def _plan(
                 banners.append({"ip": host.ip, "port": port, "kind": service})
     spec = _write_json(directory / "services" / "banners.json", banners)
     plan.processes.append(("banners", [sys.executable, "-m", "riskiturva.lab._banners", str(spec)]))
+
+    # Certificate Transparency: the certificates issued above, as crt.sh serves them.
+    rows = [_ct.certificate_row(i, p.read_bytes()) for i, p in enumerate(logged, start=1000)]
+    spec = _write_json(directory / "pki" / "ct.json", {"listen": list(CT_ADDRESS), "rows": rows})
+    plan.expose(Endpoint("ct", CT_ADDRESS[0], CT_ADDRESS[1], "tcp", "ct"), CT_ADDRESS[0])
+    plan.processes.append(("ct-log", [sys.executable, "-m", "riskiturva.lab._ct", str(spec)]))
 
     # Delay proxy in front of DNS, HTTPS/HTTP and SMTP.
     if latency_ms:
