@@ -207,6 +207,7 @@ class DnsClient:
                 port=self.nameserver_port,
                 timeout=self.settings.timeout,
                 lifetime=self.settings.timeout * 10,
+                relativize=False,
             ):
                 self.sent += 1
                 records.extend(message.answer)

@@ -262,7 +262,7 @@ class _Gatherer:
         current, seen = zone, 0
         try:
             while seen < self.settings.walk_max_names and not self.cancelled():
-                nsec = await self._nsec_at(current)
+                nsec = await self._nsec_at(current, apex=current == zone)
                 if nsec is None:
                     if current == zone:
                         return await self._why_not_walkable(zone)
@@ -280,10 +280,11 @@ class _Gatherer:
             return f"failed: {exc.kind}"
         return "failed: too many names"
 
-    async def _nsec_at(self, owner: str) -> tuple[set[str], str] | None:
+    async def _nsec_at(self, owner: str, apex: bool) -> tuple[set[str], str] | None:
         """(types, next owner) of the NSEC record at `owner`; the parent's NSEC at a zone
-        cut comes with a DS query (the child answers NSEC queries there)."""
-        for rdtype in ("NSEC", "DS"):
+        cut comes with a DS query (the child answers NSEC queries there). At the apex only
+        the zone's own NSEC counts (a DS query would read the parent's chain)."""
+        for rdtype in ("NSEC",) if apex else ("NSEC", "DS"):
             response = await self.client.message(owner, rdtype)
             qname = dns.name.from_text(owner)
             for section in (response.answer, response.authority):

@@ -88,6 +88,7 @@ def judge(observations: Observations, scope: Scope, known_names: Iterable[str] =
         if kind in ("domain", "mail_domain"):
             proposals.append(Proposal(kind, name, _evidence(sightings)))
             continue
+        outside += _leaving_cnames(resolution, scope)
         if resolution.failed or not resolution.addresses:
             continue
         confirmed = [
@@ -108,7 +109,6 @@ def judge(observations: Observations, scope: Scope, known_names: Iterable[str] =
             for a in resolution.addresses
             if a not in inside
         ]
-        outside += _leaving_cnames(resolution, scope)
         if inside:
             proposals.append(Proposal("host", name, _evidence(confirmed), inside))
     sweeps: dict[str, list[Sighting]] = {}
