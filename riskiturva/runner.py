@@ -31,12 +31,13 @@ from riskiturva.collector import (
     SubjectStatus,
     Target,
     TargetError,
+    noticed_changes,
     to_jsonable,
 )
 from riskiturva.config import Asset, AssetKind, Config, Organisation
 from riskiturva.inventory import active_assets
+from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
-from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
@@ -253,6 +254,7 @@ def run_collector(
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
+    previous_by_org: dict[str, dict[str, object]] = {}
     failure: BaseException | None = None
     try:
         plans = []
@@ -268,6 +270,7 @@ def run_collector(
         total = sum(len(t) for _, t in plans)
         for organisation, targets in plans:
             previous = _previous_observations(sessions, organisation.slug, collector.name)
+            previous_by_org[organisation.slug] = previous
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
                 if context.cancelled.is_set():
                     raise InterruptedError("scan cancelled")
@@ -302,7 +305,12 @@ def run_collector(
                     )
                 )
             }
+            previous = previous_by_org.get(organisation.slug, {})
             for observation in observations:
+                if observation.status is SubjectStatus.OK:
+                    _record_changes(
+                        session, run.id, org_row.id, collector, previous, observation, finished
+                    )
                 _record_observation(session, run, org_row.id, states, observation, finished)
                 if observation.status is SubjectStatus.ERROR and observation.error:
                     report.errors_by_kind[observation.error.kind] += 1
@@ -385,6 +393,30 @@ def _previous_observations(
             .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
         )
         return {subject: observation for subject, observation in rows if observation is not None}
+
+
+def _record_changes(
+    session: Session,
+    run_id: int,
+    organisation_id: int,
+    collector: Collector,
+    previous: dict[str, object],
+    observation: SubjectObservation,
+    at: dt.datetime,
+) -> None:
+    """Changes against the subject's previous successful observation, as change events."""
+    before = previous.get(observation.subject)
+    for change in noticed_changes(collector, before, observation):  # type: ignore[arg-type]
+        session.add(
+            ChangeEvent(
+                organisation_id=organisation_id,
+                kind=change.kind,
+                subject=change.subject,
+                run_id=run_id,
+                at=at,
+                detail=to_jsonable(change.detail),
+            )
+        )
 
 
 def _record_observation(
