@@ -27,7 +27,6 @@ from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from collectors.dns_email import DnsEmailCollector, rules
-from riskiturva.dns_seam import txt_string
 from collectors.dns_email.dkim import DkimFacts, parse_dkim
 from collectors.dns_email.dmarc import (
     DmarcSyntaxError,
@@ -54,6 +53,7 @@ from collectors.dns_email.spf import SpfFacts, SpfSyntaxError, expand_spf, parse
 from collectors.dns_email.zone import Nameserver, ZoneFacts, find_caa, follow_cname
 from riskiturva.checks import load_registry
 from riskiturva.collector import to_jsonable
+from riskiturva.dns_seam import txt_string
 from tests.test_dns_email_spf import zone_query
 
 T0 = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
