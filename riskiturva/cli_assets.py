@@ -1,6 +1,9 @@
 """`riskiturva sync`, `riskiturva discover` and `riskiturva assets …`: the inventory and its
 review queue on the command line. Whoever holds the configuration file is trusted with all
-of its organisations; decisions are audited as `cli:<os user>`."""
+of its organisations; decisions are audited as `cli:<os user>`.
+
+Registered by `riskiturva.cli` (import that module, not this one: they share its helpers).
+"""
 
 from __future__ import annotations
 
@@ -14,7 +17,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-import tomlkit
 from rich.table import Table
 from rich.text import Text
 
@@ -26,6 +28,7 @@ from riskiturva.inventory import (
     accept,
     add,
     changes,
+    export_document,
     list_assets,
     reject,
     retire,
@@ -473,33 +476,6 @@ def assets_changes(config_path: Path | None, orgs: Sequence[str], days: int, fmt
         when = _cli()._local_datetime(r["at"], "en")
         table.add_row(when, r["organisation"], r["kind"], Text(r["subject"]), r["actor"] or "")
     _cli()._console().print(table)
-
-
-def export_document(config: Config, inventory: dict[str, list[Asset]]) -> str:
-    """The configuration file with each organisation's assets replaced by its active
-    inventory (comments and settings kept), so the inventory can become the seed."""
-    assert config.source is not None
-    document = tomlkit.parse(config.source.read_text(encoding="utf-8"))
-    for table in document.get("organisations", []):
-        rows = inventory.get(str(table["slug"]), [])
-        assets = tomlkit.aot()
-        for row in rows:
-            item = tomlkit.table()
-            item.add("kind", row.kind)
-            item.add("value", row.value)
-            item.add("criticality", row.criticality)
-            if row.tags:
-                item.add("tags", list(row.tags))
-            if row.dkim_selectors:
-                item.add("dkim_selectors", list(row.dkim_selectors))
-            if row.origin != "configuration":
-                item.add(tomlkit.comment(f"{row.origin}; accepted by {row.state_changed_by}"))
-            assets.append(item)
-        if "assets" in table:
-            del table["assets"]
-        if rows:
-            table.append("assets", assets)
-    return tomlkit.dumps(document)
 
 
 @assets_group.command("export")

@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
 
+import tomlkit
 from pydantic import ValidationError
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session, selectinload
@@ -455,3 +456,30 @@ def add(
     _decided(session, asset, kind=ChangeKind.ASSET_ADDED, actor=actor, now=now, reason=None)
     session.flush()
     return asset
+
+
+def export_document(config: Config, inventory: dict[str, list[Asset]]) -> str:
+    """The configuration file with each organisation's assets replaced by its active
+    inventory (comments and settings kept), so the inventory can become the seed."""
+    assert config.source is not None
+    document = tomlkit.parse(config.source.read_text(encoding="utf-8"))
+    for table in document.get("organisations", []):
+        rows = inventory.get(str(table["slug"]), [])
+        assets = tomlkit.aot()
+        for row in rows:
+            item = tomlkit.table()
+            item.add("kind", row.kind)
+            item.add("value", row.value)
+            item.add("criticality", row.criticality)
+            if row.tags:
+                item.add("tags", list(row.tags))
+            if row.dkim_selectors:
+                item.add("dkim_selectors", list(row.dkim_selectors))
+            if row.origin != "configuration":
+                item.add(tomlkit.comment(f"{row.origin}; accepted by {row.state_changed_by}"))
+            assets.append(item)
+        if "assets" in table:
+            del table["assets"]
+        if rows:
+            table.append("assets", assets)
+    return tomlkit.dumps(document)

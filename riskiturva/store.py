@@ -103,6 +103,7 @@ def sync_config(
                 asset = Asset(
                     organisation_id=org.id, kind=key[0], value=key[1], first_seen=now, gone_runs=0
                 )
+                asset.state, asset.origin = AssetState.ACTIVE, AssetOrigin.CONFIGURATION
                 session.add(asset)
             if asset.state != AssetState.ACTIVE or asset.origin != AssetOrigin.CONFIGURATION:
                 asset.state_changed_at, asset.state_changed_by = now, "configuration"

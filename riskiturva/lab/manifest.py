@@ -169,9 +169,15 @@ class Manifest:
         """Every address the lab's name server answers on."""
         return tuple(sorted(set(self.partner.nameservers.values())))
 
-    def planted(self) -> list[tuple[str, str, str]]:
-        """Every (collector, subject, check id) the lab must raise."""
-        return [(e.collector, e.subject, c) for e in self.expectations for c in e.checks]
+    def planted(self, *, discovered: bool = False) -> list[tuple[str, str, str]]:
+        """Every (collector, subject, check id) the lab must raise on its declared assets
+        (and, with `discovered=True`, on the assets only discovery finds)."""
+        return [
+            (e.collector, e.subject, c)
+            for e in self.expectations
+            if discovered or not e.discovered
+            for c in e.checks
+        ]
 
     def clean(self) -> list[Expectation]:
         return [e for e in self.expectations if e.clean]
