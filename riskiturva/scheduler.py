@@ -1,6 +1,7 @@
 """The persistent schedule: APScheduler 3 with its job store in Riskiturva's own database.
 
-Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`), so
+Jobs have stable ids (`collector:tls`, `discovery:daily`, `snapshots:daily`,
+`reports:monthly`), so
 restarting with a changed configuration replaces them instead of adding duplicates, and
 jobs no longer configured are removed. Every job runs at most once at a time, missed runs
 coalesce into one, and a run more than `misfire_grace_seconds` late is skipped.
@@ -61,6 +62,14 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
         for name in collector_names
         if (expression := schedules.for_collector(name))
     ]
+    specs.append(
+        JobSpec(
+            "discovery:daily",
+            f"{__name__}:scheduled_discovery",
+            trigger(schedules.discovery),
+            (path,),
+        )
+    )
     specs.append(
         JobSpec(
             "snapshots:daily",
@@ -141,6 +150,16 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
     report = run_collector(sessions, config, collector, context=context, trigger="scheduler")
     log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
     _snapshots(sessions, config)
+
+
+def scheduled_discovery(config_path: str) -> None:
+    """Job: discovery for every organisation; proposals wait for a person."""
+    from riskiturva.discovery import run_discovery
+
+    config, sessions = _open(config_path)
+    context = build_context(config, cancelled=_shutdown)
+    report = run_discovery(sessions, config, context=context, trigger="scheduler")
+    log.info("scheduled discovery run %s: %s", report.run_id, report.status)
 
 
 def scheduled_snapshots(config_path: str) -> None:

@@ -183,6 +183,34 @@ def test_a_second_run_adds_no_proposals_and_no_events(discovered):
     assert [e.kind for e in later] == []
 
 
+def copy_of_lab_config(lab, folder: Path) -> Path:
+    """The lab's configuration file with its own database in `folder`."""
+    text_ = lab.config_path.read_text(encoding="utf-8")
+    path = folder / "riskiturva.toml"
+    database = f'database_url = "sqlite:///{folder / "rt.db"}"'
+    path.write_text(text_.replace("[settings]\n", f"[settings]\n{database}\n", 1), "utf-8")
+    return path
+
+
+def test_the_scheduled_discovery_job_runs_from_its_stored_reference(lab, tmp_path):
+    import importlib
+
+    from riskiturva import scheduler
+    from riskiturva.models import ScanRun
+
+    path = copy_of_lab_config(lab, tmp_path)
+    config = load_config(path)
+    job = {s.id: s for s in scheduler.job_specs(config, path, [])}["discovery:daily"]
+    module, function = job.func.split(":")
+    getattr(importlib.import_module(module), function)(*job.args)
+    sessions = open_store(config)
+    with sessions() as session:
+        [run] = session.scalars(select(ScanRun).where(ScanRun.collector == "discovery"))
+        queue = {a.value for a in review_queue(session, [o.slug for o in config.organisations])}
+    assert (run.trigger, run.status) == ("scheduler", "ok")
+    assert {"budjetti2019.hyvala.test", "varmuuskopio.rapala.test"} <= queue
+
+
 @pytest.mark.slow
 def test_accepted_proposals_are_scanned_and_raise_their_findings(lab, discovered):
     config, sessions = discovered.config, discovered.sessions

@@ -60,6 +60,7 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     path = write_config(tmp_path)
     first = jobs(path)
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
+        "discovery:daily",
         "snapshots:daily",
         "reports:monthly",
     }
