@@ -229,3 +229,38 @@ def test_accepted_proposals_are_scanned_and_raise_their_findings(lab, discovered
         pairs = {(s, c) for name, s, c in found if name == collector}
         verdict = lab.manifest.verify(collector, pairs, discovered=True)
         assert verdict.ok, (collector, verdict)
+
+
+def test_a_name_gone_on_consecutive_runs_is_proposed_for_retirement_never_deleted(lab, tmp_path):
+    import datetime as dt
+
+    from riskiturva.inventory import add
+
+    config = lab_config(lab, tmp_path / "rt.db")
+    discovery = config.settings.discovery.model_copy(
+        update={"gone_after_runs": 2, "sources": ("dns_records",)}
+    )
+    config = config.model_copy(
+        update={"settings": config.settings.model_copy(update={"discovery": discovery})}
+    )
+    sessions = open_store(config)
+    with sessions.begin() as session:
+        from riskiturva.store import sync_config
+
+        sync_config(session, config)
+        add(session, config, organisation="rapala", kind="host", value="poistunut.rapala.test",
+            visible=["rapala"], actor="test", now=dt.datetime.now(dt.UTC))  # fmt: skip
+    kinds = []
+    for _ in range(3):
+        run_discovery(sessions, config, context=build_context(config))
+        with sessions() as session:
+            [asset] = [
+                a for a in review_queue(session, ["rapala"]) if a.value.startswith("poist")
+            ] or [None]
+            kinds.append(asset.gone_runs if asset else None)
+    assert kinds == [None, 2, 3]
+    with sessions() as session:
+        [gone] = session.scalars(select(ChangeEvent).where(ChangeEvent.kind == "asset.gone"))
+        assert gone.subject == "poistunut.rapala.test"
+        active = {a.value for a in list_assets(session, ["rapala"], states=["active"])}
+    assert "poistunut.rapala.test" in active  # still scanned until a person decides
