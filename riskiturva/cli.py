@@ -829,7 +829,8 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
 @host_option
 @port_option
 def demo(directory: Path, host: str, port: int) -> None:
-    """Start the lab, scan it, create a demo partner administrator, and serve the dashboard.
+    """Start the lab, scan it, run discovery, create a demo partner administrator, and serve
+    the dashboard.
 
     Everything stays on loopback: the lab's fictitious municipalities under `.test` are
     real servers on 127.x addresses, and every name is resolved through the lab's own name
@@ -851,6 +852,11 @@ def demo(directory: Path, host: str, port: int) -> None:
         with _stop_on_sigterm(context.cancelled), _progress(True) as progress:
             reports = run_scan(sessions, config, collectors, context=context, progress=progress)
         _print_run_summary(reports)
+        from riskiturva.discovery import run_discovery
+
+        found = run_discovery(sessions, config, context=context)
+        proposed = sum(c.proposed for c in found.organisations.values())
+        click.echo(f"Discovery: {proposed} proposals wait in `riskiturva assets proposals`")
         today = dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
         take_snapshots(sessions, config, today)
         password = secrets.token_urlsafe(12)
