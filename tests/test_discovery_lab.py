@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import pytest
 from sqlalchemy import select
@@ -22,7 +23,6 @@ from riskiturva.config import Config, load_config
 from riskiturva.db import open_store
 from riskiturva.discovery import run_discovery
 from riskiturva.inventory import accept, list_assets, review_queue, sightings_outside_scope
-from riskiturva.lab.estate import CT_ADDRESS
 from riskiturva.models import ChangeEvent, Finding
 from riskiturva.runner import build_context, run_scan
 
@@ -138,8 +138,10 @@ def test_nothing_is_sent_outside_the_scope(lab, discovered):
     # Everything discovery sent went to the configured resolver (one in-scope nameserver
     # also gave the open zone transfer there) or to the configured CT service.
     resolver = (config.settings.resolver.nameservers[0], config.settings.resolver.port)
-    sent_to = {(p.destination, p.port) for p in packets if p.port in (53, CT_ADDRESS[1])}
-    assert sent_to == {resolver, CT_ADDRESS}
+    ct = urlsplit(config.settings.discovery.ct.url)
+    ct_service = (ct.hostname, ct.port or 80)
+    sent_to = {(p.destination, p.port) for p in packets if p.port in (53, ct_service[1])}
+    assert sent_to == {resolver, ct_service}
     # Every DNS question names something inside a scope: a declared domain, or the
     # reverse name of an address in a declared network. The outside names it listed
     # (e.g. autodiscover.outlook.test, ns1.kuntaverkko.test) were never asked about.

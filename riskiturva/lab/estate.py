@@ -35,7 +35,7 @@ from riskiturva.lab import _ct, _dns, _pki, _web
 from riskiturva.lab.manifest import Manifest, load_manifest
 
 DEFAULT_DIRECTORY = Path("lab-state")
-CT_ADDRESS = ("127.54.0.1", 80)  # the lab's Certificate Transparency log (crt.sh JSON)
+CT_PORT = 80
 STATE_FILE = "state.json"
 CONFIG_FILE = "riskiturva.toml"
 READY_TIMEOUT = 15.0
@@ -275,6 +275,13 @@ def _toml_value(value: Any) -> str:
 LAB_DISCOVERY_SOURCES = [str(s) for s in DiscoverySource if s is not DiscoverySource.PING_SWEEP]
 
 
+def ct_address(manifest: Manifest) -> tuple[str, int]:
+    """Where the lab's CT log listens: beside its first name server, one up in the second
+    octet (127.53.0.1 → 127.54.0.1), so two labs with their own name servers never clash."""
+    octets = [int(o) for o in manifest.dns_addresses[0].split(".")]
+    return f"127.{octets[1] + 1}.{octets[2]}.{octets[3]}", CT_PORT
+
+
 def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port: int) -> str:
     """The riskiturva configuration that scans the lab estate (see `riskiturva.config`)."""
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
@@ -296,7 +303,7 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         # Every source but the ping sweep: on loopback every address answers one.
         f"sources = {_toml_value(LAB_DISCOVERY_SOURCES)}",
         "[settings.discovery.ct]",
-        f'url = "http://{CT_ADDRESS[0]}/"',
+        f'url = "http://{ct_address(manifest)[0]}/"',
         "min_interval_seconds = 0.0",
         "",
         "[[partners]]",
@@ -482,8 +489,9 @@ def _plan(
 
     # Certificate Transparency: the certificates issued above, as crt.sh serves them.
     rows = [_ct.certificate_row(i, p.read_bytes()) for i, p in enumerate(logged, start=1000)]
-    spec = _write_json(directory / "pki" / "ct.json", {"listen": list(CT_ADDRESS), "rows": rows})
-    plan.expose(Endpoint("ct", CT_ADDRESS[0], CT_ADDRESS[1], "tcp", "ct"), CT_ADDRESS[0])
+    ct_ip, ct_port = ct_address(manifest)
+    spec = _write_json(directory / "pki" / "ct.json", {"listen": [ct_ip, ct_port], "rows": rows})
+    plan.expose(Endpoint("ct", ct_ip, ct_port, "tcp", "ct"), ct_ip)
     plan.processes.append(("ct-log", [sys.executable, "-m", "riskiturva.lab._ct", str(spec)]))
 
     # Delay proxy in front of DNS, HTTPS/HTTP and SMTP.
