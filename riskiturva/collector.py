@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 from riskiturva.config import AssetKind, Settings
 from riskiturva.resolver import Resolver
@@ -120,6 +120,45 @@ class FindingDraft:
     evidence: Mapping[str, Any]
     subject: str | None = None  # defaults to the observation's subject
     reproduce: str | None = None  # a command a person can paste to see it themselves
+
+
+Facts = TypeVar("Facts")
+
+
+class UndeclaredCheckError(RuntimeError):
+    """A rule emitted a check id that its rule table does not declare (a bug in the rule)."""
+
+
+@dataclass(frozen=True)
+class Rule(Generic[Facts]):
+    """One pure rule and every check id it may emit."""
+
+    judge: Callable[[Facts], Iterable[FindingDraft]]
+    emits: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RuleSet(Generic[Facts]):
+    """A collector's rules. Its `check_ids` are what the rules declare, never a second list;
+    a rule that emits an id it did not declare raises instead of passing it on."""
+
+    rules: tuple[Rule[Facts], ...]
+
+    @property
+    def check_ids(self) -> frozenset[str]:
+        return frozenset().union(*(rule.emits for rule in self.rules))
+
+    def judge(self, facts: Facts) -> list[FindingDraft]:
+        drafts = []
+        for rule in self.rules:
+            for draft in rule.judge(facts):
+                if draft.check_id not in rule.emits:
+                    raise UndeclaredCheckError(
+                        f"{rule.judge.__qualname__} emitted {draft.check_id!r}, which it does"
+                        " not declare"
+                    )
+                drafts.append(draft)
+        return drafts
 
 
 @dataclass
