@@ -12,12 +12,16 @@ import dataclasses
 import datetime as dt
 import enum
 import ipaddress
+import ssl
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+import dns.exception
 
 from riskiturva.config import AssetKind, Settings
 from riskiturva.resolver import Resolver
@@ -31,6 +35,7 @@ class ErrorKind(enum.StrEnum):
 
     TIMEOUT = "timeout"
     REFUSED = "refused"
+    RESET = "reset"  # the connection was accepted, then torn down (RST, abort, broken pipe)
     UNREACHABLE = "unreachable"
     DNS_FAILURE = "dns_failure"
     OUT_OF_SCOPE = "out_of_scope"
@@ -99,6 +104,56 @@ class ScanTask:
 class TargetError:
     kind: ErrorKind
     message: str
+
+
+Failure = BaseException | traceback.TracebackException
+# Underlying causes, most specific first. An SSLError is an OSError: it comes before it.
+_CAUSES: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    (TimeoutError, ErrorKind.TIMEOUT),  # socket.timeout is TimeoutError
+    (dns.exception.Timeout, ErrorKind.TIMEOUT),
+    (ConnectionRefusedError, ErrorKind.REFUSED),
+    (ConnectionResetError, ErrorKind.RESET),
+    (ConnectionAbortedError, ErrorKind.RESET),
+    (BrokenPipeError, ErrorKind.RESET),
+    (ssl.SSLError, ErrorKind.PROTOCOL),
+    (OSError, ErrorKind.UNREACHABLE),  # no route, network down, address not available
+)
+
+
+def _chain(failure: Failure) -> list[tuple[type[BaseException], Failure]]:
+    """(type, link) for `failure` and every exception it was raised from or during."""
+    links: list[tuple[type[BaseException], Failure]] = []
+    seen: set[int] = set()
+    current: Failure | None = failure
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = (
+            current.exc_type
+            if isinstance(current, traceback.TracebackException)
+            else (type(current))
+        )
+        if kind is not None:
+            links.append((kind, current))
+        if not isinstance(current, traceback.TracebackException):
+            # urllib3 and others also pass the socket error as an argument.
+            links += [(type(a), a) for a in current.args if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def error_kind(failure: Failure, default: ErrorKind = ErrorKind.PROTOCOL) -> ErrorKind:
+    """Why a connection failed, read from its underlying cause, the same for every collector.
+
+    Libraries wrap socket errors in their own (sslyze's `ServerRejectedConnection` raised
+    while handling a `ConnectionResetError`, urllib3's `NewConnectionError` from a refusal):
+    the innermost known cause decides. `failure` may be an exception or a captured
+    `TracebackException` (sslyze keeps those). With no known cause: `default`.
+    """
+    for link_type, _ in reversed(_chain(failure)):
+        for cause, kind in _CAUSES:
+            if issubclass(link_type, cause):
+                return kind
+    return default
 
 
 @dataclass(frozen=True)

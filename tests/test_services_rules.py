@@ -7,7 +7,7 @@ import json
 import pytest
 
 from collectors.services import ServicesCollector
-from collectors.services._nmap import HostState, NmapFailed, build_command, parse_report
+from collectors.services._nmap import HostState, NmapBroken, build_command, parse_report
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
 from collectors.services.options import ServicesOptions, ServicesOptionsError
 from collectors.services.outdated import (
@@ -373,6 +373,41 @@ def test_command_follows_the_options():
     assert "--script" not in argv and "-p" not in argv
 
 
+def test_every_wait_is_bounded_by_the_options():
+    # Given the defaults: no probe, script or host may keep nmap waiting for minutes
+    argv = build_command(["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=60)
+    argv_text = " ".join(argv.argv())
+    assert "--host-timeout 60s" in argv_text
+    assert "--max-rtt-timeout 1000ms" in argv_text and "--max-retries 2" in argv_text
+    assert "--script-timeout 20s" in argv_text
+    # And each is a setting
+    options = ServicesOptions.parse(
+        {"host_timeout": 15, "max_rtt_timeout": 0.25, "max_retries": 0, "script_timeout": 5}
+    )
+    argv_text = " ".join(
+        build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=15).argv()
+    )
+    assert "--max-rtt-timeout 250ms" in argv_text and "--max-retries 0" in argv_text
+    assert "--script-timeout 5s" in argv_text and "--host-timeout 15s" in argv_text
+
+
+def test_the_follow_up_for_a_cut_host_finds_open_ports_only():
+    argv = build_command(
+        ["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=60, versions=False
+    ).argv()
+    assert "-sV" not in argv and "--script" not in argv
+    assert argv[argv.index("--exclude-ports") + 1] == "2024" and "-n" in argv
+
+
+def test_a_cut_host_is_replaced_by_its_port_scan_marked_as_cut():
+    report = parse_report(NMAP_XML)
+    ports_only = parse_report(NMAP_XML.replace(b'timedout="true"', b""))
+    merged = report.with_cut_hosts(ports_only, 60.0).hosts
+    assert merged["127.60.2.21"].versions_cut_after == 60.0
+    assert merged["127.60.2.21"].state is HostState.UP
+    assert merged["127.60.2.20"] == report.hosts["127.60.2.20"]
+
+
 def test_udp_adds_the_udp_port_list():
     options = ServicesOptions.parse({"ports": [22, 3389], "udp": True})
     argv = build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=30).argv()
@@ -452,9 +487,9 @@ def test_report_tells_timed_out_down_and_silent_hosts_apart():
     assert (silent.state, silent.open_ports, silent.closed_ports) == (HostState.UP, (), 0)
 
 
-def test_unreadable_report_is_an_nmap_failure():
-    with pytest.raises(NmapFailed, match="XML"):
-        parse_report(b"<nmaprun><host>")
+def test_unreadable_report_means_nmap_is_broken():
+    with pytest.raises(NmapBroken, match="nmap at '/opt/nmap' is broken: its XML report"):
+        parse_report(b"<nmaprun><host>", "/opt/nmap")
 
 
 def test_facts_round_trip_through_json_for_the_next_scan():
