@@ -107,7 +107,8 @@ class TargetError:
 
 
 Failure = BaseException | traceback.TracebackException
-# Underlying causes, most specific first. An SSLError is an OSError: it comes before it.
+# Underlying causes. An SSLError is an OSError: it comes before the plain OSError, which
+# (no route, network down, address not available) counts only when nothing else does.
 _CAUSES: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (TimeoutError, ErrorKind.TIMEOUT),  # socket.timeout is TimeoutError
     (dns.exception.Timeout, ErrorKind.TIMEOUT),
@@ -116,7 +117,6 @@ _CAUSES: tuple[tuple[type[BaseException], ErrorKind], ...] = (
     (ConnectionAbortedError, ErrorKind.RESET),
     (BrokenPipeError, ErrorKind.RESET),
     (ssl.SSLError, ErrorKind.PROTOCOL),
-    (OSError, ErrorKind.UNREACHABLE),  # no route, network down, address not available
 )
 
 
@@ -142,17 +142,21 @@ def _chain(failure: Failure) -> list[tuple[type[BaseException], Failure]]:
 
 
 def error_kind(failure: Failure, default: ErrorKind = ErrorKind.PROTOCOL) -> ErrorKind:
-    """Why a connection failed, read from its underlying cause, the same for every collector.
+    """Why a connection failed, read from its cause, the same way in every collector.
 
     Libraries wrap socket errors in their own (sslyze's `ServerRejectedConnection` raised
     while handling a `ConnectionResetError`, urllib3's `NewConnectionError` from a refusal):
-    the innermost known cause decides. `failure` may be an exception or a captured
-    `TracebackException` (sslyze keeps those). With no known cause: `default`.
+    the outermost known cause in the chain decides, a plain `OSError` only when there is no
+    other. `failure` may be an exception or a captured `TracebackException` (sslyze keeps
+    those). With no known cause: `default`.
     """
-    for link_type, _ in reversed(_chain(failure)):
+    links = [link_type for link_type, _ in _chain(failure)]
+    for link_type in links:
         for cause, kind in _CAUSES:
             if issubclass(link_type, cause):
                 return kind
+    if any(issubclass(link_type, OSError) for link_type in links):
+        return ErrorKind.UNREACHABLE
     return default
 
 
