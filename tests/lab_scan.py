@@ -6,6 +6,7 @@ from riskiturva.collector import Collector, SubjectObservation, SubjectStatus
 from riskiturva.config import Config
 from riskiturva.lab.manifest import Manifest
 from riskiturva.runner import build_context, expand_targets, make_tasks
+from tests.rule_checks import checked
 
 
 def observe(collector: Collector, config: Config) -> list[SubjectObservation]:
@@ -26,7 +27,7 @@ def found(collector: Collector, observations: list[SubjectObservation]) -> set[t
         (draft.subject or observation.subject, draft.check_id)
         for observation in observations
         if observation.status is not SubjectStatus.ERROR
-        for draft in collector.judge(observation)
+        for draft in checked(collector.judge, observation)
     }
 
 
