@@ -62,7 +62,8 @@ class Target:
     dkim_selectors: tuple[str, ...] = ()  # mail domains: the selectors the owner declared
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
@@ -87,7 +88,8 @@ class ScanTask:
     previous: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanTask:

@@ -187,7 +187,8 @@ class DnsClient:
                 )
             except (OSError, EOFError, dns.exception.DNSException) as exc:
                 kind = error_kind(exc, default=ErrorKind.PROTOCOL)
-                raise LookupFailed(zone, "AXFR", kind, f"{server}: {exc or 'no answer'}") from exc
+                detail = str(exc) or "no answer"
+                raise LookupFailed(zone, "AXFR", kind, f"{server}: {detail}") from exc
 
 
 def answer_from(response: dns.message.Message, name: str, rdtype: str) -> Answer:

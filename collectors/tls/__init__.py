@@ -91,12 +91,12 @@ class TLSCollector:
                 else None,
             )
             results = _scan.run([*answering, *mail], options, anchors.store(), context.clock())
-            for endpoint, outcome in results:
-                if isinstance(outcome, TargetError):
-                    yield _error(endpoint, outcome)
+            for endpoint, scanned in results:
+                if isinstance(scanned, TargetError):
+                    yield _error(endpoint, scanned)
                 else:
-                    status = SubjectStatus.PARTIAL if outcome.errors else SubjectStatus.OK
-                    yield SubjectObservation(endpoint.subject, endpoint.asset, status, outcome)
+                    status = SubjectStatus.PARTIAL if scanned.errors else SubjectStatus.OK
+                    yield SubjectObservation(endpoint.subject, endpoint.asset, status, scanned)
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return rules.judge(observation.facts)
@@ -224,7 +224,7 @@ def _probe_starttls(
         try:
             return _smtp.offers_starttls(endpoint.address, endpoint.port, timeout)
         except (smtplib.SMTPException, OSError) as exc:
-            return TargetError(error_kind(exc), f"SMTP: {exc or type(exc).__name__}")
+            return TargetError(error_kind(exc), f"SMTP: {str(exc) or type(exc).__name__}")
 
     if not endpoints:
         return

@@ -30,7 +30,7 @@ def hello_unanswered(address: str, port: int, hostname: str, timeout: float) -> 
         raw = socket.create_connection((address, port), timeout=timeout)
     except OSError as exc:
         kind = error_kind(exc, default=ErrorKind.UNREACHABLE)
-        return TargetError(kind, f"TCP connection to {address}:{port}: {exc or 'timed out'}")
+        return TargetError(kind, f"TCP connection to {address}:{port}: {str(exc) or 'timed out'}")
     with raw:
         try:
             with _widest_context().wrap_socket(raw, server_hostname=hostname):

@@ -205,7 +205,9 @@ def to_facts(
             errors.append(CommandError(command.value, message))
         return None
 
-    tested, offered, suites = [], [], []
+    tested: list[str] = []
+    offered: list[str] = []
+    suites: list[AcceptedSuite] = []
     for protocol, command in CIPHER_COMMANDS.items():
         ciphers = completed(command)
         if ciphers is None:
