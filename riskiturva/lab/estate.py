@@ -60,6 +60,7 @@ SERVICE_PORTS = {
     "rdp": 3389,
     "redis": 6379,
     "elasticsearch": 9200,
+    "silent_https": 443,
 }
 
 
@@ -305,6 +306,10 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         "[settings.discovery.ct]",
         f'url = "http://{ct_address(manifest)[0]}/"',
         "min_interval_seconds = 0.0",
+        # Loopback answers at once: half a minute is ample for nmap -sV on a lab address, and
+        # the silent one is cut there instead of after the default minute.
+        "[settings.collectors.services]",
+        "host_timeout = 30",
         "",
         "[[partners]]",
         f"slug = {_toml_value(manifest.partner.slug)}",
