@@ -101,7 +101,7 @@ def test_run_opens_findings_and_records_state(sessions, minimal_config, clock):
     collector = TinyCollector({"127.60.1.10": [53, 443], "127.60.1.11": [443], "127.60.2.10": [53]})
     report = scan(sessions, minimal_config, collector, clock)
     assert report.status == "ok"
-    assert (report.targets, report.scanned_ok, report.counts.opened) == (3, 3, 2)
+    assert (report.targets, report.ok, report.counts.opened) == (3, 3, 2)
     assert statuses(sessions) == {"127.60.1.10:53/tcp": "open", "127.60.2.10:53/tcp": "open"}
     with sessions() as session:
         run = session.get(ScanRun, report.run_id)

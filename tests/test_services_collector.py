@@ -212,7 +212,7 @@ def test_mail_login_without_tls_in_one_nmap_process(sessions, tmp_path):
         # When the collector scans both addresses
         report = scan(sessions, cfg, Clock())
     # Then clear-text mail logins are reported, and the quiet address is scanned clean
-    assert (report.status, report.scanned_ok) == ("ok", 2), report.message
+    assert (report.status, report.ok) == ("ok", 2), report.message
     assert set(findings(sessions)) == {
         ("127.66.0.3:110/tcp", "services.cleartext.pop3"),
         ("127.66.0.3:143/tcp", "services.cleartext.imap"),
@@ -309,7 +309,7 @@ def test_down_filtered_and_missing_hosts_are_errors_never_closed_ports(sessions,
     # When the collector reads it
     report = scan(sessions, cfg, Clock())
     # Then all three are recorded errors: no data, so nothing could be resolved
-    assert report.scanned_ok == 0
+    assert report.ok == 0
     assert errors(sessions, report.run_id) == {
         "127.66.1.1": "unreachable",
         "127.66.1.2": "unreachable",

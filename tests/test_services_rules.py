@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from collectors.services import ServicesCollector
 from collectors.services._nmap import HostState, NmapFailed, build_command, parse_report
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
-from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.options import ServicesOptions
 from collectors.services.outdated import (
     OutdatedTableError,
     load_table,
@@ -363,7 +364,7 @@ def test_default_command_scans_the_risky_list_without_dns_and_never_port_2024():
 
 
 def test_command_follows_the_options():
-    options = ServicesOptions.parse(
+    options = ServicesOptions.model_validate(
         {"ports": "top1000", "timing": 4, "version_intensity": 2, "scripts": False}
     )
     argv = build_command(["127.60.2.20"], options, privileged=False, host_timeout_s=30).argv()
@@ -374,7 +375,7 @@ def test_command_follows_the_options():
 
 
 def test_udp_adds_the_udp_port_list():
-    options = ServicesOptions.parse({"ports": [22, 3389], "udp": True})
+    options = ServicesOptions.model_validate({"ports": [22, 3389], "udp": True})
     argv = build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=30).argv()
     assert "-sU" in argv and argv[argv.index("-p") + 1] == "T:22,3389,U:161"
 
@@ -391,8 +392,8 @@ def test_udp_adds_the_udp_port_list():
     ],
 )
 def test_bad_options_are_refused_with_the_setting_named(raw, problem):
-    with pytest.raises(ServicesOptionsError, match=problem):
-        ServicesOptions.parse(raw)
+    with pytest.raises(ValidationError, match=problem):
+        ServicesOptions.model_validate(raw)
 
 
 # --- nmap's XML --------------------------------------------------------------------------

@@ -11,11 +11,13 @@ from __future__ import annotations
 import ipaddress
 import smtplib
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
+
+from pydantic import Field
 
 from collectors.tls import _scan, _smtp, rules
 from collectors.tls._scan import Endpoint, ScanOptions
@@ -31,10 +33,22 @@ from riskiturva.collector import (
     Target,
     TargetError,
 )
-from riskiturva.config import AssetKind
+from riskiturva.config import AssetKind, CollectorOptions
 from riskiturva.resolver import DnsFailure
 
 SMTP_PORT = 25
+HTTPS_PORT = 443
+
+
+class TLSOptions(CollectorOptions):
+    """`[settings.collectors.tls]` in the configuration."""
+
+    max_retries: int = Field(
+        2, ge=0, le=10, description="sslyze's further attempts on a connection error"
+    )
+
+
+_CHECKED = "protocols, cipher suites, certificate chain and name, known flaws"
 
 
 class TLSCollector:
@@ -46,6 +60,14 @@ class TLSCollector:
         {AssetKind.DOMAIN, AssetKind.HOST, AssetKind.URL}
     )
     check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+    options_model: ClassVar[type[TLSOptions]] = TLSOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.DOMAIN: f"HTTPS on port {HTTPS_PORT} at the name's lowest in-scope address:"
+        f" {_CHECKED}",
+        AssetKind.HOST: f"as for `domain`: HTTPS on port {HTTPS_PORT}",
+        AssetKind.URL: f"HTTPS on the URL's port (default {HTTPS_PORT}) of its host name",
+        AssetKind.MAIL_DOMAIN: f"STARTTLS on port {SMTP_PORT} of each in-scope MX host: {_CHECKED}",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         endpoints, errors = plan_endpoints(task, context)
@@ -76,7 +98,7 @@ class TLSCollector:
             options = ScanOptions(
                 user_agent=settings.user_agent,
                 connect_timeout=settings.timeouts.connect,
-                max_retries=int(context.options(self.name).get("max_retries", 2)),
+                max_retries=context.options(self.name, TLSOptions).max_retries,
                 concurrent_servers=settings.concurrency.targets,
                 connections_per_server=settings.concurrency.per_host_connections,
                 custom_ca_file=anchors.combined_pem(Path(scratch) / "extra-ca.pem")
@@ -109,7 +131,7 @@ def _https_port(target: Target) -> int:
         parts = urlsplit(target.url)
         if parts.scheme == "https" and parts.port:
             return parts.port
-    return 443
+    return HTTPS_PORT
 
 
 def plan_endpoints(
