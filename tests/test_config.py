@@ -56,7 +56,7 @@ def test_duplicate_slug_is_rejected(tmp_path):
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     # The partner's list now names a slug no organisation has, too.
-    problem, unlinked = caught.value.problems
+    unlinked, problem = caught.value.problems
     assert unlinked.field == "partners[0].organisations[2]"
     assert problem.field == "organisations[2].slug"
     assert problem.value == "jokilaakso"
