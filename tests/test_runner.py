@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
 from collections import Counter
 from collections.abc import Iterable
@@ -10,8 +11,11 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
+from rich.console import Console
+from rich.progress import Progress, TextColumn
 from sqlalchemy import select
 
+from riskiturva import cli
 from riskiturva.collector import (
     ErrorKind,
     FindingDraft,
@@ -364,3 +368,19 @@ def test_progress_moves_per_subject_but_never_past_the_task(sessions, minimal_co
     dones = [done for _, done, _ in progress.calls]
     assert dones == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3]
     assert {total for _, _, total in progress.calls} == {3}
+
+
+def test_the_cli_bars_end_full_and_say_how_each_run_ended(sessions, minimal_config, clock):
+    # Given the CLI's bars on a (forced) terminal, and a run whose collector crashes
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    crashing = TinyCollector(
+        {"127.60.1.10": [], "127.60.1.11": [], "127.60.2.10": []}, fail_after=1
+    )
+    with Progress(TextColumn("{task.description}"), console=console) as progress:
+        bars = cli._Bars(progress)
+        report = scan(sessions, minimal_config, crashing, clock, progress=bars)
+        bars.label([report])
+        (task,) = progress.tasks
+    # Then its bar is full and names the outcome
+    assert (task.completed, task.total) == (3, 3)
+    assert task.description == "tiny (failed)"

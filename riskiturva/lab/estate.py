@@ -177,13 +177,15 @@ def _stop(processes: Iterable[Process]) -> list[str]:
         targets += [(f"{p.name} child", c, p.argv) for c in children]
     live = [(n, pid) for n, pid, argv in targets if process_alive(pid) and _is_ours(pid, argv)]
     for _, pid in live:
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may end between check and signal
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
     for _, pid in live:
         if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
