@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -272,8 +273,9 @@ def test_host_timeout_is_an_error_that_keeps_earlier_findings_open(sessions, tmp
     )
     with listening("127.66.0.6", 8081, silent=True):
         report = scan(sessions, slow, clock)
-    # Then the run records a timeout, and nothing is resolved as "port closed"
-    assert report.status == "partial"
+    # Then the run records a timeout, and nothing is resolved as "port closed"; its only
+    # target could not be checked, so the run failed
+    assert report.status == "failed"
     assert errors(sessions, report.run_id) == {"127.66.0.6": "timeout"}
     assert set(findings(sessions).values()) == {"open"}
 
@@ -374,11 +376,10 @@ def test_missing_nmap_fails_the_run_with_the_package_to_install(sessions, tmp_pa
     assert "apt-get install nmap" in report.message
 
 
-def test_bad_options_fail_the_run_naming_the_setting(sessions):
-    cfg = config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
-    report = scan(sessions, cfg, Clock())
-    assert report.status == "failed"
-    assert "settings.collectors.services" in report.message
+def test_bad_options_are_refused_with_the_configuration_naming_the_setting():
+    # Options are part of the configuration: refused when it loads, before any scan
+    with pytest.raises(ValidationError, match=r"settings\.collectors\.services\.ports"):
+        config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
 
 
 # --- the lab -----------------------------------------------------------------------------

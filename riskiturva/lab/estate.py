@@ -292,13 +292,16 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f"slug = {_toml_value(manifest.partner.slug)}",
         f"name = {_toml_value(manifest.partner.name)}",
         f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
-        "",
-        "# The partner's name servers serve every municipality's zones: each may check them.",
-        "[[shared_scope]]",
-        f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
-        f"networks = {_toml_value(dns_networks)}",
-        f"reason = {_toml_value(f'the name servers of {manifest.partner.name}')}",
     ]
+    if len(manifest.municipalities) > 1:
+        lines += [
+            "",
+            "# The partner's name servers serve every municipality's zones: each checks them.",
+            "[[shared_scope]]",
+            f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
+            f"networks = {_toml_value(dns_networks)}",
+            f"reason = {_toml_value(f'the name servers of {manifest.partner.name}')}",
+        ]
     for m in manifest.municipalities:
         scope = {"domains": [m.domain], "networks": [m.network, *dns_networks]}
         lines += [
