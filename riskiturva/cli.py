@@ -950,7 +950,7 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
         "time",
     )
     for r in reports:
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors_by_kind.items())) or "—"
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(r.errors_by_kind.items())) or "—"
         table.add_row(
             str(r.run_id),
             r.collector,
@@ -958,7 +958,7 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
             *(str(n) for n in (r.targets, r.ok, r.partial, r.failed, r.skipped)),
             *(str(n) for n in (r.counts.opened, r.counts.seen, r.counts.resolved)),
             str(r.counts.reopened),
-            errors,
+            kinds,
             f"{r.duration_s:.1f} s",
         )
     console = _console()

@@ -42,7 +42,9 @@ from pydantic import (
 
 from riskiturva import __version__
 from riskiturva._config_problems import (
-    ConfigError,
+    ConfigError as ConfigError,
+)
+from riskiturva._config_problems import (
     ConfigProblem,
     Location,
     hidden_password,
@@ -52,6 +54,7 @@ from riskiturva._config_problems import (
 )
 from riskiturva._cron import parse_schedule
 
+Problem = tuple[Location, str, Any]  # where, what is wrong, the value (None: not shown)
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
 CONFIG_ENV_VAR = "RISKITURVA_CONFIG"
 LANGUAGES = ("fi", "sv", "en")
@@ -161,6 +164,14 @@ def name_within(name: str, domain: str) -> bool:
     return name == domain or name.endswith("." + domain)
 
 
+AnyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def network_within(network: AnyNetwork, other: AnyNetwork) -> bool:
+    """True when `network` is `other` or lies inside it (same address family)."""
+    return network.version == other.version and network.subnet_of(other)  # type: ignore[arg-type]
+
+
 @functools.cache
 def _public_suffixes() -> Any:
     """The packaged Public Suffix List (static reference data, parsed once per process)."""
@@ -265,11 +276,8 @@ class Scope(_Model):
         ip = ipaddress.ip_address(address)
         return any(ip in network for network in self.networks)
 
-    def covers_network(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-        return any(
-            network.version == n.version and network.subnet_of(n)  # type: ignore[arg-type]
-            for n in self.networks
-        )
+    def covers_network(self, network: AnyNetwork) -> bool:
+        return any(network_within(network, n) for n in self.networks)
 
 
 class Asset(_Model):
@@ -330,7 +338,7 @@ class Organisation(_Model):
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
-        problems = []
+        problems: list[Problem] = []
         for index, asset in enumerate(self.assets):
             name = asset.host_name
             message = None
@@ -469,7 +477,7 @@ class Schedules(_Model):
     @classmethod
     def _valid_extra(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
         installed = _option_models(info.context)
-        problems = []
+        problems: list[Problem] = []
         for name, expression in value.items():
             if name in cls.model_fields:
                 problems.append(((name,), f"has its own key: settings.schedules.{name}", None))
@@ -564,7 +572,8 @@ def _option_models(context: Any) -> Mapping[str, type[CollectorOptions]]:
     """The options model of each collector: given in the validation context, else the
     installed collectors' (the `riskiturva.collectors` entry points)."""
     if isinstance(context, Mapping) and "collectors" in context:
-        return context["collectors"]
+        given: Mapping[str, type[CollectorOptions]] = context["collectors"]
+        return given
     from riskiturva.collector import collector_classes
 
     return {name: cls.options_model for name, cls in collector_classes().items()}
@@ -636,17 +645,18 @@ class Settings(_Model):
 
     @model_validator(mode="after")
     def _files_in_data_dir(self) -> Settings:
-        problems = []
+        problems: list[Problem] = []
         smtp = self.reports.smtp
         if smtp.password_file is not None:
             path = self.data_dir / smtp.password_file
             if not path.is_file():
-                location = ("reports", "smtp", "password_file")
-                problems.append((location, f"no such file: {path}", None))
+                problems.append(
+                    (("reports", "smtp", "password_file"), f"no such file: {path}", None)
+                )
         key_file = self.dashboard.secret_key_file
         if key_file is not None:
             path = self.data_dir / key_file
-            location = ("dashboard", "secret_key_file")
+            location: Location = ("dashboard", "secret_key_file")
             if path.exists() and not path.is_file():
                 problems.append((location, f"not a file: {path}", None))
             elif path.is_file() and len(path.read_bytes().strip()) < 32:
@@ -730,9 +740,6 @@ class Config(_Model):
             if organisation.slug == slug:
                 return organisation
         raise KeyError(slug)
-
-
-Problem = tuple[Location, str, Any]
 
 
 def _organisation_problems(config: Config) -> Iterator[Problem]:
@@ -827,17 +834,16 @@ def _overlap_problems(config: Config) -> Iterator[Problem]:
                     yield location, _overlap_message(earlier.slug, other), domain
             for network_index, network in enumerate(later.scope.networks):
                 for other_network in earlier.scope.networks:
-                    if network.version != other_network.version or not network.overlaps(
-                        other_network  # type: ignore[arg-type]
-                    ):
+                    # Two CIDR networks overlap only when one holds the other.
+                    if network_within(network, other_network):
+                        inner = network
+                    elif network_within(other_network, network):
+                        inner = other_network
+                    else:
                         continue
-                    narrower = max(network, other_network, key=lambda n: n.prefixlen)
                     if any(
                         s.shares(earlier.slug, later.slug)
-                        and any(
-                            n.version == narrower.version and narrower.subnet_of(n)  # type: ignore[arg-type]
-                            for n in s.networks
-                        )
+                        and any(network_within(inner, n) for n in s.networks)
                         for s in config.shared_scope
                     ):
                         continue

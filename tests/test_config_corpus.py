@@ -172,6 +172,8 @@ CASES = [
     Case("services-udp-with-top", RESOLVER, SERVICES + 'udp = true\nports = "top100"\n' + RESOLVER, "settings.collectors.services", "explicit TCP port list", "[settings.collectors.services]"),
     Case("services-unknown-key", RESOLVER, SERVICES + 'colour = "blue"\n' + RESOLVER, "settings.collectors.services.colour", "unknown key", "colour"),
     Case("services-timeout-inf", RESOLVER, SERVICES + "host_timeout = inf\n" + RESOLVER, "settings.collectors.services.host_timeout", "finite", "host_timeout"),
+    Case("tls-network-timeout-inf", RESOLVER, "[settings.collectors.tls]\nnetwork_timeout = inf\n" + RESOLVER, "settings.collectors.tls.network_timeout", "finite", "network_timeout"),
+    Case("services-rtt-string", RESOLVER, SERVICES + 'max_rtt_timeout = "1s"\n' + RESOLVER, "settings.collectors.services.max_rtt_timeout", "must be a number", "max_rtt_timeout"),
     Case("tls-retries-string", RESOLVER, '[settings.collectors.tls]\nmax_retries = "2"\n' + RESOLVER, "settings.collectors.tls.max_retries", "whole number", "max_retries"),
     Case("dns-port-string", RESOLVER, '[settings.collectors.dns_email]\nnameserver_port = "53"\n' + RESOLVER, "settings.collectors.dns_email.nameserver_port", "whole number", "nameserver_port"),
     Case("web-has-no-options", RESOLVER, "[settings.collectors.web]\nfollow = true\n" + RESOLVER, "settings.collectors.web.follow", "unknown key", "follow = true"),

@@ -30,7 +30,7 @@ from pydantic import Field
 from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
-from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts
+from collectors.dns_email.dnssec import load_trust_anchors, validate_name, zone_cuts
 from collectors.dns_email.facts import DnsEmailFacts
 from collectors.dns_email.mail import (
     MtaStsFacts,
@@ -56,6 +56,7 @@ from riskiturva.collector import (
     TargetError,
 )
 from riskiturva.config import AssetKind, CollectorOptions
+from riskiturva.trust_files import TrustAnchors
 
 __all__ = ["DnsEmailCollector", "DnsEmailFacts"]
 
