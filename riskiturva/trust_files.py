@@ -7,6 +7,7 @@ Read here, once for the configuration check and again by the collectors, so a fi
 
 from __future__ import annotations
 
+import re
 import warnings
 from collections.abc import Mapping
 from pathlib import Path
@@ -69,7 +70,9 @@ def parse_trust_anchors(text: str) -> dict[dns.name.Name, tuple[dns.rdata.Rdata,
             f"$TTL 0\n{text}", origin=dns.name.root, relativize=False, check_origin=False
         )
     except (dns.exception.DNSException, ValueError) as exc:
-        raise ValueError(f"not DS/DNSKEY records in zone-file syntax ({exc})") from exc
+        # dnspython prefixes "<string>:N:" with a line number that does not match the file's.
+        reason = re.sub(r"^<string>:\d+:\s*", "", str(exc))
+        raise ValueError(f"not DS/DNSKEY records in zone-file syntax ({reason})") from exc
     anchors: dict[dns.name.Name, list[dns.rdata.Rdata]] = {}
     for name, _ttl, rdata in zone.iterate_rdatas():
         if rdata.rdtype in (dns.rdatatype.DS, dns.rdatatype.DNSKEY):
