@@ -290,6 +290,13 @@ class Schedules(_Model):
         3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
     )
     extra: dict[str, str] = Field(default_factory=dict, description="schedules of other collectors")
+    leader_lease_seconds: float = Field(
+        30.0,
+        ge=2,
+        le=600,
+        description="one scheduler leads: on SQLite a standby takes over this long after the"
+        " leader's last heartbeat (at once when the leader's process on this host is gone)",
+    )
 
     timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
 
@@ -371,6 +378,25 @@ class ReportSettings(_Model):
         return value
 
 
+class RetentionSettings(_Model):
+    """How long run history is kept (docs/operations.md). Findings and their events are
+    never deleted."""
+
+    run_history_days: int = Field(
+        400, ge=30, description="scan runs and their target errors older than this are pruned"
+    )
+    prune_schedule: str = Field("20 4 * * 0", description="when the prune job runs (cron)")
+    vacuum_schedule: str = Field(
+        "40 4 * * 0", description="when SQLite's file is compacted (VACUUM; not on PostgreSQL)"
+    )
+
+    @field_validator("prune_schedule", "vacuum_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+
 class Settings(_Model):
     data_dir: Path = Field(Path("data"), description="database, secrets, reports and lab state")
     database_url: str = Field(
@@ -380,6 +406,13 @@ class Settings(_Model):
         f"Riskiturva/{__version__} (security posture scanner; +https://riskiturva.example/scanner)",
         description="HTTP User-Agent of every request: names Riskiturva to the scanned site",
     )
+    write_retry_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="how long a write that meets a lock or a restarting database server is"
+        " retried before the run is recorded as failed",
+    )
     resolver: ResolverSettings = ResolverSettings()
     timeouts: TimeoutSettings = TimeoutSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
@@ -388,6 +421,7 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    retention: RetentionSettings = RetentionSettings()
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per collector, validated by the collector"
     )
