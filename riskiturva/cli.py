@@ -627,11 +627,11 @@ def scheduler_command(config_path: Path | None) -> None:
     open_store(config)
     _log_to_stderr()
     schedule = scheduler.Schedule(config, path)
-    for spec in schedule.specs:
-        click.echo(f"{spec.id}: {spec.schedule}")
     stop_requested = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop_requested.set())
+    for spec in schedule.specs:
+        click.echo(f"{spec.id}: {spec.schedule}")
     schedule.start()
     stop_requested.wait()
     click.echo("stopping: running scans finish their current targets…", err=True)
@@ -648,7 +648,7 @@ def _log_to_stderr() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for noisy in ("apscheduler", "waitress"):
+    for noisy in ("alembic", "apscheduler", "waitress"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 

@@ -30,6 +30,7 @@ class StoreFault(enum.StrEnum):
     LOCKED = "locked"  # another writer held the database (SQLite lock, PostgreSQL conflict)
     UNREACHABLE = "unreachable"  # the server is down, restarting or the connection broke
     DISK_FULL = "disk_full"
+    IO_ERROR = "io_error"  # SQLite could not read or write its files (often: no space left)
     OTHER = "other"
 
     @property
@@ -38,7 +39,7 @@ class StoreFault(enum.StrEnum):
 
 
 # SQLite primary result codes (sqlite3 exceptions carry the extended code).
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_FULL = 5, 6, 13
+_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_IOERR, _SQLITE_FULL = 5, 6, 10, 13
 # PostgreSQL SQLSTATEs: serialization_failure, deadlock_detected, lock_not_available;
 # admin_shutdown, crash_shutdown, cannot_connect_now; disk_full.
 _PG_CONFLICT = {"40001", "40P01", "55P03"}
@@ -58,6 +59,8 @@ def classify(error: BaseException) -> StoreFault:
             return StoreFault.LOCKED
         if primary == _SQLITE_FULL:
             return StoreFault.DISK_FULL
+        if primary == _SQLITE_IOERR:
+            return StoreFault.IO_ERROR
         return StoreFault.OTHER
     state = getattr(original, "sqlstate", None)
     if state in _PG_CONFLICT:
@@ -94,6 +97,10 @@ _WHAT_TO_DO = {
     StoreFault.DISK_FULL: (
         "The disk that holds the database is full: free space there (old reports, logs, "
         "`riskiturva db prune`), then try again."
+    ),
+    StoreFault.IO_ERROR: (
+        "The database's files could not be read or written: check that the disk holding them "
+        "is not full (df) and is healthy (the kernel log), then try again."
     ),
     StoreFault.OTHER: (
         "Check the database's own log and docs/operations.md, fix the cause, then try again."

@@ -430,8 +430,8 @@ def _record_unsaved_run(
     except StoreWriteError:
         _unsaved_outcomes.keep(report, finished)
         error.recorded = (
-            f"The run {report.run_id} could not be marked failed either: this process "
-            "records it with its next run, or the next riskiturva command marks it interrupted."
+            f"The run {report.run_id} could not be marked failed either: it is closed later "
+            "(by the scheduler's next run, or as interrupted by the next riskiturva command)."
         )
     else:
         error.recorded = f"The run {report.run_id} is recorded as failed."
