@@ -199,7 +199,10 @@ class Tally:
         scheduled = [r for r in runs(url, collector) if r.trigger == "scheduler"]
         outcomes: Counter[float] = Counter()
         skipped: set[float] = set()
+        overlaps = set()
         for scan_run in scheduled:
+            if scan_run.status == "skipped" and "still going" in (scan_run.message or ""):
+                overlaps.add(_key(scan_run.scheduled_for))  # max one instance: explained
             if scan_run.status == "skipped":
                 for k in range(int(scan_run.counts["missed"])):
                     moment = _key(scan_run.scheduled_for - dt.timedelta(seconds=every * k))
@@ -211,10 +214,12 @@ class Tally:
         allowed = {_key(t) for t in may_skip}
         wanted = {_key(t) for t in expected}
         self.skipped += sum(1 for moment in wanted if outcomes[moment] == 0)
-        self.skipped += len(skipped - allowed)  # skipped although the rules say run
+        self.skipped += len(skipped - allowed - overlaps)  # skipped although it should run
         self.skipped += len(allowed - skipped)  # ran although the rules say skip
         self.duplicate_runs += len(set(outcomes) - wanted)  # runs at no expected time
         self.notes["runs"] = dict(Counter(r.status for r in scheduled))
+        if overlaps:
+            self.notes["skipped_as_the_previous_run_was_still_going"] = len(overlaps)
         return scheduled
 
     def check(self) -> None:
