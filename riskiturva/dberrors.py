@@ -144,7 +144,8 @@ def write_with_retry(
     budget_s: float,
     sleep: Callable[[float], None] = time.sleep,
 ) -> T:
-    """Run `write` in a transaction; on a transient failure roll back and run it again.
+    """Run `write` (or a read) in a transaction; on a transient failure roll back and run
+    it again.
 
     `write` must build everything it writes from scratch on each call. Backoff doubles
     from 0.5 s to 8 s; after `budget_s` seconds, or at once on a permanent failure,

@@ -267,7 +267,14 @@ def run_collector(
         done = 0
         total = sum(len(t) for _, t in plans)
         for organisation, targets in plans:
-            previous = _previous_observations(sessions, organisation.slug, collector.name)
+            previous = write_with_retry(
+                sessions,
+                lambda session, slug=organisation.slug: _previous_observations(
+                    session, slug, collector.name
+                ),
+                what=f"read the previous {collector.name} observations",
+                budget_s=budget,
+            )
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
                 if context.cancelled.is_set():
                     raise InterruptedError("scan cancelled")
@@ -324,6 +331,9 @@ def _tally(
     elif isinstance(failure, InterruptedError | KeyboardInterrupt):
         report.status = RunStatus.INTERRUPTED
         report.message = "interrupted before the run finished; nothing was resolved"
+    elif isinstance(failure, StoreWriteError):
+        report.status = RunStatus.FAILED
+        report.message = f"{failure}; nothing was resolved"
     else:
         report.status = RunStatus.FAILED
         report.message = "".join(traceback.format_exception_only(failure)).strip()
@@ -524,15 +534,14 @@ def run_scan(
 
 
 def _previous_observations(
-    sessions: sessionmaker[Session], organisation: str, collector: str
+    session: Session, organisation: str, collector: str
 ) -> dict[str, object]:
-    with sessions() as session:
-        rows = session.execute(
-            select(SubjectState.subject, SubjectState.last_observation)
-            .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
-            .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
-        )
-        return {subject: observation for subject, observation in rows if observation is not None}
+    rows = session.execute(
+        select(SubjectState.subject, SubjectState.last_observation)
+        .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
+        .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
+    )
+    return {subject: observation for subject, observation in rows if observation is not None}
 
 
 def _record_observation(
