@@ -216,7 +216,7 @@ class Tally:
         start = _key(expected[0])
         # Fire times after the last expected one (the schedulers ran on while stopping)
         # count when they are on the schedule's grid.
-        wanted |= {m for m in outcomes if m > max(wanted) and abs((m - start) / every % 1) < 0.01}
+        wanted |= {m for m in outcomes if m > max(wanted) and _on_grid(m - start, every)}
         self.skipped += sum(1 for moment in wanted if outcomes[moment] == 0)
         self.skipped += len(skipped - allowed - overlaps)  # skipped although it should run
         self.skipped += len(allowed - skipped)  # ran although the rules say skip
@@ -242,6 +242,11 @@ class Tally:
             f"{self.duplicate_runs}, skipped {self.skipped}, tracebacks {self.tracebacks}; "
             f"{self.notes}"
         )
+
+
+def _on_grid(offset: float, every: float) -> bool:
+    steps = offset / every
+    return abs(steps - round(steps)) < 0.01
 
 
 def _key(moment: dt.datetime) -> float:
