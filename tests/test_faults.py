@@ -575,7 +575,16 @@ def test_scans_killed_at_random_moments(lab, tmp_path, postgres_url, database):
             tmp_path, f"scan{index}", "scan", "--config", str(config),
             "--collector", "dns_email", "--collector", "web",
         )  # fmt: skip
-        time.sleep(rng.uniform(0.5, 6.0))
+        # at a random moment after its runs started: mid-scan, or in the final writes
+        wait_until(
+            lambda scan=scan: (
+                scan.popen.poll() is not None or any(r.status == "running" for r in runs(url))
+            ),
+            120,
+            "the scan never started",
+            every=0.05,
+        )
+        time.sleep(rng.uniform(0.0, 4.0))
         scan.kill9()
         assert integrity(url) == "ok"
     final = run("scan", "--config", str(config), "--collector", "dns_email", "--collector", "web")
