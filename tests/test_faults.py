@@ -173,6 +173,7 @@ def test_missed_fire_time_is_caught_up_within_the_grace_and_recorded_beyond_it(
         missed = interval_fire_times(fire, EVERY, resumed)
         recorded = grace_rules(missed, resumed, grace)
         last = missed[-1] + dt.timedelta(seconds=EVERY)  # the first fire time after resuming
+        finished_run_for(url, missed[-1])
         finished_run_for(url, last)
     finally:
         assert second.stop() == 0
