@@ -185,9 +185,9 @@ def test_missed_fire_time_is_caught_up_within_the_grace_and_recorded_beyond_it(
         (caught_up,) = latest
         assert caught_up.status == "ok"
         assert caught_up.started_at > missed[-1] + dt.timedelta(seconds=1)
-    else:
-        assert recorded == missed
-        assert [r.status for r in latest] == ["skipped"]
+    else:  # T is beyond the grace (a later missed one may not be, if start-up was slow)
+        assert fire in recorded
+        assert [r.status for r in latest] == (["skipped"] if recorded == missed else ["ok"])
     tally.fire_times(
         url, "dns_email", interval_fire_times(fire, EVERY, last), every=EVERY, may_skip=recorded
     )
