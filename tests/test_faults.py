@@ -162,8 +162,10 @@ def test_missed_fire_time_is_caught_up_within_the_grace_and_recorded_beyond_it(
     tally = Tally(f"scheduler down across a fire time, restarted {late} the grace")
     # Given a scheduler that stored the next fire time T, killed before T
     first = scheduler(tmp_path, "first", config)
-    fire = first_fire_time(url)
-    first.kill9()
+    try:
+        fire = first_fire_time(url)
+    finally:
+        first.kill9()
     assert dt.datetime.now(dt.UTC) < fire, "the job fired before the kill: machine too slow"
     # When it starts again after T: a little late, or later than the grace allows
     sleep_until(fire + dt.timedelta(seconds=2 if late == "within" else grace + 2))
