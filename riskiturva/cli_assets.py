@@ -22,6 +22,7 @@ from rich.text import Text
 
 from riskiturva.config import AssetKind, Config, Criticality
 from riskiturva.db import open_store
+from riskiturva.exit_codes import ExitCode
 from riskiturva.export import spreadsheet_cell
 from riskiturva.inventory import (
     InventoryError,
@@ -161,7 +162,12 @@ def sync_command(config_path: Path | None) -> None:
     click.echo(f"{len(config.organisations)} organisations; assets: {summary or 'none'}")
 
 
-@click.command("discover")
+@click.command(
+    "discover",
+    epilog=_cli().exit_status_help(
+        ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.INTERRUPTED
+    ),
+)
 @_config_option
 @click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
 @click.option("--format", "fmt", type=click.Choice(("table", "json")), default="table")
@@ -172,9 +178,8 @@ def discover_command(config_path: Path | None, orgs: Sequence[str], fmt: str) ->
     outside an organisation's declared scope is resolved further, contacted or scanned:
     such names and addresses are listed by `riskiturva assets outside-scope`. Proposals
     wait in `riskiturva assets proposals` and are never scanned before someone accepts them.
-
-    Exit status: 0 on success (also with per-source errors, shown); 1 when the run failed
-    or was interrupted.
+    Errors of single sources (a name server that timed out) are shown and do not fail the
+    run.
     """
     from riskiturva.discovery import run_discovery
     from riskiturva.runner import build_context
@@ -206,8 +211,10 @@ def discover_command(config_path: Path | None, orgs: Sequence[str], fmt: str) ->
         )
         if report.message:
             console.print(Text(report.message))
-    if report.status in (RunStatus.FAILED, RunStatus.INTERRUPTED):
-        sys.exit(1)
+    if report.status is RunStatus.INTERRUPTED:
+        sys.exit(ExitCode.INTERRUPTED)
+    if report.status is RunStatus.FAILED:
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group("assets")
@@ -287,7 +294,7 @@ def _decide(
     except (InventoryError, NotVisible) as exc:
         message = str(exc) if isinstance(exc, InventoryError) else f"no asset {exc.args[0]}"
         click.echo(f"error: {message}", err=True)
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
     for line in lines:
         click.echo(line)
     click.echo(f"{len(lines)} decided")
@@ -319,7 +326,8 @@ def assets_accept(
     note: str | None,
 ) -> None:
     """Accept proposals: new assets are scanned from the next run on; an accepted
-    retirement proposal retires the asset. Exit 2 when one cannot be accepted."""
+    retirement proposal retires the asset. Exit 2 when one cannot be accepted (then none
+    is)."""
     _decide(
         config_path, ids, every, orgs, sources,
         lambda session, chosen, visible, now: accept(

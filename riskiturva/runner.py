@@ -10,19 +10,23 @@ that fails or is interrupted resolves nothing.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import os
 import socket
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
+    ChangeDraft,
     Collector,
     ErrorKind,
     ScanContext,
@@ -35,6 +39,7 @@ from riskiturva.collector import (
     to_jsonable,
 )
 from riskiturva.config import Asset, AssetKind, Config, Organisation
+from riskiturva.dberrors import StoreWriteError, write_with_retry
 from riskiturva.inventory import active_assets
 from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
@@ -43,33 +48,107 @@ from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
 
 BATCH_SIZE = 50
+UNSAVED_RECORD_BUDGET_S = 30.0  # marking a run failed is one row: do not wait as long again
 
 
 class UnknownCheckError(RuntimeError):
     """A collector's rule emitted a check id that is not in the registry."""
 
 
+# Error kinds that mean "not checked on purpose" rather than "could not be checked".
+SKIPPED_KINDS = frozenset({ErrorKind.OUT_OF_SCOPE, ErrorKind.CANCELLED})
+
+
+class Outcome(enum.StrEnum):
+    """What became of one target (one subject) of a run; every target has exactly one."""
+
+    OK = "ok"  # scanned completely: findings not seen on it are resolved
+    PARTIAL = "partial"  # some checks ran: findings seen are recorded, none resolved
+    FAILED = "failed"  # nothing could be checked: timeout, refusal, DNS failure, …
+    SKIPPED = "skipped"  # not checked on purpose: outside the scope, or cancelled
+
+
+@dataclass(frozen=True)
+class RunError:
+    """A target that failed, was skipped, or was checked only in part, and why."""
+
+    organisation: str
+    subject: str
+    asset: str
+    outcome: Outcome
+    kind: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "organisation": self.organisation,
+            "subject": self.subject,
+            "asset": self.asset,
+            "outcome": str(self.outcome),
+            "kind": self.kind,
+            "message": self.message,
+        }
+
+
 @dataclass
 class RunReport:
-    """What one run did: shown by the CLI and stored on the scan run row."""
+    """What one run did: shown by the CLI and stored on the scan run row.
+
+    Counted per target the run reports on (a subject: `www.kunta.fi:443`, `kunta.fi`,
+    `192.0.2.7`): `targets == ok + partial + failed + skipped`, and `errors_by_kind` counts
+    the failed and skipped ones by kind. `errors` names each of those, and each partial
+    target whose collector said why.
+    """
 
     run_id: int
     collector: str
     status: RunStatus
-    targets: int = 0
-    scanned_ok: int = 0
+    ok: int = 0
     partial: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[RunError] = field(default_factory=list)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     duration_s: float = 0.0
     message: str | None = None
+    store_error: StoreWriteError | None = None  # set when the results could not be saved
+
+    @property
+    def targets(self) -> int:
+        return self.ok + self.partial + self.failed + self.skipped
+
+    @property
+    def checked(self) -> int:
+        """Targets on which at least some checks ran."""
+        return self.ok + self.partial
+
+    def count(self, organisation: str, observation: SubjectObservation) -> None:
+        """Add one observation to the tally (and to `errors` when it carries one)."""
+        outcome = _outcome(observation)
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+        if observation.error is not None:
+            if outcome is not Outcome.PARTIAL:
+                self.errors_by_kind[observation.error.kind] += 1
+            self.errors.append(
+                RunError(
+                    organisation,
+                    observation.subject,
+                    observation.asset,
+                    outcome,
+                    str(observation.error.kind),
+                    observation.error.message,
+                )
+            )
 
     def as_dict(self) -> dict[str, object]:
+        """The counters (stored on the scan run row; JSON output adds `errors`)."""
         return {
             "targets": self.targets,
-            "scanned_ok": self.scanned_ok,
+            "ok": self.ok,
             "partial": self.partial,
-            "errors": sum(self.errors_by_kind.values()),
+            "failed": self.failed,
+            "skipped": self.skipped,
             "errors_by_kind": dict(self.errors_by_kind),
             "opened": self.counts.opened,
             "still_open": self.counts.seen,
@@ -78,6 +157,16 @@ class RunReport:
             "expired": self.counts.expired,
             "duration_s": round(self.duration_s, 3),
         }
+
+
+def _outcome(observation: SubjectObservation) -> Outcome:
+    if observation.status is SubjectStatus.OK:
+        return Outcome.OK
+    if observation.status is SubjectStatus.PARTIAL:
+        return Outcome.PARTIAL
+    if observation.error is not None and observation.error.kind in SKIPPED_KINDS:
+        return Outcome.SKIPPED
+    return Outcome.FAILED
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
@@ -226,23 +315,32 @@ def run_collector(
     organisations: Iterable[str] | None = None,
     context: ScanContext | None = None,
     trigger: str = "cli",
+    scheduled_for: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
     registry: Registry | None = None,
 ) -> RunReport:
-    """Run one collector over the selected organisations and reconcile its findings."""
+    """Run one collector over the selected organisations and reconcile its findings.
+
+    Raises `StoreWriteError` only when the run could not even be started in the database;
+    a run whose results could not be saved is returned failed, with `store_error` set.
+    """
     registry = registry or load_registry()
     context = context or build_context(config)
+    budget = config.settings.write_retry_seconds
     selected = [
         o for o in config.organisations if organisations is None or o.slug in set(organisations)
     ]
     started = context.clock()
-    with sessions.begin() as session:
-        sync_config(session, config)
+
+    def start(session: Session) -> tuple[int, dict[str, list[Asset]]]:
+        unsaved_outcomes.write_pending(session)
+        sync_config(session, config, started)
         inventory = {o.slug: active_assets(session, o.slug) for o in selected}
         run = ScanRun(
             collector=collector.name,
             organisations=[o.slug for o in selected],
             trigger=trigger,
+            scheduled_for=scheduled_for,
             status=RunStatus.RUNNING,
             started_at=started,
             host=socket.gethostname(),
@@ -250,12 +348,17 @@ def run_collector(
         )
         session.add(run)
         session.flush()
-        run_id = run.id
+        return run.id, inventory
+
+    run_id, inventory = write_with_retry(
+        sessions, start, what=f"start a {collector.name} run", budget_s=budget
+    )
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
-    previous_by_org: dict[str, dict[str, object]] = {}
+    changes: dict[str, list[ChangeDraft]] = {}
     failure: BaseException | None = None
+    bar = _Bar(collector.name, progress)
     try:
         plans = []
         for organisation in selected:
@@ -265,84 +368,294 @@ def run_collector(
             plans.append((organisation, targets))
             per_org[organisation.slug] = list(errors)
             findings[organisation.slug] = []
-            report.targets += len(targets) + len(errors)
-        done = 0
-        total = sum(len(t) for _, t in plans)
+            bar.total += len(targets) + len(errors)
+            bar.done += len(errors)
+        bar.show()
         for organisation, targets in plans:
-            previous = _previous_observations(sessions, organisation.slug, collector.name)
-            previous_by_org[organisation.slug] = previous
+            previous = write_with_retry(
+                sessions,
+                lambda session, slug=organisation.slug: _previous_observations(
+                    session, slug, collector.name
+                ),
+                what=f"read the previous {collector.name} observations",
+                budget_s=budget,
+            )
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
                 if context.cancelled.is_set():
                     raise InterruptedError("scan cancelled")
+                # A collector reports on subjects, not targets (a mail domain becomes its MX
+                # hosts, a network its hosts): the bar moves per subject within the task's
+                # share and lands on the task's end when the task is done.
+                task_end = bar.done + len(task.targets)
                 for observation in collector.collect(task, context):
                     if context.cancelled.is_set():
                         raise InterruptedError("scan cancelled")
                     per_org[organisation.slug].append(observation)
                     if observation.status is not SubjectStatus.ERROR:
                         findings[organisation.slug].extend(judge(collector, observation, registry))
-                    done += 1
-                    if progress:
-                        progress(collector.name, min(done, total), total)
+                    if observation.status is SubjectStatus.OK:
+                        before = previous.get(observation.subject)
+                        changes.setdefault(organisation.slug, []).extend(
+                            noticed_changes(collector, before, observation)  # type: ignore[arg-type]
+                        )
+                    bar.advance(task_end)
+                bar.done = task_end
+                bar.show()
         if context.cancelled.is_set():  # a collector may stop early without an observation
             raise InterruptedError("scan cancelled")
     except BaseException as exc:
         failure = exc
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
-    with sessions.begin() as session:
-        run = session.get(ScanRun, run_id)
+    _tally(report, per_org, failure)
+    try:
+        persist_run_results(
+            sessions,
+            report,
+            per_org=per_org,
+            findings=findings,
+            changes=changes,
+            resolve=failure is None,
+            finished=finished,
+            budget_s=budget,
+        )
+    except StoreWriteError as error:
+        _record_unsaved_run(sessions, report, error, finished, budget)
+    bar.finish()
+    if isinstance(failure, KeyboardInterrupt | SystemExit):
+        raise failure
+    return report
+
+
+def _tally(
+    report: RunReport,
+    per_org: dict[str, list[SubjectObservation]],
+    failure: BaseException | None,
+) -> None:
+    """The run's outcome counts, status and message, from its observations alone (before
+    the write, which may be retried and must not count twice)."""
+    for slug, observations in per_org.items():
+        for observation in observations:
+            report.count(slug, observation)
+    report.status, report.message = _verdict(report, failure)
+
+
+def persist_run_results(
+    sessions: sessionmaker[Session],
+    report: RunReport,
+    *,
+    per_org: dict[str, list[SubjectObservation]],
+    findings: dict[str, list[ObservedFinding]],
+    changes: dict[str, list[ChangeDraft]] | None = None,
+    resolve: bool,
+    finished: dt.datetime,
+    budget_s: float,
+) -> None:
+    """Save one run's observations and the changes its collector noticed (change events),
+    reconcile its findings and close the run: one transaction, retried from scratch on a
+    lock or a lost connection within `budget_s`.
+
+    Writers of the same organisations take turns (the run row's update takes SQLite's
+    write lock before anything is read; PostgreSQL locks the organisation rows), so two
+    runs never both insert a finding. `resolve=False` (a failed or interrupted run)
+    resolves nothing. Raises `StoreWriteError` when it gives up: then nothing was written.
+    """
+
+    def write(session: Session) -> None:
+        session.execute(
+            update(ScanRun).where(ScanRun.id == report.run_id).values(finished_at=finished)
+        )
+        org_rows = {
+            row.slug: row
+            for row in session.scalars(
+                select(OrganisationRow)
+                .where(OrganisationRow.slug.in_(list(per_org)))
+                .order_by(OrganisationRow.id)
+                .with_for_update()
+            )
+        }
+        run = session.get(ScanRun, report.run_id)
         assert run is not None
-        for organisation in selected:
-            observations = per_org.get(organisation.slug, [])
-            org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))
-            assert org_row is not None
-            ok = {o.subject for o in observations if o.status is SubjectStatus.OK}
+        report.counts = ReconcileCounts()
+        for slug, observations in per_org.items():
+            org_row = org_rows[slug]
             states = {
                 state.subject: state
                 for state in session.scalars(
                     select(SubjectState).filter_by(
-                        organisation_id=org_row.id, collector=collector.name
+                        organisation_id=org_row.id, collector=report.collector
                     )
                 )
             }
-            previous = previous_by_org.get(organisation.slug, {})
             for observation in observations:
-                if observation.status is SubjectStatus.OK:
-                    _record_changes(
-                        session, run.id, org_row.id, collector, previous, observation, finished
-                    )
                 _record_observation(session, run, org_row.id, states, observation, finished)
-                if observation.status is SubjectStatus.ERROR and observation.error:
-                    report.errors_by_kind[observation.error.kind] += 1
-                elif observation.status is SubjectStatus.PARTIAL:
-                    report.partial += 1
-            report.scanned_ok += len(ok)
+            for change in (changes or {}).get(slug, ()):
+                session.add(
+                    ChangeEvent(
+                        organisation_id=org_row.id,
+                        kind=change.kind,
+                        subject=change.subject,
+                        run_id=report.run_id,
+                        at=finished,
+                        detail=to_jsonable(change.detail),
+                    )
+                )
             counts = reconcile(
                 session,
                 organisation=org_row,
-                collector=collector.name,
-                run_id=run_id,
-                observed=findings.get(organisation.slug, []),
+                collector=report.collector,
+                run_id=report.run_id,
+                observed=findings.get(slug, []),
                 # A failed or interrupted run resolves nothing.
-                scanned_ok=set() if failure else ok,
+                scanned_ok=_subjects_ok(observations) if resolve else set(),
                 now=finished,
             )
             report.counts.add(counts)
-        if failure is None:
-            report.status = (
-                RunStatus.PARTIAL if (report.errors_by_kind or report.partial) else RunStatus.OK
+        _close_run(run, report, finished)
+
+    write_with_retry(
+        sessions,
+        write,
+        what=f"save the results of the {report.collector} run {report.run_id}",
+        budget_s=budget_s,
+    )
+
+
+def _close_run(run: ScanRun, report: RunReport, finished: dt.datetime) -> None:
+    run.status, run.finished_at = report.status, finished
+    run.counts, run.message = report.as_dict(), report.message
+
+
+def _record_unsaved_run(
+    sessions: sessionmaker[Session],
+    report: RunReport,
+    error: StoreWriteError,
+    finished: dt.datetime,
+    budget_s: float,
+) -> None:
+    """The results could not be saved: mark the run failed with the cause (or, if even
+    that cannot be written, keep the outcome for this process's next run to write)."""
+    report.status, report.message = RunStatus.FAILED, str(error)
+    report.counts = ReconcileCounts()
+    report.store_error = error
+
+    def close(session: Session) -> None:
+        run = session.get(ScanRun, report.run_id)
+        assert run is not None
+        _close_run(run, report, finished)
+
+    try:
+        write_with_retry(
+            sessions,
+            close,
+            what=f"record the {report.collector} run {report.run_id} as failed",
+            budget_s=min(budget_s, UNSAVED_RECORD_BUDGET_S),
+        )
+    except StoreWriteError:
+        unsaved_outcomes.keep(report, finished)
+        error.recorded = (
+            f"The run {report.run_id} could not be marked failed either: it is closed later "
+            "(by the scheduler's next run, or as interrupted by the next riskiturva command)."
+        )
+    else:
+        error.recorded = f"The run {report.run_id} is recorded as failed."
+
+
+class _Outcome(Protocol):
+    """What a run ended with: a scan's `RunReport` or discovery's report."""
+
+    run_id: int
+    status: RunStatus
+    message: str | None
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
+class _UnsavedOutcomes:
+    """Outcomes of this process's runs (scans and discovery) that could not be written when
+    they ended.
+
+    A long-lived process (the scheduler) writes them with its next run, so a run does not
+    stay `running` while the process lives; when the process ends first, the next command
+    marks the run interrupted (`store.mark_interrupted_runs`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[str, str | None, dt.datetime, dict[str, object]]] = {}
+
+    def keep(self, report: _Outcome, finished: dt.datetime) -> None:
+        with self._lock:
+            self._pending[report.run_id] = (
+                str(report.status),
+                report.message,
+                finished,
+                report.as_dict(),
             )
-        elif isinstance(failure, InterruptedError | KeyboardInterrupt):
-            report.status = RunStatus.INTERRUPTED
-            report.message = "interrupted before the run finished; nothing was resolved"
-        else:
-            report.status = RunStatus.FAILED
-            report.message = "".join(traceback.format_exception_only(failure)).strip()
-        run.status, run.finished_at = report.status, finished
-        run.counts, run.message = report.as_dict(), report.message
-    if isinstance(failure, KeyboardInterrupt | SystemExit):
-        raise failure
-    return report
+
+    def write_pending(self, session: Session) -> None:
+        """Write the kept outcomes in `session`'s transaction (forgotten once it commits)."""
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        for run_id, (status, message, finished, counts) in pending.items():
+            session.execute(
+                update(ScanRun)
+                .where(ScanRun.id == run_id, ScanRun.status == RunStatus.RUNNING)
+                .values(status=status, message=message, finished_at=finished, counts=counts)
+            )
+
+        @event.listens_for(session, "after_commit", once=True)
+        def _forget(_session: Session) -> None:
+            with self._lock:
+                for run_id in pending:
+                    self._pending.pop(run_id, None)
+
+
+unsaved_outcomes = _UnsavedOutcomes()
+
+
+def _subjects_ok(observations: Iterable[SubjectObservation]) -> set[str]:
+    return {o.subject for o in observations if o.status is SubjectStatus.OK}
+
+
+def _verdict(report: RunReport, failure: BaseException | None) -> tuple[RunStatus, str | None]:
+    """The run's status and message: a run that checked none of its targets has failed."""
+    if isinstance(failure, InterruptedError | KeyboardInterrupt):
+        return RunStatus.INTERRUPTED, "interrupted before the run finished; nothing was resolved"
+    if isinstance(failure, StoreWriteError):
+        return RunStatus.FAILED, f"{failure}; nothing was resolved"
+    if failure is not None:
+        return RunStatus.FAILED, "".join(traceback.format_exception_only(failure)).strip()
+    if report.targets and not report.checked:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(report.errors_by_kind.items()))
+        return RunStatus.FAILED, f"nothing could be checked: {report.targets} targets ({kinds})"
+    if report.errors_by_kind or report.partial:
+        return RunStatus.PARTIAL, None
+    return RunStatus.OK, None
+
+
+@dataclass
+class _Bar:
+    """One collector's progress, in targets: ends at its total whatever became of them."""
+
+    collector: str
+    callback: ProgressCallback | None
+    total: int = 0
+    done: int = 0
+
+    def advance(self, limit: int) -> None:
+        self.done = min(self.done + 1, limit)
+        self.show()
+
+    def show(self) -> None:
+        if self.callback is not None and self.total:
+            self.callback(self.collector, self.done, self.total)
+
+    def finish(self) -> None:
+        self.done = self.total
+        self.show()
 
 
 def run_scan(
@@ -364,8 +677,12 @@ def run_scan(
     context = context or build_context(config)
     selected = list(organisations) if organisations is not None else None
     # Create the organisation and asset rows once, before the runs race to insert them.
-    with sessions.begin() as session:
-        sync_config(session, config)
+    write_with_retry(
+        sessions,
+        lambda session: sync_config(session, config),
+        what="store the configuration's organisations",
+        budget_s=config.settings.write_retry_seconds,
+    )
     with ThreadPoolExecutor(max_workers=max(1, len(collectors)), thread_name_prefix="scan") as pool:
         futures = [
             pool.submit(
@@ -384,39 +701,14 @@ def run_scan(
 
 
 def _previous_observations(
-    sessions: sessionmaker[Session], organisation: str, collector: str
+    session: Session, organisation: str, collector: str
 ) -> dict[str, object]:
-    with sessions() as session:
-        rows = session.execute(
-            select(SubjectState.subject, SubjectState.last_observation)
-            .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
-            .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
-        )
-        return {subject: observation for subject, observation in rows if observation is not None}
-
-
-def _record_changes(
-    session: Session,
-    run_id: int,
-    organisation_id: int,
-    collector: Collector,
-    previous: dict[str, object],
-    observation: SubjectObservation,
-    at: dt.datetime,
-) -> None:
-    """Changes against the subject's previous successful observation, as change events."""
-    before = previous.get(observation.subject)
-    for change in noticed_changes(collector, before, observation):  # type: ignore[arg-type]
-        session.add(
-            ChangeEvent(
-                organisation_id=organisation_id,
-                kind=change.kind,
-                subject=change.subject,
-                run_id=run_id,
-                at=at,
-                detail=to_jsonable(change.detail),
-            )
-        )
+    rows = session.execute(
+        select(SubjectState.subject, SubjectState.last_observation)
+        .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
+        .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
+    )
+    return {subject: observation for subject, observation in rows if observation is not None}
 
 
 def _record_observation(

@@ -3,12 +3,15 @@ proposals, the audit trail, visibility, and the migration of an existing databas
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 from alembic import command
 from sqlalchemy import select, text
 
 from riskiturva import db
 from riskiturva.config import load_config
+from riskiturva.dberrors import write_with_retry
 from riskiturva.inventory import (
     InventoryError,
     accept,
@@ -94,6 +97,45 @@ def test_a_declaration_wins_over_an_earlier_rejection(sessions, minimal_config):
         )
         row = session.scalar(select(Asset).where(Asset.value == "127.60.2.99"))
         assert (row.origin, row.state) == ("configuration", "active")  # fmt: skip
+        assert (row.state_changed_by, row.state_reason) == (
+            "configuration",
+            "declared in the configuration",
+        )
+        untouched = session.scalar(select(Asset).where(Asset.value == "127.60.2.10"))
+        assert untouched.state_changed_at is None  # declared all along: no decision to record
+
+
+def test_syncs_at_the_same_moment_on_a_new_database_both_succeed(sessions, minimal_config):
+    # Given several processes' first commands at once (threads, each with its own connection)
+    start = threading.Barrier(4)
+    failures: list[BaseException] = []
+
+    def sync_once() -> None:
+        start.wait()
+        try:
+            write_with_retry(
+                sessions,
+                lambda session: sync_config(session, minimal_config, T0),
+                what="sync",
+                budget_s=30,
+            )
+        except BaseException as exc:  # collected for the assertion below
+            failures.append(exc)
+
+    threads = [threading.Thread(target=sync_once) for _ in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    # Then each one imported the configuration, and each asset is there once
+    assert failures == []
+    with sessions() as session:
+        rows = [(a.organisation.slug, a.value, a.state) for a in list_assets(session, ALL)]
+    assert rows == [
+        ("hyvala", "127.60.1.10", "active"),
+        ("hyvala", "127.60.1.11", "active"),
+        ("rapala", "127.60.2.10", "active"),
+    ]
 
 
 def test_accepting_a_proposal_makes_it_active_for_the_runner_and_is_audited(
@@ -215,7 +257,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
         engine = make_engine(request.getfixturevalue("postgres_url"))
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    db.upgrade(engine, "0003")
+    db.upgrade(engine, "0004")
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO organisation (id, slug, name_fi, name_sv, name_en) "
@@ -240,7 +282,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
     config = db.alembic_config(engine)
     with engine.begin() as connection:  # and back: the flag returns
         config.attributes["connection"] = connection
-        command.downgrade(config, "0003")
+        command.downgrade(config, "0004")
     with engine.connect() as connection:
         flags = dict(connection.execute(text("SELECT value, active FROM asset")).all())
     assert {k: bool(v) for k, v in flags.items()} == {

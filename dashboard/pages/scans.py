@@ -27,9 +27,23 @@ def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
         targets=counts.get("targets", 0),
         opened=counts.get("opened", 0),
         resolved=counts.get("resolved", 0),
-        errors=counts.get("errors", 0),
+        # Runs recorded before `failed`/`skipped` were counted kept one `errors` total.
+        errors=counts.get("errors", counts.get("failed", 0) + counts.get("skipped", 0)),
         seconds=context.score(float(counts.get("duration_s", 0))),
     )
+
+
+def _status(context: PageContext, run: queries.RunView) -> str:
+    """The run's status; a skipped one says which fire time it missed."""
+    label = run_status_label(context._, run.status)
+    if run.status == "skipped" and run.scheduled_for is not None:
+        return context._(
+            "{status}: not started at {when} (the scheduler was down for longer than the grace"
+            " time)",
+            status=label,
+            when=context.when(run.scheduled_for),
+        )
+    return label
 
 
 def layout(context: PageContext, slug: str) -> Any:
@@ -44,7 +58,7 @@ def layout(context: PageContext, slug: str) -> Any:
             [
                 str(run.id),
                 run.collector,
-                run_status_label(_, run.status),
+                _status(context, run),
                 context.when(run.started_at),
                 context.when(run.finished_at),
                 str(len(run.errors)),

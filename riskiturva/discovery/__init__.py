@@ -25,13 +25,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from publicsuffixlist import PublicSuffixList
-from sqlalchemy import select
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.auth import audit
 from riskiturva.collector import ScanContext
 from riskiturva.config import AssetKind, Config, DiscoverySource
 from riskiturva.config import Organisation as OrgConfig
+from riskiturva.dberrors import StoreWriteError, write_with_retry
 from riskiturva.discovery.ct import certificate_log
 from riskiturva.discovery.facts import Observations, Source
 from riskiturva.discovery.gather import Plan, clean_name, gather_observations
@@ -52,6 +53,7 @@ from riskiturva.models import (
     ScopeSighting,
     SubjectState,
 )
+from riskiturva.runner import UNSAVED_RECORD_BUDGET_S, unsaved_outcomes
 from riskiturva.store import sync_config
 
 COLLECTOR = "discovery"
@@ -87,6 +89,7 @@ class DiscoveryReport:
     errors: int = 0
     duration_s: float = 0.0
     message: str | None = None
+    store_error: StoreWriteError | None = None  # set when the results could not be saved
 
     def as_dict(self) -> dict[str, Any]:
         totals: Counter[str] = Counter()
@@ -508,9 +511,15 @@ def run_discovery(
     organisations: Iterable[str] | None = None,
     context: ScanContext,
     trigger: str = "cli",
+    scheduled_for: dt.datetime | None = None,
     sweep: Callable[[str], list[str]] | None = ping_sweep,
 ) -> DiscoveryReport:
-    """Discover for the selected organisations (those with discovery enabled)."""
+    """Discover for the selected organisations (those with discovery enabled).
+
+    The start and the final write are transactions retried like a scan's
+    (`settings.write_retry_seconds`); when the results cannot be saved, the run is recorded
+    failed with the cause (`store_error`) and nothing was proposed.
+    """
     wanted = set(organisations) if organisations is not None else None
     selected = [
         o
@@ -518,16 +527,20 @@ def run_discovery(
         if (wanted is None or o.slug in wanted) and o.discovery.enabled
     ]
     settings = config.settings.discovery
+    budget = config.settings.write_retry_seconds
     started = context.clock()
-    labels = tuple(dict.fromkeys((*word_list(), *(x.lower() for x in settings.extra_labels))))
+    labels = tuple(dict.fromkeys((*word_list(), *settings.extra_labels)))
     psl = PublicSuffixList()
-    with sessions.begin() as session:
+
+    def start(session: Session) -> tuple[int, list[Plan]]:
+        unsaved_outcomes.write_pending(session)
         sync_config(session, config, started)
         plans = [plan_for(session, config, o, labels, psl) for o in selected]
         run = ScanRun(
             collector=COLLECTOR,
             organisations=[o.slug for o in selected],
             trigger=trigger,
+            scheduled_for=scheduled_for,
             status=RunStatus.RUNNING,
             started_at=started,
             host=socket.gethostname(),
@@ -535,7 +548,9 @@ def run_discovery(
         )
         session.add(run)
         session.flush()
-        run_id = run.id
+        return run.id, plans
+
+    run_id, plans = write_with_retry(sessions, start, what="start a discovery run", budget_s=budget)
     report = DiscoveryReport(run_id, RunStatus.RUNNING)
     search = None
     if DiscoverySource.CT in settings.sources:
@@ -573,10 +588,31 @@ def run_discovery(
         failure = exc
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
-    with sessions.begin() as session:
+    if failure is None:
+        report.errors = sum(len(seen.errors) for seen in observations)
+        report.status = RunStatus.PARTIAL if report.errors else RunStatus.OK
+    elif isinstance(failure, InterruptedError | KeyboardInterrupt):
+        report.status = RunStatus.INTERRUPTED
+        report.message = "interrupted before the run finished; nothing was proposed"
+    else:
+        report.status = RunStatus.FAILED
+        report.message = "".join(traceback.format_exception_only(failure)).strip()
+    by_slug = {o.slug: o for o in selected}
+
+    def write(session: Session) -> None:
+        # Built from scratch on every attempt: a retried write must not count twice.
+        report.organisations = {}
+        # Take the write lock first (SQLite), and the organisations' rows (PostgreSQL):
+        # discovery runs of the same organisations apply their proposals in turn.
+        session.execute(update(ScanRun).where(ScanRun.id == run_id).values(finished_at=finished))
+        session.scalars(
+            select(Organisation)
+            .where(Organisation.slug.in_(sorted(by_slug)))
+            .order_by(Organisation.id)
+            .with_for_update()
+        ).all()
         run = session.get(ScanRun, run_id)
         assert run is not None
-        by_slug = {o.slug: o for o in selected}
         if failure is None:
             for plan, seen in zip(plans, observations, strict=True):
                 org_row = session.scalar(
@@ -605,16 +641,34 @@ def run_discovery(
                             message=error[:2000],
                         )
                     )
-                    report.errors += 1
-            report.status = RunStatus.PARTIAL if report.errors else RunStatus.OK
-        elif isinstance(failure, InterruptedError | KeyboardInterrupt):
-            report.status = RunStatus.INTERRUPTED
-            report.message = "interrupted before the run finished; nothing was proposed"
-        else:
-            report.status = RunStatus.FAILED
-            report.message = "".join(traceback.format_exception_only(failure)).strip()
+        _close(run)
+
+    def _close(run: ScanRun) -> None:
         run.status, run.finished_at = report.status, finished
         run.counts, run.message = report.as_dict(), report.message
+
+    try:
+        write_with_retry(
+            sessions, write, what=f"save the results of discovery run {run_id}", budget_s=budget
+        )
+    except StoreWriteError as error:
+        report.organisations = {}
+        report.status, report.message, report.store_error = RunStatus.FAILED, str(error), error
+
+        def close(session: Session) -> None:
+            run = session.get(ScanRun, run_id)
+            assert run is not None
+            _close(run)
+
+        try:
+            write_with_retry(
+                sessions,
+                close,
+                what=f"record discovery run {run_id} as failed",
+                budget_s=min(budget, UNSAVED_RECORD_BUDGET_S),
+            )
+        except StoreWriteError:
+            unsaved_outcomes.keep(report, finished)  # written by this process's next run
     if isinstance(failure, KeyboardInterrupt | SystemExit):
         raise failure
     return report
@@ -622,7 +676,8 @@ def run_discovery(
 
 def _nameserver_port(config: Config) -> int:
     """Where authoritative nameservers are asked directly (AXFR): the DNS collector's option."""
-    return int(config.settings.collectors.get("dns_email", {}).get("nameserver_port", 53))
+    options = config.settings.collectors.get("dns_email")
+    return int(getattr(options, "nameserver_port", 53))
 
 
 __all__ = ["COLLECTOR", "DiscoveryReport", "run_discovery", "word_list"]

@@ -1,8 +1,8 @@
 """inventory in the database: asset origin and state, evidence, sightings outside scope,
 change events
 
-Revision ID: 0007
-Revises: 0003
+Revision ID: 0005
+Revises: 0004
 Create Date: 2026-12-01 06:00:00
 
 Existing assets came from the configuration: an active one stays active, one removed from
@@ -15,8 +15,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0007"
-down_revision: str | None = "0003"
+revision: str = "0005"
+down_revision: str | None = "0004"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
@@ -68,7 +68,7 @@ def upgrade() -> None:
             state="retired",
             state_reason=_REMOVED,
             state_changed_at=now,
-            state_changed_by="migration 0007",
+            state_changed_by="migration 0005",
         )
     )
     with op.batch_alter_table("asset", schema=None) as batch_op:
