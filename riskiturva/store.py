@@ -1,7 +1,8 @@
-"""The findings store: engine, configuration sync, reconcile, and the queries everyone uses.
+"""The findings store: engine, configuration sync, reconcile, and people's decisions.
 
-Every query that pages, reports or exports use takes the caller's *visible organisations*
-(a collection of slugs) and filters by it in SQL: authorization lives here, not in layouts.
+What pages, reports and the CLI read is the read model's (`riskiturva.views`). Every
+function here that acts for a person takes the caller's *visible organisations* (a
+collection of slugs) and filters by it in SQL: authorization lives here, not in layouts.
 """
 
 from __future__ import annotations
@@ -136,7 +137,11 @@ def _event(
 
 
 def expire_decisions(session: Session, now: dt.datetime, organisation_id: int | None = None) -> int:
-    """Return accepted risks and false positives whose expiry has passed to open."""
+    """Return accepted risks and false positives whose expiry has passed to open.
+
+    The `expired` event is dated when the decision ran out, not when this noticed it, so
+    what changed in a period does not depend on when the next scan ran.
+    """
     query = select(Finding).where(
         Finding.status.in_(list(DECISIONS)), Finding.decision_until <= now
     )
@@ -145,7 +150,8 @@ def expire_decisions(session: Session, now: dt.datetime, organisation_id: int | 
     expired = 0
     for finding in session.scalars(query):
         finding.status = FindingStatus.OPEN
-        _event(finding, EventKind.EXPIRED, now, None, note=f"{finding.decision} expired")
+        at = finding.decision_until or now
+        _event(finding, EventKind.EXPIRED, at, None, note=f"{finding.decision} expired")
         expired += 1
     return expired
 
@@ -270,19 +276,6 @@ def decide(
     return finding
 
 
-# --- queries ---------------------------------------------------------------------------
-
-
-def visible_organisations(session: Session, visible: Collection[str]) -> list[Organisation]:
-    return list(
-        session.scalars(
-            select(Organisation)
-            .where(Organisation.slug.in_(list(visible)))
-            .order_by(Organisation.slug)
-        )
-    )
-
-
 def get_finding(session: Session, finding_id: int, visible: Collection[str]) -> Finding:
     finding = session.scalar(
         select(Finding)
@@ -294,30 +287,35 @@ def get_finding(session: Session, finding_id: int, visible: Collection[str]) -> 
     return finding
 
 
-def list_findings(
+def revoke(
     session: Session,
-    visible: Collection[str],
     *,
-    organisation: str | None = None,
-    statuses: Collection[str] | None = None,
-    categories: Collection[str] | None = None,
-    severities: Collection[str] | None = None,
-) -> list[Finding]:
-    """Findings of the visible organisations, newest first, with optional filters."""
-    slugs = [s for s in visible if organisation is None or s == organisation]
-    query = (
-        select(Finding)
-        .join(Organisation)
-        .where(Organisation.slug.in_(slugs))
-        .order_by(Organisation.slug, Finding.first_seen.desc(), Finding.id.desc())
-    )
-    if statuses:
-        query = query.where(Finding.status.in_(list(statuses)))
-    if categories:
-        query = query.where(Finding.category.in_(list(categories)))
-    if severities:
-        query = query.where(Finding.severity.in_(list(severities)))
-    return list(session.scalars(query))
+    finding_id: int,
+    visible: Collection[str],
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+) -> Finding:
+    """End a person's decision on a finding now (undo an acceptance or a false positive):
+    the finding counts as open again, and its history keeps who decided and who revoked."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    finding = get_finding(session, finding_id, visible)
+    if finding.decision is None or (
+        finding.decision_until is not None and finding.decision_until <= now
+    ):
+        raise ValueError("no decision in force")
+    note = f"{finding.decision} revoked: {reason.strip()}"
+    if finding.status in DECISIONS:
+        finding.status = FindingStatus.OPEN
+    finding.decision = finding.decided_by = finding.decided_at = None
+    finding.decision_reason = finding.decision_until = None
+    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=note)
+    session.flush()
+    return finding
+
+
+# --- runs ------------------------------------------------------------------------------
 
 
 def _process_alive(run: ScanRun) -> bool:

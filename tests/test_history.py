@@ -7,16 +7,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
-from riskiturva.history import (
-    change_since,
-    score_history,
-    score_stored,
-    scoring_inputs,
-    take_snapshots,
-)
-from riskiturva.models import Asset, FindingStatus, Organisation, ScoreSnapshot
+from riskiturva.history import score_stored, scoring_inputs, take_snapshots
+from riskiturva.models import Asset, Finding, FindingStatus, Organisation, ScoreSnapshot
 from riskiturva.scoring import SCORING_VERSION, Grade
-from riskiturva.store import ObservedFinding, decide, list_findings, reconcile, sync_config
+from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
+from riskiturva.views.trend import baselines, score_change, score_history
 from tests.conftest import T0
 
 E_SERVICE = "127.60.1.10"  # high criticality, tagged e-service in the minimal config
@@ -75,8 +70,7 @@ def test_inputs_take_the_registrys_severity_and_the_assets_criticality(stored):
 
 def test_a_decision_counts_until_it_expires(stored):
     with stored.begin() as session:
-        axfr = list_findings(session, ["hyvala"])[-1]
-        assert axfr.check_id == "dns.axfr.open"
+        axfr = session.scalar(select(Finding).filter_by(check_id="dns.axfr.open"))
         decide(
             session,
             finding_id=axfr.id,
@@ -173,34 +167,36 @@ def snapshot(sessions, slug: str, day: dt.date, score: float, version=SCORING_VE
         )
 
 
-def test_change_since_30_days_compares_with_the_snapshot_on_or_before_the_cutoff(stored):
+def test_the_live_score_is_compared_with_the_snapshot_on_or_before_30_days_ago(stored):
     today = dt.date(2026, 11, 2)
     for days_ago, score in ((45, 50.0), (31, 60.0), (29, 65.0), (0, 80.5)):
         snapshot(stored, "hyvala", today - dt.timedelta(days=days_ago), score)
-    snapshot(stored, "rapala", today - dt.timedelta(days=10), 20.0)
-    snapshot(stored, "rapala", today, 25.0, version="0.9")
+    snapshot(stored, "rapala", today - dt.timedelta(days=10), 20.0, version="0.9")
+    snapshot(stored, "rapala", today, 25.0)
 
     with stored() as session:
-        changes = change_since(session, ["hyvala", "rapala"], today=today)
-        only_rapala = change_since(session, ["rapala"], today=today)
+        ids = {organisation(session, s).id: s for s in ("hyvala", "rapala")}
+        found = baselines(session, ids, today=today)
+        live = score_stored(session, organisation(session), now=T0)
 
-    hyvala = changes["hyvala"]
-    assert (hyvala.baseline.day, hyvala.current.day) == (today - dt.timedelta(days=31), today)
-    assert hyvala.delta == 20.5 and hyvala.comparable
+    hyvala = score_change(live, found["hyvala"])
+    assert hyvala.since == today - dt.timedelta(days=31)
+    assert hyvala.delta == round(live.score - 60.0, 1) and hyvala.comparable
     # scored for only 10 days: compared with its oldest snapshot, across a model change
-    rapala = changes["rapala"]
-    assert rapala.baseline.day == today - dt.timedelta(days=10)
-    assert rapala.delta == 5.0 and not rapala.comparable
-    assert set(only_rapala) == {"rapala"}
+    rapala = found["rapala"]
+    assert rapala.day == today - dt.timedelta(days=10)
+    assert not score_change(live, rapala).comparable
 
 
-def test_a_single_snapshot_has_no_baseline(stored):
+def test_without_an_earlier_snapshot_there_is_no_baseline(stored):
     snapshot(stored, "hyvala", dt.date(2026, 11, 2), 90.0)
 
     with stored() as session:
-        change = change_since(session, ["hyvala"], today=dt.date(2026, 11, 2))["hyvala"]
+        hyvala = organisation(session)
+        found = baselines(session, {hyvala.id: "hyvala"}, today=dt.date(2026, 11, 2))
+        change = score_change(score_stored(session, hyvala, now=T0), found.get("hyvala"))
 
-    assert change.baseline is None and change.delta is None
+    assert found == {} and change.baseline is None and change.delta is None
 
 
 def test_history_lists_the_visible_organisations_days_in_order(stored, minimal_config):
