@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
@@ -22,9 +21,9 @@ from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
 from riskiturva.i18n import Translator
-from riskiturva.models import Organisation
+from riskiturva.store import NotVisible
+from riskiturva.views import TIMEZONE, OrganisationRef, local_day
 
-TIMEZONE = ZoneInfo("Europe/Helsinki")
 GRADES = ("A", "B", "C", "D", "F")
 GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9e2f", "C": "#b58900", "D": "#d4661c", "F": "#c62828"}
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -60,7 +59,7 @@ class PageContext:
 
     @property
     def today(self) -> dt.date:
-        return self.now.astimezone(TIMEZONE).date()
+        return local_day(self.now)
 
     def when(self, value: dt.datetime | None) -> str:
         return "–" if value is None else self._.datetime(value.astimezone(TIMEZONE))
@@ -74,6 +73,13 @@ class PageContext:
 
     def score(self, value: float | None) -> str:
         return "–" if value is None else self._.number(value, 1)
+
+    def signed(self, value: float | None) -> str:
+        """A change in points with its sign: +3,2 / −1,0 / ±0,0."""
+        if value is None:
+            return "–"
+        sign = "+" if value > 0 else "−" if value < 0 else "±"
+        return sign + self._.number(abs(value), 1)
 
     def title(self, check_id: str) -> str:
         check = self.registry.get(check_id)
@@ -157,11 +163,12 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("findings", "/findings", _("Findings"), True),
         ("assets", "/assets", _("Assets"), True),
         ("score", "/score", _("Scoring explanation"), False),
+        ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
     )
 
 
-def org_header(context: PageContext, org: Organisation, active: str) -> html.Div:
+def org_header(context: PageContext, org: OrganisationRef, active: str) -> html.Div:
     """The organisation's name and its tabs (detail tabs hidden from management viewers,
     who are refused those pages anyway)."""
     _ = context._
@@ -237,6 +244,15 @@ class Services:
         return PageContext(
             viewer, language, self.sessions, self.registry, self.clock(), query or {}
         )
+
+
+def row_id(value: Any) -> int:
+    """A database id from the browser: a positive 64-bit integer, else not found."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    raise NotVisible(value)
 
 
 def plot_text(value: str) -> str:

@@ -1,4 +1,7 @@
-"""Portfolio: every visible organisation in one table, a category heatmap and the grades."""
+"""Portfolio: every visible organisation in one table, a category heatmap and the grades.
+
+Everything but the trend is live (the overview shows the same numbers at the same moment);
+the trend and the 30-day change come from the daily snapshots."""
 
 from __future__ import annotations
 
@@ -9,7 +12,7 @@ import plotly.graph_objects as go
 from dash import dash_table, html
 from dash.dash_table.Format import Format, Scheme, Sign
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
@@ -27,6 +30,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
+from riskiturva import views
 
 
 def layout(context: PageContext) -> Any:
@@ -36,15 +40,25 @@ def layout(context: PageContext) -> Any:
         return organisation.layout(context, slug=next(iter(context.viewer.visible)))
     _ = context._
     with context.sessions() as session:
-        rows = queries.portfolio(
-            session, context.viewer.visible, today=context.today, language=context.language
+        found = views.portfolio(
+            session, context.viewer.visible, now=context.now, registry=context.registry
         )
+    rows = list(found.rows)
     return html.Div(
         [
             html.H1(_("Portfolio")),
             html.P(
-                _("{count} organisations. Sort or filter by any column.", count=len(rows)),
+                [
+                    _("{count} organisations. Sort or filter by any column.", count=len(rows)),
+                    " ",
+                    _(
+                        "Scores as of {moment}; the trend and the 30-day change come from the "
+                        "daily scores.",
+                        moment=context.when(found.as_of),
+                    ),
+                ],
                 className="muted",
+                id=ids.PORTFOLIO_AS_OF,
             ),
             section(_("Organisations"), _table(context, rows)),
             html.Div(
@@ -61,7 +75,7 @@ def layout(context: PageContext) -> Any:
     )
 
 
-def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table.DataTable:
+def _table(context: PageContext, rows: list[views.PortfolioRow]) -> dash_table.DataTable:
     _ = context._
     decimal = "." if context.language == "en" else ","
     # Format's setters change the object itself: one object per column format.
@@ -76,19 +90,26 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
         {"id": "critical", "name": _("Open critical"), "type": "numeric"},
         {"id": "high", "name": _("Open high"), "type": "numeric"},
         {"id": "overdue", "name": _("Overdue priorities"), "type": "numeric"},
+        {"id": "accepted", "name": _("Accepted critical or high"), "type": "numeric"},
+        {"id": "expiring", "name": _("Decisions ending in 14 days"), "type": "numeric"},
         {"id": "last_success", "name": _("Last successful scan")},
     ]
     data = [
         {
             # Names come from the configuration; links are built from slugs ([a-z0-9-]).
-            "name": f"[{markdown_text(r.name)}](/org/{r.slug})",
-            "grade": r.grade or "–",
-            "score": r.score,
-            "delta": r.delta,
-            "trend": f"{_arrow(r.delta)} {sparkline(r.spark)}",
-            "critical": r.open_critical,
-            "high": r.open_high,
+            "name": f"[{markdown_text(r.organisation.name(context.language))}]"
+            f"(/org/{r.organisation.slug})",
+            "slug": r.organisation.slug,
+            # An organisation never scanned has no grade yet, whatever its findings say.
+            "grade": str(r.grade) if r.checked else "–",
+            "score": r.score if r.checked else None,
+            "delta": r.change.delta if r.checked else None,
+            "trend": f"{_arrow(r.change.delta)} {sparkline(r.trend if r.checked else ())}",
+            "critical": r.open_counts.get("critical", 0),
+            "high": r.open_counts.get("high", 0),
             "overdue": r.overdue,
+            "accepted": r.exceptions.get("critical", 0) + r.exceptions.get("high", 0),
+            "expiring": r.expiring,
             # ISO 8601 in local time: it sorts as text, and Finnish usage accepts it.
             "last_success": (
                 r.last_success.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M")
@@ -127,6 +148,14 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
                 "fontWeight": "bold",
             },
             {"if": {"filter_query": "{overdue} > 0", "column_id": "overdue"}, "fontWeight": "bold"},
+            {
+                "if": {"filter_query": "{accepted} > 0", "column_id": "accepted"},
+                "fontWeight": "bold",
+            },
+            {
+                "if": {"filter_query": "{expiring} > 0", "column_id": "expiring"},
+                "fontWeight": "bold",
+            },
         ],
         style_header=TABLE_HEADER,
     )
@@ -139,8 +168,8 @@ def _arrow(delta: float | None) -> str:
     return "↑" if delta > 0 else "↓" if delta < 0 else "→"
 
 
-def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
-    counts = Counter(r.grade for r in rows if r.grade)
+def _grades(context: PageContext, rows: list[views.PortfolioRow]) -> go.Figure:
+    counts = Counter(str(r.grade) for r in rows if r.checked)
     figure = go.Figure(
         go.Bar(
             x=list(GRADES),
@@ -160,15 +189,15 @@ def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure
     return figure
 
 
-def _heatmap(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
+def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> go.Figure:
     _ = context._
-    scored = [r for r in rows if r.category_scores]
-    z = [[r.category_scores.get(c) for c in CATEGORIES] for r in scored]
+    scored = [r for r in rows if r.checked]
+    z = [[r.categories.get(c) for c in CATEGORIES] for r in scored]
     figure = go.Figure(
         go.Heatmap(
             z=z,
             x=[category_label(_, c) for c in CATEGORIES],
-            y=[plot_text(r.name) for r in scored],
+            y=[plot_text(r.organisation.name(context.language)) for r in scored],
             texttemplate="%{z:.1f}",
             zmin=0,
             zmax=100,
