@@ -32,6 +32,7 @@ from dashboard import ids
 from riskiturva import auth, db
 from riskiturva.checks import load_registry
 from riskiturva.config import Config
+from riskiturva.history import refresh_current_score
 from riskiturva.models import (
     Asset,
     Finding,
@@ -182,6 +183,10 @@ def build(path: Path, seed: int = 7) -> Config:
                     }
                 )
         session.execute(insert(ScoreSnapshot), snapshots)
+        # The store keeps each organisation's current score whenever its findings change;
+        # rows inserted in bulk need it done once, as after the last scan.
+        for org_id in org_ids.values():
+            refresh_current_score(session, org_id, now=NOW - dt.timedelta(hours=3))
         auth.create_user(
             session, username="partner", password=PASSWORD, role=auth.Role.PARTNER_ADMIN, now=NOW
         )

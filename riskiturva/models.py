@@ -218,5 +218,24 @@ class ScoreSnapshot(Base):
     open_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
+class CurrentScore(Base):
+    """An organisation's score summary as of its last change (one row per organisation).
+
+    Written by the store in the same transaction as every change to the organisation's
+    findings, decisions or assets; read by the portfolio, which scores live instead when
+    the row is missing, of another scoring version or registry, or outlived by a decision
+    (`valid_until`). See `history.refresh_current_score`.
+    """
+
+    __tablename__ = "current_score"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    computed_at: Mapped[dt.datetime]
+    scoring_version: Mapped[str] = mapped_column(String(20))
+    registry_digest: Mapped[str] = mapped_column(String(64))
+    valid_until: Mapped[dt.datetime | None]  # the first decision in force to run out
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)
+
+
 from riskiturva import models_auth  # noqa: E402, F401  (accounts share the metadata)
 from riskiturva.reports import models as _report_models  # noqa: E402, F401  (the report archive)

@@ -20,8 +20,10 @@ from sqlalchemy import Engine, create_engine, event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.config import Config
+from riskiturva.history import refresh_current_score
 from riskiturva.models import (
     Asset,
+    CurrentScore,
     EventKind,
     Finding,
     FindingEvent,
@@ -63,10 +65,15 @@ def fingerprint(organisation: str, check_id: str, subject: str) -> str:
     ).hexdigest()
 
 
-def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
-    """Make the organisation and asset rows match the configuration (assets are never deleted)."""
+def sync_config(
+    session: Session, config: Config, *, now: dt.datetime | None = None
+) -> dict[str, Organisation]:
+    """Make the organisation and asset rows match the configuration (assets are never
+    deleted); organisations whose assets changed have their current score refreshed."""
+    now = now or dt.datetime.now(dt.UTC)
     partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
     existing = {o.slug: o for o in session.scalars(select(Organisation))}
+    changed: list[int] = []
     for org_config in config.organisations:
         org = existing.get(org_config.slug)
         if org is None:
@@ -84,6 +91,7 @@ def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
             (a.kind, a.value): a
             for a in session.scalars(select(Asset).filter_by(organisation_id=org.id))
         }
+        before = {key: (a.criticality, list(a.tags or ()), a.active) for key, a in assets.items()}
         declared = set()
         for asset_config in org_config.assets:
             key = (str(asset_config.kind), asset_config.value)
@@ -93,10 +101,16 @@ def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
             asset.tags = list(asset_config.tags)
             asset.active = True
             session.add(asset)
+            assets[key] = asset
         for key, asset in assets.items():
             if key not in declared:
                 asset.active = False
+        after = {key: (a.criticality, list(a.tags or ()), a.active) for key, a in assets.items()}
+        if after != before or session.get(CurrentScore, org.id) is None:
+            changed.append(org.id)
     session.flush()
+    for org_id in changed:
+        refresh_current_score(session, org_id, now=now)
     return existing
 
 
@@ -237,6 +251,7 @@ def reconcile(
             _event(finding, EventKind.RESOLVED, now, run_id)
             counts.resolved += 1
     session.flush()
+    refresh_current_score(session, organisation.id, now=now)
     return counts
 
 
@@ -273,6 +288,7 @@ def decide(
     kind = EventKind.ACCEPTED if decision == FindingStatus.ACCEPTED else EventKind.FALSE_POSITIVE
     _event(finding, kind, now, None, actor=actor, note=reason.strip())
     session.flush()
+    refresh_current_score(session, finding.organisation_id, now=now)
     return finding
 
 
@@ -312,6 +328,7 @@ def revoke(
     finding.decision_reason = finding.decision_until = None
     _event(finding, EventKind.REVOKED, now, None, actor=actor, note=note)
     session.flush()
+    refresh_current_score(session, finding.organisation_id, now=now)
     return finding
 
 

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
 
-from riskiturva.history import score_stored, scoring_inputs, take_snapshots
+from riskiturva.checks import Severity, load_registry
+from riskiturva.history import (
+    ScoreSummary,
+    current_summaries,
+    score_stored,
+    scoring_inputs,
+    take_snapshots,
+)
 from riskiturva.models import Asset, Finding, FindingStatus, Organisation, ScoreSnapshot
 from riskiturva.scoring import SCORING_VERSION, Grade
 from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
@@ -211,3 +219,51 @@ def test_history_lists_the_visible_organisations_days_in_order(stored, minimal_c
     assert list(history) == ["hyvala"]
     assert [p.day for p in history["hyvala"]] == [T0.date(), T0.date() + dt.timedelta(days=1)]
     assert history["hyvala"][0].grade == Grade.B
+
+
+# --- current scores ----------------------------------------------------------------------
+
+
+def kept_and_live(sessions, now):
+    """The kept summary of Hyvälä (or None) and its live summary, at `now`."""
+    registry = load_registry()
+    with sessions() as session:
+        hyvala = organisation(session)
+        kept = current_summaries(session, [hyvala.id], now=now, registry=registry)
+        live = ScoreSummary.of(score_stored(session, hyvala, now=now, registry=registry))
+    return kept.get(hyvala.id), live
+
+
+def test_the_store_keeps_the_current_score_with_every_change(stored):
+    # After the scan of the fixture, the kept score is the live one
+    kept, live = kept_and_live(stored, T0)
+    assert kept == live and kept.open_counts["high"] == 1
+    # A decision changes both at once, and the kept one ends with the decision
+    with stored.begin() as session:
+        axfr = session.scalar(select(Finding).filter_by(check_id="dns.axfr.open"))
+        decide(
+            session,
+            finding_id=axfr.id,
+            visible=["hyvala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="it@hyvala.test",
+            reason="moving next week",
+            until=T0 + dt.timedelta(days=7),
+            now=T0 + dt.timedelta(hours=1),
+        )
+    kept, live = kept_and_live(stored, T0 + dt.timedelta(days=1))
+    assert kept == live and kept.open_counts["high"] == 0
+    # once it has run out, the kept score no longer holds: the live one counts it again
+    kept, live = kept_and_live(stored, T0 + dt.timedelta(days=8))
+    assert kept is None and live.open_counts["high"] == 1
+    # and nothing kept holds for a moment before it was kept
+    assert kept_and_live(stored, T0 - dt.timedelta(days=1))[0] is None
+
+
+def test_a_kept_score_of_another_registry_does_not_hold(stored):
+    registry = dict(load_registry())
+    caa = registry["dns.caa.missing"]
+    registry["dns.caa.missing"] = dataclasses.replace(caa, severity=Severity.CRITICAL)
+    with stored() as session:
+        hyvala = organisation(session)
+        assert current_summaries(session, [hyvala.id], now=T0, registry=registry) == {}

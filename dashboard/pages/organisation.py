@@ -7,7 +7,6 @@ from __future__ import annotations
 from typing import Any
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import dcc, html
 
 from dashboard import ids
@@ -178,52 +177,81 @@ def _trend(context: PageContext, view: views.Overview) -> Any:
     if len(history) < 2:
         return html.P(_("Not enough daily scores yet for a trend."), className="muted")
     tick = "%d/%m" if context.language == "en" else "%-d.%-m."
-    figure = go.Figure(
-        go.Scatter(
-            x=[p.day for p in history],
-            y=[p.score for p in history],
-            mode="lines+markers",
-            text=[f"{context.day(p.day)}: {context.score(p.score)} ({p.grade})" for p in history],
-            hovertemplate="%{text}<extra></extra>",
-            line={"color": "#1f4e79"},
-            name=_("Daily score"),
-        )
-    )
-    # The live score now, apart from the daily scores (which each say their day).
     live = view.score
-    figure.add_trace(
-        go.Scatter(
-            x=[context.today],
-            y=[live.score],
-            mode="markers",
-            marker={"color": "#1f4e79", "size": 11, "symbol": "diamond"},
-            text=[_("Now: {score} ({grade})", score=context.score(live.score), grade=live.grade)],
-            hovertemplate="%{text}<extra></extra>",
-            name=_("Now"),
-        )
-    )
     # Grade bands behind the line, each labelled with its letter (not colour alone).
+    shapes: list[dict[str, Any]] = []
+    letters: list[dict[str, Any]] = []
     ceiling = 100.0
     for letter, floor in GRADE_FLOORS:
         low = floor / POINT
-        figure.add_hrect(
-            y0=low,
-            y1=ceiling,
-            fillcolor=GRADE_COLOURS[str(letter)],
-            opacity=0.08,
-            line_width=0,
-            annotation_text=str(letter),
-            annotation_position="right",
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": low,
+                "y1": ceiling,
+                "fillcolor": GRADE_COLOURS[str(letter)],
+                "opacity": 0.08,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        letters.append(
+            {
+                "xref": "paper",
+                "x": 1,
+                "xanchor": "right",
+                "yref": "y",
+                "y": (low + ceiling) / 2,
+                "text": str(letter),
+                "showarrow": False,
+            }
         )
         ceiling = low
-    figure.update_layout(
-        height=260,
-        margin={"l": 40, "r": 30, "t": 10, "b": 30},
-        yaxis={"range": [0, 100], "title": _("Score")},
-        showlegend=False,
-        xaxis={"tickformat": tick},
-        plot_bgcolor="white",
-    )
+    # Plotly's JSON as a plain dict: plotly.graph_objects' validation costs more than the
+    # rest of the page.
+    figure = {
+        "data": [
+            {
+                "type": "scatter",
+                "x": [p.day.isoformat() for p in history],
+                "y": [p.score for p in history],
+                "mode": "lines+markers",
+                "text": [
+                    f"{context.day(p.day)}: {context.score(p.score)} ({p.grade})" for p in history
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
+                "line": {"color": "#1f4e79"},
+                "name": _("Daily score"),
+            },
+            # The live score now, apart from the daily scores (which each say their day).
+            {
+                "type": "scatter",
+                "x": [context.today.isoformat()],
+                "y": [live.score],
+                "mode": "markers",
+                "marker": {"color": "#1f4e79", "size": 11, "symbol": "diamond"},
+                "text": [
+                    _("Now: {score} ({grade})", score=context.score(live.score), grade=live.grade)
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
+                "name": _("Now"),
+            },
+        ],
+        "layout": {
+            "height": 260,
+            "margin": {"l": 40, "r": 30, "t": 10, "b": 30},
+            "yaxis": {"range": [0, 100], "title": {"text": _("Score")}},
+            "xaxis": {"tickformat": tick},
+            "showlegend": False,
+            "plot_bgcolor": "white",
+            "shapes": shapes,
+            "annotations": letters,
+        },
+    }
     return graph(figure)
 
 

@@ -20,9 +20,9 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
-from functools import cache
+from functools import cache, cached_property
 from typing import NamedTuple
 
 from riskiturva.checks import Category, Severity
@@ -109,25 +109,6 @@ class AppliedCap:
         return self.rule.id
 
 
-@dataclass(frozen=True, slots=True)
-class ScopeScore:
-    scope: Scope
-    key: str
-    tenths: int
-    grade: Grade
-    contributions: tuple[Contribution, ...]
-    caps: tuple[AppliedCap, ...]
-    uncapped: int = FULL_SCORE  # tenths before the caps
-    version: str = SCORING_VERSION
-
-    @property
-    def score(self) -> float:
-        return self.tenths / POINT
-
-    def contribution(self, check_id: str) -> Contribution | None:
-        return next((c for c in self.contributions if c.check_id == check_id), None)
-
-
 class _Line(NamedTuple):
     """A finding group within one scope, before settling."""
 
@@ -137,6 +118,34 @@ class _Line(NamedTuple):
     severity: Severity
     instances: int
     caps: frozenset[CapRule]  # the caps of this scope the group triggers
+
+
+@dataclass(frozen=True)
+class ScopeScore:
+    """The score of one scope; its explanation is worked out when first read (a portfolio
+    of hundreds of organisations reads their scores, not their explanations)."""
+
+    scope: Scope
+    key: str
+    tenths: int
+    grade: Grade
+    caps: tuple[AppliedCap, ...]
+    uncapped: int = FULL_SCORE  # tenths before the caps
+    lines: tuple[_Line, ...] = field(default=(), repr=False)  # worst penalty first
+    version: str = SCORING_VERSION
+
+    @property
+    def score(self) -> float:
+        return self.tenths / POINT
+
+    @cached_property
+    def contributions(self) -> tuple[Contribution, ...]:
+        """Each group's share of the points lost: 100 − Σ points_lost = the score."""
+        bands = tuple(c.rule for c in self.caps if c.rule.ceiling < self.uncapped)
+        return _attribute(self.lines, self.uncapped, bands)
+
+    def contribution(self, check_id: str) -> Contribution | None:
+        return next((c for c in self.contributions if c.check_id == check_id), None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -246,6 +255,9 @@ class OrganisationScore:
 # --- scoring ---------------------------------------------------------------------------
 
 _SEVERITY_BY_RANK = {s.rank: s for s in Severity}
+_SEVERITIES = tuple((str(s), s.rank) for s in Severity)
+_CATEGORIES = frozenset(c.value for c in Category)
+_NO_CAPS: frozenset[CapRule] = frozenset()
 _RANK_OF_SEVERITY: Mapping[str, int] = {str(s): s.rank for s in Severity}
 _CRITICALITY_ORDER = {"low": 0, "medium": 1, "high": 2}
 
@@ -312,29 +324,44 @@ def apportion(total: int, weights: Sequence[int]) -> list[int]:
 
 
 def _settle(scope: Scope, key: str, lines: Iterable[_Line]) -> ScopeScore:
-    """Turn finding groups into a score whose explanation adds up, caps included."""
-    ordered = sorted(
-        (line for line in lines if line.penalty > 0 or line.caps),
-        key=lambda line: (-line.penalty, line.check_id),
+    """The score of finding groups in one scope: the penalties, then the caps."""
+    ordered = tuple(
+        sorted(
+            (line for line in lines if line.penalty > 0 or line.caps),
+            key=lambda line: (-line.penalty, line.check_id),
+        )
     )
     uncapped = compress(sum(line.penalty for line in ordered))
-    points = apportion(FULL_SCORE - uncapped, [line.penalty for line in ordered])
-    cap_points = [0] * len(ordered)
-    shared: list[set[str]] = [set() for _ in ordered]
-    triggered = sorted({r for line in ordered for r in line.caps}, key=lambda r: (r.ceiling, r.id))
-    bands = [rule for rule in triggered if rule.ceiling < uncapped]
-    blocking: list[int] = []  # the groups that must all be fixed to pass the band
+    triggered = sorted(
+        {rule for line in ordered if line.caps for rule in line.caps},
+        key=lambda r: (r.ceiling, r.id),
+    )
+    binding = triggered[0] if triggered and triggered[0].ceiling < uncapped else None
+    tenths = binding.ceiling if binding else uncapped
+    applied = tuple(AppliedCap(rule, rule is binding) for rule in triggered)
+    return ScopeScore(scope, key, tenths, grade_for(tenths), applied, uncapped, ordered)
+
+
+def _attribute(
+    lines: tuple[_Line, ...], uncapped: int, bands: tuple[CapRule, ...]
+) -> tuple[Contribution, ...]:
+    """Share the points lost among the groups: the penalty part in proportion to the
+    penalties; each band between two cap ceilings (`bands`: the caps below the uncapped
+    score, lowest first) equally among the groups that must all be fixed to pass it."""
+    points = apportion(FULL_SCORE - uncapped, [line.penalty for line in lines])
+    cap_points = [0] * len(lines)
+    shared: list[set[str]] = [set() for _ in lines]
+    blocking: list[int] = []
     for index, rule in enumerate(bands):
         top = bands[index + 1].ceiling if index + 1 < len(bands) else uncapped
-        blocking += [i for i, line in enumerate(ordered) if rule in line.caps and i not in blocking]
+        blocking += [i for i, line in enumerate(lines) if rule in line.caps and i not in blocking]
         blocking.sort()  # worst penalty first: an odd tenth goes to the worse group
-        for i, part in zip(
-            blocking, apportion(top - rule.ceiling, [1] * len(blocking)), strict=True
-        ):
+        parts = apportion(top - rule.ceiling, [1] * len(blocking))
+        for i, part in zip(blocking, parts, strict=True):
             cap_points[i] += part
             if part:
                 shared[i].add(rule.id)
-    contributions = tuple(
+    return tuple(
         Contribution(
             line.check_id,
             line.category,
@@ -345,13 +372,15 @@ def _settle(scope: Scope, key: str, lines: Iterable[_Line]) -> ScopeScore:
             cap_points[i],
             tuple(sorted(shared[i])),
         )
-        for i, line in enumerate(ordered)
+        for i, line in enumerate(lines)
         if points[i] + cap_points[i] > 0 or line.penalty > 0
     )
-    binding = bands[0] if bands else None
-    tenths = binding.ceiling if binding else uncapped
-    applied = tuple(AppliedCap(rule, rule is binding) for rule in triggered)
-    return ScopeScore(scope, key, tenths, grade_for(tenths), contributions, applied, uncapped)
+
+
+@cache
+def _perfect(scope: Scope, key: str) -> ScopeScore:
+    """The score of a scope with nothing open (shared: scores are immutable)."""
+    return ScopeScore(scope, key, FULL_SCORE, grade_for(FULL_SCORE), ())
 
 
 @cache
@@ -397,49 +426,70 @@ def score_organisation(
     groups: list[FindingGroup] = []
     overall_lines: list[_Line] = []
     category_lines: dict[str, list[_Line]] = {}
-    count_by_rank = [0] * len(Severity)
+    count_by_rank = [0] * len(_SEVERITIES)
     for check_id in sorted(by_check):
         same = by_check[check_id]
-        severity = _SEVERITY_BY_RANK[max(rank_of[f.severity] for f in same)]
-        count_by_rank[severity.rank] += len(same)
-        asset_counts: dict[str, int] = {}
-        for finding in same:
-            asset_counts[finding.asset] = asset_counts.get(finding.asset, 0) + 1
-        by_halves: dict[int, int] = {}
-        for value, count in asset_counts.items():
-            halves = asset_info.get(value, _DEFAULT_ASSET)[0]
-            by_halves[halves] = by_halves.get(halves, 0) + count
-        category = same[0].category
-        matched = [
-            rule
-            for rule in _candidate_rules(check_id, severity)
-            if any(
-                _cap_matches(rule, severity, asset_info.get(value, _DEFAULT_ASSET)[1])
-                for value in asset_counts
+        first = same[0]
+        category = first.category
+        if len(same) == 1:  # the common case: one instance
+            severity = _SEVERITY_BY_RANK[rank_of[first.severity]]
+            asset_counts = {first.asset: 1}
+            halves = asset_info.get(first.asset, _DEFAULT_ASSET)[0]
+            penalty = _instance_points(SEVERITY_WEIGHTS[severity], halves, 1)
+            subjects: tuple[str, ...] = (first.subject,)
+            first_seen = first.first_seen
+        else:
+            severity = _SEVERITY_BY_RANK[max(rank_of[f.severity] for f in same)]
+            asset_counts = {}
+            for finding in same:
+                asset_counts[finding.asset] = asset_counts.get(finding.asset, 0) + 1
+            by_halves: dict[int, int] = {}
+            for value, count in asset_counts.items():
+                halves = asset_info.get(value, _DEFAULT_ASSET)[0]
+                by_halves[halves] = by_halves.get(halves, 0) + count
+            penalty = _group_points(
+                SEVERITY_WEIGHTS[severity], sorted(by_halves.items(), reverse=True)
             )
-        ]
-        penalty = _group_points(SEVERITY_WEIGHTS[severity], sorted(by_halves.items(), reverse=True))
-        organisation_caps = frozenset(r for r in matched if Scope.ORGANISATION in r.scopes)
+            subjects = tuple(sorted(f.subject for f in same))
+            first_seen = min(f.first_seen for f in same)
+        count_by_rank[severity.rank] += len(same)
+        organisation_caps: frozenset[CapRule] = _NO_CAPS
+        category_caps: frozenset[CapRule] = _NO_CAPS
+        candidates = _candidate_rules(check_id, severity)
+        if candidates:
+            matched = [
+                rule
+                for rule in candidates
+                if any(
+                    _cap_matches(rule, severity, asset_info.get(value, _DEFAULT_ASSET)[1])
+                    for value in asset_counts
+                )
+            ]
+            organisation_caps = frozenset(r for r in matched if Scope.ORGANISATION in r.scopes)
+            category_caps = frozenset(r for r in matched if Scope.CATEGORY in r.scopes)
         groups.append(
             FindingGroup(
                 check_id=check_id,
                 category=category,
                 severity=severity,
                 penalty=penalty,
-                subjects=tuple(sorted(f.subject for f in same)),
+                subjects=subjects,
                 asset_counts=asset_counts,
-                first_seen=min(f.first_seen for f in same),
+                first_seen=first_seen,
                 caps=frozenset(r.id for r in organisation_caps),
             )
         )
-        line = _Line(penalty, check_id, category, severity, len(same), organisation_caps)
-        overall_lines.append(line)
+        overall_lines.append(
+            _Line(penalty, check_id, category, severity, len(same), organisation_caps)
+        )
         category_lines.setdefault(category, []).append(
-            line._replace(caps=frozenset(r for r in matched if Scope.CATEGORY in r.scopes))
+            _Line(penalty, check_id, category, severity, len(same), category_caps)
         )
     categories = {
-        category: _settle(Scope.CATEGORY, category, category_lines.get(category, ()))
-        for category in sorted({c.value for c in Category} | set(category_lines))
+        category: _settle(Scope.CATEGORY, category, category_lines[category])
+        if category in category_lines
+        else _perfect(Scope.CATEGORY, category)
+        for category in sorted(_CATEGORIES.union(category_lines))
     }
     values = sorted(set(asset_info).union(*(g.asset_counts for g in groups)))
     return OrganisationScore(
@@ -449,7 +499,7 @@ def score_organisation(
         assets=AssetScores(groups, asset_info, values),
         groups=tuple(groups),
         excluded=tuple(sorted(excluded, key=lambda f: (f.check_id, f.subject, f.asset))),
-        open_counts={str(s): count_by_rank[s.rank] for s in Severity},
+        open_counts={name: count_by_rank[rank] for name, rank in _SEVERITIES},
     )
 
 

@@ -8,7 +8,7 @@ translates them); `N_` only marks them for the catalog test's extraction.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import StrEnum
 
 from riskiturva.checks import Effort, Severity
@@ -69,6 +69,20 @@ GRADE_FLOORS: tuple[tuple[Grade, int], ...] = (
     (Grade.D, 600),
     (Grade.F, 0),
 )
+_FLOORS = dict(GRADE_FLOORS)
+
+
+def grade_for(tenths: int) -> Grade:
+    for grade, floor in GRADE_FLOORS:
+        if tenths >= floor:
+            return grade
+    return Grade.F
+
+
+def grade_floor(grade: Grade | str) -> int:
+    return _FLOORS[Grade(grade)]
+
+
 # Days to fix after first seen, by severity (CISA BOD 19-02 for critical and high).
 DEADLINE_DAYS: Mapping[Severity, int | None] = {
     Severity.CRITICAL: 15,
@@ -101,13 +115,13 @@ class CapRule:
     severity: Severity | None = None
     min_criticality: str | None = None
     tag: str | None = None
+    ceiling: int = field(init=False)  # the highest score (tenths) the cap allows
 
-    @property
-    def ceiling(self) -> int:
-        """Highest score (tenths) the cap allows: the top of its grade's band."""
+    def __post_init__(self) -> None:
         better = [g for g, _ in GRADE_FLOORS]
         index = better.index(self.grade)
-        return FULL_SCORE if index == 0 else grade_floor(better[index - 1]) - 1
+        top = FULL_SCORE if index == 0 else grade_floor(better[index - 1]) - 1
+        object.__setattr__(self, "ceiling", top)  # the top of its grade's band
 
 
 _ALL_SCOPES = frozenset(Scope)
@@ -204,17 +218,6 @@ CAP_RULES_BY_ID: Mapping[str, CapRule] = {rule.id: rule for rule in CAP_RULES}
 def check_weight(severity: Severity | str) -> int:
     """Points (tenths) one instance of a check of this severity loses on a medium asset."""
     return SEVERITY_WEIGHTS[Severity(severity)]
-
-
-def grade_for(tenths: int) -> Grade:
-    for grade, floor in GRADE_FLOORS:
-        if tenths >= floor:
-            return grade
-    return Grade.F
-
-
-def grade_floor(grade: Grade | str) -> int:
-    return dict(GRADE_FLOORS)[Grade(grade)]
 
 
 def weights_markdown() -> str:

@@ -15,10 +15,10 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from riskiturva.checks import Check
-from riskiturva.scoring import Grade, due_date
+from riskiturva.scoring import Grade
 from riskiturva.views.clock import local_day
 from riskiturva.views.exceptions import registers
-from riskiturva.views.live import live_scores
+from riskiturva.views.live import live_summaries
 from riskiturva.views.organisations import OrganisationRef, organisations
 from riskiturva.views.scans import last_successes
 from riskiturva.views.trend import CHANGE_DAYS, ScoreChange, baselines, sampled, score_change
@@ -61,7 +61,7 @@ def portfolio(
     refs = organisations(session, visible, partner=partner)
     today = local_day(now)
     slugs = {o.id: o.slug for o in refs}
-    scores = live_scores(session, refs, now=now, registry=registry)
+    scores = live_summaries(session, refs, now=now, registry=registry)
     exceptions = registers(session, refs, now=now, registry=registry)
     start = today - dt.timedelta(days=SPARK_DAYS)
     days = [start + dt.timedelta(days=d) for d in range(0, SPARK_DAYS, SPARK_STEP)]
@@ -71,11 +71,7 @@ def portfolio(
     rows = []
     for ref in refs:
         live = scores[ref.slug]
-        score = live.score
-        overdue = 0
-        for group in score.groups:
-            due = due_date(group.severity, group.first_seen)
-            overdue += due is not None and today > due
+        score = live.summary
         register = exceptions[ref.slug]
         history = samples[ref.slug]
         rows.append(
@@ -84,9 +80,9 @@ def portfolio(
                 checked=live.checked,
                 score=score.score,
                 grade=score.grade,
-                categories={c: s.score for c, s in score.categories.items()},
+                categories=score.category_scores,
                 open_counts=dict(score.open_counts),
-                overdue=overdue,
+                overdue=score.overdue(today),
                 exceptions=register.by_severity(),
                 expiring=len(register.expiring),
                 change=score_change(score, base.get(ref.slug)),

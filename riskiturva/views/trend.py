@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
+from riskiturva.history import ScoreSummary
 from riskiturva.models import Organisation, ScoreSnapshot
 from riskiturva.scoring import OrganisationScore, comparable_versions
 
@@ -56,7 +57,9 @@ class ScoreChange:
         )
 
 
-def score_change(score: OrganisationScore, baseline: SnapshotPoint | None) -> ScoreChange:
+def score_change(
+    score: OrganisationScore | ScoreSummary, baseline: SnapshotPoint | None
+) -> ScoreChange:
     return ScoreChange(score.score, score.version, baseline)
 
 
