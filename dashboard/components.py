@@ -15,6 +15,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.i18n import text
@@ -139,7 +140,7 @@ def grade_badge(
         className=f"grade grade-{grade or 'none'}" + (" grade-large" if large else ""),
         title=_("Grade {grade}", grade=letter),
         role="img",
-        **{"aria-label": _("Grade {grade}", grade=letter)},
+        **aria(_("Grade {grade}", grade=letter)),
         **props,
     )
 
@@ -224,6 +225,22 @@ def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props:
 
 def section(title: str, *children: Any, **props: Any) -> html.Section:
     return html.Section([html.H2(title), *children], className="panel", **props)
+
+
+def data_table(**props: Any) -> DataTable:
+    """A DataTable in the page's fonts whose Markdown cells never render HTML (links made
+    with `markdown_text` only). Dash's generated type hints are stricter than the
+    component (they refuse None cells), so the properties pass through here untyped."""
+    props.setdefault("markdown_options", {"html": False})
+    props.setdefault("style_cell", TABLE_CELL)
+    props.setdefault("style_header", TABLE_HEADER)
+    assert props["markdown_options"].get("html") is False, "tables never render HTML"
+    return DataTable(**props)
+
+
+def aria(label: str) -> dict[str, Any]:
+    """`aria-label` for a component (the attribute's dash is no keyword argument)."""
+    return {"aria-label": label}
 
 
 def graph(figure: Any, **props: Any) -> dcc.Graph:

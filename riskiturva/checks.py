@@ -108,8 +108,8 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
             raise CheckRegistryError(f"{where}: {field} lacks {', '.join(missing)}")
         texts[field] = {lang: str(value[lang]).strip() for lang in LANGUAGES}
     try:
-        severity = Severity(data.get("severity"))
-        effort = Effort(data.get("effort"))
+        severity = Severity(str(data.get("severity")))
+        effort = Effort(str(data.get("effort")))
     except ValueError as exc:
         raise CheckRegistryError(f"{where}: {exc}") from exc
     references = data.get("references", ())

@@ -227,7 +227,7 @@ def reconcile(
             counts.opened += 1
         elif finding.status == FindingStatus.RESOLVED:
             finding.status = (
-                FindingStatus(finding.decision)
+                FindingStatus(str(finding.decision))
                 if _decision_holds(finding, now)
                 else FindingStatus.OPEN
             )

@@ -29,6 +29,18 @@ def _scan_status(context: PageContext, status: str) -> str:
     }.get(status, status)
 
 
+def _state_line(context: PageContext, state: views.SubjectStateView) -> html.Li:
+    parts: list[Any] = [
+        html.Strong(state.collector),
+        f" {state.subject}: ",
+        _scan_status(context, state.last_status),
+        f" · {context.when(state.last_scanned_at)}",
+    ]
+    if state.last_error:
+        parts += [" · ", html.Em(state.last_error)]
+    return html.Li(parts)
+
+
 def layout(context: PageContext, slug: str) -> Any:
     _ = context._
     with context.sessions() as session:
@@ -37,27 +49,14 @@ def layout(context: PageContext, slug: str) -> Any:
             found = views.assets(session, context.viewer.visible, slug)
         except NotVisible:
             return not_found(context)
-    rows = [
+    rows: list[list[Any]] = [
         [
             asset.kind,
             asset.value,
             _criticality(context, asset.criticality),
             ", ".join(asset.tags),
             "" if asset.active else _("Removed from the configuration"),
-            html.Ul(
-                [
-                    html.Li(
-                        [
-                            html.Strong(state.collector),
-                            f" {state.subject}: ",
-                            _scan_status(context, state.last_status),
-                            f" · {context.when(state.last_scanned_at)}",
-                            *([" · ", html.Em(state.last_error)] if state.last_error else []),
-                        ]
-                    )
-                    for state in asset.states
-                ]
-            )
+            html.Ul([_state_line(context, state) for state in asset.states])
             if asset.states
             else _("Not scanned yet"),
         ]

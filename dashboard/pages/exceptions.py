@@ -12,14 +12,13 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, State, dash_table, dcc, html, no_update
+from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
-    TABLE_CELL,
-    TABLE_HEADER,
     PageContext,
     Services,
+    data_table,
     markdown_text,
     not_found,
     org_header,
@@ -88,11 +87,15 @@ def summary(context: PageContext, register: ExceptionsRegister, slug: str) -> An
     )
 
 
-def table(context: PageContext, register: ExceptionsRegister) -> dash_table.DataTable:
+def _rows(context: PageContext, register: ExceptionsRegister) -> list[dict[str, Any]]:
+    return [_cells(context, e, links=context.viewer.sees_details) for e in register.entries]
+
+
+def table(context: PageContext, register: ExceptionsRegister) -> Any:
     """The register as a sortable table; staff select rows in it to revoke decisions."""
     headers = _headers(context)
     links = context.viewer.sees_details
-    return dash_table.DataTable(
+    return data_table(
         id=ids.EXCEPTIONS_TABLE,
         columns=[
             {
@@ -102,20 +105,17 @@ def table(context: PageContext, register: ExceptionsRegister) -> dash_table.Data
             }
             for c in COLUMNS
         ],
-        data=[_cells(context, entry, links=links) for entry in register.entries],
+        data=_rows(context, register),
         row_selectable="multi" if context.viewer.can_decide else False,
         selected_row_ids=[],
         sort_action="native",
         page_size=50,
-        markdown_options={"html": False},
-        style_cell=TABLE_CELL,
         style_data_conditional=[
             {
                 "if": {"filter_query": '{expiring} = "yes"', "column_id": "until"},
                 "fontWeight": "bold",
             }
         ],
-        style_header=TABLE_HEADER,
     )
 
 
@@ -240,7 +240,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                 current = views.exceptions(
                     session, viewer.visible, str(slug), now=context.now, registry=services.registry
                 )
-                rows = table(context, current).data
+                rows = _rows(context, current)
         except NotVisible:
             return dbc.Alert(_("Not found"), color="danger"), no_update
         except (ValueError, TypeError):
@@ -258,7 +258,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
 def validation_layout() -> list[Any]:
     return [
         dcc.Store(id=ids.EXCEPTIONS_ORG),
-        dash_table.DataTable(id=ids.EXCEPTIONS_TABLE),
+        data_table(id=ids.EXCEPTIONS_TABLE),
         dcc.Textarea(id=ids.REVOKE_REASON),
         html.Button(id=ids.REVOKE_SUBMIT),
         html.Div(id=ids.REVOKE_MESSAGE),

@@ -155,7 +155,7 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
         html.Label(_("Valid until"), htmlFor=ids.DECIDE_UNTIL),
         dcc.Input(
             id=ids.DECIDE_UNTIL,
-            type="date",
+            type="date",  # type: ignore[arg-type]  # the browser's date input; Dash's hint omits it
             value=default_until.isoformat(),
             min=(context.today + dt.timedelta(days=1)).isoformat(),
             max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from typing import Any
 
 import flask
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
 from dashboard import ids
@@ -16,11 +16,10 @@ from dashboard.components import (
     CATEGORIES,
     SEVERITIES,
     STATUSES,
-    TABLE_CELL,
-    TABLE_HEADER,
     PageContext,
     Services,
     category_label,
+    data_table,
     markdown_text,
     not_found,
     org_header,
@@ -167,7 +166,7 @@ def _count(context: PageContext, rows: list[dict[str, Any]]) -> str:
     return context._("Findings shown: {count}", count=len(rows))
 
 
-def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTable:
+def table(context: PageContext, rows: list[dict[str, Any]]) -> Any:
     _ = context._
     columns = [
         ("severity", _("Severity")),
@@ -179,22 +178,19 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTa
         ("first_seen", _("First seen")),
         ("last_seen", _("Last seen")),
     ]
-    return dash_table.DataTable(
+    return data_table(
         id=ids.FINDINGS_TABLE,
         columns=[
             {"id": key, "name": name, **({"presentation": "markdown"} if key == "title" else {})}
             for key, name in columns
         ],
-        markdown_options={"html": False},
         data=rows,
         sort_action="native",
         page_size=50,
         cell_selectable=True,
-        style_cell=TABLE_CELL,
         style_data_conditional=[
             {"if": {"filter_query": "{severity_rank} < 2"}, "fontWeight": "bold"},
         ],
-        style_header=TABLE_HEADER,
     )
 
 
@@ -285,7 +281,7 @@ def validation_layout() -> list[Any]:
             dcc.Dropdown(id=i)
             for i in (ids.FILTER_CATEGORY, ids.FILTER_SEVERITY, ids.FILTER_STATUS, ids.FILTER_ASSET)
         ),
-        dash_table.DataTable(id=ids.FINDINGS_TABLE),
+        data_table(id=ids.FINDINGS_TABLE),
         html.Span(id=ids.FINDINGS_COUNT),
         html.Button(id=ids.EXPORT),
         dcc.Download(id=ids.DOWNLOAD),

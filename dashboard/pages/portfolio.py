@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dash import dash_table, html
+from dash import html
 from dash.dash_table.Format import Format, Scheme, Sign
 
 from dashboard import ids
@@ -16,11 +16,10 @@ from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
     GRADES,
-    TABLE_CELL,
-    TABLE_HEADER,
     TIMEZONE,
     PageContext,
     category_label,
+    data_table,
     graph,
     markdown_text,
     plot_text,
@@ -74,7 +73,7 @@ def layout(context: PageContext) -> Any:
     )
 
 
-def _table(context: PageContext, rows: list[views.PortfolioRow]) -> dash_table.DataTable:
+def _table(context: PageContext, rows: list[views.PortfolioRow]) -> Any:
     _ = context._
     decimal = "." if context.language == "en" else ","
     # Format's setters change the object itself: one object per column format.
@@ -127,16 +126,14 @@ def _table(context: PageContext, rows: list[views.PortfolioRow]) -> dash_table.D
         }
         for g in GRADES
     ]
-    return dash_table.DataTable(
+    return data_table(
         id=ids.PORTFOLIO_TABLE,
         columns=columns,
         data=data,
         sort_action="native",
         filter_action="native",
         page_size=50,
-        markdown_options={"html": False},
         filter_options={"placeholder_text": _("Filter…"), "case": "insensitive"},
-        style_cell=TABLE_CELL,
         style_cell_conditional=[
             {"if": {"column_id": "trend"}, "whiteSpace": "nowrap", "letterSpacing": "-1px"}
         ],
@@ -156,7 +153,6 @@ def _table(context: PageContext, rows: list[views.PortfolioRow]) -> dash_table.D
                 "fontWeight": "bold",
             },
         ],
-        style_header=TABLE_HEADER,
     )
 
 

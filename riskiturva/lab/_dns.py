@@ -20,6 +20,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ec
+from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from riskiturva.lab._pki import rsa_public_key_b64
 from riskiturva.lab.manifest import Manifest, Municipality
@@ -78,7 +79,7 @@ def _partner_zone(manifest: Manifest, serial: int) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _new_key() -> tuple[ec.EllipticCurvePrivateKey, dns.rdata.Rdata]:
+def _new_key() -> tuple[ec.EllipticCurvePrivateKey, DNSKEY]:
     key = ec.generate_private_key(ec.SECP256R1())
     # Flags 257: a combined signing key with the SEP bit, as Knot's "CSK" does.
     return key, dns.dnssec.make_dnskey(key.public_key(), _ALGORITHM, flags=257)
@@ -87,7 +88,7 @@ def _new_key() -> tuple[ec.EllipticCurvePrivateKey, dns.rdata.Rdata]:
 def _sign(
     text: str,
     origin: str,
-    key: tuple[ec.EllipticCurvePrivateKey, dns.rdata.Rdata],
+    key: tuple[ec.EllipticCurvePrivateKey, DNSKEY],
     now: dt.datetime,
     days: int,
 ) -> dns.zone.Zone:

@@ -37,7 +37,7 @@ from riskiturva.views.period import (
     portfolio_report,
 )
 from riskiturva.views.portfolio import Portfolio, PortfolioRow, portfolio
-from riskiturva.views.scans import AssetView, RunView, assets, runs
+from riskiturva.views.scans import AssetView, RunView, SubjectStateView, assets, runs
 from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 
 __all__ = [
@@ -63,6 +63,7 @@ __all__ = [
     "ScoreChange",
     "ScoreExplanation",
     "SnapshotPoint",
+    "SubjectStateView",
     "assets",
     "changes",
     "exceptions",
