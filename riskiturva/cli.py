@@ -510,7 +510,7 @@ def _print_score(
     change = overview.change
     trend = (
         f", {change.delta:+.1f} since {_local_date(change.since.isoformat(), lang)}"
-        if change.baseline
+        if change.since is not None and change.delta is not None
         else ""
     )
     name = overview.organisation.name(lang)
@@ -634,6 +634,7 @@ def report_command(
             if org is not None:
                 rendered = reports.render_organisation(session, org, period, **options)
             else:
+                assert partner is not None
                 rendered = reports.render_portfolio(
                     session, partner, period, partner_name=partners[partner], **options
                 )

@@ -270,8 +270,9 @@ def run_collector(
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
     with sessions.begin() as session:
-        run = session.get(ScanRun, run_id)
-        assert run is not None
+        stored = session.get(ScanRun, run_id)
+        assert stored is not None
+        run = stored
         for organisation in selected:
             observations = per_org.get(organisation.slug, [])
             org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))

@@ -13,7 +13,6 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
-    TIMEZONE,
     PageContext,
     Services,
     not_found,
@@ -30,6 +29,7 @@ from riskiturva import auth, views
 from riskiturva.auth import Viewer
 from riskiturva.models import FindingStatus
 from riskiturva.store import NotVisible, decide
+from riskiturva.views import TIMEZONE
 
 DEFAULT_DECISION_DAYS = 180
 MAX_DECISION_DAYS = 730

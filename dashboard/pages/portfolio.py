@@ -9,14 +9,12 @@ from collections import Counter
 from typing import Any
 
 from dash import html
-from dash.dash_table.Format import Format, Scheme, Sign
 
 from dashboard import ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
     GRADES,
-    TIMEZONE,
     PageContext,
     category_label,
     data_table,
@@ -29,6 +27,7 @@ from dashboard.components import (
 from dashboard.pages import Page
 from dashboard.security import Permission
 from riskiturva import views
+from riskiturva.views import TIMEZONE
 
 
 def layout(context: PageContext) -> Any:
@@ -75,10 +74,10 @@ def layout(context: PageContext) -> Any:
 
 def _table(context: PageContext, rows: list[views.PortfolioRow]) -> Any:
     _ = context._
-    decimal = "." if context.language == "en" else ","
-    # Format's setters change the object itself: one object per column format.
-    number = Format(precision=1, scheme=Scheme.fixed).decimal_delimiter(decimal)
-    delta = Format(precision=1, scheme=Scheme.fixed, sign=Sign.positive).decimal_delimiter(decimal)
+    # DataTable's number formats (what dash_table.Format builds), one decimal.
+    locale = {"decimal": "." if context.language == "en" else ","}
+    number = {"locale": locale, "nully": "", "specifier": ".1f"}
+    delta = {"locale": locale, "nully": "", "specifier": "+.1f"}
     columns = [
         {"id": "name", "name": _("Organisation"), "presentation": "markdown"},
         {"id": "grade", "name": _("Grade")},

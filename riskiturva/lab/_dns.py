@@ -20,13 +20,14 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 from cryptography.hazmat.primitives.asymmetric import ec
+from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from riskiturva.lab._pki import rsa_public_key_b64
 from riskiturva.lab.manifest import Manifest, Municipality
 
 TTL = 300
-_ALGORITHM = dns.dnssec.Algorithm.ECDSAP256SHA256
+_ALGORITHM = Algorithm.ECDSAP256SHA256
 
 
 @dataclass(frozen=True)
@@ -130,7 +131,7 @@ def build_zones(
             # A bogus zone's parent still points at the key it "rolled" away from.
             ds_key = _new_key()[1] if mode == "bogus" else key[1]
             ds = dns.dnssec.make_ds(f"{domain}.", ds_key, "SHA256")
-            parent_lines.append(f"{domain}. DS {ds.to_text()}")
+            parent_lines.append(f"{domain}. DS {ds.to_text()}")  # type: ignore[no-untyped-call]
         zone.to_file(str(directory / f"{domain}.zone"), relativize=False)
 
     parent_key = _new_key()

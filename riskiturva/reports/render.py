@@ -200,7 +200,8 @@ def pdf_from_html(html: str) -> bytes:
     from weasyprint import HTML, URLFetcher  # on use: loading Pango takes a moment
 
     fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=False)
-    return HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    pdf: bytes = HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    return pdf
 
 
 def render(html: str, fmt: ReportFormat | str) -> bytes:

@@ -149,7 +149,7 @@ def _days(
         .where(ScoreSnapshot.organisation_id.in_(ids), and_(*conditions))
         .group_by(ScoreSnapshot.organisation_id)
     )
-    return {org_id: _as_date(value) for org_id, value in rows if value is not None}
+    return {org_id: _as_date(value) for org_id, value in rows}
 
 
 def _as_date(value: object) -> dt.date:
