@@ -144,3 +144,12 @@ def load_registry() -> Registry:
                 )
             checks[check_id] = check
     return Registry(checks)
+
+
+def markdown_table(registry: Mapping[str, Check]) -> str:
+    """Every check as a Markdown table: id, category, severity, effort, English title."""
+    lines = ["| id | category | severity | effort | title (en) |", "|---|---|---|---|---|"]
+    for check in registry.values():
+        row = (check.id, check.category, check.severity, check.effort, check.title["en"])
+        lines.append("| `{}` | {} | {} | {} | {} |".format(*row))
+    return "\n".join(lines) + "\n"

@@ -27,13 +27,13 @@ import dashboard
 from dashboard import ids
 from riskiturva import auth
 from riskiturva.checks import load_registry
-from riskiturva.cli import main
 from riskiturva.config import Config
 from riskiturva.history import take_snapshots
 from riskiturva.models import Finding, FindingStatus, Organisation, RunStatus, ScanRun, SubjectState
 from riskiturva.period import Month
 from riskiturva.store import ObservedFinding, decide, reconcile, revoke, sync_config
 from riskiturva.views import ChangeKind, organisation_report, portfolio_report
+from riskiturva_cli import main
 from tests.test_dashboard_access import call, sign_in, text_of
 
 REGISTRY = load_registry()

@@ -7,7 +7,7 @@
   (`archived_reports`, `open_archived`), and e-mail over SMTP with STARTTLS.
 
 The public names below load their module on first use, so importing the archive's
-model (which `riskiturva.models` does) does not load Matplotlib or WeasyPrint.
+model (which `riskiturva.schema` does) does not load Matplotlib or WeasyPrint.
 """
 
 from __future__ import annotations

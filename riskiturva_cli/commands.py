@@ -1,4 +1,4 @@
-"""The `riskiturva` command line. Each command's docstring is its help text."""
+"""The `riskiturva` commands. Each command's docstring is its help text."""
 
 from __future__ import annotations
 
@@ -32,11 +32,10 @@ from rich.text import Text
 from sqlalchemy.orm import Session
 
 from riskiturva import __version__, views
-from riskiturva.checks import LANGUAGES, Registry, Severity, load_registry
+from riskiturva.checks import LANGUAGES, Registry, Severity, load_registry, markdown_table
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
 from riskiturva.db import StoreUnavailable, open_store
-from riskiturva.docgen import checks_markdown
 from riskiturva.exit_codes import SUMMARIES, ExitCode, scan_exit_code, score_exit_code
 from riskiturva.export import spreadsheet_cell, terminal_text
 from riskiturva.history import take_snapshots
@@ -205,7 +204,7 @@ def checks_list(fmt: str, lang: str) -> None:
         ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif fmt == "markdown":
-        click.echo(checks_markdown(), nl=False)
+        click.echo(markdown_table(load_registry()), nl=False)
     else:
         table = Table("id", "category", "severity", "effort", "title")
         for c in checks:
