@@ -6,6 +6,7 @@ at the moment given (`now`); snapshots are for trends only and say their day. Se
 category and titles come from the check registry. Faces format; they never query or score.
 
 - `organisations`: the one visible-organisation lookup (`organisation`, `organisations`);
+- `live`: scores at a moment, in bulk (and the kept summaries the portfolio uses);
 - `portfolio`: one live row per organisation;
 - `overview`: one organisation's overview (`overview`) and its score explained
   (`explanation`);
