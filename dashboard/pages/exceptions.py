@@ -166,10 +166,14 @@ def layout(context: PageContext, slug: str) -> Any:
             ),
             className="muted",
         ),
-        dcc.Store(id=ids.EXCEPTIONS_ORG, data=slug),
-        table(context, register),
     ]
-    if context.viewer.can_decide:
+    if not register.entries:
+        register_section.append(
+            html.P(_("No accepted risks or false positives are in force."), className="muted")
+        )
+    else:
+        register_section += [dcc.Store(id=ids.EXCEPTIONS_ORG, data=slug), table(context, register)]
+    if context.viewer.can_decide and register.entries:
         register_section += [
             html.Label(_("Reason for revoking"), htmlFor=ids.REVOKE_REASON),
             dcc.Textarea(id=ids.REVOKE_REASON, className="form-control", maxLength=2000),

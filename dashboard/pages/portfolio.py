@@ -215,6 +215,7 @@ def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> dict[str, 
         "layout": {
             "height": max(300, 22 * len(scored) + 80),
             "margin": {"l": 10, "r": 10, "t": 10, "b": 30},
+            "xaxis": {"automargin": True},
             "yaxis": {"automargin": True, "autorange": "reversed"},
             # Plotly formats the 5 × N cell labels itself: decimal mark, then thousands.
             "separators": ".," if context.language == "en" else ", ",

@@ -2,7 +2,8 @@
 
 Snapshots are stated numbers (each says its day); the scores pages show are live. The
 change is the live score against a baseline snapshot: the latest on or before `days`
-ago, else — for an organisation scored for a shorter time — the oldest before today.
+ago (looked for up to `BASELINE_WINDOW_DAYS` further back), else — for an organisation
+scored for a shorter time — the oldest before today.
 """
 
 from __future__ import annotations
