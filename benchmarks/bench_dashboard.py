@@ -32,7 +32,7 @@ from dashboard import ids
 from riskiturva import auth, db
 from riskiturva.checks import load_registry
 from riskiturva.config import Config
-from riskiturva.history import refresh_current_score
+from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
     CurrentScore,

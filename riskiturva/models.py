@@ -19,6 +19,7 @@ class RunStatus(enum.StrEnum):
     PARTIAL = "partial"  # some targets could not be scanned
     FAILED = "failed"  # the collector itself failed: nothing resolved
     INTERRUPTED = "interrupted"  # the process died or was stopped: nothing resolved
+    SKIPPED = "skipped"  # a scheduled run missed beyond the grace time: never started
 
 
 class FindingStatus(enum.StrEnum):
@@ -77,6 +78,8 @@ class ScanRun(Base):
     collector: Mapped[str] = mapped_column(String(50), index=True)
     organisations: Mapped[list[Any]] = mapped_column(default=list)
     trigger: Mapped[str] = mapped_column(String(20), default="cli")
+    # The fire time of a scheduled run (or the last one a skipped row stands for).
+    scheduled_for: Mapped[dt.datetime | None]
     status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING, index=True)
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
@@ -199,7 +202,7 @@ class CurrentScore(Base):
     Written by the store in the same transaction as every change to the organisation's
     findings, decisions or assets; read by the portfolio, which scores live instead when
     the row is missing, of another scoring version or registry, or outlived by a decision
-    (`valid_until`). See `history.refresh_current_score`.
+    (`valid_until`). See `riskiturva.current`.
     """
 
     __tablename__ = "current_score"

@@ -9,13 +9,9 @@ import pytest
 from sqlalchemy import func, select
 
 from riskiturva.checks import Severity, load_registry
-from riskiturva.history import (
-    ScoreSummary,
-    current_summaries,
-    score_stored,
-    scoring_inputs,
-    take_snapshots,
-)
+from riskiturva.current import ScoreSummary, current_summaries
+from riskiturva.history import score_stored, take_snapshots
+from riskiturva.inputs import scoring_inputs
 from riskiturva.models import Asset, Finding, FindingStatus, Organisation, ScoreSnapshot
 from riskiturva.scoring import SCORING_VERSION, Grade
 from riskiturva.store import ObservedFinding, decide, reconcile, sync_config

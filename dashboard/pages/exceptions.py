@@ -156,7 +156,7 @@ def layout(context: PageContext, slug: str) -> Any:
             )
         except NotVisible:
             return not_found(context)
-    register_section = [
+    register_section: list[Any] = [
         html.P(
             _(
                 "Problems a person decided to accept as risks or marked as false positives. "

@@ -15,12 +15,8 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from riskiturva.checks import Check
-from riskiturva.history import (
-    ScoreSummary,
-    checked_organisations,
-    current_summaries,
-    scoring_inputs_of,
-)
+from riskiturva.current import ScoreSummary, current_summaries
+from riskiturva.inputs import checked_organisations, scoring_inputs_of
 from riskiturva.scoring import OrganisationScore, score_organisation
 from riskiturva.views.organisations import OrganisationRef
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from sqlalchemy import ColumnElement, and_, func, select
 from sqlalchemy.orm import Session
 
-from riskiturva.history import ScoreSummary
+from riskiturva.current import ScoreSummary
 from riskiturva.models import Organisation, ScoreSnapshot
 from riskiturva.scoring import OrganisationScore, comparable_versions
 
