@@ -23,6 +23,7 @@ from sqlalchemy.orm import Session, selectinload
 from riskiturva.auth import audit
 from riskiturva.config import Asset as ConfigAsset
 from riskiturva.config import AssetKind, Config, Criticality
+from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
     AssetOrigin,
@@ -63,6 +64,14 @@ def record_change(
     )
     session.add(event)
     return event
+
+
+def refresh_scores(session: Session, assets: Iterable[Asset], *, now: dt.datetime) -> None:
+    """Keep the current score of every organisation whose assets were decided on (scoring
+    weighs findings by the criticality of active assets)."""
+    session.flush()
+    for organisation_id in sorted({a.organisation_id for a in assets}):
+        refresh_current_score(session, organisation_id, now=now)
 
 
 # --- reading ---------------------------------------------------------------------------
@@ -278,7 +287,7 @@ def accept(
             detail=changed,
         )
         decided.append(asset)
-    session.flush()
+    refresh_scores(session, decided, now=now)
     return decided
 
 
@@ -322,7 +331,7 @@ def reject(
         else:
             raise InventoryError(f"{asset.value}: not a proposal (it is {asset.state})")
         decided.append(asset)
-    session.flush()
+    refresh_scores(session, decided, now=now)
     return decided
 
 
@@ -357,7 +366,7 @@ def retire(
             reason=reason.strip(),
         )
         decided.append(asset)
-    session.flush()
+    refresh_scores(session, decided, now=now)
     return decided
 
 
@@ -390,7 +399,7 @@ def update(
             target=f"{asset.kind} {asset.value}"[:200],
             detail={"asset_id": asset.id, **changed},
         )
-    session.flush()
+    refresh_scores(session, [asset], now=now)
     return asset
 
 
@@ -412,7 +421,9 @@ def add(
     if organisation not in visible:
         raise NotVisible(organisation)
     try:
-        declared = ConfigAsset(kind=kind, value=value, criticality=criticality, tags=tuple(tags))
+        declared = ConfigAsset.model_validate(
+            {"kind": kind, "value": value, "criticality": criticality, "tags": tuple(tags)}
+        )
     except ValidationError as exc:
         raise InventoryError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
     scope = config.organisation(organisation).scope
@@ -454,7 +465,7 @@ def add(
     asset.owner_note = owner_note
     session.flush()
     _decided(session, asset, kind=ChangeKind.ASSET_ADDED, actor=actor, now=now, reason=None)
-    session.flush()
+    refresh_scores(session, [asset], now=now)
     return asset
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import os
 import socket
 import threading
@@ -334,7 +335,7 @@ def run_collector(
 
     def start(session: Session) -> tuple[int, dict[str, list[Asset]]]:
         unsaved_outcomes.write_pending(session)
-        sync_config(session, config, started)
+        sync_config(session, config, now=started)
         inventory = {o.slug: active_assets(session, o.slug) for o in selected}
         run = ScanRun(
             collector=collector.name,
@@ -374,8 +375,8 @@ def run_collector(
         for organisation, targets in plans:
             previous = write_with_retry(
                 sessions,
-                lambda session, slug=organisation.slug: _previous_observations(
-                    session, slug, collector.name
+                functools.partial(
+                    _previous_observations, organisation=organisation.slug, collector=collector.name
                 ),
                 what=f"read the previous {collector.name} observations",
                 budget_s=budget,

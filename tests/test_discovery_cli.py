@@ -7,8 +7,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from riskiturva import cli
 from riskiturva.config import load_config
+from riskiturva_cli import commands as cli
 from tests.test_discovery_lab import copy_of_lab_config
 
 pytestmark = pytest.mark.lab

@@ -51,7 +51,7 @@ def _propose(session, slug: str, value: str, kind: str = "host") -> Asset:
 def test_sync_imports_the_configuration_idempotently(sessions, minimal_config):
     for _ in range(2):
         with sessions.begin() as session:
-            sync_config(session, minimal_config, T0)
+            sync_config(session, minimal_config, now=T0)
     with sessions() as session:
         rows = list_assets(session, ALL)
     assert [(a.organisation.slug, a.value, a.origin, a.state) for a in rows] == [
@@ -65,13 +65,13 @@ def test_an_asset_removed_from_the_configuration_is_retired_and_discovered_ones_
     sessions, minimal_config
 ):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         _propose(session, "hyvala", "uusi.hyvala.test")
     organisations = list(minimal_config.organisations)
     organisations[0] = organisations[0].model_copy(update={"assets": organisations[0].assets[:1]})
     smaller = minimal_config.model_copy(update={"organisations": tuple(organisations)})
     with sessions.begin() as session:
-        sync_config(session, smaller, T0)
+        sync_config(session, smaller, now=T0)
         states = {a.value: (a.state, a.state_reason) for a in list_assets(session, ["hyvala"])}
     assert states == {
         "127.60.1.10": ("active", None),
@@ -82,7 +82,7 @@ def test_an_asset_removed_from_the_configuration_is_retired_and_discovered_ones_
 
 def test_a_declaration_wins_over_an_earlier_rejection(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         asset = _propose(session, "rapala", "127.60.2.99", kind="ip")
         reject(session, [asset.id], visible=ALL, actor="staff", now=T0, reason="not ours")
     organisations = list(minimal_config.organisations)
@@ -93,7 +93,9 @@ def test_a_declaration_wins_over_an_earlier_rejection(sessions, minimal_config):
     organisations[1] = organisations[1].model_copy(update={"assets": declared})
     with sessions.begin() as session:
         sync_config(
-            session, minimal_config.model_copy(update={"organisations": tuple(organisations)}), T0
+            session,
+            minimal_config.model_copy(update={"organisations": tuple(organisations)}),
+            now=T0,
         )
         row = session.scalar(select(Asset).where(Asset.value == "127.60.2.99"))
         assert (row.origin, row.state) == ("configuration", "active")  # fmt: skip
@@ -115,7 +117,7 @@ def test_syncs_at_the_same_moment_on_a_new_database_both_succeed(sessions, minim
         try:
             write_with_retry(
                 sessions,
-                lambda session: sync_config(session, minimal_config, T0),
+                lambda session: sync_config(session, minimal_config, now=T0),
                 what="sync",
                 budget_s=30,
             )
@@ -142,7 +144,7 @@ def test_accepting_a_proposal_makes_it_active_for_the_runner_and_is_audited(
     sessions, minimal_config
 ):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         asset = _propose(session, "hyvala", "vanha.hyvala.test")
         assert "vanha.hyvala.test" not in {a.value for a in active_assets(session, "hyvala")}
         accept(session, [asset.id], visible=["hyvala"], actor="anna", now=T0,
@@ -163,7 +165,7 @@ def test_accepting_a_proposal_makes_it_active_for_the_runner_and_is_audited(
 
 def test_a_rejected_proposal_needs_a_reason_and_stays_rejected(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         asset = _propose(session, "hyvala", "testi.hyvala.test")
         with pytest.raises(InventoryError, match="reason"):
             reject(session, [asset.id], visible=ALL, actor="anna", now=T0, reason=" ")
@@ -175,7 +177,7 @@ def test_a_rejected_proposal_needs_a_reason_and_stays_rejected(sessions, minimal
 
 def test_nobody_decides_on_an_organisation_they_do_not_see(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         asset = _propose(session, "rapala", "salainen.rapala.test")
         with pytest.raises(NotVisible):
             accept(session, [asset.id], visible=["hyvala"], actor="hyvala-staff", now=T0)
@@ -185,7 +187,7 @@ def test_nobody_decides_on_an_organisation_they_do_not_see(sessions, minimal_con
 
 def test_configuration_assets_are_retired_in_the_configuration_only(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         declared = session.scalar(select(Asset).where(Asset.value == "127.60.1.10"))
         with pytest.raises(InventoryError, match="declared in the configuration"):
             retire(session, [declared.id], visible=ALL, actor="anna", now=T0, reason="gone")
@@ -197,7 +199,7 @@ def test_configuration_assets_are_retired_in_the_configuration_only(sessions, mi
 
 def test_a_retirement_proposal_is_accepted_or_rejected_like_any_proposal(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         kept, gone = (_propose(session, "hyvala", f"{n}.hyvala.test") for n in ("a", "b"))
         accept(session, [kept.id, gone.id], visible=ALL, actor="anna", now=T0)
         for asset in (kept, gone):
@@ -211,7 +213,7 @@ def test_a_retirement_proposal_is_accepted_or_rejected_like_any_proposal(session
 
 def test_an_asset_added_by_hand_must_lie_in_the_scope(sessions, minimal_config):
     with sessions.begin() as session:
-        sync_config(session, minimal_config, T0)
+        sync_config(session, minimal_config, now=T0)
         with pytest.raises(InventoryError, match="outside the declared scope"):
             add(session, minimal_config, organisation="hyvala", kind="host",
                 value="www.muualla.test", visible=ALL, actor="anna", now=T0)  # fmt: skip
@@ -225,7 +227,7 @@ def test_export_writes_the_active_inventory_back_and_reimports_to_the_same(tmp_p
     path.write_text("# our estate\n" + MINIMAL_CONFIG, encoding="utf-8")
     config = load_config(path)
     with sessions.begin() as session:
-        sync_config(session, config, T0)
+        sync_config(session, config, now=T0)
         accept(session, [_propose(session, "rapala", "uusi.rapala.test").id], visible=ALL,
                actor="anna", now=T0, tags=["website"])  # fmt: skip
         _propose(session, "rapala", "ehdotus.rapala.test")  # still a proposal: not exported
@@ -243,7 +245,7 @@ def test_export_writes_the_active_inventory_back_and_reimports_to_the_same(tmp_p
         "rapala": ["127.60.2.10", "uusi.rapala.test"],
     }
     with sessions.begin() as session:
-        sync_config(session, reloaded, T0)
+        sync_config(session, reloaded, now=T0)
         rows = {a.value: (a.origin, a.state) for a in list_assets(session, ["rapala"])}
     assert rows["uusi.rapala.test"] == ("configuration", "active")
     assert rows["ehdotus.rapala.test"] == ("discovered", "proposed")
@@ -257,7 +259,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
         engine = make_engine(request.getfixturevalue("postgres_url"))
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    db.upgrade(engine, "0004")
+    db.upgrade(engine, "0005")
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO organisation (id, slug, name_fi, name_sv, name_en) "
@@ -282,7 +284,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
     config = db.alembic_config(engine)
     with engine.begin() as connection:  # and back: the flag returns
         config.attributes["connection"] = connection
-        command.downgrade(config, "0004")
+        command.downgrade(config, "0005")
     with engine.connect() as connection:
         flags = dict(connection.execute(text("SELECT value, active FROM asset")).all())
     assert {k: bool(v) for k, v in flags.items()} == {

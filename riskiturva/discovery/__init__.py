@@ -32,6 +32,7 @@ from riskiturva.auth import audit
 from riskiturva.collector import ScanContext
 from riskiturva.config import AssetKind, Config, DiscoverySource
 from riskiturva.config import Organisation as OrgConfig
+from riskiturva.current import refresh_current_score
 from riskiturva.dberrors import StoreWriteError, write_with_retry
 from riskiturva.discovery.ct import certificate_log
 from riskiturva.discovery.facts import Observations, Source
@@ -261,8 +262,8 @@ def _apply(
         if name and asset.state != AssetState.REJECTED:
             by_name.setdefault(name, asset)
     for proposal in judgement.proposals:
-        asset = by_key.get((proposal.kind, proposal.value)) or by_name.get(proposal.value)
-        if asset is None:
+        known = by_key.get((proposal.kind, proposal.value)) or by_name.get(proposal.value)
+        if known is None:
             asset = Asset(
                 organisation_id=org_row.id,
                 kind=proposal.kind,
@@ -300,6 +301,7 @@ def _apply(
                 _accept_by_rule(session, org, asset, rule, now=now)
                 counts.auto_accepted += 1
             continue
+        asset = known
         counts.seen_again += 1
         asset.last_seen = now
         _evidence_rows(asset, proposal, run_id, now)
@@ -356,6 +358,9 @@ def _apply(
         session, org_row.id, observations, run_id=run_id, now=now
     )
     _record_zones(session, org_row.id, observations, run_id=run_id, now=now)
+    if counts.auto_accepted:
+        session.flush()
+        refresh_current_score(session, org_row.id, now=now)
     return counts
 
 
@@ -534,7 +539,7 @@ def run_discovery(
 
     def start(session: Session) -> tuple[int, list[Plan]]:
         unsaved_outcomes.write_pending(session)
-        sync_config(session, config, started)
+        sync_config(session, config, now=started)
         plans = [plan_for(session, config, o, labels, psl) for o in selected]
         run = ScanRun(
             collector=COLLECTOR,

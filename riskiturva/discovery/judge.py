@@ -119,13 +119,14 @@ def judge(observations: Observations, scope: Scope, known_names: Iterable[str] =
             )
     for address, sightings in sorted(sweeps.items()):
         proposals.append(Proposal("ip", address, _evidence(sightings), (address,)))
-    gone, present = [], []
+    gone: list[str] = []
+    present: list[str] = []
     for name in sorted(set(known_names)):
-        resolution = observations.resolutions.get(name)
-        if resolution is None or resolution.failed:
+        known = observations.resolutions.get(name)
+        if known is None or known.failed:
             continue
-        (gone if resolution.nxdomain else present).append(name)
-        outside += _leaving_cnames(resolution, scope)
+        (gone if known.nxdomain else present).append(name)
+        outside += _leaving_cnames(known, scope)
     unique_outside = {(o.value, o.source, o.via): o for o in outside}
     return Judgement(
         proposals=tuple(proposals),

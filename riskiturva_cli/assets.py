@@ -2,7 +2,7 @@
 review queue on the command line. Whoever holds the configuration file is trusted with all
 of its organisations; decisions are audited as `cli:<os user>`.
 
-Registered by `riskiturva.cli` (import that module, not this one: they share its helpers).
+Registered by `riskiturva_cli.commands` (import that module, not this one: they share its helpers).
 """
 
 from __future__ import annotations
@@ -44,7 +44,7 @@ FORMATS = ("table", "json", "csv")
 
 
 def _cli() -> Any:
-    from riskiturva import cli
+    from riskiturva_cli import commands as cli
 
     return cli
 
@@ -59,7 +59,7 @@ def _config_option(function: Any) -> Any:
 
 def _read(config_path: Path | None, orgs: Sequence[str] = ()) -> Config:
     cli = _cli()
-    config = cli.read_config(config_path)
+    config: Config = cli.read_config(config_path)
     cli._require_known_orgs(config, orgs)
     return config
 
@@ -422,7 +422,7 @@ def assets_add(
     config = _read(config_path, [org])
 
     def add_one(session: Any, chosen: list[int], visible: list[str], now: dt.datetime) -> list[Any]:
-        sync_config(session, config, now)
+        sync_config(session, config, now=now)
         asset = add(session, config, organisation=org, kind=kind, value=value, visible=visible,
                     actor=_actor(), now=now, criticality=criticality, tags=tags,
                     owner_note=owner_note)  # fmt: skip
@@ -482,7 +482,13 @@ def assets_changes(config_path: Path | None, orgs: Sequence[str], days: int, fmt
     table = Table("when", "organisation", "change", "subject", "by")
     for r in rows:
         when = _cli()._local_datetime(r["at"], "en")
-        table.add_row(when, r["organisation"], r["kind"], Text(r["subject"]), r["actor"] or "")
+        table.add_row(
+            when,
+            str(r["organisation"]),
+            str(r["kind"]),
+            Text(str(r["subject"])),
+            str(r["actor"] or ""),
+        )
     _cli()._console().print(table)
 
 
