@@ -43,7 +43,8 @@ def create_app(
 ) -> dash.Dash:
     """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
     is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
-    services = Services(sessions, registry or load_registry(), clock or _utc_now)
+    scopes = {o.slug: o.scope for o in config.organisations}
+    services = Services(sessions, registry or load_registry(), clock or _utc_now, scopes)
     app = dash.Dash(
         __name__,
         server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
 
@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
+from riskiturva.config import Scope
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -53,6 +54,7 @@ class PageContext:
     registry: Registry
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
+    scopes: Mapping[str, Scope] = field(default_factory=dict)  # slug → declared scope
 
     @cached_property
     def _(self) -> Translator:
@@ -164,6 +166,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("overview", "", _("Overview"), False),
         ("findings", "/findings", _("Findings"), True),
         ("assets", "/assets", _("Assets"), True),
+        ("proposals", "/proposals", _("Discovered"), True),
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
@@ -255,12 +258,13 @@ class Services:
     sessions: sessionmaker[Session]
     registry: Registry
     clock: Any  # () -> aware datetime
+    scopes: Mapping[str, Scope] = field(default_factory=dict)  # slug → declared scope
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}
+            viewer, language, self.sessions, self.registry, self.clock(), query or {}, self.scopes
         )
 
 

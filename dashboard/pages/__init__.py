@@ -34,6 +34,7 @@ def all_pages() -> tuple[Page, ...]:
         findings,
         organisation,
         portfolio,
+        proposals,
         scans,
         scoring,
     )
@@ -44,6 +45,7 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
@@ -52,9 +54,9 @@ def all_pages() -> tuple[Page, ...]:
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import exceptions, finding, findings
+    from dashboard.pages import exceptions, finding, findings, proposals
 
-    return (findings, finding, exceptions)
+    return (findings, finding, exceptions, proposals)
 
 
 def render(context: PageContext, path: str) -> Any:
