@@ -34,7 +34,7 @@ def origin_label(context: PageContext, origin: str) -> str:
     _ = context._
     return {
         "configuration": _("Configuration"),
-        "discovered": _("Discovered"),
+        "discovered": _("Found by discovery"),
         "added": _("Added by hand"),
     }.get(origin, origin)
 

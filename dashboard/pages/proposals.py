@@ -241,6 +241,7 @@ def layout(context: PageContext, slug: str) -> Any:
             selected_row_ids=[],
             sort_action="native",
             filter_action="native",
+            filter_options={"placeholder_text": _("Filter…")},
             page_size=50,
         ),
     ]
