@@ -57,8 +57,8 @@ def head_revision() -> str | None:
 
 def revisions() -> list[str]:
     """Every migration's revision id, oldest first."""
-    scripts = ScriptDirectory(_script_location()).walk_revisions()
-    return [script.revision for script in reversed(list(scripts))]
+    walk = ScriptDirectory(_script_location()).walk_revisions()
+    return [script.revision for script in reversed(list(walk))]
 
 
 def current_revision(engine: Engine) -> str | None:
