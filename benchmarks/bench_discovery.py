@@ -106,10 +106,10 @@ def bench_config(config_path: Path, out: Path, database: Path) -> int:
 
 
 def measure(config_file: Path) -> dict[str, Any]:
+    from riskiturva import views
     from riskiturva.config import Config
     from riskiturva.db import open_store
     from riskiturva.discovery import run_discovery
-    from riskiturva.inventory import review_queue, sightings_outside_scope
     from riskiturva.runner import build_context
 
     config = Config.model_validate(json.loads(config_file.read_text()))
@@ -119,11 +119,12 @@ def measure(config_file: Path) -> dict[str, Any]:
     elapsed = time.perf_counter() - started
     visible = [o.slug for o in config.organisations]
     with sessions() as session:
-        queue = review_queue(session, visible)
+        queues = [views.review_queue(session, visible, s, scopes={}) for s in visible]
+        queue = [a for q in queues for a in q.proposals]
         by_source = Counter(
             e.source for a in queue for e in {x.source: x for x in a.evidence}.values()
         )
-        outside = len(sightings_outside_scope(session, visible))
+        outside = sum(len(q.outside_scope) for q in queues)
     return {
         "seconds": elapsed,
         "status": str(report.status),

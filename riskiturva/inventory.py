@@ -17,7 +17,7 @@ from typing import Any
 
 import tomlkit
 from pydantic import ValidationError
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
 from riskiturva.auth import audit
@@ -31,7 +31,6 @@ from riskiturva.models import (
     ChangeEvent,
     ChangeKind,
     Organisation,
-    ScopeSighting,
 )
 from riskiturva.store import NotVisible
 
@@ -126,63 +125,6 @@ def list_assets(
             else Asset.retirement_proposed_at.is_(None)
         )
     return list(session.scalars(query))
-
-
-def review_queue(
-    session: Session, visible: Collection[str], *, organisation: str | None = None
-) -> list[Asset]:
-    """What waits for a person: proposed assets, and active ones proposed for retirement."""
-    slugs = [s for s in visible if organisation is None or s == organisation]
-    return list(
-        session.scalars(
-            select(Asset)
-            .join(Organisation)
-            .where(
-                Organisation.slug.in_(slugs),
-                or_(
-                    Asset.state == str(AssetState.PROPOSED),
-                    Asset.active & Asset.retirement_proposed_at.is_not(None),
-                ),
-            )
-            .options(selectinload(Asset.evidence), selectinload(Asset.organisation))
-            .order_by(Organisation.slug, Asset.kind, Asset.value)
-        )
-    )
-
-
-def sightings_outside_scope(
-    session: Session, visible: Collection[str], *, organisation: str | None = None
-) -> list[tuple[str, ScopeSighting]]:
-    """(organisation slug, sighting) of names and addresses seen outside scope."""
-    slugs = [s for s in visible if organisation is None or s == organisation]
-    rows = session.execute(
-        select(Organisation.slug, ScopeSighting)
-        .join(Organisation, Organisation.id == ScopeSighting.organisation_id)
-        .where(Organisation.slug.in_(slugs))
-        .order_by(Organisation.slug, ScopeSighting.value, ScopeSighting.source)
-    )
-    return [(slug, sighting) for slug, sighting in rows]
-
-
-def changes(
-    session: Session,
-    visible: Collection[str],
-    *,
-    since: dt.datetime,
-    organisation: str | None = None,
-    kinds: Collection[str] = (),
-) -> list[tuple[str, ChangeEvent]]:
-    """(organisation slug, event) of the visible organisations since `since`, newest first."""
-    slugs = [s for s in visible if organisation is None or s == organisation]
-    query = (
-        select(Organisation.slug, ChangeEvent)
-        .join(Organisation, Organisation.id == ChangeEvent.organisation_id)
-        .where(Organisation.slug.in_(slugs), ChangeEvent.at >= since)
-        .order_by(ChangeEvent.at.desc(), ChangeEvent.id.desc())
-    )
-    if kinds:
-        query = query.where(ChangeEvent.kind.in_(list(kinds)))
-    return [(slug, event) for slug, event in session.execute(query)]
 
 
 def _get(session: Session, asset_id: int, visible: Collection[str]) -> Asset:

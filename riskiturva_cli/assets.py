@@ -19,8 +19,10 @@ from typing import Any
 import click
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.orm import Session
 
-from riskiturva.config import AssetKind, Config, Criticality
+from riskiturva import views
+from riskiturva.config import AssetKind, Config, Criticality, Scope
 from riskiturva.db import open_store
 from riskiturva.exit_codes import ExitCode
 from riskiturva.export import spreadsheet_cell
@@ -28,13 +30,10 @@ from riskiturva.inventory import (
     InventoryError,
     accept,
     add,
-    changes,
     export_document,
     list_assets,
     reject,
     retire,
-    review_queue,
-    sightings_outside_scope,
     update,
 )
 from riskiturva.models import Asset, AssetState, RunStatus
@@ -68,35 +67,49 @@ def _visible(config: Config, orgs: Sequence[str]) -> list[str]:
     return list(orgs) or [o.slug for o in config.organisations]
 
 
-def asset_record(asset: Asset) -> dict[str, Any]:
+def asset_record(asset: views.InventoryAsset) -> dict[str, Any]:
     """One asset as the CLI's JSON shows it (evidence included)."""
     return {
         "id": asset.id,
-        "organisation": asset.organisation.slug,
+        "organisation": asset.organisation,
         "kind": asset.kind,
         "value": asset.value,
         "state": asset.state,
         "origin": asset.origin,
         "criticality": asset.criticality,
-        "tags": list(asset.tags or ()),
+        "tags": list(asset.tags),
         "owner_note": asset.owner_note,
         "first_seen": asset.first_seen.isoformat(),
         "last_seen": asset.last_seen.isoformat(),
-        "retirement_proposed": asset.retirement_proposed_at is not None,
+        "retirement_proposed": asset.proposal is views.ProposalKind.RETIREMENT,
         "gone_runs": asset.gone_runs,
-        "decided_by": asset.state_changed_by,
-        "reason": asset.state_reason,
+        "decided_by": asset.decided_by,
+        "reason": asset.reason,
         "evidence": [
             {
                 "source": e.source,
                 "via": e.via,
-                "addresses": list((e.detail or {}).get("addresses", ())),
+                "addresses": list(e.detail.get("addresses", ())),
                 "first_seen": e.first_seen.isoformat(),
                 "last_seen": e.last_seen.isoformat(),
             }
             for e in asset.evidence
         ],
     }
+
+
+def _scopes(config: Config) -> dict[str, Scope]:
+    return {o.slug: o.scope for o in config.organisations}
+
+
+def _queue(session: Session, config: Config, visible: Sequence[str]) -> list[dict[str, Any]]:
+    """Every visible organisation's review queue, as records."""
+    scopes = _scopes(config)
+    return [
+        asset_record(a)
+        for slug in visible
+        for a in views.review_queue(session, visible, slug, scopes=scopes).proposals
+    ]
 
 
 def _print_assets(records: list[dict[str, Any]], fmt: str, *, queue: bool = False) -> None:
@@ -222,12 +235,20 @@ def assets_group() -> None:
     """The inventory: assets, proposals from discovery, decisions, export to TOML."""
 
 
-def _listing(config_path: Path | None, orgs: Sequence[str], **filters: Any) -> list[dict[str, Any]]:
+def _listing(
+    config_path: Path | None, orgs: Sequence[str], *, states: Sequence[str], origins: Sequence[str]
+) -> list[dict[str, Any]]:
     config = _read(config_path, orgs)
     sessions = open_store(config)
+    visible = _visible(config, orgs)
     with sessions.begin() as session:
         sync_config(session, config)
-        return [asset_record(a) for a in list_assets(session, _visible(config, orgs), **filters)]
+        return [
+            asset_record(a)
+            for slug in visible
+            for a in views.inventory(session, visible, slug, states=states)
+            if not origins or a.origin in origins
+        ]
 
 
 @assets_group.command("list")
@@ -259,9 +280,7 @@ def assets_proposals(
     config = _read(config_path, orgs)
     sessions = open_store(config)
     with sessions() as session:
-        records = [asset_record(a) for a in review_queue(session, _visible(config, orgs))]
-    if orgs:
-        records = [r for r in records if r["organisation"] in orgs]
+        records = _queue(session, config, _visible(config, orgs))
     if sources:
         records = [r for r in records if set(_sources(r)) & set(sources)]
     _print_assets(records, fmt, queue=True)
@@ -285,7 +304,7 @@ def _decide(
     try:
         with sessions.begin() as session:
             if every:
-                queue = [asset_record(a) for a in review_queue(session, visible)]
+                queue = _queue(session, config, visible)
                 chosen = [r["id"] for r in queue if not sources or set(_sources(r)) & set(sources)]
             else:
                 chosen = list(ids)
@@ -443,19 +462,28 @@ def assets_outside_scope(config_path: Path | None, orgs: Sequence[str], fmt: str
     """
     config = _read(config_path, orgs)
     sessions = open_store(config)
+    visible = _visible(config, orgs)
     with sessions() as session:
-        rows = [
+        rows: list[dict[str, Any]] = [
             {"organisation": slug, "value": s.value, "kind": s.kind, "source": s.source,
              "via": s.via, "first_seen": s.first_seen.isoformat(),
-             "last_seen": s.last_seen.isoformat()}
-            for slug, s in sightings_outside_scope(session, _visible(config, orgs))
+             "last_seen": s.last_seen.isoformat(),
+             "in_scope_of": [o.slug for o in s.in_scope_of],
+             "in_another_scope": s.in_another_scope}
+            for slug in visible
+            for s in views.review_queue(
+                session, visible, slug, scopes=_scopes(config)
+            ).outside_scope
         ]  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return
-    table = Table("organisation", "name or address", "seen by", "where")
+    table = Table("organisation", "name or address", "seen by", "where", "in the scope of")
     for r in rows:
-        table.add_row(r["organisation"], Text(r["value"]), r["source"], Text(r["via"]))
+        owner = ", ".join(r["in_scope_of"])
+        if not owner and r["in_another_scope"]:
+            owner = "another organisation"
+        table.add_row(r["organisation"], Text(r["value"]), r["source"], Text(r["via"]), owner)
     _cli()._console().print(table)
     click.echo(f"{len(rows)} sightings outside scope")
 
@@ -469,13 +497,21 @@ def assets_changes(config_path: Path | None, orgs: Sequence[str], days: int, fmt
     """What changed: assets proposed, accepted, gone; new open ports and certificates."""
     config = _read(config_path, orgs)
     sessions = open_store(config)
-    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    now = dt.datetime.now(dt.UTC)
+    since = now - dt.timedelta(days=days)
+    visible = _visible(config, orgs)
     with sessions() as session:
-        rows = [
-            {"organisation": slug, "at": e.at.isoformat(), "kind": e.kind, "subject": e.subject,
-             "actor": e.actor, "detail": e.detail}
-            for slug, e in changes(session, _visible(config, orgs), since=since)
-        ]  # fmt: skip
+        found = [
+            (slug, e)
+            for slug in visible
+            for e in views.estate_changes(session, visible, slug, since=since, until=now)
+        ]
+    found.sort(key=lambda pair: (pair[1].at, pair[1].id), reverse=True)
+    rows = [
+        {"organisation": slug, "at": e.at.isoformat(), "kind": e.kind, "subject": e.subject,
+         "actor": e.actor, "detail": dict(e.detail)}
+        for slug, e in found
+    ]  # fmt: skip
     if fmt == "json":
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
         return

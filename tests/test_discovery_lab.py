@@ -22,9 +22,10 @@ from riskiturva.collector import discover_collectors
 from riskiturva.config import Config, load_config
 from riskiturva.db import open_store
 from riskiturva.discovery import run_discovery
-from riskiturva.inventory import accept, list_assets, review_queue, sightings_outside_scope
+from riskiturva.inventory import accept, list_assets
 from riskiturva.models import ChangeEvent, Finding
 from riskiturva.runner import build_context, run_scan
+from tests.conftest import queued, seen_outside
 
 pytestmark = pytest.mark.lab
 
@@ -111,9 +112,9 @@ def discovered(lab, tmp_path_factory) -> Discovered:
     with sessions() as session:
         proposals = {
             (a.kind, a.value, frozenset(e.source for e in a.evidence))
-            for a in review_queue(session, visible)
+            for a in queued(session, visible)
         }
-        outside = {s.value for _, s in sightings_outside_scope(session, visible)}
+        outside = {s.value for s in seen_outside(session, visible)}
     return Discovered(config, sessions, read_capture(pcap), proposals, outside)
 
 
@@ -208,7 +209,7 @@ def test_the_scheduled_discovery_job_runs_from_its_stored_reference(lab, tmp_pat
     sessions = open_store(config)
     with sessions() as session:
         [run] = session.scalars(select(ScanRun).where(ScanRun.collector == "discovery"))
-        queue = {a.value for a in review_queue(session, [o.slug for o in config.organisations])}
+        queue = {a.value for a in queued(session, [o.slug for o in config.organisations])}
     assert (run.trigger, run.status) == ("scheduler", "ok")
     assert {"budjetti2019.hyvala.test", "varmuuskopio.rapala.test"} <= queue
 
@@ -220,7 +221,7 @@ def test_accepted_proposals_are_scanned_and_raise_their_findings(lab, discovered
     import datetime as dt
 
     with sessions.begin() as session:
-        ids = [a.id for a in review_queue(session, visible)]
+        ids = [a.id for a in queued(session, visible)]
         accept(session, ids, visible=visible, actor="test", now=dt.datetime.now(dt.UTC))
     run_scan(sessions, config, list(discover_collectors().values()))
     with sessions() as session:
@@ -256,9 +257,9 @@ def test_a_name_gone_on_consecutive_runs_is_proposed_for_retirement_never_delete
     for _ in range(3):
         run_discovery(sessions, config, context=build_context(config))
         with sessions() as session:
-            [asset] = [
-                a for a in review_queue(session, ["rapala"]) if a.value.startswith("poist")
-            ] or [None]
+            [asset] = [a for a in queued(session, ["rapala"]) if a.value.startswith("poist")] or [
+                None
+            ]
             kinds.append(asset.gone_runs if asset else None)
     assert kinds == [None, 2, 3]
     with sessions() as session:

@@ -14,8 +14,8 @@ from riskiturva.config import Config
 from riskiturva.db import open_store
 from riskiturva.discovery import run_discovery
 from riskiturva.discovery.sweep import ping_sweep
-from riskiturva.inventory import review_queue
 from riskiturva.runner import build_context
+from tests.conftest import queued
 
 NETWORK = "10.213.7.0/28"
 LIVE = ["10.213.7.5", "10.213.7.9"]
@@ -69,7 +69,6 @@ scope = {{ domains = ["verkko.test"], networks = ["{NETWORK}"] }}
     assert report.status == "ok"
     with sessions() as session:
         proposals = [
-            (a.kind, a.value, [e.source for e in a.evidence])
-            for a in review_queue(session, ["verkko"])
+            (a.kind, a.value, [e.source for e in a.evidence]) for a in queued(session, ["verkko"])
         ]
     assert proposals == [("ip", a, ["ping_sweep"]) for a in live_addresses]

@@ -21,7 +21,6 @@ from riskiturva.inventory import (
     list_assets,
     reject,
     retire,
-    review_queue,
     update,
 )
 from riskiturva.models import (
@@ -33,7 +32,7 @@ from riskiturva.models import (
 )
 from riskiturva.models_auth import AuditEvent
 from riskiturva.store import NotVisible, make_engine, session_factory, sync_config
-from tests.conftest import MINIMAL_CONFIG, T0
+from tests.conftest import MINIMAL_CONFIG, T0, queued
 
 ALL = ["hyvala", "rapala"]
 
@@ -172,7 +171,7 @@ def test_a_rejected_proposal_needs_a_reason_and_stays_rejected(sessions, minimal
         reject(session, [asset.id], visible=ALL, actor="anna", now=T0, reason="a test site")
         with pytest.raises(InventoryError, match="not a proposal"):
             accept(session, [asset.id], visible=ALL, actor="anna", now=T0)
-        assert review_queue(session, ALL) == []
+        assert queued(session, ALL) == []
 
 
 def test_nobody_decides_on_an_organisation_they_do_not_see(sessions, minimal_config):
@@ -181,8 +180,8 @@ def test_nobody_decides_on_an_organisation_they_do_not_see(sessions, minimal_con
         asset = _propose(session, "rapala", "salainen.rapala.test")
         with pytest.raises(NotVisible):
             accept(session, [asset.id], visible=["hyvala"], actor="hyvala-staff", now=T0)
-        assert review_queue(session, ["hyvala"]) == []
-        assert [a.value for a in review_queue(session, ["rapala"])] == ["salainen.rapala.test"]
+        assert queued(session, ["hyvala"]) == []
+        assert [a.value for a in queued(session, ["rapala"])] == ["salainen.rapala.test"]
 
 
 def test_configuration_assets_are_retired_in_the_configuration_only(sessions, minimal_config):
@@ -204,7 +203,7 @@ def test_a_retirement_proposal_is_accepted_or_rejected_like_any_proposal(session
         accept(session, [kept.id, gone.id], visible=ALL, actor="anna", now=T0)
         for asset in (kept, gone):
             asset.gone_runs, asset.retirement_proposed_at = 3, T0
-        assert {a.value for a in review_queue(session, ALL)} == {"a.hyvala.test", "b.hyvala.test"}
+        assert {a.value for a in queued(session, ALL)} == {"a.hyvala.test", "b.hyvala.test"}
         reject(session, [kept.id], visible=ALL, actor="anna", now=T0, reason="moved, still ours")
         accept(session, [gone.id], visible=ALL, actor="anna", now=T0)
         assert (kept.state, kept.gone_runs, kept.retirement_proposed_at) == ("active", 0, None)
