@@ -31,6 +31,7 @@ from pydantic import (
 from riskiturva import __version__
 from riskiturva._cron import parse_schedule
 from riskiturva._toml_lines import locate_line
+from riskiturva.alerts.settings import AlertSettings, OrganisationAlerts, PartnerAlerts
 
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
 CONFIG_ENV_VAR = "RISKITURVA_CONFIG"
@@ -200,6 +201,7 @@ class Organisation(_Model):
     report_recipients: tuple[str, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
     )
+    alerts: OrganisationAlerts = OrganisationAlerts()
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
@@ -230,6 +232,7 @@ class Partner(_Model):
     slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="short stable id")
     name: str = Field(min_length=1, description="the partner's name")
     organisations: tuple[str, ...] = Field((), description="slugs of the organisations it runs")
+    alerts: PartnerAlerts = PartnerAlerts()
 
 
 class ResolverSettings(_Model):
@@ -388,6 +391,7 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    alerts: AlertSettings = AlertSettings()
     collectors: dict[str, dict[str, Any]] = Field(
         default_factory=dict, description="options per collector, validated by the collector"
     )
@@ -420,7 +424,21 @@ class Config(_Model):
                         "no organisation has this slug",
                         slug,
                     )
+        self._channels_exist()
         return self
+
+    def _channels_exist(self) -> None:
+        """Every channel an organisation or partner names is declared in settings.alerts."""
+        declared = {c.name for c in self.settings.alerts.channels}
+        for kind, tables in (("organisations", self.organisations), ("partners", self.partners)):
+            for index, table in enumerate(tables):
+                for position, name in enumerate(table.alerts.channels):
+                    if name not in declared:
+                        raise _FieldError(
+                            f"{kind}[{index}].alerts.channels[{position}]",
+                            "no [[settings.alerts.channels]] has this name",
+                            name,
+                        )
 
     def organisation(self, slug: str) -> Organisation:
         for organisation in self.organisations:
@@ -520,6 +538,7 @@ def _resolve_paths(config: Config, path: Path) -> Config:
                 if settings.dnssec.trust_anchors_file
                 else None
             ),
+            "alerts": settings.alerts.with_paths(absolute),
         }
     )
     return config.model_copy(update={"settings": resolved, "source": path.resolve()})
