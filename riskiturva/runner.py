@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva.alerts.outbox import record_run
 from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
     Collector,
@@ -303,6 +304,18 @@ def run_collector(
                 now=finished,
             )
             report.counts.add(counts)
+            # The run's alerts go into the outbox in the same transaction as its findings.
+            record_run(
+                session,
+                config,
+                organisation=org_row,
+                collector=collector.name,
+                run_id=run_id,
+                failure=failure,
+                observations=observations,
+                now=finished,
+                registry=registry,
+            )
         if failure is None:
             report.status = (
                 RunStatus.PARTIAL if (report.errors_by_kind or report.partial) else RunStatus.OK

@@ -71,6 +71,7 @@ class Alert(Base):
     subject: Mapped[str] = mapped_column(String(500))
     check_id: Mapped[str | None] = mapped_column(String(100))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    throttle_key: Mapped[str | None] = mapped_column(String(300), index=True)
     created_at: Mapped[dt.datetime] = mapped_column(index=True)
     repeats: Mapped[int] = mapped_column(default=0)  # throttled occurrences since
     last_repeat_at: Mapped[dt.datetime | None]

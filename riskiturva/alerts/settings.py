@@ -90,6 +90,9 @@ class NewServiceRule(_Model):
     """A port that was closed at the previous scan of a host is open now."""
 
     enabled: bool = Field(True, description="whether the rule raises alerts")
+    severity: Severity = Field(
+        Severity.HIGH, description="how urgent a new open port is (high: told at once)"
+    )
 
 
 class ScanFailingRule(_Model):

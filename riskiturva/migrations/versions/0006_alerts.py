@@ -2,7 +2,7 @@
 
 Revision ID: 0006
 Revises: 0003
-Create Date: 2026-12-01 21:55:05.687268
+Create Date: 2026-12-01 21:57:42.425585
 """
 
 from collections.abc import Sequence
@@ -96,6 +96,7 @@ def upgrade() -> None:
         sa.Column("subject", sa.String(length=500), nullable=False),
         sa.Column("check_id", sa.String(length=100), nullable=True),
         sa.Column("details", sa.JSON(), nullable=False),
+        sa.Column("throttle_key", sa.String(length=300), nullable=True),
         sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("repeats", sa.Integer(), nullable=False),
         sa.Column("last_repeat_at", sa.DateTime(timezone=True), nullable=True),
@@ -122,6 +123,7 @@ def upgrade() -> None:
             batch_op.f("ix_alert_organisation_id"), ["organisation_id"], unique=False
         )
         batch_op.create_index(batch_op.f("ix_alert_rule"), ["rule"], unique=False)
+        batch_op.create_index(batch_op.f("ix_alert_throttle_key"), ["throttle_key"], unique=False)
 
     op.create_table(
         "alert_notification",
@@ -164,6 +166,7 @@ def downgrade() -> None:
 
     op.drop_table("alert_notification")
     with op.batch_alter_table("alert", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_alert_throttle_key"))
         batch_op.drop_index(batch_op.f("ix_alert_rule"))
         batch_op.drop_index(batch_op.f("ix_alert_organisation_id"))
         batch_op.drop_index(batch_op.f("ix_alert_finding_id"))

@@ -1,0 +1,444 @@
+"""Alerts into the outbox, inside the caller's transaction.
+
+`record_run` is called by the runner right after `store.reconcile`, in the same
+transaction: it reads what the reconcile wrote (the run's finding events), the
+certificates seen, the score against yesterday's snapshot, the failure streak and the
+decisions about to expire, evaluates the rules, and writes each new alert with one
+notification per destination. If the transaction fails, neither findings nor alerts
+exist; if it commits, both do — nothing is lost between the two, nothing announced that
+did not happen. Delivery is the sender's job (`riskiturva.alerts.sender`).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from riskiturva.alerts.models import Alert, AlertNotification, ScanStreak, Urgency
+from riskiturva.alerts.rules import (
+    CERTIFICATE_EXPIRY_CHECKS,
+    DIGEST_ONLY,
+    AlertDraft,
+    CertificateSeen,
+    ExpiringDecision,
+    FindingChange,
+    ProposedAsset,
+    RunFacts,
+    ScanHealth,
+    ScoreComparison,
+    at_least,
+    evaluate,
+)
+from riskiturva.checks import Check, Severity, load_registry
+from riskiturva.collector import SubjectObservation, SubjectStatus
+from riskiturva.config import Config
+from riskiturva.models import (
+    EventKind,
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    Organisation,
+    ScoreSnapshot,
+    SubjectState,
+)
+
+_CHANGES = (EventKind.OPENED, EventKind.REOPENED, EventKind.RESOLVED)
+
+
+@dataclass(frozen=True)
+class Destination:
+    """Where a notification goes: `email:<address>` or `channel:<name>`, in a language."""
+
+    key: str
+    language: str
+    digest: bool = True  # also takes the daily digest of non-urgent alerts
+
+
+def destinations(config: Config, organisation: str, severity: str) -> list[Destination]:
+    """The organisation's IT contacts and channels, and its partners' security teams (all
+    alerts, or only critical ones). Management — the report recipients — is not here."""
+    alerts = config.settings.alerts
+    try:
+        org = config.organisation(organisation)
+    except KeyError:
+        return []
+    found: dict[str, Destination] = {}
+
+    def add(contacts: Iterable[Any], channels: Iterable[str]) -> None:
+        for contact in contacts:
+            key = f"email:{contact.email}"
+            found.setdefault(key, Destination(key, contact.language))
+        for name in channels:
+            channel = alerts.channel(name)
+            if channel is not None:
+                key = f"channel:{name}"
+                found.setdefault(key, Destination(key, channel.language, channel.digest))
+
+    add(org.alerts.contacts, org.alerts.channels)
+    for partner in config.partners:
+        if organisation not in partner.organisations:
+            continue
+        if partner.alerts.receives == "critical" and severity != Severity.CRITICAL:
+            continue
+        add(partner.alerts.contacts, partner.alerts.channels)
+    return list(found.values())
+
+
+def next_digest(now: dt.datetime, digest_time: str, timezone: str) -> dt.datetime:
+    """The first digest time strictly after `now` (local wall-clock time, in UTC)."""
+    zone = ZoneInfo(timezone)
+    hour, minute = (int(p) for p in digest_time.split(":"))
+    local = now.astimezone(zone)
+    day = local.date()
+    for _ in range(3):
+        candidate = dt.datetime.combine(day, dt.time(hour, minute), tzinfo=zone)
+        if candidate > local:
+            return candidate.astimezone(dt.UTC)
+        day += dt.timedelta(days=1)
+    raise AssertionError("unreachable: a digest time exists within two days")
+
+
+def urgency(config: Config, draft: AlertDraft) -> Urgency:
+    if draft.rule in DIGEST_ONLY:
+        return Urgency.DIGEST
+    immediate = at_least(draft.severity, config.settings.alerts.immediate_from)
+    return Urgency.IMMEDIATE if immediate else Urgency.DIGEST
+
+
+# --- recording -------------------------------------------------------------------------
+
+
+def record(
+    session: Session,
+    config: Config,
+    organisation: Organisation,
+    drafts: Sequence[AlertDraft],
+    *,
+    now: dt.datetime,
+    run_id: int | None = None,
+) -> list[Alert]:
+    """Write the drafts that are new (dedupe key) and not throttled, with notifications."""
+    settings = config.settings.alerts
+    window = dt.timedelta(hours=settings.flap_window_hours)
+    digest_at = next_digest(now, settings.digest_time, config.settings.schedules.timezone)
+    created = []
+    for draft in drafts:
+        if draft.throttle_key and _throttled(session, draft.throttle_key, now - window, now):
+            continue
+        when = urgency(config, draft)
+        alert_id = _insert_new(
+            session,
+            uid=uuid.uuid4().hex,
+            dedupe_key=draft.dedupe_key,
+            throttle_key=draft.throttle_key,
+            rule=str(draft.rule),
+            organisation_id=organisation.id,
+            finding_id=draft.finding_id,
+            run_id=run_id,
+            severity=draft.severity,
+            urgency=str(when),
+            subject=draft.subject[:500],
+            check_id=draft.check_id,
+            details=dict(draft.details),
+            created_at=now,
+            repeats=0,
+        )
+        if alert_id is None:
+            continue  # said before: one alert per (rule, what it is about)
+        for destination in destinations(config, organisation.slug, draft.severity):
+            if when is Urgency.DIGEST and not destination.digest:
+                continue
+            session.add(
+                AlertNotification(
+                    alert_id=alert_id,
+                    destination=destination.key,
+                    language=destination.language,
+                    urgency=str(when),
+                    due_at=now if when is Urgency.IMMEDIATE else digest_at,
+                )
+            )
+        created.append(session.get_one(Alert, alert_id))
+    session.flush()
+    return created
+
+
+def _throttled(session: Session, key: str, since: dt.datetime, now: dt.datetime) -> bool:
+    """Count a repeat on the latest alert with `key` inside the window, if there is one."""
+    latest = session.scalar(
+        select(Alert)
+        .where(Alert.throttle_key == key, Alert.created_at >= since)
+        .order_by(Alert.created_at.desc())
+        .limit(1)
+    )
+    if latest is None:
+        return False
+    latest.repeats += 1
+    latest.last_repeat_at = now
+    return True
+
+
+def _insert_new(session: Session, **values: Any) -> int | None:
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING: the id, or None when it existed.
+
+    Two runs of one organisation (two collectors in parallel) may raise the same alert;
+    the database, not a read before the write, decides which one records it.
+    """
+    dialect = session.get_bind().dialect.name
+    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    statement = (
+        insert(Alert)
+        .values(**values)
+        .on_conflict_do_nothing(index_elements=["dedupe_key"])
+        .returning(Alert.id)
+    )
+    return session.execute(statement).scalar()
+
+
+# --- the facts of a run ----------------------------------------------------------------
+
+
+def scan_outcome(
+    failure: BaseException | None, observations: Sequence[SubjectObservation]
+) -> tuple[bool | None, str | None]:
+    """Whether the run failed to scan the organisation (None: interrupted, not counted),
+    and the first error. Failed: the collector crashed, or no target could be reached."""
+    if isinstance(failure, InterruptedError | KeyboardInterrupt | SystemExit):
+        return None, None
+    if failure is not None:
+        return True, f"{type(failure).__name__}: {failure}"[:500]
+    errors = [o for o in observations if o.status is SubjectStatus.ERROR]
+    reached = any(o.status is not SubjectStatus.ERROR for o in observations)
+    first = errors[0].error if errors else None
+    message = f"{first.kind}: {first.message}"[:500] if first else None
+    return (bool(errors) and not reached), message
+
+
+def _update_streak(
+    session: Session,
+    organisation: Organisation,
+    collector: str,
+    run_id: int,
+    failed: bool | None,
+    error: str | None,
+) -> ScanHealth | None:
+    if failed is None:
+        return None
+    streak = session.scalar(
+        select(ScanStreak).where(
+            ScanStreak.organisation_id == organisation.id, ScanStreak.collector == collector
+        )
+    )
+    if streak is None:
+        streak = ScanStreak(organisation_id=organisation.id, collector=collector, failures=0)
+        session.add(streak)
+    if failed:
+        if not streak.failures:
+            streak.first_failed_run_id = run_id
+        streak.failures += 1
+        streak.last_error = error
+    else:
+        streak.failures, streak.first_failed_run_id, streak.last_error = 0, None, None
+    streak.last_run_id = run_id
+    return ScanHealth(collector, streak.failures, streak.first_failed_run_id, streak.last_error)
+
+
+def _changes(
+    session: Session, organisation: Organisation, run_id: int, registry: Mapping[str, Check]
+) -> tuple[FindingChange, ...]:
+    rows = session.execute(
+        select(FindingEvent.kind, Finding)
+        .join(Finding, FindingEvent.finding_id == Finding.id)
+        .where(
+            FindingEvent.run_id == run_id,
+            Finding.organisation_id == organisation.id,
+            FindingEvent.kind.in_([str(k) for k in _CHANGES]),
+        )
+        .order_by(FindingEvent.id)
+    )
+    changes = []
+    for kind, finding in rows:
+        check = registry.get(finding.check_id)
+        changes.append(
+            FindingChange(
+                kind=kind,
+                finding_id=finding.id,
+                fingerprint=finding.fingerprint,
+                check_id=finding.check_id,
+                subject=finding.subject,
+                target=finding.target,
+                collector=finding.collector,
+                severity=str(check.severity) if check else finding.severity,
+                status=finding.status,
+            )
+        )
+    return tuple(changes)
+
+
+def _alerted(session: Session, finding_ids: Iterable[int]) -> frozenset[int]:
+    ids = list(finding_ids)
+    if not ids:
+        return frozenset()
+    return frozenset(
+        session.scalars(select(Alert.finding_id).where(Alert.finding_id.in_(ids)).distinct())
+    )
+
+
+def _certificates(
+    session: Session, organisation: Organisation, collector: str, run_id: int
+) -> tuple[CertificateSeen, ...]:
+    """Certificates in the facts of the subjects this run scanned (any collector whose
+    facts carry `certificate.not_after` and `certificate.sha256_fingerprint`)."""
+    states = session.scalars(
+        select(SubjectState).where(
+            SubjectState.organisation_id == organisation.id,
+            SubjectState.collector == collector,
+            SubjectState.last_run_id == run_id,
+            SubjectState.last_status == str(SubjectStatus.OK),
+        )
+    )
+    expiry_findings = {
+        f.subject: f.id
+        for f in session.scalars(
+            select(Finding).where(
+                Finding.organisation_id == organisation.id,
+                Finding.check_id.in_(sorted(CERTIFICATE_EXPIRY_CHECKS)),
+                Finding.status == FindingStatus.OPEN,
+            )
+        )
+    }
+    seen = []
+    for state in states:
+        certificate = (state.last_observation or {}).get("certificate")
+        if not isinstance(certificate, dict):
+            continue
+        try:
+            not_after = dt.datetime.fromisoformat(str(certificate["not_after"]))
+            sha256 = str(certificate["sha256_fingerprint"])
+        except (KeyError, ValueError):
+            continue
+        if not_after.tzinfo is None:
+            not_after = not_after.replace(tzinfo=dt.UTC)
+        seen.append(
+            CertificateSeen(state.subject, sha256, not_after, expiry_findings.get(state.subject))
+        )
+    return tuple(seen)
+
+
+def _score(
+    session: Session, config: Config, organisation: Organisation, now: dt.datetime
+) -> ScoreComparison | None:
+    """The live score against the last snapshot of an earlier day (None without one)."""
+    from riskiturva.history import score_stored
+
+    today = now.astimezone(ZoneInfo(config.settings.schedules.timezone)).date()
+    baseline = session.scalar(
+        select(ScoreSnapshot)
+        .where(ScoreSnapshot.organisation_id == organisation.id, ScoreSnapshot.day < today)
+        .order_by(ScoreSnapshot.day.desc())
+        .limit(1)
+    )
+    if baseline is None:
+        return None
+    score = score_stored(session, organisation, now=now)
+    return ScoreComparison(
+        baseline.day, baseline.score, baseline.grade, score.score, str(score.grade)
+    )
+
+
+def _decisions(
+    session: Session, organisation: Organisation, now: dt.datetime, days: int
+) -> tuple[ExpiringDecision, ...]:
+    rows = session.scalars(
+        select(Finding).where(
+            Finding.organisation_id == organisation.id,
+            Finding.status.in_([FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE]),
+            Finding.decision_until > now,
+            Finding.decision_until <= now + dt.timedelta(days=days),
+        )
+    )
+    return tuple(
+        ExpiringDecision(
+            finding_id=f.id,
+            fingerprint=f.fingerprint,
+            check_id=f.check_id,
+            subject=f.subject,
+            severity=f.severity,
+            decision=str(f.decision or f.status),
+            decided_at=f.decided_at or now,
+            until=f.decision_until,
+            decided_by=f.decided_by,
+        )
+        for f in rows
+        if f.decision_until is not None
+    )
+
+
+def record_run(
+    session: Session,
+    config: Config,
+    *,
+    organisation: Organisation,
+    collector: str,
+    run_id: int,
+    failure: BaseException | None,
+    observations: Sequence[SubjectObservation],
+    now: dt.datetime,
+    registry: Mapping[str, Check] | None = None,
+) -> list[Alert]:
+    """After a reconcile, in its transaction: the alerts this run of `collector` calls for."""
+    settings = config.settings.alerts
+    if not settings.enabled:
+        return []
+    registry = load_registry() if registry is None else registry
+    try:
+        org_config = config.organisation(organisation.slug)
+    except KeyError:
+        return []
+    rules = settings.rules.overridden_by(org_config.alerts.rules)
+    failed, error = scan_outcome(failure, observations)
+    changes = _changes(session, organisation, run_id, registry)
+    facts = RunFacts(
+        organisation=organisation.slug,
+        changes=changes,
+        alerted_findings=_alerted(session, (c.finding_id for c in changes if c.kind == "resolved")),
+        certificates=_certificates(session, organisation, collector, run_id)
+        if rules.certificate_expiry.enabled
+        else (),
+        score=_score(session, config, organisation, now) if rules.score_drop.enabled else None,
+        scan=_update_streak(session, organisation, collector, run_id, failed, error),
+        decisions=_decisions(session, organisation, now, rules.decision_expiring.days)
+        if rules.decision_expiring.enabled
+        else (),
+    )
+    return record(
+        session, config, organisation, evaluate(rules, facts, now), now=now, run_id=run_id
+    )
+
+
+def record_proposals(
+    session: Session,
+    config: Config,
+    organisation: Organisation,
+    proposals: Sequence[ProposedAsset],
+    *,
+    now: dt.datetime,
+) -> list[Alert]:
+    """Discovery's hook: alerts for assets it proposes, in its own transaction."""
+    settings = config.settings.alerts
+    if not settings.enabled or not proposals:
+        return []
+    try:
+        org_config = config.organisation(organisation.slug)
+    except KeyError:
+        return []
+    rules = settings.rules.overridden_by(org_config.alerts.rules)
+    facts = RunFacts(organisation=organisation.slug, proposals=tuple(proposals))
+    return record(session, config, organisation, evaluate(rules, facts, now), now=now)
