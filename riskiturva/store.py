@@ -320,16 +320,21 @@ def list_findings(
     return list(session.scalars(query))
 
 
-def _process_alive(run: ScanRun) -> bool:
-    if run.host != socket.gethostname() or run.pid is None:
+def process_alive(host: str | None, pid: int | None) -> bool:
+    """Whether process `pid` of this host still runs (another host's: unknown, so False)."""
+    if host != socket.gethostname() or pid is None:
         return False
     try:
-        os.kill(run.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
         return True
     return True
+
+
+def _process_alive(run: ScanRun) -> bool:
+    return process_alive(run.host, run.pid)
 
 
 def mark_interrupted_runs(session: Session, now: dt.datetime) -> list[int]:
