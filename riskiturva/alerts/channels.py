@@ -118,6 +118,8 @@ def _failure(exc: BaseException) -> str:
         return f"TLS: {reason}"
     if isinstance(exc, ProtocolError):
         return "the connection broke off"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{type(exc).__name__}: {exc.strerror}"  # without the file name or address
     return type(exc).__name__
 
 

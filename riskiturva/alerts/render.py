@@ -10,6 +10,7 @@ autoescaped in HTML, a TextRun (never markdown) in Adaptive Cards, a code span i
 from __future__ import annotations
 
 import datetime as dt
+import email.policy
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -357,8 +358,11 @@ def email_message(
 ) -> EmailMessage:
     """Plain text and HTML; the Message-ID is the outbox key, the same on every attempt."""
     _ = translator(view.language, DOMAIN)
-    message = EmailMessage()
-    message["Subject"] = _one_line(f"[Riskiturva] {view.heading}")
+    # Python's header folding drops the space between two encoded words where it folds
+    # ("(RDP) är" arrives as "(RDP)är"): lines up to RFC 5322's 998 and a subject of at
+    # most 150 characters keep the Subject in one piece.
+    message = EmailMessage(policy=email.policy.SMTP.clone(max_line_length=998))
+    message["Subject"] = _one_line(f"[Riskiturva] {view.heading}", 150)
     message["From"] = sender
     message["To"] = recipient
     message["Date"] = format_datetime(now)
