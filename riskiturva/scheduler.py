@@ -1,6 +1,6 @@
 """The persistent schedule: APScheduler 3 with its job store in Riskiturva's own database.
 
-Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`), so
+Jobs have stable ids (`collector:tls`, `snapshots:daily`, `alerts:send`, `reports:monthly`), so
 restarting with a changed configuration replaces them instead of adding duplicates, and
 jobs no longer configured are removed. Every job runs at most once at a time, missed runs
 coalesce into one, and a run more than `misfire_grace_seconds` late is skipped.
@@ -66,6 +66,14 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
             "snapshots:daily",
             f"{__name__}:scheduled_snapshots",
             trigger(SNAPSHOT_SCHEDULE),
+            (path,),
+        )
+    )
+    specs.append(
+        JobSpec(
+            "alerts:send",
+            f"{__name__}:scheduled_alerts",
+            parse_schedule(config.settings.alerts.sender_schedule, schedules.timezone),
             (path,),
         )
     )
@@ -141,6 +149,21 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
     report = run_collector(sessions, config, collector, context=context, trigger="scheduler")
     log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
     _snapshots(sessions, config)
+    _send_alerts(sessions, config)  # the run's urgent alerts now, not at the next minute
+
+
+def scheduled_alerts(config_path: str) -> None:
+    """Job: deliver due alerts (urgent ones, digests at their hour, retries)."""
+    config, sessions = _open(config_path)
+    _send_alerts(sessions, config)
+
+
+def _send_alerts(sessions: Any, config: Config) -> None:
+    from riskiturva.alerts.sender import deliver_due
+
+    report = deliver_due(sessions, config)
+    if report.batched or report.sent or report.retrying or report.failed:
+        log.info("alerts: %s", report)
 
 
 def scheduled_snapshots(config_path: str) -> None:

@@ -30,6 +30,7 @@ TICKETS_SECRET = "tickets-hmac-key-0123456789"
 ALERT_CONFIG = """
 [settings]
 data_dir = "{data_dir}"
+database_url = "{database_url}"
 
 [settings.resolver]
 nameservers = ["127.0.0.1"]
@@ -123,6 +124,7 @@ def write_alert_config(
     partner_receives: str = "all",
     max_attempts: int = 20,
     rapala_rules: str = "",
+    database_url: str = "",
 ) -> Path:
     path = folder / "riskiturva.toml"
     path.write_text(
@@ -136,6 +138,7 @@ def write_alert_config(
             partner_receives=partner_receives,
             max_attempts=max_attempts,
             rapala_rules=rapala_rules,
+            database_url=database_url,
         ),
         encoding="utf-8",
     )
