@@ -13,6 +13,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from riskiturva.alerts.settings import Channel, Contact
 from riskiturva.checks import load_registry
 from riskiturva.config import Asset, Organisation, Partner, Scope, Settings
 
@@ -68,6 +69,10 @@ def _describe_model(model: type[BaseModel], prefix: str, lines: list[str]) -> No
         if field.exclude:
             continue
         annotation: Any = field.annotation
+        same_as = (field.json_schema_extra or {}).get("same_as")  # type: ignore[union-attr]
+        if same_as:
+            rows.append(f"| `{name}` | as `[{same_as}]` | {field.description or ''} |")
+            continue
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
             nested.append((f"{prefix}.{name}" if prefix else name, annotation))
             continue
@@ -102,6 +107,13 @@ def configuration_markdown() -> str:
         "",
     ]
     _describe_model(Settings, "settings", lines)
+    lines += [
+        "Alert channels (`[[settings.alerts.channels]]`) and e-mail contacts (the `contacts`",
+        "of `[organisations.alerts]` and `[partners.alerts]`); see docs/alerts.md.",
+        "",
+    ]
+    _describe_model(Channel, "[settings.alerts.channels]", lines)
+    _describe_model(Contact, "organisations.alerts.contacts", lines)
     lines += ["## Partners (`[[partners]]`)", ""]
     _describe_model(Partner, "partners", lines)
     lines += ["## Organisations (`[[organisations]]`)", ""]

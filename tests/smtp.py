@@ -90,6 +90,7 @@ class Received:
     message: email.message.EmailMessage
     over_tls: bool
     authenticated: bool
+    at: dt.datetime = field(default_factory=lambda: dt.datetime.now(dt.UTC))
 
 
 @dataclass

@@ -139,7 +139,9 @@ def test_certificate_alerts_once_per_threshold_the_tightest_crossed():
     ],
 )
 def test_a_grade_drop_or_a_big_score_drop_since_yesterday(before, after, expected):
-    score = ScoreComparison(dt.date(2026, 11, 1), before[1], before[0], after[1], after[0])
+    score = ScoreComparison(
+        dt.date(2026, 11, 1), before[1], before[0], after[1], after[0], after[1], after[0]
+    )
     drafts = evaluate(Rules(score_drop=ScoreDropRule(points=10)), RunFacts("r", score=score), NOW)
     if expected is None:
         assert drafts == []
@@ -148,6 +150,16 @@ def test_a_grade_drop_or_a_big_score_drop_since_yesterday(before, after, expecte
         assert draft.severity == expected[0]
         assert draft.dedupe_key == f"score_drop:r:2026-11-01{expected[1]}"
         assert draft.details["grade_before"] == before[0]
+
+
+def test_a_drop_told_finding_by_finding_is_not_told_again():
+    # B 82 → D 55, but without the findings alerted since yesterday it would still be B 81
+    score = ScoreComparison(dt.date(2026, 11, 1), 82.0, "B", 55.0, "D", 81.0, "B")
+    assert evaluate(DEFAULTS, RunFacts("r", score=score), NOW) == []
+    # Without them it would be C: there is more to it, and the alert says the whole drop
+    score = ScoreComparison(dt.date(2026, 11, 1), 82.0, "B", 55.0, "D", 71.0, "C")
+    (draft,) = evaluate(DEFAULTS, RunFacts("r", score=score), NOW)
+    assert (draft.details["grade_before"], draft.details["grade"]) == ("B", "D")
 
 
 def test_a_new_port_alone_is_a_new_service_alert():

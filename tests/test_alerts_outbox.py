@@ -30,6 +30,7 @@ from tests.alerting import (
 from tests.conftest import T0
 
 DAY = dt.timedelta(days=1)
+HOUR = dt.timedelta(hours=1)
 RDP = ("services.exposed.rdp", f"{RAPALA}:3389/tcp")  # critical
 DMARC = ("email.dmarc.policy_none", "rapala.test")  # medium
 CAA = ("dns.caa.missing", "rapala.test")  # low
@@ -220,16 +221,37 @@ def test_an_accepted_risk_expiring_within_fourteen_days(sessions, config):
     ]
 
 
-def test_a_grade_drop_since_yesterday_alerts(sessions, config):
+def test_a_grade_drop_no_other_alert_told_is_alerted(sessions, config):
+    # Given an accepted critical finding, and yesterday's snapshot with the grade it gave
+    scan(sessions, config, ScriptedCollector({RAPALA: [RDP]}), T0)
+    with sessions.begin() as session:
+        decide(
+            session,
+            finding_id=session.scalar(select(Finding.id)),
+            visible=["rapala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="it@rapala.test",
+            reason="behind an allow list until the VPN is in place",
+            until=T0 + DAY + dt.timedelta(hours=12),
+            now=T0,
+        )
+    take_snapshots(sessions, config, T0.date(), now=T0)
+    # When the acceptance has expired at the next day's scan
+    scan(sessions, config, ScriptedCollector({RAPALA: [RDP]}), T0 + 2 * DAY)
+    # Then the grade drop is told: no alert since yesterday explains it
+    (drop,) = [a for a in alerts(sessions) if a.rule == "score_drop"]
+    assert (drop.details["grade_before"], drop.severity, drop.urgency) == ("A", "high", "immediate")
+    assert drop.details["grade"] != "A"
+    # And not again at the next run the same day
+    scan(sessions, config, ScriptedCollector({RAPALA: [RDP]}), T0 + 2 * DAY + 2 * HOUR)
+    assert [a.rule for a in alerts(sessions)].count("score_drop") == 1
+
+
+def test_a_grade_drop_told_by_the_new_finding_is_not_told_twice(sessions, config):
     scan(sessions, config, ScriptedCollector({RAPALA: []}), T0)
     take_snapshots(sessions, config, T0.date(), now=T0)
     scan(sessions, config, ScriptedCollector({RAPALA: [RDP]}), T0 + DAY)
-    (drop,) = [a for a in alerts(sessions) if a.rule == "score_drop"]
-    assert (drop.details["grade_before"], drop.severity) == ("A", "high")
-    assert drop.details["grade"] != "A"
-    # The same drop is not told again the same day
-    scan(sessions, config, ScriptedCollector({RAPALA: [RDP]}), T0 + DAY + dt.timedelta(hours=2))
-    assert [a.rule for a in alerts(sessions)].count("score_drop") == 1
+    assert [a.rule for a in alerts(sessions)] == ["new_finding"]
 
 
 def test_per_organisation_overrides(sessions, tmp_path, monkeypatch):

@@ -8,6 +8,7 @@ import pytest
 from pydantic import BaseModel
 
 from riskiturva import docgen
+from riskiturva.alerts.settings import Channel, Contact
 from riskiturva.config import Asset, Organisation, Partner, Scope, Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -39,6 +40,8 @@ def _fields(model: type[BaseModel], path: str):
         (Organisation, "organisations"),
         (Scope, "scope"),
         (Asset, "assets"),
+        (Channel, "channels"),
+        (Contact, "contacts"),
     ],
 )
 def test_every_setting_has_a_description(model, path):

@@ -335,10 +335,14 @@ def _certificates(
 def _score(
     session: Session, config: Config, organisation: Organisation, now: dt.datetime
 ) -> ScoreComparison | None:
-    """The live score against the last snapshot of an earlier day (None without one)."""
-    from riskiturva.history import score_stored
+    """The live score against the last snapshot of an earlier day (None without one, or
+    when the scoring model changed in between), and the score without the findings that
+    were alerted since then."""
+    from riskiturva.history import scoring_inputs
+    from riskiturva.scoring import score_organisation
 
-    today = now.astimezone(ZoneInfo(config.settings.schedules.timezone)).date()
+    zone = ZoneInfo(config.settings.schedules.timezone)
+    today = now.astimezone(zone).date()
     baseline = session.scalar(
         select(ScoreSnapshot)
         .where(ScoreSnapshot.organisation_id == organisation.id, ScoreSnapshot.day < today)
@@ -347,10 +351,24 @@ def _score(
     )
     if baseline is None:
         return None
-    score = score_stored(session, organisation, now=now)
-    return ScoreComparison(
-        baseline.day, baseline.score, baseline.grade, score.score, str(score.grade)
+    findings, assets = scoring_inputs(session, organisation, now=now)
+    score = score_organisation(organisation.slug, findings, assets)
+    if score.version != baseline.scoring_version:
+        return None
+    since = dt.datetime.combine(baseline.day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
+    told = set(
+        session.execute(
+            select(Finding.check_id, Finding.subject)
+            .join(Alert, Alert.finding_id == Finding.id)
+            .where(Alert.organisation_id == organisation.id, Alert.created_at >= since)
+        ).all()
     )
+    untold = [f for f in findings if (f.check_id, f.subject) not in told]
+    unexplained = score_organisation(organisation.slug, untold, assets)
+    return ScoreComparison(
+        baseline.day, baseline.score, baseline.grade, score.score, str(score.grade),
+        unexplained.score, str(unexplained.grade),
+    )  # fmt: skip
 
 
 def _decisions(
@@ -412,15 +430,19 @@ def record_run(
         certificates=_certificates(session, organisation, collector, run_id)
         if rules.certificate_expiry.enabled
         else (),
-        score=_score(session, config, organisation, now) if rules.score_drop.enabled else None,
         scan=_update_streak(session, organisation, collector, run_id, failed, error),
         decisions=_decisions(session, organisation, now, rules.decision_expiring.days)
         if rules.decision_expiring.enabled
         else (),
     )
-    return record(
-        session, config, organisation, evaluate(rules, facts, now), now=now, run_id=run_id
-    )
+    drafts = evaluate(rules, facts, now)
+    created = record(session, config, organisation, drafts, now=now, run_id=run_id)
+    if rules.score_drop.enabled:
+        # After the run's own alerts: a drop they tell is not told again as a score drop.
+        score = RunFacts(organisation.slug, score=_score(session, config, organisation, now))
+        drafts = evaluate(rules, score, now)
+        created += record(session, config, organisation, drafts, now=now, run_id=run_id)
+    return created
 
 
 def record_proposals(

@@ -82,13 +82,19 @@ class CertificateSeen:
 
 @dataclass(frozen=True)
 class ScoreComparison:
-    """The organisation's score now against its last snapshot of an earlier day."""
+    """The organisation's score now against its last snapshot of an earlier day.
+
+    `unexplained_*` is the score without the findings that were alerted since that day:
+    a drop they account for was told finding by finding and is not told again.
+    """
 
     baseline_day: dt.date
     baseline_score: float
     baseline_grade: str
     score: float
     grade: str
+    unexplained_score: float
+    unexplained_grade: str
 
 
 @dataclass(frozen=True)
@@ -312,12 +318,12 @@ def _score(rules: Rules, facts: RunFacts) -> Iterator[AlertDraft]:
         "score": round(score.score, 1),
     }
     key = f"{Rule.SCORE_DROP}:{facts.organisation}:{score.baseline_day.isoformat()}"
-    if grade_worse(score.grade, score.baseline_grade):
+    if grade_worse(score.unexplained_grade, score.baseline_grade):
         yield AlertDraft(
             Rule.SCORE_DROP, f"{key}:grade:{score.grade}", str(Severity.HIGH), facts.organisation,
             details=details,
         )  # fmt: skip
-    elif score.baseline_score - score.score >= setting.points:
+    elif score.baseline_score - score.unexplained_score >= setting.points:
         yield AlertDraft(
             Rule.SCORE_DROP, f"{key}:points", str(Severity.MEDIUM), facts.organisation,
             details=details,

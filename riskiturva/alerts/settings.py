@@ -165,7 +165,9 @@ class OrganisationAlerts(_Model):
         (), description="names of `[[settings.alerts.channels]]` that receive all its alerts"
     )
     rules: Rules = Field(
-        Rules(), description="overrides of `[settings.alerts.rules]` for this organisation"
+        Rules(),
+        description="overrides of `[settings.alerts.rules]`, key by key, for this organisation",
+        json_schema_extra={"same_as": "settings.alerts.rules"},
     )
 
 
