@@ -26,7 +26,7 @@ import pytest
 from sqlalchemy import select
 
 from riskiturva import db
-from riskiturva.alerts.models import Alert
+from riskiturva.alerts.models import Alert, AlertNotification
 from riskiturva.alerts.outbox import next_digest
 from riskiturva.alerts.rules import CERTIFICATE_EXPIRY_CHECKS, NEW_PORT_CHECK
 from riskiturva.alerts.sender import deliver_due
@@ -106,6 +106,12 @@ def alert_keys(sessions, after: int = 0) -> list[tuple[str, str, str, str]]:
         return [(a.rule, a.check_id or "", a.subject, a.urgency) for a in rows]
 
 
+def destinations(sessions, urgency: str) -> set[str]:
+    with sessions() as session:
+        query = select(AlertNotification.destination).where(AlertNotification.urgency == urgency)
+        return set(session.scalars(query))
+
+
 def last_alert_id(sessions) -> int:
     with sessions() as session:
         return max((a.id for a in session.scalars(select(Alert))), default=0)
@@ -151,6 +157,40 @@ def urgent_messages(relay, receiver, address: str) -> int:
     return len(mails)
 
 
+def test_a_scan_alerts_what_it_should_and_a_rescan_nothing(estate):
+    # The quick collectors of the full scenario below (which is slow), in the default suite
+    config, sessions, relay, receiver = estate
+    registry = load_registry()
+    finished = scan(config, sessions, "dns_email", "web")
+    with sessions() as session:
+        findings = session.scalars(select(Finding).where(Finding.status == "open")).all()
+    severity = {(f.check_id, f.subject): str(registry[f.check_id].severity) for f in findings}
+    raised = alert_keys(sessions)
+    assert {(c, s) for _, c, s, u in raised if u == "immediate"} == {
+        k for k, v in severity.items() if v in URGENT
+    }
+    assert {(c, s) for _, c, s, u in raised if u == "digest"} == {
+        k for k, v in severity.items() if v == "medium"
+    }
+    assert {"email.spf.pass_all", "dns.axfr.open", "dns.dnssec.bogus"} <= {
+        c for _, c, _, _ in raised
+    }
+    # One urgent message to each destination with urgent news (Hyvälä has none), one
+    # digest each in the morning
+    assert deliver_due(sessions, config).sent == len(destinations(sessions, "immediate")) == 5
+    morning = next_digest(finished, "07:00", "Europe/Helsinki") + dt.timedelta(minutes=1)
+    digests = deliver_due(sessions, config, clock=lambda: morning).sent
+    assert digests == len(destinations(sessions, "digest"))
+    assert "email:it@hyvala.test" not in destinations(sessions, "immediate")
+    sent = len(relay.mailbox.messages) + len(receiver.requests)
+    before = last_alert_id(sessions)
+    scan(config, sessions, "dns_email", "web")
+    assert alert_keys(sessions, before) == []
+    assert deliver_due(sessions, config, clock=lambda: morning + dt.timedelta(days=1)).sent == 0
+    assert len(relay.mailbox.messages) + len(receiver.requests) == sent
+
+
+@pytest.mark.slow
 def test_fixing_one_problem_and_breaking_another_gives_exactly_two_alerts(lab, estate, tmp_path):
     config, sessions, relay, receiver = estate
     scan(config, sessions, "services")
