@@ -13,16 +13,22 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from riskiturva.alerts.models import Alert, AlertNotification, ScanStreak, Urgency
+from riskiturva.alerts.models import (
+    Alert,
+    AlertNotification,
+    NotificationStatus,
+    ScanStreak,
+    Urgency,
+)
 from riskiturva.alerts.rules import (
     CERTIFICATE_EXPIRY_CHECKS,
     DIGEST_ONLY,
@@ -116,6 +122,19 @@ def urgency(config: Config, draft: AlertDraft) -> Urgency:
 # --- recording -------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class Recorded:
+    """An alert as written: its id, the draft it came from, and when it is due."""
+
+    id: int
+    draft: AlertDraft
+    urgency: Urgency
+
+    @property
+    def rule(self) -> str:
+        return str(self.draft.rule)
+
+
 def record(
     session: Session,
     config: Config,
@@ -124,82 +143,111 @@ def record(
     *,
     now: dt.datetime,
     run_id: int | None = None,
-) -> list[Alert]:
-    """Write the drafts that are new (dedupe key) and not throttled, with notifications."""
+) -> list[Recorded]:
+    """Write the drafts that are new (dedupe key) and not throttled, with notifications.
+
+    A few statements for the whole batch, whatever its size: a run that opens 10,000
+    findings must not cost 10,000 round trips (nor an ORM flush per alert).
+    """
     settings = config.settings.alerts
     window = dt.timedelta(hours=settings.flap_window_hours)
+    fresh = _not_throttled(session, drafts, since=now - window, now=now)
+    unique = list({d.dedupe_key: d for d in fresh}.values())
+    if not unique:
+        return []
+    rows = [
+        {
+            "uid": uuid.uuid4().hex,
+            "dedupe_key": d.dedupe_key,
+            "throttle_key": d.throttle_key,
+            "rule": str(d.rule),
+            "organisation_id": organisation.id,
+            "finding_id": d.finding_id,
+            "run_id": run_id,
+            "severity": d.severity,
+            "urgency": str(urgency(config, d)),
+            "subject": d.subject[:500],
+            "check_id": d.check_id,
+            "details": dict(d.details),
+            "created_at": now,
+            "repeats": 0,
+        }
+        for d in unique
+    ]
+    inserted = dict(_insert_new(session, rows))  # dedupe key → id; said before: absent
     digest_at = next_digest(now, settings.digest_time, config.settings.schedules.timezone)
-    created = []
-    for draft in drafts:
-        if draft.throttle_key and _throttled(session, draft.throttle_key, now - window, now):
-            continue
-        when = urgency(config, draft)
-        alert_id = _insert_new(
-            session,
-            uid=uuid.uuid4().hex,
-            dedupe_key=draft.dedupe_key,
-            throttle_key=draft.throttle_key,
-            rule=str(draft.rule),
-            organisation_id=organisation.id,
-            finding_id=draft.finding_id,
-            run_id=run_id,
-            severity=draft.severity,
-            urgency=str(when),
-            subject=draft.subject[:500],
-            check_id=draft.check_id,
-            details=dict(draft.details),
-            created_at=now,
-            repeats=0,
-        )
+    recorded, notifications = [], []
+    for draft in unique:
+        alert_id = inserted.get(draft.dedupe_key)
         if alert_id is None:
-            continue  # said before: one alert per (rule, what it is about)
-        for destination in destinations(config, organisation.slug, draft.severity):
-            if when is Urgency.DIGEST and not destination.digest:
-                continue
-            session.add(
-                AlertNotification(
-                    alert_id=alert_id,
-                    destination=destination.key,
-                    language=destination.language,
-                    urgency=str(when),
-                    due_at=now if when is Urgency.IMMEDIATE else digest_at,
-                )
-            )
-        created.append(session.get_one(Alert, alert_id))
-    session.flush()
-    return created
+            continue  # one alert per (rule, what it is about)
+        when = urgency(config, draft)
+        recorded.append(Recorded(alert_id, draft, when))
+        notifications += [
+            {
+                "alert_id": alert_id,
+                "destination": destination.key,
+                "language": destination.language,
+                "urgency": str(when),
+                "due_at": now if when is Urgency.IMMEDIATE else digest_at,
+                "status": NotificationStatus.PENDING,
+            }
+            for destination in destinations(config, organisation.slug, draft.severity)
+            if when is Urgency.IMMEDIATE or destination.digest
+        ]
+    if notifications:
+        session.execute(insert(AlertNotification), notifications)
+    return recorded
 
 
-def _throttled(session: Session, key: str, since: dt.datetime, now: dt.datetime) -> bool:
-    """Count a repeat on the latest alert with `key` inside the window, if there is one."""
-    latest = session.scalar(
-        select(Alert)
-        .where(Alert.throttle_key == key, Alert.created_at >= since)
-        .order_by(Alert.created_at.desc())
-        .limit(1)
-    )
-    if latest is None:
-        return False
-    latest.repeats += 1
-    latest.last_repeat_at = now
-    return True
+def _not_throttled(
+    session: Session, drafts: Sequence[AlertDraft], *, since: dt.datetime, now: dt.datetime
+) -> list[AlertDraft]:
+    """Drafts whose throttle key has no alert inside the window; for the others, a repeat
+    is counted on the latest such alert."""
+    keys = {d.throttle_key for d in drafts if d.throttle_key}
+    latest: dict[str, Alert] = {}
+    for chunk in _chunks(sorted(keys)):
+        for alert in session.scalars(
+            select(Alert).where(Alert.throttle_key.in_(chunk), Alert.created_at >= since)
+        ):
+            known = latest.get(alert.throttle_key or "")
+            if known is None or alert.created_at > known.created_at:
+                latest[alert.throttle_key or ""] = alert
+    fresh = []
+    for draft in drafts:
+        repeat = latest.get(draft.throttle_key or "")
+        if repeat is None:
+            fresh.append(draft)
+        else:
+            repeat.repeats += 1
+            repeat.last_repeat_at = now
+    return fresh
 
 
-def _insert_new(session: Session, **values: Any) -> int | None:
-    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING: the id, or None when it existed.
+def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+    for start in range(0, len(values), size):
+        yield values[start : start + size]
+
+
+def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[tuple[str, int]]:
+    """INSERT … ON CONFLICT (dedupe_key) DO NOTHING: (key, id) of the rows inserted.
 
     Two runs of one organisation (two collectors in parallel) may raise the same alert;
     the database, not a read before the write, decides which one records it.
     """
     dialect = session.get_bind().dialect.name
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
     statement = (
-        insert(Alert)
-        .values(**values)
+        insert_into(Alert)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Alert.id)
+        .returning(Alert.dedupe_key, Alert.id)
     )
-    return session.execute(statement).scalar()
+    found: list[tuple[str, int]] = []
+    for start in range(0, len(rows), 500):
+        result = session.execute(statement, rows[start : start + 500])
+        found += [(key, alert_id) for key, alert_id in result]
+    return found
 
 
 # --- the facts of a run ----------------------------------------------------------------
@@ -410,7 +458,7 @@ def record_run(
     observations: Sequence[SubjectObservation],
     now: dt.datetime,
     registry: Mapping[str, Check] | None = None,
-) -> list[Alert]:
+) -> list[Recorded]:
     """After a reconcile, in its transaction: the alerts this run of `collector` calls for."""
     settings = config.settings.alerts
     if not settings.enabled:
@@ -452,7 +500,7 @@ def record_proposals(
     proposals: Sequence[ProposedAsset],
     *,
     now: dt.datetime,
-) -> list[Alert]:
+) -> list[Recorded]:
     """Discovery's hook: alerts for assets it proposes, in its own transaction."""
     settings = config.settings.alerts
     if not settings.enabled or not proposals:

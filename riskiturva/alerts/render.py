@@ -68,8 +68,9 @@ class MessageView:
     created_at: dt.datetime
     heading: str
     summary: str
-    alerts: tuple[AlertView, ...]  # every alert, most severe first
+    alerts: tuple[AlertView, ...]  # in words, most severe first: all, or those shown
     shown: tuple[AlertView, ...]  # the ones listed in an e-mail or card
+    total: int
     more: str | None  # "…and 970 more", counted by severity
     dashboard_url: str
     footer: str
@@ -239,10 +240,6 @@ def alert_view(
     )
 
 
-def _order(view: AlertView) -> tuple[int, str, dt.datetime, str]:
-    return (_SEVERITY_ORDER.index(view.severity), view.organisation, view.created_at, view.uid)
-
-
 def message_view(
     *,
     key: str,
@@ -250,13 +247,15 @@ def message_view(
     language: str,
     created_at: dt.datetime,
     alerts: Sequence[AlertView],
+    total: int,
+    hidden: Counter[str],
+    organisations: Sequence[str],
     config: Config,
 ) -> MessageView:
+    """The message around its alerts (most severe first; `hidden`: severities of those
+    past `items_shown`, counted rather than listed)."""
     _ = translator(language, DOMAIN)
     settings = config.settings.alerts
-    ordered = tuple(sorted(alerts, key=_order))
-    shown = ordered[: settings.items_shown]
-    hidden = Counter(a.severity for a in ordered[settings.items_shown :])
     more = None
     if hidden:
         counts = ", ".join(
@@ -265,7 +264,6 @@ def message_view(
         more = _(
             "…and {n} more ({counts}) in the dashboard.", n=sum(hidden.values()), counts=counts
         )
-    organisations = sorted({a.organisation_name for a in ordered})
     local = _local(created_at, config.settings.schedules.timezone)
     where = organisations[0] if len(organisations) == 1 else _(
         "{n} organisations", n=len(organisations)
@@ -275,12 +273,12 @@ def message_view(
         summary = _("Alerts reach this destination. Nothing needs to be done.")
     elif kind == MessageKind.DIGEST:
         heading = _("Daily digest {day}: {where}", day=_.date(local.date()), where=where)
-        summary = _("{n} alerts since the previous digest.", n=len(ordered))
-    elif len(ordered) == 1:
-        heading = f"{ordered[0].organisation_name}: {ordered[0].title}"
+        summary = _("{n} alerts since the previous digest.", n=total)
+    elif total == 1:
+        heading = f"{alerts[0].organisation_name}: {alerts[0].title}"
         summary = _("An urgent alert from Riskiturva.")
     else:
-        heading = _("{n} urgent alerts: {where}", n=len(ordered), where=where)
+        heading = _("{n} urgent alerts: {where}", n=total, where=where)
         summary = _("Urgent alerts from Riskiturva, most severe first.")
     footer = _(
         "Sent automatically by Riskiturva to the IT contacts and security teams named in its "
@@ -288,13 +286,16 @@ def message_view(
         key=key,
     )
     return MessageView(
-        key, kind, language, created_at, heading, summary, ordered, shown, more,
-        settings.dashboard_url, footer,
+        key, kind, language, created_at, heading, summary, tuple(alerts),
+        tuple(alerts[: settings.items_shown]), total, more, settings.dashboard_url, footer,
     )  # fmt: skip
 
 
-def load_message(session: Session, message: AlertMessage, config: Config) -> MessageView:
-    """The message's alerts from the store, in its language."""
+def load_message(
+    session: Session, message: AlertMessage, config: Config, *, complete: bool = False
+) -> MessageView:
+    """The message's alerts from the store, in its language, most severe first: all of
+    them in words when `complete` (the JSON webhook), else the ones shown."""
     registry = load_registry()
     rows = session.execute(
         select(Alert, Organisation, Finding)
@@ -302,17 +303,26 @@ def load_message(session: Session, message: AlertMessage, config: Config) -> Mes
         .join(Organisation, Alert.organisation_id == Organisation.id)
         .outerjoin(Finding, Alert.finding_id == Finding.id)
         .where(AlertNotification.message_id == message.id)
-    )
-    views = [
-        alert_view(alert, org, finding, config, message.language, registry)
-        for alert, org, finding in rows
-    ]
+    ).all()
+    rows.sort(
+        key=lambda r: (
+            _SEVERITY_ORDER.index(r[0].severity), r[1].slug, r[0].created_at, r[0].uid,
+        )
+    )  # fmt: skip
+    shown = config.settings.alerts.items_shown
+    words = rows if complete else rows[:shown]
     return message_view(
         key=message.key,
         kind=message.kind,
         language=message.language,
         created_at=message.created_at,
-        alerts=views,
+        alerts=[
+            alert_view(alert, org, finding, config, message.language, registry)
+            for alert, org, finding in words
+        ],
+        total=len(rows),
+        hidden=Counter(alert.severity for alert, _, _ in rows[shown:]),
+        organisations=sorted({org.name(message.language) for _, org, _ in rows}),
         config=config,
     )
 
@@ -475,7 +485,7 @@ def slack_payload(view: MessageView) -> dict[str, Any]:
         lines.append(entry)
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": entry}})
     if len(view.shown) > 20 or view.more:
-        rest = len(view.alerts) - min(len(view.shown), 20)
+        rest = view.total - min(len(view.shown), 20)
         note = _("…and {n} more in the dashboard.", n=rest)
         lines.append(f"<{view.dashboard_url}|{_slack_escape(note)}>")
         blocks.append({"type": "section", "text": {"type": "mrkdwn", "text": lines[-1]}})
@@ -487,6 +497,8 @@ def slack_payload(view: MessageView) -> dict[str, Any]:
 
 def webhook_payload(view: MessageView) -> dict[str, Any]:
     """Every alert of the message (never truncated), words and data both."""
+    if len(view.alerts) != view.total:
+        raise ValueError("the webhook payload needs every alert: load_message(complete=True)")
     return {
         "version": PAYLOAD_VERSION,
         "id": view.key,
@@ -494,7 +506,7 @@ def webhook_payload(view: MessageView) -> dict[str, Any]:
         "created_at": view.created_at.isoformat(),
         "language": view.language,
         "dashboard_url": view.dashboard_url,
-        "total": len(view.alerts),
+        "total": view.total,
         "alerts": [
             {
                 "id": a.uid,

@@ -257,6 +257,12 @@ def transmit(config: Config, destination: str, view: MessageView, now: dt.dateti
     return post(channel, payload, key=view.key, settings=settings, now=now.timestamp())
 
 
+def _takes_every_alert(config: Config, destination: str) -> bool:
+    kind, _, name = destination.partition(":")
+    channel = config.settings.alerts.channel(name) if kind == "channel" else None
+    return channel is not None and channel.kind is ChannelKind.WEBHOOK
+
+
 def backoff(config: Config, attempts: int, retry_after: float | None = None) -> dt.timedelta:
     """Exponential from `retry_seconds`, capped, with jitter; at least what the receiver
     asked for (Retry-After)."""
@@ -275,7 +281,9 @@ def deliver_claimed(
     with sessions() as session:
         message = session.get_one(AlertMessage, claim.message_id)
         destination, is_test = message.destination, message.kind == MessageKind.TEST
-        view = load_message(session, message, config)
+        view = load_message(
+            session, message, config, complete=_takes_every_alert(config, destination)
+        )
     error: DeliveryError | None = None
     receipt = Receipt()
     if not is_test and not configured(config, destination):
