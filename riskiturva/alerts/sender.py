@@ -383,13 +383,15 @@ def send_test(
 def requeue(
     session: Session, now: dt.datetime, *, message_ids: Iterable[int] = (), failed: bool = False
 ) -> list[int]:
-    """Failed (or named) messages back to pending, due now, with a fresh attempt budget."""
+    """Failed (or named) messages back to pending, due now, with a fresh set of attempts."""
     conditions = []
     ids = list(message_ids)
     if ids:
         conditions.append(AlertMessage.id.in_(ids))
-    if failed:
-        conditions.append(AlertMessage.status == MessageStatus.FAILED)
+    if failed:  # not the test messages: they said what happened at the time
+        conditions.append(
+            and_(AlertMessage.status == MessageStatus.FAILED, AlertMessage.kind != MessageKind.TEST)
+        )
     if not conditions:
         return []
     rows = session.scalars(
