@@ -15,7 +15,7 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import insert, select
@@ -42,6 +42,7 @@ from riskiturva.alerts.rules import (
     ScoreComparison,
     at_least,
     evaluate,
+    grade_worse,
 )
 from riskiturva.checks import Check, Severity, load_registry
 from riskiturva.collector import SubjectObservation, SubjectStatus
@@ -57,6 +58,7 @@ from riskiturva.models import (
 )
 
 _CHANGES = (EventKind.OPENED, EventKind.REOPENED, EventKind.RESOLVED)
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -196,7 +198,7 @@ def record(
             if when is Urgency.IMMEDIATE or destination.digest
         ]
     if notifications:
-        session.execute(insert(AlertNotification), notifications)
+        session.execute(insert(AlertNotification.__table__), notifications)
     return recorded
 
 
@@ -225,7 +227,7 @@ def _not_throttled(
     return fresh
 
 
-def _chunks(values: Sequence[str], size: int = 500) -> Iterator[Sequence[str]]:
+def _chunks(values: Sequence[_T], size: int = 500) -> Iterator[Sequence[_T]]:
     for start in range(0, len(values), size):
         yield values[start : start + size]
 
@@ -238,10 +240,11 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[tuple[str,
     """
     dialect = session.get_bind().dialect.name
     insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
+    table = Alert.__table__
     statement = (
-        insert_into(Alert)
+        insert_into(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])
-        .returning(Alert.dedupe_key, Alert.id)
+        .returning(table.c.dedupe_key, table.c.id)
     )
     found: list[tuple[str, int]] = []
     for start in range(0, len(rows), 500):
@@ -302,7 +305,17 @@ def _changes(
     session: Session, organisation: Organisation, run_id: int, registry: Mapping[str, Check]
 ) -> tuple[FindingChange, ...]:
     rows = session.execute(
-        select(FindingEvent.kind, Finding)
+        select(
+            FindingEvent.kind,
+            Finding.id,
+            Finding.fingerprint,
+            Finding.check_id,
+            Finding.subject,
+            Finding.target,
+            Finding.collector,
+            Finding.severity,
+            Finding.status,
+        )
         .join(Finding, FindingEvent.finding_id == Finding.id)
         .where(
             FindingEvent.run_id == run_id,
@@ -312,31 +325,31 @@ def _changes(
         .order_by(FindingEvent.id)
     )
     changes = []
-    for kind, finding in rows:
-        check = registry.get(finding.check_id)
+    for kind, finding_id, fingerprint, check_id, subject, target, collector, stored, status in rows:
+        check = registry.get(check_id)
         changes.append(
             FindingChange(
                 kind=kind,
-                finding_id=finding.id,
-                fingerprint=finding.fingerprint,
-                check_id=finding.check_id,
-                subject=finding.subject,
-                target=finding.target,
-                collector=finding.collector,
-                severity=str(check.severity) if check else finding.severity,
-                status=finding.status,
+                finding_id=finding_id,
+                fingerprint=fingerprint,
+                check_id=check_id,
+                subject=subject,
+                target=target,
+                collector=collector,
+                severity=str(check.severity) if check else stored,
+                status=status,
             )
         )
     return tuple(changes)
 
 
 def _alerted(session: Session, finding_ids: Iterable[int]) -> frozenset[int]:
-    ids = list(finding_ids)
-    if not ids:
-        return frozenset()
-    return frozenset(
-        session.scalars(select(Alert.finding_id).where(Alert.finding_id.in_(ids)).distinct())
-    )
+    ids = sorted(set(finding_ids))
+    alerted: set[int] = set()
+    for chunk in _chunks(ids):
+        query = select(Alert.finding_id).where(Alert.finding_id.in_(chunk)).distinct()
+        alerted.update(i for i in session.scalars(query) if i is not None)
+    return frozenset(alerted)
 
 
 def _certificates(
@@ -381,7 +394,11 @@ def _certificates(
 
 
 def _score(
-    session: Session, config: Config, organisation: Organisation, now: dt.datetime
+    session: Session,
+    config: Config,
+    organisation: Organisation,
+    now: dt.datetime,
+    points: float,
 ) -> ScoreComparison | None:
     """The live score against the last snapshot of an earlier day (None without one, or
     when the scoring model changed in between), and the score without the findings that
@@ -403,6 +420,14 @@ def _score(
     score = score_organisation(organisation.slug, findings, assets)
     if score.version != baseline.scoring_version:
         return None
+    dropped = grade_worse(str(score.grade), baseline.grade) or (
+        baseline.score - score.score >= points
+    )
+    if not dropped:  # nothing to explain
+        return ScoreComparison(
+            baseline.day, baseline.score, baseline.grade, score.score, str(score.grade),
+            score.score, str(score.grade),
+        )  # fmt: skip
     since = dt.datetime.combine(baseline.day + dt.timedelta(days=1), dt.time(), tzinfo=zone)
     told = set(
         session.execute(
@@ -487,7 +512,8 @@ def record_run(
     created = record(session, config, organisation, drafts, now=now, run_id=run_id)
     if rules.score_drop.enabled:
         # After the run's own alerts: a drop they tell is not told again as a score drop.
-        score = RunFacts(organisation.slug, score=_score(session, config, organisation, now))
+        comparison = _score(session, config, organisation, now, rules.score_drop.points)
+        score = RunFacts(organisation.slug, score=comparison)
         drafts = evaluate(rules, score, now)
         created += record(session, config, organisation, drafts, now=now, run_id=run_id)
     return created

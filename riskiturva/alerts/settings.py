@@ -342,6 +342,12 @@ class AlertSettings(_Model):
             raise ValueError(f"channel names must be unique: {', '.join(duplicates)}")
         if self.retry_max_seconds < self.retry_seconds:
             raise ValueError("retry_max_seconds must be at least retry_seconds")
+        slow = [c.name for c in self.channels if 2 * c.timeout > self.lease_seconds]
+        if slow:
+            raise ValueError(
+                f"lease_seconds must be at least twice a channel's timeout ({', '.join(slow)}):"
+                " a message still being sent must not be taken over"
+            )
         return self
 
     def channel(self, name: str) -> Channel | None:
