@@ -690,29 +690,12 @@ def alerts_list(
     sessions = open_store(config)
     with sessions() as session:
         if outbox:
-            messages = queries.outbox(session, limit=limit)
-        else:
-            rows = queries.recent_alerts(
-                session, visible, config, language=lang, since=since, limit=limit
-            )
-    if outbox:
-        records = [
-            {
-                "id": m.id,
-                "key": m.key,
-                "destination": m.destination,
-                "kind": m.kind,
-                "status": m.status,
-                "attempts": m.attempts,
-                "alerts": m.alerts,
-                "created_at": m.created_at.isoformat(),
-                "next_attempt_at": m.next_attempt_at.isoformat(),
-                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
-                "last_error": m.last_error,
-            }
-            for m in messages
-        ]
-    else:
+            _print_outbox(queries.outbox(session, limit=limit), fmt)
+            return
+        rows = queries.recent_alerts(
+            session, visible, config, language=lang, since=since, limit=limit
+        )
+    if fmt == "json":
         records = [
             {
                 "id": r.uid,
@@ -729,30 +712,51 @@ def alerts_list(
             }
             for r in rows
         ]
-    if fmt == "json":
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
         return
-    if outbox:
-        table = Table("id", "destination", "kind", "status", "attempts", "alerts", "last error")
-        for m in records:
-            table.add_row(
-                str(m["id"]), m["destination"], m["kind"], m["status"], str(m["attempts"]),
-                str(m["alerts"]), Text(m["last_error"] or ""),
-            )  # fmt: skip
-    else:
-        table = Table("when", "organisation", "severity", "alert", "subject", "deliveries")
-        for r in records:
-            states = collections.Counter(r["deliveries"].values())
-            table.add_row(
-                _local_datetime(r["created_at"], lang),
-                r["organisation"],
-                r["severity"],
-                Text(r["title"]),
-                Text(r["subject"]),
-                ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none",
-            )
+    table = Table("when", "organisation", "severity", "alert", "subject", "deliveries")
+    for r in rows:
+        states = collections.Counter(d.state for d in r.deliveries)
+        table.add_row(
+            _local_datetime(r.created_at.isoformat(), lang),
+            r.organisation,
+            r.severity,
+            Text(r.title),
+            Text(r.subject),
+            ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none",
+        )
     _console().print(table)
-    click.echo(f"{len(records)} {'messages' if outbox else 'alerts'}")
+    click.echo(f"{len(rows)} alerts")
+
+
+def _print_outbox(messages: Sequence[Any], fmt: str) -> None:
+    if fmt == "json":
+        records = [
+            {
+                "id": m.id,
+                "key": m.key,
+                "destination": m.destination,
+                "kind": m.kind,
+                "status": m.status,
+                "attempts": m.attempts,
+                "alerts": m.alerts,
+                "created_at": m.created_at.isoformat(),
+                "next_attempt_at": m.next_attempt_at.isoformat(),
+                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                "last_error": m.last_error,
+            }
+            for m in messages
+        ]
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = Table("id", "destination", "kind", "status", "attempts", "alerts", "last error")
+    for m in messages:
+        table.add_row(
+            str(m.id), m.destination, m.kind, m.status, str(m.attempts), str(m.alerts),
+            Text(m.last_error or ""),
+        )  # fmt: skip
+    _console().print(table)
+    click.echo(f"{len(messages)} messages")
 
 
 @alerts_group.command("send")

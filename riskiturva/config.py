@@ -430,15 +430,18 @@ class Config(_Model):
     def _channels_exist(self) -> None:
         """Every channel an organisation or partner names is declared in settings.alerts."""
         declared = {c.name for c in self.settings.alerts.channels}
-        for kind, tables in (("organisations", self.organisations), ("partners", self.partners)):
-            for index, table in enumerate(tables):
-                for position, name in enumerate(table.alerts.channels):
-                    if name not in declared:
-                        raise _FieldError(
-                            f"{kind}[{index}].alerts.channels[{position}]",
-                            "no [[settings.alerts.channels]] has this name",
-                            name,
-                        )
+        named = [
+            (f"organisations[{i}]", o.alerts.channels) for i, o in enumerate(self.organisations)
+        ]
+        named += [(f"partners[{i}]", p.alerts.channels) for i, p in enumerate(self.partners)]
+        for where, channels in named:
+            for position, name in enumerate(channels):
+                if name not in declared:
+                    raise _FieldError(
+                        f"{where}.alerts.channels[{position}]",
+                        "no [[settings.alerts.channels]] has this name",
+                        name,
+                    )
 
     def organisation(self, slug: str) -> Organisation:
         for organisation in self.organisations:

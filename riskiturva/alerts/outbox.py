@@ -15,10 +15,10 @@ import datetime as dt
 import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import insert, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -198,7 +198,7 @@ def record(
             if when is Urgency.IMMEDIATE or destination.digest
         ]
     if notifications:
-        session.execute(insert(AlertNotification.__table__), notifications)
+        session.execute(insert(cast(Table, AlertNotification.__table__)), notifications)
     return recorded
 
 
@@ -240,7 +240,7 @@ def _insert_new(session: Session, rows: list[dict[str, Any]]) -> list[tuple[str,
     """
     dialect = session.get_bind().dialect.name
     insert_into = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    table = Alert.__table__
+    table = cast(Table, Alert.__table__)
     statement = (
         insert_into(table)
         .on_conflict_do_nothing(index_elements=["dedupe_key"])

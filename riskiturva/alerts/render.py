@@ -297,12 +297,14 @@ def load_message(
     """The message's alerts from the store, in its language, most severe first: all of
     them in words when `complete` (the JSON webhook), else only the ones shown (a digest
     of 10,000 lists 30 and counts the rest, without loading them)."""
-    members = session.execute(
-        select(Alert.id, Alert.severity, Alert.created_at, Alert.uid, Organisation)
-        .join(AlertNotification, AlertNotification.alert_id == Alert.id)
-        .join(Organisation, Alert.organisation_id == Organisation.id)
-        .where(AlertNotification.message_id == message.id)
-    ).all()
+    members = list(
+        session.execute(
+            select(Alert.id, Alert.severity, Alert.created_at, Alert.uid, Organisation)
+            .join(AlertNotification, AlertNotification.alert_id == Alert.id)
+            .join(Organisation, Alert.organisation_id == Organisation.id)
+            .where(AlertNotification.message_id == message.id)
+        )
+    )
     members.sort(key=lambda m: (_SEVERITY_ORDER.index(m[1]), m[4].slug, m[2], m[3]))
     shown = config.settings.alerts.items_shown
     wanted = [m[0] for m in (members if complete else members[:shown])]

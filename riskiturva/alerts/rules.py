@@ -18,7 +18,7 @@ import datetime as dt
 import enum
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any
 
 from riskiturva.alerts.settings import Rules
 from riskiturva.checks import Severity
@@ -59,7 +59,7 @@ DIGEST_ONLY = frozenset({Rule.RESOLVED_FINDING, Rule.ASSET_PROPOSED})
 class FindingChange:
     """A finding event of the run: opened, reopened or resolved."""
 
-    kind: Literal["opened", "reopened", "resolved"]
+    kind: str  # opened, reopened or resolved (the finding event's kind)
     finding_id: int
     fingerprint: str
     check_id: str

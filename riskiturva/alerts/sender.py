@@ -32,8 +32,9 @@ import socket
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Any, cast
 
-from sqlalchemy import and_, or_, select, update
+from sqlalchemy import ColumnElement, CursorResult, and_, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.alerts.channels import Receipt, post, send_email
@@ -205,7 +206,7 @@ def claim_next(
                 )
                 .execution_options(synchronize_session=False)
             )
-            if won.rowcount != 1:
+            if cast(CursorResult[Any], won).rowcount != 1:
                 continue  # another sender took it first
             session.execute(
                 update(AlertAttempt)
@@ -384,7 +385,7 @@ def requeue(
     session: Session, now: dt.datetime, *, message_ids: Iterable[int] = (), failed: bool = False
 ) -> list[int]:
     """Failed (or named) messages back to pending, due now, with a fresh set of attempts."""
-    conditions = []
+    conditions: list[ColumnElement[bool]] = []
     ids = list(message_ids)
     if ids:
         conditions.append(AlertMessage.id.in_(ids))
