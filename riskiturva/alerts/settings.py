@@ -15,34 +15,20 @@ from __future__ import annotations
 import ipaddress
 import os
 import re
-from collections.abc import Callable
 from enum import StrEnum
-from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import (
-    BaseModel,
-    ConfigDict,
-    Field,
-    PrivateAttr,
-    SecretStr,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, PrivateAttr, SecretStr, field_validator, model_validator
 
+from riskiturva._config_types import CACertificateFile, EmailAddress
+from riskiturva._config_types import ConfigModel as _Model
 from riskiturva._cron import parse_schedule
 from riskiturva.checks import Severity
 
 Language = Literal["fi", "sv", "en"]
 _NAME = r"^[a-z0-9][a-z0-9_-]{0,62}$"
 _ENV_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-# One address, no display name and nothing that could end a header line.
-_EMAIL = re.compile(r"^[^@\s<>,;\"]+@[^@\s<>,;\"]+\.[^@\s<>,;\"]+$")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
 
 # --- rules -----------------------------------------------------------------------------
@@ -144,15 +130,8 @@ class Rules(_Model):
 class Contact(_Model):
     """A person or mailbox that receives alerts by e-mail."""
 
-    email: str = Field(description="the address (no display name)")
+    email: EmailAddress = Field(description="the address (no display name)")
     language: Language = Field("fi", description="language of the alerts: fi, sv or en")
-
-    @field_validator("email")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if not _EMAIL.match(value):
-            raise ValueError(f"not an e-mail address: {value!r}")
-        return value
 
 
 class OrganisationAlerts(_Model):
@@ -226,7 +205,7 @@ class Channel(_Model):
     digest: bool = Field(
         True, description="also the daily digest of non-urgent alerts (false: urgent only)"
     )
-    ca_file: Path | None = Field(
+    ca_file: CACertificateFile | None = Field(
         None, description="CA certificates trusted for the receiver; default: the system's"
     )
     timeout: float = Field(15.0, gt=0, le=300, description="seconds per request")
@@ -352,11 +331,3 @@ class AlertSettings(_Model):
 
     def channel(self, name: str) -> Channel | None:
         return next((c for c in self.channels if c.name == name), None)
-
-    def with_paths(self, absolute: Callable[[Path], Path]) -> AlertSettings:
-        """A copy whose channels' CA files are absolute (relative to the configuration)."""
-        channels = tuple(
-            c.model_copy(update={"ca_file": absolute(c.ca_file)}) if c.ca_file else c
-            for c in self.channels
-        )
-        return self.model_copy(update={"channels": channels})
