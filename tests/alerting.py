@@ -23,6 +23,7 @@ from riskiturva.collector import (
 )
 from riskiturva.config import AssetKind, Config, load_config
 from riskiturva.runner import RunReport, build_context, run_collector
+from tests.smtp import make_ca
 
 HYVALA, HYVALA_B, RAPALA = "127.60.1.10", "127.60.1.11", "127.60.2.10"
 TICKETS_SECRET = "tickets-hmac-key-0123456789"
@@ -117,15 +118,20 @@ def write_alert_config(
     folder: Path,
     *,
     smtp_port: int = 9,
-    smtp_ca: Path | str = "/nonexistent-ca.pem",
+    smtp_ca: Path | str | None = None,
     teams_url: str = "http://127.0.0.1:9/teams",
     slack_url: str = "http://127.0.0.1:9/slack",
-    receiver_ca: Path | str = "/nonexistent-ca.pem",
+    receiver_ca: Path | str | None = None,
     partner_receives: str = "all",
     max_attempts: int = 20,
     rapala_rules: str = "",
     database_url: str = "",
 ) -> Path:
+    if smtp_ca is None or receiver_ca is None:  # nothing listens: any CA will do
+        unused = folder / "unused-ca.pem"
+        if not unused.exists():
+            make_ca(folder, "unused-ca")
+        smtp_ca, receiver_ca = smtp_ca or unused, receiver_ca or unused
     path = folder / "riskiturva.toml"
     path.write_text(
         ALERT_CONFIG.format(

@@ -171,6 +171,13 @@ def test_a_new_port_alone_is_a_new_service_alert():
     assert (draft.rule, draft.severity) == (Rule.NEW_SERVICE, "high")
 
 
+def test_a_new_port_is_not_announced_as_fixed_when_it_is_no_longer_new():
+    # The next scan's baseline has the port: the change marker resolves, the port is open
+    marker = change("resolved", "services.change.new_port", "127.60.1.20:8443/tcp", finding_id=9)
+    facts = RunFacts("hyvala", changes=(marker,), alerted_findings=frozenset({9}))
+    assert rules_of(facts) == []
+
+
 def test_a_new_port_whose_service_is_a_finding_is_told_in_that_alert():
     facts = RunFacts(
         "hyvala",

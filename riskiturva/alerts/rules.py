@@ -258,6 +258,7 @@ def _resolved(rules: Rules, facts: RunFacts, now: dt.datetime) -> Iterator[Alert
         if (
             change.kind == "resolved"
             and change.finding_id in facts.alerted_findings
+            and change.check_id != NEW_PORT_CHECK  # a change marker: it resolves by itself
             and not _succeeded_by(change, facts.changes)
         ):
             yield AlertDraft(
