@@ -276,7 +276,7 @@ def render(results: dict[str, Any], runs: int) -> str:
     lines += [
         "",
         "With only the periodic job the bound is the job's interval plus the delivery (the",
-        "default `@every 1m`: about a minute); scheduled scans do not wait for it.",
+        "default `@every 5m`: five minutes); scheduled scans do not wait for it.",
         "",
         "| new findings in one run (two organisations) | run, alerts off | run, alerts on "
         "| next sender pass | messages |",

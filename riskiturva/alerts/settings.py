@@ -268,7 +268,9 @@ class AlertSettings(_Model):
         "07:00", description="local time (settings.schedules.timezone) of the daily digest"
     )
     sender_schedule: str = Field(
-        "@every 1m", description="how often the scheduler's sender looks for due messages"
+        "@every 5m",
+        description="how often the scheduler's sender looks for due messages and retries"
+        " (a scheduled scan's urgent alerts go out right after it)",
     )
     max_attempts: int = Field(
         20, ge=1, le=1000, description="delivery attempts before a message is marked failed"
