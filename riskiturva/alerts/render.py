@@ -188,16 +188,16 @@ def _title_and_why(
     return title, why, facts
 
 
-def _url(config: Config, alert: Alert, organisation: str) -> str:
-    base = config.settings.alerts.dashboard_url
+def dashboard_path(alert: Alert, organisation: str) -> str:
+    """The dashboard page about the alert: its finding, else the organisation's page."""
     if alert.finding_id is not None:
-        return f"{base}/findings/{alert.finding_id}"
+        return f"/findings/{alert.finding_id}"
     page = {
         Rule.SCORE_DROP: "/score",
         Rule.SCAN_FAILING: "/scans",
         Rule.ASSET_PROPOSED: "/assets",
     }.get(Rule(alert.rule), "")
-    return f"{base}/org/{organisation}{page}"
+    return f"/org/{organisation}{page}"
 
 
 def alert_view(
@@ -224,7 +224,7 @@ def alert_view(
         title=title,
         subject=alert.subject,
         why=why,
-        url=_url(config, alert, organisation.slug),
+        url=config.settings.alerts.dashboard_url + dashboard_path(alert, organisation.slug),
         facts=tuple(facts),
         check_id=alert.check_id,
         finding=None
