@@ -20,7 +20,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from riskiturva.models import Base, Finding, Organisation
+from riskiturva.models import Finding, Organisation
+from riskiturva.orm import Base
 
 
 class Urgency(enum.StrEnum):

@@ -25,8 +25,8 @@ from riskiturva.config import Config, Settings
 from riskiturva.i18n import translator
 from riskiturva.mail import DeliveryError, send
 from riskiturva.models import Organisation
+from riskiturva.period import Month, previous_month
 from riskiturva.reports.models import ArchivedReport
-from riskiturva.reports.period import Month, previous_month
 from riskiturva.reports.render import DOMAIN, RenderedReport, ReportFormat, render_organisation
 from riskiturva.store import NotVisible
 
