@@ -773,7 +773,9 @@ def _partner_problems(config: Config) -> Iterator[Problem]:
 def _channel_problems(config: Config) -> Iterator[Problem]:
     """Every channel an organisation or partner names is declared in settings.alerts."""
     declared = {c.name for c in config.settings.alerts.channels}
-    tables = [("organisations", i, o.alerts) for i, o in enumerate(config.organisations)]
+    tables: list[tuple[str, int, OrganisationAlerts | PartnerAlerts]] = [
+        ("organisations", i, o.alerts) for i, o in enumerate(config.organisations)
+    ]
     tables += [("partners", i, p.alerts) for i, p in enumerate(config.partners)]
     for kind, index, alerts in tables:
         for position, name in enumerate(alerts.channels):

@@ -833,9 +833,8 @@ def alerts_list(
     fmt: str,
     lang: str,
 ) -> None:
-    """List recent alerts and where each went, or the outbox with --outbox."""
-    from riskiturva.alerts import queries
-
+    """List recent alerts and where each went, or the outbox with --outbox (with --org,
+    only the messages all about those organisations)."""
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
     visible = list(orgs) or [o.slug for o in config.organisations]
@@ -843,17 +842,16 @@ def alerts_list(
     sessions = open_store(config)
     with sessions() as session:
         if outbox:
-            _print_outbox(queries.outbox(session, limit=limit), fmt)
+            messages = views.outbox(session, visible, tests=not orgs, limit=limit)
+            _print_outbox(messages, fmt)
             return
-        rows = queries.recent_alerts(
-            session, visible, config, language=lang, since=since, limit=limit
-        )
+        rows = views.alerts(session, visible, config, language=lang, since=since, limit=limit)
     if fmt == "json":
         records = [
             {
                 "id": r.uid,
                 "created_at": r.created_at.isoformat(),
-                "organisation": r.organisation,
+                "organisation": r.organisation.slug,
                 "rule": r.rule,
                 "severity": r.severity,
                 "urgency": r.urgency,
@@ -872,7 +870,7 @@ def alerts_list(
         states = collections.Counter(d.state for d in r.deliveries)
         table.add_row(
             _local_datetime(r.created_at.isoformat(), lang),
-            r.organisation,
+            r.organisation.slug,
             r.severity,
             Text(r.title),
             Text(r.subject),
@@ -882,7 +880,7 @@ def alerts_list(
     click.echo(f"{len(rows)} alerts")
 
 
-def _print_outbox(messages: Sequence[Any], fmt: str) -> None:
+def _print_outbox(messages: Sequence[views.MessageEntry], fmt: str) -> None:
     if fmt == "json":
         records = [
             {
@@ -893,6 +891,7 @@ def _print_outbox(messages: Sequence[Any], fmt: str) -> None:
                 "status": m.status,
                 "attempts": m.attempts,
                 "alerts": m.alerts,
+                "organisations": list(m.organisations),
                 "created_at": m.created_at.isoformat(),
                 "next_attempt_at": m.next_attempt_at.isoformat(),
                 "sent_at": m.sent_at.isoformat() if m.sent_at else None,

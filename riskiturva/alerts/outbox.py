@@ -403,7 +403,7 @@ def _score(
     """The live score against the last snapshot of an earlier day (None without one, or
     when the scoring model changed in between), and the score without the findings that
     were alerted since then."""
-    from riskiturva.history import scoring_inputs
+    from riskiturva.inputs import scoring_inputs
     from riskiturva.scoring import score_organisation
 
     zone = ZoneInfo(config.settings.schedules.timezone)
