@@ -833,8 +833,10 @@ def alerts_list(
     fmt: str,
     lang: str,
 ) -> None:
-    """List recent alerts and where each went, or the outbox with --outbox (with --org,
-    only the messages all about those organisations)."""
+    """List recent alerts and where each went, or the outbox with --outbox.
+
+    With --org, the outbox lists only the messages all about those organisations.
+    """
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
     visible = list(orgs) or [o.slug for o in config.organisations]

@@ -8,8 +8,8 @@ import json
 import pytest
 from click.testing import CliRunner
 
-from riskiturva import cli
 from riskiturva.db import open_store
+from riskiturva_cli import commands as cli
 from tests.alerting import RAPALA, ScriptedCollector, alert_config, scan, write_alert_config
 from tests.conftest import T0
 from tests.smtp import smtp_relay
