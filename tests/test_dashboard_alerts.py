@@ -40,6 +40,7 @@ RDP = ("services.exposed.rdp", f"{RAPALA}:3389/tcp")  # critical
 DMARC = ("email.dmarc.policy_none", "rapala.test")  # medium: the digest
 TELNET = ("services.exposed.telnet", f"{HYVALA}:23/tcp")  # high
 HOSTILE_DMARC = ("email.dmarc.missing", HOSTILE)
+HYVALA_DMARC = ("email.dmarc.policy_none", "hyvala.test")  # medium: waits for the digest
 NOW = T0 + dt.timedelta(minutes=5)
 RAPALA_MARKERS = ("Rapala", "127.60.2.", "it@rapala.test", "tickets")
 SECRETS = (TEAMS_SECRET, "RISKITURVA_TEST", "/teams", "/slack", "/tickets")
@@ -71,7 +72,7 @@ def estate(tmp_path_factory) -> Iterator[Estate]:
             rapala_rules='rules = { new_finding = { min_severity = "high" } }',
         )
         sessions = open_store(config)
-        collector = ScriptedCollector({RAPALA: [RDP, DMARC], HYVALA: [TELNET, HOSTILE_DMARC]})
+        collector = ScriptedCollector({RAPALA: [RDP, DMARC], HYVALA: [TELNET, HOSTILE_DMARC, HYVALA_DMARC]})
         scan(sessions, config, collector, T0)
         deliver_due(sessions, config, clock=lambda: T0 + dt.timedelta(minutes=1))
     receiver.stop()
@@ -116,7 +117,10 @@ def test_alerts_of_another_organisation_read_as_absent(estate):
             views.alert_setup(session, {"hyvala"}, estate.config, "rapala")
         entries = views.alerts(session, {"hyvala"}, estate.config, language="en")
     assert {e.organisation.slug for e in entries} == {"hyvala"}
-    assert {e.subject for e in entries} == {f"{HYVALA}:23/tcp", HOSTILE}
+    assert {e.subject for e in entries} == {f"{HYVALA}:23/tcp", HOSTILE, "hyvala.test"}
+    (digest,) = [e for e in entries if e.urgency == "digest"]
+    assert {d.state for d in digest.deliveries} == {"waiting"}
+    assert "channel:chat" not in {d.destination for d in digest.deliveries}  # urgent only
 
 
 def test_the_setup_names_recipients_and_overrides_but_no_url(estate):
@@ -142,6 +146,7 @@ def test_staff_see_their_alerts_and_deliveries_and_nothing_of_another(estate):
     assert "Telnet" in own and f"{HYVALA}:23/tcp" in own
     assert "it@hyvala.test" in own and "Toimitettu" in own  # delivered by e-mail
     assert "Epäonnistui" in own  # the chat channel is down
+    assert "Päivittäinen kooste" in own and "Odottaa" in own  # the medium one, tomorrow
     assert "soc@kuntaverkko.test" in own  # the partner's team hears of it too
     for path in ("/org/hyvala/alerts", "/alerts"):
         body = page(estate, client, path)
@@ -195,6 +200,7 @@ def browser() -> Iterator[webdriver.Chrome]:
 
 
 @pytest.mark.browser
+@pytest.mark.slow  # about a minute: two sign-ins and eight pages in Chromium
 def test_partner_and_staff_read_the_alerts_in_the_browser(browser, base_url):
     # Given the partner administrator, signed in
     partner = Visitor(browser, base_url, "alerts-partner", PASSWORD)
