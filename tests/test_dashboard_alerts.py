@@ -72,7 +72,9 @@ def estate(tmp_path_factory) -> Iterator[Estate]:
             rapala_rules='rules = { new_finding = { min_severity = "high" } }',
         )
         sessions = open_store(config)
-        collector = ScriptedCollector({RAPALA: [RDP, DMARC], HYVALA: [TELNET, HOSTILE_DMARC, HYVALA_DMARC]})
+        collector = ScriptedCollector(
+            {RAPALA: [RDP, DMARC], HYVALA: [TELNET, HOSTILE_DMARC, HYVALA_DMARC]}
+        )
         scan(sessions, config, collector, T0)
         deliver_due(sessions, config, clock=lambda: T0 + dt.timedelta(minutes=1))
     receiver.stop()
