@@ -8,9 +8,11 @@ import datetime as dt
 import pytest
 from sqlalchemy import func, select
 
+from riskiturva import views
 from riskiturva.alerts.models import Alert, AlertNotification, ScanStreak
 from riskiturva.alerts.outbox import next_digest, record_proposals
 from riskiturva.alerts.rules import ProposedAsset
+from riskiturva.alerts.sender import deliver_due
 from riskiturva.collector import ErrorKind
 from riskiturva.config import ConfigError
 from riskiturva.history import take_snapshots
@@ -351,3 +353,30 @@ def test_a_webhook_url_and_secret_never_appear_in_errors(tmp_path, monkeypatch):
     text = caught.value.describe()
     assert "settings.alerts.channels[1]" in text
     assert "TOPSECRET" not in text and "short" not in text.replace("shortest", "")
+
+
+def test_the_outbox_read_model_lists_a_message_to_who_sees_all_it_is_about(sessions, config):
+    # Given urgent alerts in both municipalities, sent while no receiver listens
+    telnet = ("services.exposed.telnet", f"{HYVALA}:23/tcp")
+    scan(sessions, config, ScriptedCollector({RAPALA: [RDP], HYVALA: [telnet]}), T0)
+    deliver_due(sessions, config, clock=lambda: T0 + dt.timedelta(minutes=1))
+    with sessions() as session:
+        # When Hyvälä's reader, the partner and the CLI (with test messages) list the outbox
+        hyvala = views.outbox(session, {"hyvala"})
+        both = views.outbox(session, {"hyvala", "rapala"})
+        entries = views.alerts(session, {"hyvala"}, config, language="sv")
+    # Then the partner team's mail and card, about both, are listed only to who sees both
+    spanning = {m.destination for m in both if m.organisations == ("hyvala", "rapala")}
+    assert spanning == {"email:soc@kuntaverkko.test", "channel:soc-teams"}
+    assert {m.destination for m in hyvala} == {"email:it@hyvala.test", "channel:chat"}
+    assert all(m.status == "pending" and m.attempts == 1 and m.last_error for m in hyvala)
+    # And each alert's own deliveries are listed to its organisation's reader
+    (telnet_alert,) = entries
+    assert {d.destination: d.state for d in telnet_alert.deliveries} == {
+        "channel:chat": "waiting",
+        "channel:soc-teams": "waiting",
+        "email:it@hyvala.test": "waiting",
+        "email:soc@kuntaverkko.test": "waiting",
+    }
+    assert telnet_alert.path == f"/findings/{telnet_alert.finding_id}"
+    assert telnet_alert.url == "https://riskiturva.kuntaverkko.test" + telnet_alert.path
