@@ -15,10 +15,22 @@ category and titles come from the check registry. Faces format; they never query
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `trend`: snapshots read back, and the change over 30 days;
-- `period`: the monthly reports' period summaries.
+- `period`: the monthly reports' period summaries;
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
 from riskiturva.store import NotVisible
+from riskiturva.views.alerts import (
+    AlertEntry,
+    AlertSetup,
+    Delivery,
+    MessageEntry,
+    Recipient,
+    RuleSetting,
+    alert_setup,
+    alerts,
+    outbox,
+)
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import TIMEZONE, local_day
 from riskiturva.views.exceptions import (
@@ -44,15 +56,19 @@ from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
+    "AlertEntry",
+    "AlertSetup",
     "AssetView",
     "Change",
     "ChangeKind",
     "Changes",
+    "Delivery",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
     "LiveScore",
+    "MessageEntry",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
@@ -60,11 +76,15 @@ __all__ = [
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "Recipient",
+    "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
     "SnapshotPoint",
     "SubjectStateView",
+    "alert_setup",
+    "alerts",
     "assets",
     "changes",
     "exceptions",
@@ -75,6 +95,7 @@ __all__ = [
     "organisation",
     "organisation_report",
     "organisations",
+    "outbox",
     "overview",
     "portfolio",
     "portfolio_report",
