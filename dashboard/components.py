@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
 
@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
-from riskiturva.config import Scope
+from riskiturva.config import Config, Scope
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -52,9 +52,14 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config  # the alert settings shown on the alerts pages
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
-    scopes: Mapping[str, Scope] = field(default_factory=dict)  # slug → declared scope
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     @cached_property
     def _(self) -> Translator:
@@ -170,6 +175,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
+        ("alerts", "/alerts", _("Alerts"), True),
     )
 
 
@@ -253,18 +259,24 @@ def graph(figure: Any, **props: Any) -> dcc.Graph:
 
 @dataclass(frozen=True)
 class Services:
-    """What the app was created with: the store, the check registry and the clock."""
+    """What the app was created with: the store, the check registry, the configuration
+    and the clock."""
 
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config
     clock: Any  # () -> aware datetime
-    scopes: Mapping[str, Scope] = field(default_factory=dict)  # slug → declared scope
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}, self.scopes
+            viewer, language, self.sessions, self.registry, self.config, self.clock(), query or {}
         )
 
 

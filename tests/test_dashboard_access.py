@@ -388,6 +388,8 @@ ROUTES = (
     "/org/rapala/exceptions",
     "/org/rapala/scans",
     "/org/rapala/proposals",
+    "/org/rapala/alerts",
+    "/alerts",
 )
 
 

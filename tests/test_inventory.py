@@ -258,7 +258,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
         engine = make_engine(request.getfixturevalue("postgres_url"))
         with engine.begin() as connection:
             connection.execute(text("DROP SCHEMA public CASCADE; CREATE SCHEMA public"))
-    db.upgrade(engine, "0005")
+    db.upgrade(engine, "0006")
     with engine.begin() as connection:
         connection.execute(text(
             "INSERT INTO organisation (id, slug, name_fi, name_sv, name_en) "
@@ -283,7 +283,7 @@ def test_migration_keeps_the_assets_of_an_existing_database(backend, tmp_path, r
     config = db.alembic_config(engine)
     with engine.begin() as connection:  # and back: the flag returns
         config.attributes["connection"] = connection
-        command.downgrade(config, "0005")
+        command.downgrade(config, "0006")
     with engine.connect() as connection:
         flags = dict(connection.execute(text("SELECT value, active FROM asset")).all())
     assert {k: bool(v) for k, v in flags.items()} == {

@@ -17,10 +17,22 @@ category and titles come from the check registry. Faces format; they never query
 - `inventory`: the inventory with origins and states, the review queue of proposals with
   their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
-- `period`: the monthly reports' period summaries.
+- `period`: the monthly reports' period summaries;
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
 from riskiturva.store import NotVisible
+from riskiturva.views.alerts import (
+    AlertEntry,
+    AlertSetup,
+    Delivery,
+    MessageEntry,
+    Recipient,
+    RuleSetting,
+    alert_setup,
+    alerts,
+    outbox,
+)
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import TIMEZONE, local_day
 from riskiturva.views.exceptions import (
@@ -58,10 +70,13 @@ from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
+    "AlertEntry",
+    "AlertSetup",
     "AssetView",
     "Change",
     "ChangeKind",
     "Changes",
+    "Delivery",
     "EstateChange",
     "EvidenceView",
     "ExceptionEntry",
@@ -70,6 +85,7 @@ __all__ = [
     "FindingView",
     "InventoryAsset",
     "LiveScore",
+    "MessageEntry",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
@@ -78,7 +94,9 @@ __all__ = [
     "PortfolioReport",
     "PortfolioRow",
     "ProposalKind",
+    "Recipient",
     "ReviewQueue",
+    "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
@@ -86,6 +104,8 @@ __all__ = [
     "SightingView",
     "SnapshotPoint",
     "SubjectStateView",
+    "alert_setup",
+    "alerts",
     "assets",
     "changes",
     "estate_changes",
@@ -98,6 +118,7 @@ __all__ = [
     "organisation",
     "organisation_report",
     "organisations",
+    "outbox",
     "overview",
     "portfolio",
     "portfolio_report",
