@@ -14,6 +14,8 @@ category and titles come from the check registry. Faces format; they never query
 - `exceptions`: the register of accepted risks and false positives in force;
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
+- `inventory`: the inventory with origins and states, the review queue of proposals with
+  their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
 - `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
@@ -40,6 +42,18 @@ from riskiturva.views.exceptions import (
     exceptions,
 )
 from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.inventory import (
+    EstateChange,
+    EvidenceView,
+    InventoryAsset,
+    ProposalKind,
+    ReviewQueue,
+    ServiceHint,
+    SightingView,
+    estate_changes,
+    inventory,
+    review_queue,
+)
 from riskiturva.views.live import LiveScore
 from riskiturva.views.organisations import OrganisationRef, organisation, organisations
 from riskiturva.views.overview import Overview, ScoreExplanation, explanation, overview
@@ -63,10 +77,13 @@ __all__ = [
     "ChangeKind",
     "Changes",
     "Delivery",
+    "EstateChange",
+    "EvidenceView",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "InventoryAsset",
     "LiveScore",
     "MessageEntry",
     "NotVisible",
@@ -76,21 +93,27 @@ __all__ = [
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "ProposalKind",
     "Recipient",
+    "ReviewQueue",
     "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
+    "ServiceHint",
+    "SightingView",
     "SnapshotPoint",
     "SubjectStateView",
     "alert_setup",
     "alerts",
     "assets",
     "changes",
+    "estate_changes",
     "exceptions",
     "explanation",
     "finding",
     "findings",
+    "inventory",
     "local_day",
     "organisation",
     "organisation_report",
@@ -99,6 +122,7 @@ __all__ = [
     "overview",
     "portfolio",
     "portfolio_report",
+    "review_queue",
     "runs",
     "score_history",
 ]
