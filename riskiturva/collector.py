@@ -17,11 +17,15 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
 
 from riskiturva.config import AssetKind, Settings
+from riskiturva.intel.software import SoftwareSighting
 from riskiturva.resolver import Resolver
 from riskiturva.scope import ScopeGuard
+
+if TYPE_CHECKING:
+    from riskiturva.intel.snapshot import IntelSnapshot
 
 ENTRY_POINT_GROUP = "riskiturva.collectors"
 
@@ -131,6 +135,9 @@ class ScanContext:
     scope: ScopeGuard
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The vulnerability intelligence the rules judge identified software with (dated; None
+    # when the scan has no store to read it from). See riskiturva/intel/snapshot.py.
+    intel: IntelSnapshot | None = None
 
     @property
     def trusted_ca_files(self) -> tuple[Path, ...]:
@@ -158,6 +165,19 @@ class Collector(Protocol):
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         """Pure rules: turn one successful observation into finding drafts."""
+        ...
+
+
+@runtime_checkable
+class IdentifiesSoftware(Protocol):
+    """A collector whose observations name software (products and versions).
+
+    The runner judges that software with the vulnerability rules (riskiturva/intel/rules.py)
+    and the intelligence in the scan context; the collector only says what it saw.
+    """
+
+    def software(self, observation: SubjectObservation) -> list[SoftwareSighting]:
+        """The software one successful observation identified, with its subjects."""
         ...
 
 

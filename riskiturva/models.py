@@ -219,4 +219,5 @@ class ScoreSnapshot(Base):
 
 
 from riskiturva import models_auth  # noqa: E402, F401  (accounts share the metadata)
+from riskiturva.intel import models as _intel_models  # noqa: E402, F401  (the intelligence store)
 from riskiturva.reports import models as _report_models  # noqa: E402, F401  (the report archive)

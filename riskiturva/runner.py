@@ -25,6 +25,7 @@ from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
     Collector,
     ErrorKind,
+    IdentifiesSoftware,
     ScanContext,
     ScanTask,
     SubjectObservation,
@@ -34,6 +35,8 @@ from riskiturva.collector import (
     to_jsonable,
 )
 from riskiturva.config import AssetKind, Config, Organisation
+from riskiturva.intel import rules as software_rules
+from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.models import Organisation as OrganisationRow
 from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.resolver import DnsFailure, Resolver
@@ -61,9 +64,12 @@ class RunReport:
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     duration_s: float = 0.0
     message: str | None = None
+    # For collectors that identify software: whether the vulnerability rules could judge it.
+    vulnerability_data: dict[str, object] | None = None
 
     def as_dict(self) -> dict[str, object]:
         return {
+            "vulnerability_data": self.vulnerability_data,
             "targets": self.targets,
             "scanned_ok": self.scanned_ok,
             "partial": self.partial,
@@ -81,13 +87,19 @@ class RunReport:
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
 
 
-def build_context(config: Config, **overrides: object) -> ScanContext:
-    return ScanContext(
+def build_context(
+    config: Config, *, sessions: sessionmaker[Session] | None = None, **overrides: object
+) -> ScanContext:
+    """The scan context; with `sessions`, it carries the vulnerability intelligence too."""
+    context = ScanContext(
         settings=config.settings,
         resolver=Resolver(config.settings.resolver),
         scope=ScopeGuard(config.organisations),
         **overrides,  # type: ignore[arg-type]
     )
+    if sessions is not None and context.intel is None:
+        context.intel = load_snapshot(sessions, config.settings.intel, context.clock())
+    return context
 
 
 def expand_targets(
@@ -178,11 +190,22 @@ def _batch_key(target: Target) -> str:
 
 
 def judge(
-    collector: Collector, observation: SubjectObservation, registry: Registry
+    collector: Collector,
+    observation: SubjectObservation,
+    registry: Registry,
+    context: ScanContext | None = None,
+    software_checks: frozenset[str] = frozenset(),
 ) -> list[ObservedFinding]:
-    """The collector's rules, checked against the registry (an unknown id is a bug)."""
+    """The collector's rules, and the vulnerability rules for the software it identified
+    (`software_checks`: those whose data is fresh), checked against the registry."""
+    drafts = collector.judge(observation)
+    if software_checks and context is not None and context.intel is not None:
+        assert isinstance(collector, IdentifiesSoftware)
+        drafts += software_rules.judge_software(
+            collector.software(observation), context.intel, software_checks
+        )
     observed = []
-    for draft in collector.judge(observation):
+    for draft in drafts:
         check = registry.get(draft.check_id)
         if check is None:
             raise UnknownCheckError(
@@ -216,7 +239,7 @@ def run_collector(
 ) -> RunReport:
     """Run one collector over the selected organisations and reconcile its findings."""
     registry = registry or load_registry()
-    context = context or build_context(config)
+    context = context or build_context(config, sessions=sessions)
     selected = [
         o for o in config.organisations if organisations is None or o.slug in set(organisations)
     ]
@@ -236,6 +259,7 @@ def run_collector(
         session.flush()
         run_id = run.id
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
+    software_checks, unjudged = _software_checks(collector, context, report)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
     failure: BaseException | None = None
@@ -259,7 +283,9 @@ def run_collector(
                         raise InterruptedError("scan cancelled")
                     per_org[organisation.slug].append(observation)
                     if observation.status is not SubjectStatus.ERROR:
-                        findings[organisation.slug].extend(judge(collector, observation, registry))
+                        findings[organisation.slug].extend(
+                            judge(collector, observation, registry, context, software_checks)
+                        )
                     done += 1
                     if progress:
                         progress(collector.name, min(done, total), total)
@@ -301,6 +327,7 @@ def run_collector(
                 # A failed or interrupted run resolves nothing.
                 scanned_ok=set() if failure else ok,
                 now=finished,
+                unjudged=unjudged,
             )
             report.counts.add(counts)
         if failure is None:
@@ -313,11 +340,57 @@ def run_collector(
         else:
             report.status = RunStatus.FAILED
             report.message = "".join(traceback.format_exception_only(failure)).strip()
+        if report.message is None and unjudged:
+            report.message = str((report.vulnerability_data or {}).get("reason"))
         run.status, run.finished_at = report.status, finished
         run.counts, run.message = report.as_dict(), report.message
     if isinstance(failure, KeyboardInterrupt | SystemExit):
         raise failure
     return report
+
+
+def _software_checks(
+    collector: Collector, context: ScanContext, report: RunReport
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(checks to judge, checks left unjudged) for the software a collector identifies.
+
+    Checks whose vulnerability data is missing or out of date are not judged: their open
+    findings stay as they were, and the run says why ("vulnerability data out of date").
+    """
+    if not isinstance(collector, IdentifiesSoftware):
+        return frozenset(), frozenset()
+    refused = software_rules.unavailable_checks(context.intel)
+    intel = context.intel
+    as_of = (
+        {str(s): d.date().isoformat() for s, d in intel.freshness.as_of.items()} if intel else {}
+    )
+    status = "ok"
+    if refused:
+        status = (
+            "missing"
+            if intel is None or all("missing" in r for r in refused.values())
+            else "out_of_date"
+        )
+    reason = None
+    if refused:
+        reasons = sorted(set(refused.values()))
+        label = (
+            "vulnerability data missing"
+            if status == "missing"
+            else "vulnerability data out of date"
+        )
+        reason = (
+            f"{label}: {'; '.join(reasons)}. Software was identified but not judged for "
+            f"{', '.join(sorted(refused))}; run `riskiturva intel update`"
+        )
+    report.vulnerability_data = {
+        "status": status,
+        "as_of": as_of,
+        "max_age_days": intel.freshness.max_age_days if intel else None,
+        "not_judged": sorted(refused),
+        "reason": reason,
+    }
+    return software_rules.CHECK_IDS - refused.keys(), frozenset(refused)
 
 
 def run_scan(
@@ -336,7 +409,7 @@ def run_scan(
     cancelled context (SIGTERM) makes every run stop after its current target, recorded as
     interrupted, resolving nothing.
     """
-    context = context or build_context(config)
+    context = context or build_context(config, sessions=sessions)
     selected = list(organisations) if organisations is not None else None
     # Create the organisation and asset rows once, before the runs race to insert them.
     with sessions.begin() as session:

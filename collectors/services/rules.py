@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectors.services.facts import HostFacts, OpenPort
-from collectors.services.outdated import OutdatedSoftware, load_table
 from riskiturva.collector import FindingDraft
 
 NO_AUTH = "services.database.no_auth"
-OUTDATED = "services.outdated.software"
 NEW_PORT = "services.change.new_port"
 MAX_SCRIPT_EVIDENCE = 600  # characters of NSE output kept as evidence
 
@@ -135,17 +133,17 @@ NO_AUTH_PROOFS: tuple[NoAuthProof, ...] = (
 _OPEN_ELASTICSEARCH = "Elasticsearch REST API"
 
 SCRIPTS: tuple[str, ...] = ("ssl-cert", *(p.script for p in NO_AUTH_PROOFS))
-CHECK_IDS: frozenset[str] = frozenset(
-    {r.check_id for r in SERVICE_RULES} | {NO_AUTH, OUTDATED, NEW_PORT}
-)
+CHECK_IDS: frozenset[str] = frozenset({r.check_id for r in SERVICE_RULES} | {NO_AUTH, NEW_PORT})
 
 
 def judge_host(facts: HostFacts) -> list[FindingDraft]:
-    """Every finding for one address: exposure, clear text, no auth, outdated, new port."""
+    """Every finding for one address: exposure, clear text, no auth, new port.
+
+    Outdated and vulnerable software is judged by the vulnerability rules (riskiturva/intel)
+    from the software the ports identified (`HostFacts.software`)."""
     drafts: list[FindingDraft] = []
     for port in facts.open_ports:
         drafts.extend(_service_findings(facts.address, port))
-        drafts.extend(_outdated_findings(facts.address, port, load_table()))
         if facts.baseline and facts.baseline.covered(port) and port.key not in facts.baseline.open:
             drafts.append(
                 _draft(
@@ -185,27 +183,6 @@ def no_auth_proof(port: OpenPort) -> tuple[str, str] | None:
     if port.product == _OPEN_ELASTICSEARCH and port.version:
         return "", f"{port.product} {port.version} ({port.extrainfo})"[:MAX_SCRIPT_EVIDENCE]
     return None
-
-
-def _outdated_findings(
-    address: str, port: OpenPort, table: tuple[OutdatedSoftware, ...]
-) -> Iterator[FindingDraft]:
-    for row in table:
-        version = row.affected_version(port)
-        if version is not None:
-            affected = f"< {row.below}" if row.below else f"{row.series}.x"
-            yield _draft(
-                OUTDATED,
-                address,
-                port,
-                {
-                    "software": row.name,
-                    "detected_version": version,
-                    "affected": affected,
-                    "reason": row.reason,
-                    "source": row.source,
-                },
-            )
 
 
 def _draft(

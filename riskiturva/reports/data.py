@@ -303,7 +303,7 @@ def _appendix(
         if severity not in APPENDIX_SEVERITIES:
             continue
         first_seen = finding.first_seen.date()
-        due = due_date(severity, first_seen)
+        due = due_date(severity, first_seen, check.deadline_days if check else None)
         rows.append(
             OpenFinding(
                 check_id=finding.check_id,
