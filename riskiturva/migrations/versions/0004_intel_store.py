@@ -10,7 +10,6 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-
 revision: str = "0004"
 down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
@@ -39,8 +38,8 @@ def upgrade() -> None:
     op.create_table(
         "intel_cve",
         sa.Column("cve_id", sa.String(length=30), nullable=False),
-        sa.Column("published", riskiturva.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("last_modified", riskiturva.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("published", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("last_modified", sa.DateTime(timezone=True), nullable=False),
         sa.Column("status", sa.String(length=40), nullable=False),
         sa.Column("cvss_version", sa.String(length=5), nullable=True),
         sa.Column("cvss_score", sa.Double(), nullable=True),
@@ -52,7 +51,7 @@ def upgrade() -> None:
         "intel_eol_product",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("label", sa.String(length=200), nullable=False),
-        sa.Column("last_modified", riskiturva.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("last_modified", sa.DateTime(timezone=True), nullable=False),
         sa.Column("cpes", sa.JSON(), nullable=False),
         sa.PrimaryKeyConstraint("name"),
     )
@@ -95,8 +94,8 @@ def upgrade() -> None:
     op.create_table(
         "intel_source",
         sa.Column("name", sa.String(length=10), nullable=False),
-        sa.Column("data_as_of", riskiturva.models.UTCDateTime(timezone=True), nullable=False),
-        sa.Column("updated_at", riskiturva.models.UTCDateTime(timezone=True), nullable=False),
+        sa.Column("data_as_of", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
         sa.Column("origin", sa.Text(), nullable=False),
         sa.Column("records", sa.Integer(), nullable=False),
         sa.Column("detail", sa.JSON(), nullable=False),
