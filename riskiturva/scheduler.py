@@ -1,6 +1,6 @@
 """The persistent schedule: APScheduler 3 with its job store in Riskiturva's own database.
 
-Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`), so
+Jobs have stable ids (`collector:tls`, `snapshots:daily`, `intel:daily`, `reports:monthly`), so
 restarting with a changed configuration replaces them instead of adding duplicates, and
 jobs no longer configured are removed. Every job runs at most once at a time, missed runs
 coalesce into one, and a run more than `misfire_grace_seconds` late is skipped.
@@ -66,6 +66,14 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
             "snapshots:daily",
             f"{__name__}:scheduled_snapshots",
             trigger(SNAPSHOT_SCHEDULE),
+            (path,),
+        )
+    )
+    specs.append(
+        JobSpec(
+            "intel:daily",
+            f"{__name__}:scheduled_intel_update",
+            trigger(config.settings.intel.schedule),
             (path,),
         )
     )
@@ -137,7 +145,7 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
     if collector is None:
         log.error("scheduled collector %s is not installed", collector_name)
         return
-    context = build_context(config, cancelled=_shutdown)
+    context = build_context(config, sessions=sessions, cancelled=_shutdown)
     report = run_collector(sessions, config, collector, context=context, trigger="scheduler")
     log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
     _snapshots(sessions, config)
@@ -147,6 +155,18 @@ def scheduled_snapshots(config_path: str) -> None:
     """Job: store each organisation's score for today."""
     config, sessions = _open(config_path)
     _snapshots(sessions, config)
+
+
+def scheduled_intel_update(config_path: str) -> None:
+    """Job: refresh the vulnerability intelligence (KEV, NVD, EPSS, endoflife.date)."""
+    from riskiturva.intel.update import client_for, update
+
+    config, sessions = _open(config_path)
+    for result in update(
+        sessions, config.settings, client_for(config.settings), now=dt.datetime.now(dt.UTC)
+    ):
+        log.info("intel %s: %s records, data as of %s", result.source, result.records,
+                 result.data_as_of.isoformat())  # fmt: skip
 
 
 def scheduled_reports(config_path: str) -> None:

@@ -37,6 +37,10 @@ class Source(StrEnum):
     def title(self) -> str:
         return _TITLES[self]
 
+    @classmethod
+    def all(cls) -> tuple[Source, ...]:
+        return tuple(cls)
+
 
 _TITLES = {
     Source.KEV: "CISA KEV",

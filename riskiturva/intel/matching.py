@@ -71,6 +71,8 @@ def parse_cpe(name: str) -> Cpe:
     if not text.startswith(CPE23_PREFIX):
         raise CpeError(f"not a CPE name: {name!r}")
     fields = split_cpe_string(text)
+    if 5 <= len(fields) < 13:  # a prefix such as endoflife.date's `cpe:2.3:a:exim:exim`
+        fields += [ANY] * (13 - len(fields))
     if len(fields) != 13 or fields[2] not in ("a", "o", "h") or not fields[3] or not fields[4]:
         raise CpeError(f"malformed CPE 2.3 name: {name!r}")
     return Cpe(fields[2], fields[3].lower(), fields[4].lower(), fields[5] or ANY, fields[6] or ANY)
