@@ -132,6 +132,11 @@ def _vulnerability_findings(
     software = sighting.software
     if not allowed & {KEV, KEV_RANSOMWARE, KEV_UNCONFIRMED, EPSS_HIGH} or not software.version:
         return []
+    # NVD lists distribution releases (cpe:2.3:o:debian:debian_linux:9.0) as affected when
+    # the distribution shipped a vulnerable package, not when every such system has it: an
+    # operating system derived from a banner is judged by its lifecycle only.
+    if software.cpe.startswith("cpe:2.3:o:"):
+        return []
     matches = intel.vulnerabilities(software)
     if not matches:
         return []
@@ -156,7 +161,6 @@ def _vulnerability_findings(
         if chosen:
             evidence = _base(sighting, intel, (Source.NVD, Source.KEV)) | {
                 "vulnerabilities": [_kev_item(m, k) for m, k in chosen],
-                "kev_due": min(k.date_added for _, k in chosen).isoformat(),
             }
             drafts.append(_draft(check_id, sighting, evidence, verify))
     if EPSS_HIGH in allowed:
@@ -225,6 +229,8 @@ def _lifecycle_findings(
         "product": lifecycle.label,
         "cycle": release.name,
         "support_ended": release.eol_from.isoformat() if release.eol_from else None,
+        # An unlisted old cycle ended no later than the newer one named here.
+        "inferred_from_cycle": lifecycle.inferred_from,
         "extended_support_until": release.eoes_from.isoformat() if release.eoes_from else None,
         "latest_in_cycle": release.latest,
         "supported_newer": list(lifecycle.newer_majors),

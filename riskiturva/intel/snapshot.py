@@ -51,6 +51,7 @@ class Lifecycle:
     label: str
     release: EolRelease
     newer_majors: tuple[str, ...]  # supported cycles of a higher major version
+    inferred_from: str | None = None  # a newer cycle whose end dates this unlisted one
 
 
 @dataclass(frozen=True)
@@ -172,7 +173,7 @@ class IntelSnapshot:
                 scores.update(
                     session.execute(
                         select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
-                    ).tuples()
+                    ).tuples().all()
                 )
         return scores
 
@@ -189,9 +190,9 @@ class IntelSnapshot:
             if not keys & set(cpes):
                 continue
             release = _cycle_of(version, releases)
-            if release is None:
-                return None
-            return Lifecycle(name, label, release, self._newer_majors(release, releases))
+            if release is not None:
+                return Lifecycle(name, label, release, self._newer_majors(release, releases))
+            return self._unlisted(name, label, version, releases)
         return None
 
     def _eol_products(self) -> dict[str, tuple[str, tuple[str, ...], tuple[EolRelease, ...]]]:
@@ -217,6 +218,33 @@ class IntelSnapshot:
                         for p in session.scalars(select(IntelEolProduct))
                     }
             return self._eol  # type: ignore[return-value]
+
+    def _unlisted(
+        self, name: str, label: str, version: str, releases: tuple[EolRelease, ...]
+    ) -> Lifecycle | None:
+        """An old cycle endoflife.date no longer lists (Elasticsearch 8.15 when 8.16 is the
+        oldest 8.x shown): if a newer cycle of the same major has already ended, so has it."""
+        major, observed = version.split(".")[0], version_key(version)
+        ended = [
+            r
+            for r in releases
+            if r.name.split(".")[0] == major
+            and version_key(r.name) > observed
+            and r.ended(self.today)
+            and r.eol_from is not None
+        ]
+        if not ended:
+            return None
+        oldest = min(ended, key=lambda r: version_key(r.name))
+        release = EolRelease(
+            name=version,
+            release_date=oldest.release_date,
+            is_eol=True,
+            eol_from=oldest.eol_from,
+            is_maintained=False,
+        )
+        newer = self._newer_majors(release, releases)
+        return Lifecycle(name, label, release, newer, inferred_from=oldest.name)
 
     def _newer_majors(
         self, release: EolRelease, releases: tuple[EolRelease, ...]

@@ -51,8 +51,9 @@ class Software:
 
     @property
     def key(self) -> str:
-        """`vendor:product` of the CPE name."""
-        return parse_cpe(self.cpe).key
+        """`vendor:product` of the product, by its canonical name (`igor_sysoev:nginx` is
+        `f5:nginx`)."""
+        return canonical_key(parse_cpe(self.cpe).key)
 
     @property
     def is_distribution_build(self) -> bool:
@@ -180,23 +181,28 @@ def _named(name: str, release: str) -> str:
     return f"{name} {release}".strip()
 
 
-# Names that mean the same product: nmap's older CPE vendors and NVD's current ones.
-CPE_ALIASES: tuple[frozenset[str], ...] = (
-    frozenset({"igor_sysoev:nginx", "f5:nginx", "nginx:nginx"}),
-    frozenset({"mysql:mysql", "oracle:mysql"}),
-    frozenset({"microsoft:iis", "microsoft:internet_information_services"}),
-    frozenset({"beasts:vsftpd", "vsftpd_project:vsftpd", "vsftpd:vsftpd"}),
-    frozenset({"elasticsearch:elasticsearch", "elastic:elasticsearch"}),
-    frozenset({"redislabs:redis", "redis:redis"}),
+# Names that mean the same product: nmap's older CPE vendors and NVD's current ones. The
+# first name of each group is the canonical one (NVD's current name), used in subjects.
+CPE_ALIASES: tuple[tuple[str, ...], ...] = (
+    ("f5:nginx", "igor_sysoev:nginx", "nginx:nginx"),
+    ("oracle:mysql", "mysql:mysql"),
+    ("microsoft:internet_information_services", "microsoft:iis"),
+    ("vsftpd_project:vsftpd", "beasts:vsftpd", "vsftpd:vsftpd"),
+    ("elastic:elasticsearch", "elasticsearch:elasticsearch"),
+    ("redis:redis", "redislabs:redis"),
 )
 
 
 def equivalent_keys(key: str) -> tuple[str, ...]:
-    """`vendor:product` and the other names of the same product, in a stable order."""
+    """`vendor:product` and the other names of the same product, canonical name first."""
     for group in CPE_ALIASES:
         if key in group:
-            return tuple(sorted(group))
+            return group
     return (key,)
+
+
+def canonical_key(key: str) -> str:
+    return equivalent_keys(key)[0]
 
 
 def best_per_product(found: Iterable[Software]) -> tuple[Software, ...]:
