@@ -28,7 +28,7 @@ from functools import cache
 
 from riskiturva.checks import Category, Check, Effort, Severity
 
-SCORING_VERSION = "1.0"
+SCORING_VERSION = "1.1"  # 1.1: the software category; ransomware KEV weighs more
 
 POINT = 10  # scores are kept in tenths of a point: 1000 is 100.0
 FULL_SCORE = 100 * POINT
@@ -58,6 +58,9 @@ SEVERITY_WEIGHTS: Mapping[Severity, int] = {
     Severity.LOW: 20,
     Severity.INFO: 0,
 }
+# Checks that weigh more than their severity: a known-exploited vulnerability that CISA says
+# ransomware uses is fixed before other critical ones (CISA #StopRansomware, KEV).
+CHECK_WEIGHTS: Mapping[str, int] = {"software.kev.ransomware": 600}
 # The penalty (in points) that leaves 100/e ≈ 36.8 points.
 PENALTY_SCALE = 150
 # Multipliers in halves: high 1.5, medium 1.0, low 0.5.
@@ -235,8 +238,10 @@ CAP_RULES: tuple[CapRule, ...] = (
 )
 
 
-def check_weight(severity: Severity | str) -> int:
+def check_weight(severity: Severity | str, check_id: str | None = None) -> int:
     """Points (tenths) one instance of a check of this severity loses on a medium asset."""
+    if check_id is not None and check_id in CHECK_WEIGHTS:
+        return CHECK_WEIGHTS[check_id]
     return SEVERITY_WEIGHTS[Severity(severity)]
 
 
@@ -262,6 +267,9 @@ def weights_markdown() -> str:
     for severity, weight in SEVERITY_WEIGHTS.items():
         days = DEADLINE_DAYS[severity]
         lines.append(f"| {severity} | {weight / POINT:g} | {f'{days} days' if days else '—'} |")
+    lines += ["", "| check weighing more than its severity | points lost (medium asset) |"]
+    lines += ["|---|---|"]
+    lines += [f"| `{c}` | {w / POINT:g} |" for c, w in CHECK_WEIGHTS.items()]
     lines += ["", "| asset criticality | multiplier |", "|---|---|"]
     lines += [f"| {name} | {halves / 2:g} |" for name, halves in CRITICALITY_HALVES.items()]
     lines += ["", "| grade | score at least |", "|---|---|"]
@@ -410,7 +418,8 @@ class AssetScores(Mapping[str, ScopeScore]):
             lines: list[_Line] = []
             caps: set[CapRule] = set()
             for group, count in self._groups_of(value):
-                penalty = _instance_points(SEVERITY_WEIGHTS[group.severity], halves, count)
+                weight = check_weight(group.severity, group.check_id)
+                penalty = _instance_points(weight, halves, count)
                 lines.append((penalty, group.check_id, group.category, group.severity, count))
                 for rule in _candidate_rules(group.check_id, group.severity):
                     if Scope.ASSET in rule.scopes and _cap_matches(rule, group.severity, asset):
@@ -640,7 +649,7 @@ def score_organisation(
                 category=category,
                 severity=severity,
                 penalty=_group_points(
-                    SEVERITY_WEIGHTS[severity], sorted(by_halves.items(), reverse=True)
+                    check_weight(severity, check_id), sorted(by_halves.items(), reverse=True)
                 ),
                 subjects=tuple(sorted(f.subject for f in same)),
                 asset_counts=asset_counts,

@@ -141,7 +141,9 @@ PRODUCT_TOKENS: dict[str, tuple[str, str, str]] = {
 _PRODUCT = re.compile(
     r"(?P<name>[A-Za-z][\w.-]*)/(?P<version>[0-9][\w.+~:-]*)(?P<comment>\s*\([^)]*\))?"
 )
-_UPSTREAM = re.compile(r"^[0-9]+(?:\.[0-9]+)*(?:[a-z]|p[0-9]+|-?(?:alpha|beta|rc)[0-9]*)?", re.I)
+_UPSTREAM = re.compile(
+    r"^[0-9]+(?:\.[0-9]+)*(?:p[0-9]+|-?(?:alpha|beta|rc)[0-9]*|[a-z](?![a-z]))?", re.I
+)
 
 
 def split_version(raw: str) -> tuple[str, str]:
@@ -154,10 +156,9 @@ def split_version(raw: str) -> tuple[str, str]:
 
 def from_product_tokens(value: str, where: str) -> Iterator[Software]:
     """Software in a header such as `Apache/2.4.38 (Debian) OpenSSL/1.1.1n PHP/7.3.31`."""
-    tokens = list(_PRODUCT.finditer(value))
     # A distribution named anywhere in the header applies to every product in it.
-    header_distribution = distribution_of(" ".join(m.group("comment") or "" for m in tokens))
-    for match in tokens:
+    header_distribution = distribution_of(value)
+    for match in _PRODUCT.finditer(value):
         known = PRODUCT_TOKENS.get(match.group("name").lower())
         if known is None:
             continue
