@@ -417,6 +417,7 @@ class EolRelease:
     eoes_from: dt.date | None = None  # end of extended support (Debian LTS, ESU, …)
     is_eoes: bool | None = None  # None: no extended support for this cycle
     latest: str | None = None
+    is_lts: bool = False  # a long-term support cycle
 
     def ended(self, today: dt.date) -> bool:
         """Past the end of (regular) security support."""
@@ -463,6 +464,7 @@ def parse_eol_product(data: bytes) -> EolProduct:
                 eoes_from=r.eoesFrom,
                 is_eoes=r.isEoes,
                 latest=r.latest.name if r.latest else None,
+                is_lts=r.isLts,
             )
             for r in product.releases
         ),

@@ -100,3 +100,4 @@ class IntelEolRelease(Base):
     eoes_from: Mapped[dt.date | None]
     is_eoes: Mapped[bool | None]
     latest: Mapped[str | None] = mapped_column(String(100))
+    is_lts: Mapped[bool] = mapped_column(default=False)

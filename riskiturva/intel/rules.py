@@ -240,6 +240,7 @@ def _lifecycle_findings(
     if release.ended(today):
         check_id = EXTENDED_ONLY if release.extended_until(today) else EOL
         return [_draft(check_id, sighting, evidence, verify)]
-    if lifecycle.newer_majors:
+    # A long-term support cycle is the supported choice even when a newer major is out.
+    if lifecycle.newer_majors and not release.is_lts:
         return [_draft(MAJOR_BEHIND, sighting, evidence, verify)]
     return []

@@ -170,11 +170,10 @@ class IntelSnapshot:
         with self._sessions() as session:
             for start in range(0, len(ids), 900):
                 chunk = ids[start : start + 900]
-                scores.update(
-                    session.execute(
-                        select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
-                    ).tuples().all()
+                rows = session.execute(
+                    select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
                 )
+                scores.update((cve, score) for cve, score in rows)
         return scores
 
     # --- endoflife.date ------------------------------------------------------------------
@@ -211,6 +210,7 @@ class IntelSnapshot:
                                 eoes_from=row.eoes_from,
                                 is_eoes=row.is_eoes,
                                 latest=row.latest,
+                                is_lts=row.is_lts,
                             )
                         )
                     self._eol = {

@@ -222,6 +222,7 @@ def save_eol(
                     "eoes_from": r.eoes_from,
                     "is_eoes": r.is_eoes,
                     "latest": r.latest,
+                    "is_lts": r.is_lts,
                 }
                 for r in product.releases
             ],

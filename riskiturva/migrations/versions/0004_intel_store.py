@@ -67,6 +67,7 @@ def upgrade() -> None:
         sa.Column("eoes_from", sa.Date(), nullable=True),
         sa.Column("is_eoes", sa.Boolean(), nullable=True),
         sa.Column("latest", sa.String(length=100), nullable=True),
+        sa.Column("is_lts", sa.Boolean(), nullable=False),
         sa.PrimaryKeyConstraint("id"),
     )
     with op.batch_alter_table("intel_eol_release", schema=None) as batch_op:
