@@ -401,6 +401,7 @@ class _ProductDetails(_Published):
 
 class _ProductResponse(_Published):
     schema_version: str
+    generated_at: dt.datetime | None = None  # API 1.2 on: when the response was made
     last_modified: dt.datetime
     result: _ProductDetails
 
@@ -434,9 +435,21 @@ class EolRelease:
 class EolProduct:
     name: str  # endoflife.date's id: "php", "debian"
     label: str
-    last_modified: dt.datetime
+    last_modified: dt.datetime  # when the product's data last changed
     cpes: tuple[str, ...]  # `vendor:product` of its CPE identifiers
     releases: tuple[EolRelease, ...]
+    generated_at: dt.datetime | None = None  # when endoflife.date made this response
+
+
+def eol_as_of(products: list[EolProduct], fetched: dt.datetime | None = None) -> dt.datetime:
+    """How current a set of product responses is: the oldest `generated_at`; for responses
+    without one, the download time, or (files) the newest `last_modified`."""
+    generated = [p.generated_at for p in products if p.generated_at]
+    if len(generated) == len(products) and generated:
+        return min(generated)
+    if fetched is not None:
+        return min([fetched, *generated])
+    return max(p.last_modified for p in products)
 
 
 def parse_eol_product(data: bytes) -> EolProduct:
@@ -453,6 +466,7 @@ def parse_eol_product(data: bytes) -> EolProduct:
         name=product.name,
         label=product.label,
         last_modified=_utc(response.last_modified),
+        generated_at=_utc(response.generated_at) if response.generated_at else None,
         cpes=tuple(dict.fromkeys(cpes)),
         releases=tuple(
             EolRelease(

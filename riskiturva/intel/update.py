@@ -32,6 +32,7 @@ from riskiturva.intel.feeds import (
     FeedError,
     NvdPage,
     Source,
+    eol_as_of,
     parse_eol_product,
     parse_epss,
     parse_kev,
@@ -196,9 +197,12 @@ def update(
                     if exc.status != 404:
                         raise
                     unknown.append(name)  # not (or no longer) an endoflife.date product
+            if not products:
+                raise FeedFetchError(f"{intel.eol_url}: none of the products exists")
+            as_of = eol_as_of(products, fetched=now)
             with sessions.begin() as session:
-                count = save_eol(session, products, as_of=now, origin=intel.eol_url, now=now)
-            results.append(UpdateResult(source, count, now, intel.eol_url, {"unknown": unknown}))
+                count = save_eol(session, products, as_of=as_of, origin=intel.eol_url, now=now)
+            results.append(UpdateResult(source, count, as_of, intel.eol_url, {"unknown": unknown}))
         else:
             results.append(_update_nvd(sessions, settings, client, now, say, sleep))
         say(
@@ -311,8 +315,7 @@ def import_directory(
     eol_files = _files(directory, EOL_FILES)
     if eol_files:
         products: list[EolProduct] = [parse_eol_product(p.read_bytes()) for p in eol_files]
-        # Files carry no download time: the newest product change is the data's date.
-        as_of = max(p.last_modified for p in products)
+        as_of = eol_as_of(products)
         with sessions.begin() as session:
             count = save_eol(session, products, as_of=as_of, origin=origin, now=now)
         results.append(UpdateResult(Source.EOL, count, as_of, origin))

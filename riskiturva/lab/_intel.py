@@ -144,6 +144,7 @@ def eol_response(name: str, product: dict[str, Any], as_of: dt.datetime) -> dict
         releases.append(release)
     return {
         "schema_version": EOL_SCHEMA_VERSION,
+        "generated_at": as_of.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "last_modified": as_of.astimezone(dt.UTC).isoformat(timespec="seconds"),
         "result": {
             "name": name,
