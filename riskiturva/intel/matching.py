@@ -118,30 +118,29 @@ class Criterion:
 class CompiledCriterion:
     """A criterion with its version bounds turned into sort keys once."""
 
-    __slots__ = ("criterion", "exact", "high", "high_inclusive", "low", "low_inclusive", "none")
+    __slots__ = ("criterion", "exact", "none", "start_in", "start_ex", "end_in", "end_ex")
 
     def __init__(self, criterion: Criterion, key: Any = version_key):
+        def bound(text: str | None) -> Any:
+            return key(text) if text else None
+
         self.criterion = criterion
         self.none = criterion.version == NOT_APPLICABLE
         self.exact = None if criterion.version in (ANY, NOT_APPLICABLE) else key(criterion.version)
-        low = criterion.start_including or criterion.start_excluding
-        high = criterion.end_including or criterion.end_excluding
-        self.low = key(low) if low else None
-        self.low_inclusive = criterion.start_including is not None
-        self.high = key(high) if high else None
-        self.high_inclusive = criterion.end_including is not None
+        self.start_in = bound(criterion.start_including)
+        self.start_ex = bound(criterion.start_excluding)
+        self.end_in = bound(criterion.end_including)
+        self.end_ex = bound(criterion.end_excluding)
 
     def matches(self, version: VersionKey) -> bool:
-        """Whether an observed version (as a key) is affected."""
+        """Whether an observed version (as a key) is affected: every bound given holds."""
         if self.none:
             return False
-        if self.exact is not None:
-            return version == self.exact
-        if self.low is not None and (
-            version < self.low or (version == self.low and not self.low_inclusive)
-        ):
+        if self.exact is not None and version != self.exact:
             return False
         return not (
-            self.high is not None
-            and (version > self.high or (version == self.high and not self.high_inclusive))
+            (self.start_in is not None and version < self.start_in)
+            or (self.start_ex is not None and version <= self.start_ex)
+            or (self.end_in is not None and version > self.end_in)
+            or (self.end_ex is not None and version >= self.end_ex)
         )
