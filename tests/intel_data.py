@@ -35,3 +35,9 @@ def snapshot(
     sessions: sessionmaker[Session], now: dt.datetime = DAY, max_age_days: int = 14
 ) -> IntelSnapshot:
     return IntelSnapshot(sessions, now=now, max_age_days=max_age_days, epss_threshold=0.1)
+
+
+def fresh_snapshot(directory: Path) -> IntelSnapshot:
+    """The lab's feeds dated now, judged now (for the lab tests, which run on today)."""
+    now = dt.datetime.now(dt.UTC)
+    return snapshot(store(directory, as_of=now), now=now)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from riskiturva.collector import Collector, SubjectObservation, SubjectStatus
+from riskiturva.collector import Collector, IdentifiesSoftware, SubjectObservation, SubjectStatus
 from riskiturva.config import Config
+from riskiturva.intel import rules as software_rules
+from riskiturva.intel.snapshot import IntelSnapshot
 from riskiturva.runner import build_context, expand_targets, make_tasks
 
 
@@ -19,11 +21,27 @@ def observe(collector: Collector, config: Config) -> list[SubjectObservation]:
     return seen
 
 
-def found(collector: Collector, observations: list[SubjectObservation]) -> set[tuple[str, str]]:
-    """(subject, check id) of every finding the collector's rules draw from the observations."""
-    return {
-        (draft.subject or observation.subject, draft.check_id)
+def found(
+    collector: Collector,
+    observations: list[SubjectObservation],
+    intel: IntelSnapshot | None = None,
+) -> set[tuple[str, str]]:
+    """(subject, check id) of every finding the collector's rules draw from the observations,
+    and with `intel`, the vulnerability rules' findings on the software it identified."""
+    drafts = [
+        (observation, draft)
         for observation in observations
         if observation.status is not SubjectStatus.ERROR
         for draft in collector.judge(observation)
-    }
+    ]
+    if intel is not None and isinstance(collector, IdentifiesSoftware):
+        allowed = software_rules.CHECK_IDS - software_rules.unavailable_checks(intel).keys()
+        drafts += [
+            (observation, draft)
+            for observation in observations
+            if observation.status is not SubjectStatus.ERROR
+            for draft in software_rules.judge_software(
+                collector.software(observation), intel, allowed
+            )
+        ]
+    return {(draft.subject or observation.subject, draft.check_id) for observation, draft in drafts}

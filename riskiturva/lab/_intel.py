@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 FEEDS_ADDRESS = "127.53.2.80"  # where `lab up` serves the feeds (port 80)
+FEEDS_HOST = "feeds.kuntaverkko.test"  # its name in the lab's DNS (the partner's zone)
 EOL_SCHEMA_VERSION = "1.2.1"
 EPSS_MODEL = "v2025.03.14"
 

@@ -277,7 +277,7 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
 
     Its vulnerability feeds are the lab's own, served on loopback (`riskiturva/lab/_intel.py`).
     """
-    feeds = f"http://{_intel.FEEDS_ADDRESS}"
+    feeds = f"http://{_intel.FEEDS_HOST}"  # resolved through the lab's name server
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
                            for ip in manifest.dns_addresses})  # fmt: skip
     lines = [
