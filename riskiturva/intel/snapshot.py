@@ -85,6 +85,8 @@ class IntelSnapshot:
         self.freshness = _freshness(states, now, max_age_days)
         self._lock = threading.Lock()
         self._criteria: dict[str, list[CompiledCriterion]] = {}
+        self._matches: dict[tuple[str, str], list[CveMatch]] = {}
+        self._epss: dict[str, float | None] = {}
         self._cves: dict[str, tuple[float | None, str | None]] = {}
         self._kev: dict[str, KevEntry] | None = None
         self._eol: dict[str, tuple[str, str, tuple[EolRelease, ...]]] | None = None
@@ -95,6 +97,9 @@ class IntelSnapshot:
         """CVEs whose vulnerable criteria cover the software's exact version."""
         if not software.version:
             return []
+        seen = (software.key, software.version)
+        if seen in self._matches:  # hosts run the same few versions
+            return self._matches[seen]
         observed = version_key(software.version)
         found: dict[str, CveMatch] = {}
         for compiled in self._criteria_for(software.key):
@@ -105,7 +110,9 @@ class IntelSnapshot:
                     found[criterion.cve_id] = CveMatch(
                         criterion.cve_id, criterion.criteria, criterion.range_text, score, severity
                     )
-        return sorted(found.values(), key=lambda m: m.cve_id)
+        result = sorted(found.values(), key=lambda m: m.cve_id)
+        self._matches[seen] = result
+        return result
 
     def _criteria_for(self, key: str) -> list[CompiledCriterion]:
         with self._lock:
@@ -165,16 +172,20 @@ class IntelSnapshot:
             return self._kev.get(cve_id)
 
     def epss(self, cve_ids: Iterable[str]) -> dict[str, float]:
-        ids = sorted(set(cve_ids))
-        scores: dict[str, float] = {}
-        with self._sessions() as session:
-            for start in range(0, len(ids), 900):
-                chunk = ids[start : start + 900]
-                rows = session.execute(
-                    select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
-                )
-                scores.update((cve, score) for cve, score in rows)
-        return scores
+        wanted = set(cve_ids)
+        missing = sorted(wanted - self._epss.keys())
+        if missing:
+            found: dict[str, float | None] = dict.fromkeys(missing)
+            with self._sessions() as session:
+                for start in range(0, len(missing), 900):
+                    chunk = missing[start : start + 900]
+                    rows = session.execute(
+                        select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
+                    )
+                    found.update((cve, score) for cve, score in rows)
+            with self._lock:
+                self._epss.update(found)
+        return {c: s for c in wanted if (s := self._epss.get(c)) is not None}
 
     # --- endoflife.date ------------------------------------------------------------------
 

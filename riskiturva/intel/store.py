@@ -63,7 +63,9 @@ def _mark(
     session.add(row)
 
 
-def _insert(session: Session, table: type, rows: list[dict[str, Any]]) -> None:
+def _insert(session: Session, model: type, rows: list[dict[str, Any]]) -> None:
+    """Core executemany on the table: no ORM objects, no primary keys fetched back."""
+    table = model.__table__  # type: ignore[attr-defined]
     for start in range(0, len(rows), _CHUNK):
         session.execute(insert(table), rows[start : start + _CHUNK])
 
