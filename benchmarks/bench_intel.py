@@ -46,6 +46,11 @@ KNOWN = {
     "litespeedtech:litespeed_web_server": 10, "openresty:openresty": 5, "zabbix:zabbix": 110,
 }  # fmt: skip
 YEARS = range(2002, 2027)
+VECTOR = "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H"
+DESCRIPTION = (
+    "A vulnerability in a product allows a remote attacker to do something it should not, "
+    "under conditions that the description explains in a sentence or two of ordinary length."
+)
 
 
 def _version(rng: random.Random) -> str:
@@ -58,7 +63,10 @@ def _criteria(rng: random.Random, key: str) -> list[dict]:
     count = rng.choices([1, 2, 3, 5, 8, 20, 60], weights=[30, 25, 15, 12, 10, 6, 2])[0]
     out = []
     for _ in range(count):
-        match = {"vulnerable": True, "matchCriteriaId": str(uuid.UUID(int=rng.getrandbits(128))).upper()}
+        match = {
+            "vulnerable": True,
+            "matchCriteriaId": str(uuid.UUID(int=rng.getrandbits(128))).upper(),
+        }
         if rng.random() < 0.55:
             low, high = sorted([_version(rng), _version(rng)])
             match["criteria"] = f"{base}:*:*:*:*:*:*:*:*"
@@ -98,12 +106,28 @@ def generate(directory: Path, total: int, seed: int = 19) -> dict[str, int]:
             analysed = rng.random() > 0.25
             configurations = []
             if analysed:
-                key = known[rng.randrange(len(known))] if rng.random() < 0.03 else _products(rng, 1)[0]
+                key = (
+                    known[rng.randrange(len(known))]
+                    if rng.random() < 0.03
+                    else _products(rng, 1)[0]
+                )
                 matches = _criteria(rng, key)
                 criteria_total += len(matches)
-                configurations = [{"nodes": [{"operator": "OR", "negate": False, "cpeMatch": matches}]}]
+                configurations = [
+                    {"nodes": [{"operator": "OR", "negate": False, "cpeMatch": matches}]}
+                ]
             score = round(rng.uniform(2, 10), 1)
-            severity = "CRITICAL" if score >= 9 else "HIGH" if score >= 7 else "MEDIUM" if score >= 4 else "LOW"
+            severity = (
+                "CRITICAL"
+                if score >= 9
+                else "HIGH"
+                if score >= 7
+                else "MEDIUM"
+                if score >= 4
+                else "LOW"
+            )
+            cvss = {"version": "3.1", "vectorString": VECTOR, "baseScore": score}
+            metric = {"source": "nvd@nist.gov", "type": "Primary", "cvssData": cvss}
             records.append(
                 {
                     "cve": {
@@ -112,13 +136,18 @@ def generate(directory: Path, total: int, seed: int = 19) -> dict[str, int]:
                         "published": f"{year}-06-01T10:00:00.000",
                         "lastModified": "2026-11-20T10:00:00.000",
                         "vulnStatus": "Analyzed" if analysed else "Awaiting Analysis",
-                        "descriptions": [{"lang": "en", "value": "A vulnerability in a product allows a remote attacker to do something it should not, under some conditions that the description explains in a sentence or two of ordinary length."}],
-                        "metrics": {"cvssMetricV31": [{"source": "nvd@nist.gov", "type": "Primary", "cvssData": {"version": "3.1", "vectorString": "CVSS:3.1/AV:N/AC:L/PR:N/UI:N/S:U/C:H/I:H/A:H", "baseScore": score, "baseSeverity": severity}, "exploitabilityScore": 3.9, "impactScore": 5.9}]},
+                        "descriptions": [{"lang": "en", "value": DESCRIPTION}],
+                        "metrics": {
+                            "cvssMetricV31": [
+                                metric | {"exploitabilityScore": 3.9, "impactScore": 5.9}
+                            ]
+                        },
                         "configurations": configurations,
-                        "references": [{"url": f"https://example.org/advisories/{cve_id}", "source": "cve@mitre.org"}],
+                        "references": [{"url": f"https://example.org/advisories/{cve_id}"}],
                     }
                 }
-            )  # fmt: skip
+            )
+            cvss["baseSeverity"] = severity
         page = {
             "resultsPerPage": len(records),
             "startIndex": 0,
@@ -143,7 +172,10 @@ def generate(directory: Path, total: int, seed: int = 19) -> dict[str, int]:
     kev["count"] = len(kev["vulnerabilities"])
     kev_path.write_text(json.dumps(kev))
     # EPSS: a score for every CVE.
-    lines = [f"#model_version:v2025.03.14,score_date:{NOW:%Y-%m-%d}T00:00:00Z", "cve,epss,percentile"]
+    lines = [
+        f"#model_version:v2025.03.14,score_date:{NOW:%Y-%m-%d}T00:00:00Z",
+        "cve,epss,percentile",
+    ]
     lines += [f"{c},{rng.random() ** 8:.5f},{rng.random():.5f}" for c in all_ids]
     epss = directory / f"epss_scores-{NOW:%Y-%m-%d}.csv.gz"
     epss.write_bytes(gzip.compress(("\n".join(lines) + "\n").encode(), compresslevel=1))
@@ -241,9 +273,16 @@ def main() -> None:
     imported = _child("import", "--dir", str(directory / "feeds"), "--database", str(database))
     matched = _child("match", "--database", str(database), "--observations", str(args.observations))
     again = _child("match", "--database", str(database), "--observations", str(args.observations))
-    print(f"store: {sizes['cves']:,} CVEs, {sizes['criteria']:,} match criteria, {sizes['kev']:,} KEV entries")
+    print(
+        f"store: {sizes['cves']:,} CVEs, {sizes['criteria']:,} match criteria, "
+        f"{sizes['kev']:,} KEV entries"
+    )
     print(f"feed files: {feed_bytes / 2**20:.0f} MiB gzip, generated in {generated:.0f} s")
-    print(f"import: {imported['seconds']:.1f} s, peak {imported['peak_mib']:.0f} MiB; database {database.stat().st_size / 2**20:.0f} MiB")
+    size = database.stat().st_size / 2**20
+    print(
+        f"import: {imported['seconds']:.1f} s, peak {imported['peak_mib']:.0f} MiB; "
+        f"database {size:.0f} MiB"
+    )
     for label, run in (("match", matched), ("match again", again)):
         print(
             f"{label}: {args.observations:,} observations in {run['seconds']:.2f} s, "

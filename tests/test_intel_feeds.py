@@ -175,21 +175,28 @@ def test_a_file_that_does_not_fit_is_refused_naming_the_feed(directory, source, 
     }[source]
     data = copy.deepcopy(load(path))
     change(data)
-    parse = {Source.KEV: feeds.parse_kev, Source.NVD: feeds.parse_nvd, Source.EOL: feeds.parse_eol_product}
+    parse = {
+        Source.KEV: feeds.parse_kev,
+        Source.NVD: feeds.parse_nvd,
+        Source.EOL: feeds.parse_eol_product,
+    }
     with pytest.raises(FeedError, match=message) as error:
         parse[source](json.dumps(data).encode())
     assert str(error.value).startswith(source.title)
+
+
+META = "#model_version:v1,score_date:2026-12-01T00:00:00Z\n"
 
 
 @pytest.mark.parametrize(
     ("text", "message"),
     [
         ("cve,epss,percentile\nCVE-2021-1,0.1,0.5\n", "first line"),
-        ("#model_version:v1,score_date:2026-12-01T00:00:00Z\ncve,score\n", "header"),
-        ("#model_version:v1,score_date:2026-12-01T00:00:00Z\ncve,epss,percentile\nCVE-2021-1,7,0.5\n", "line 3"),
-        ("#model_version:v1,score_date:2026-12-01T00:00:00Z\ncve,epss,percentile\n", "no scores"),
+        (META + "cve,score\n", "header"),
+        (META + "cve,epss,percentile\nCVE-2021-1,7,0.5\n", "line 3"),
+        (META + "cve,epss,percentile\n", "no scores"),
     ],
-)  # fmt: skip
+)
 def test_epss_csv_that_does_not_fit_is_refused(text, message):
     with pytest.raises(FeedError, match=message):
         feeds.parse_epss(text.encode())

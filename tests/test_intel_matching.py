@@ -63,7 +63,9 @@ def test_update_part_joins_the_version_for_exact_criteria():
 
 
 def test_range_text_says_which_versions_are_affected():
-    criterion = Criterion("CVE-2024-6387", OPENSSH, "*", start_including="8.5p1", end_excluding="9.8p1")
+    criterion = Criterion(
+        "CVE-2024-6387", OPENSSH, "*", start_including="8.5p1", end_excluding="9.8p1"
+    )
     assert criterion.range_text == ">= 8.5p1, < 9.8p1"
     assert Criterion("CVE-1", OPENSSH, "7.4p1").range_text == "= 7.4p1"
 
@@ -92,7 +94,13 @@ def test_compiled_matching_agrees_with_cpematcher(
     version, start_including, start_excluding, end_including, end_excluding
 ):
     criterion = Criterion(
-        "CVE-2000-0001", OPENSSH, "*", start_including, start_excluding, end_including, end_excluding
+        "CVE-2000-0001",
+        OPENSSH,
+        "*",
+        start_including,
+        start_excluding,
+        end_including,
+        end_excluding,
     )
     reference = ReferenceCpe(
         OPENSSH,
@@ -112,6 +120,7 @@ def test_exact_criteria_agree_with_cpematcher(version, exact):
     reference = ReferenceCpe(name).matches(
         ReferenceCpe(f"cpe:2.3:a:openbsd:openssh:{version}:*:*:*:*:*:*:*")
     )
-    assert CompiledCriterion(Criterion("CVE-2000-0001", name, exact)).matches(
-        version_key(version)
-    ) == reference
+    assert (
+        CompiledCriterion(Criterion("CVE-2000-0001", name, exact)).matches(version_key(version))
+        == reference
+    )

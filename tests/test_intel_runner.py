@@ -29,9 +29,15 @@ from riskiturva.runner import build_context, run_collector
 from tests.intel_data import DAY, feeds
 
 EXIM = Software(
-    "Exim", cpe_name("exim", "exim", "4.89"), "SMTP greeting: ESMTP Exim 4.89", Confidence.HIGH, "4.89"
+    "Exim",
+    cpe_name("exim", "exim", "4.89"),
+    "SMTP greeting: ESMTP Exim 4.89",
+    Confidence.HIGH,
+    "4.89",
 )
-PHP = Software("PHP", cpe_name("php", "php", "7.4.33"), "X-Powered-By: PHP/7.4.33", Confidence.HIGH, "7.4.33")
+PHP = Software(
+    "PHP", cpe_name("php", "php", "7.4.33"), "X-Powered-By: PHP/7.4.33", Confidence.HIGH, "7.4.33"
+)
 
 
 class NamingCollector:

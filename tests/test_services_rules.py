@@ -12,9 +12,9 @@ from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_
 from collectors.services.options import ServicesOptions, ServicesOptionsError
 from collectors.services.rules import SERVICE_RULES, judge_host
 from collectors.services.software import identify
-from riskiturva.intel.software import Confidence
 from riskiturva.checks import load_registry
 from riskiturva.collector import SubjectObservation, SubjectStatus, to_jsonable
+from riskiturva.intel.software import Confidence
 
 ADDRESS = "127.60.2.20"
 
@@ -199,7 +199,12 @@ def test_no_auth_is_only_judged_on_databases():
             "microsoft:internet_information_services",
         ),
         (port(80, "http", extrainfo="PHP/7.4.33"), "PHP", "7.4.33", "php:php"),
-        (port(3306, "mysql", cpe=("cpe:/a:mysql:mysql:5.7.44",)), "mysql", "5.7.44", "oracle:mysql"),
+        (
+            port(3306, "mysql", cpe=("cpe:/a:mysql:mysql:5.7.44",)),
+            "mysql",
+            "5.7.44",
+            "oracle:mysql",
+        ),
     ],
 )
 def test_nmap_names_software_with_its_upstream_version(open_port, product, version, key):
@@ -264,7 +269,9 @@ def test_services_collector_hands_its_software_to_the_vulnerability_rules():
     from collectors.services import _observation
     from collectors.services._nmap import HostReport
 
-    observation = _observation(ADDRESS, "palvelin", HostReport(ADDRESS, HostState.UP, (ssh,)), {}, {})
+    observation = _observation(
+        ADDRESS, "palvelin", HostReport(ADDRESS, HostState.UP, (ssh,)), {}, {}
+    )
     (sighting,) = ServicesCollector().software(observation)
     assert sighting.subject == f"{ADDRESS}:22/tcp"
     assert sighting.reproduce == f"nmap -n -Pn -sT -sV -p 22 {ADDRESS}"

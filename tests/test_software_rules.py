@@ -167,7 +167,9 @@ def test_current_or_unknown_versions_raise_nothing(intel, item):
 
 def test_distribution_builds_are_not_judged_by_upstream_end_of_life(intel):
     # nginx 1.22 is past upstream's end of life, but Debian 12 still supports its package
-    assert judged(intel, software("f5:nginx", "1.22.1", Confidence.LOW, distribution="Debian")) == {}
+    assert (
+        judged(intel, software("f5:nginx", "1.22.1", Confidence.LOW, distribution="Debian")) == {}
+    )
 
 
 def test_only_extended_support_left_is_a_low_finding_not_end_of_life(intel):
@@ -217,7 +219,10 @@ def test_only_allowed_checks_are_judged(intel):
         ("Apache/2.4.49 (Unix)", [("apache:http_server", "2.4.49", "high", "")]),
         (
             "Apache/2.4.38 (Debian) OpenSSL/1.1.1n",
-            [("apache:http_server", "2.4.38", "low", "Debian"), ("openssl:openssl", "1.1.1n", "low", "Debian")],
+            [
+                ("apache:http_server", "2.4.38", "low", "Debian"),
+                ("openssl:openssl", "1.1.1n", "low", "Debian"),
+            ],
         ),
         ("PHP/8.2.7-1~deb12u1", [("php:php", "8.2.7", "low", "Debian 12")]),
         ("nginx/1.18.0 (Ubuntu)", [("f5:nginx", "1.18.0", "low", "Ubuntu")]),

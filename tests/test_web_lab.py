@@ -19,9 +19,7 @@ def observations(lab) -> list[SubjectObservation]:
     return observe(WebCollector(), load_config(lab.config_path))
 
 
-def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(
-    lab, observations, tmp_path
-):
+def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(lab, observations, tmp_path):
     # The software the sites name is judged with the lab's vulnerability feeds too.
     intel = fresh_snapshot(tmp_path)
     verdict = lab.manifest.verify("web", found(WebCollector(), observations, intel))

@@ -36,8 +36,10 @@ def test_headers_name_the_server_php_and_drupal():
     ("html", "key", "version", "cycle"),
     [
         ('<meta name="generator" content="WordPress 6.4.2" />', "wordpress:wordpress", "6.4.2", ""),
-        ("<META NAME='Generator' CONTENT='Drupal 10 (https://www.drupal.org)'>", "drupal:drupal", "", "10"),
-        ('<meta name="generator" content="Joomla! - Open Source Content Management">', "joomla:joomla!", "", ""),
+        ("<META NAME='Generator' CONTENT='Drupal 10 (https://www.drupal.org)'>",
+         "drupal:drupal", "", "10"),
+        ('<meta name="generator" content="Joomla! - Open Source Content Management">',
+         "joomla:joomla!", "", ""),
     ],
 )  # fmt: skip
 def test_generator_tags_name_the_cms(html, key, version, cycle):

@@ -4,7 +4,8 @@ Pydantic models at the edge mirror the schemas (field names as published); the p
 return frozen dataclasses. Anything that does not fit raises `FeedError` naming the feed,
 so a half-read download never replaces good data.
 
-* CISA KEV — `known_exploited_vulnerabilities.json` (schema: `known_exploited_vulnerabilities_schema.json`);
+* CISA KEV — `known_exploited_vulnerabilities.json`
+  (`known_exploited_vulnerabilities_schema.json`);
 * NVD — CVE API 2.0 responses and the NVD 2.0 JSON feed files (`cve_api_json_2.0.schema.json`);
 * FIRST EPSS — the daily `epss_scores-YYYY-MM-DD.csv(.gz)`;
 * endoflife.date — API v1 `/products/{product}` (`endoflife_api_v1.openapi.json`).

@@ -118,7 +118,7 @@ class Criterion:
 class CompiledCriterion:
     """A criterion with its version bounds turned into sort keys once."""
 
-    __slots__ = ("criterion", "exact", "none", "start_in", "start_ex", "end_in", "end_ex")
+    __slots__ = ("criterion", "end_ex", "end_in", "exact", "none", "start_ex", "start_in")
 
     def __init__(self, criterion: Criterion, key: Any = version_key):
         def bound(text: str | None) -> Any:

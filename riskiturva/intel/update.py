@@ -205,9 +205,8 @@ def update(
             results.append(UpdateResult(source, count, as_of, intel.eol_url, {"unknown": unknown}))
         else:
             results.append(_update_nvd(sessions, settings, client, now, say, sleep))
-        say(
-            f"{source.title}: {results[-1].records} records, data as of {results[-1].data_as_of:%Y-%m-%d}"
-        )
+        done = results[-1]
+        say(f"{source.title}: {done.records} records, data as of {done.data_as_of:%Y-%m-%d}")
     return results
 
 
