@@ -9,10 +9,12 @@ header checks: they are recorded as facts here and judged by the TLS collector.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from urllib3.exceptions import SSLError
 
@@ -182,11 +184,12 @@ def _software(
     final = fetch.final
     if final is None:
         return (), None
-    scheme = final.url.split(":", 1)[0]
+    parts = urlsplit(final.url)
+    scheme, page = parts.scheme, parts.path or "/"
     found: list[Software] = list(software.from_headers(fetch.answers))
-    reproduce = {s.key: _curl(host, scheme, "/", head=True) for s in found}
+    reproduce = {s.key: _curl(host, scheme, page, head=True) for s in found}
     html, error = "", None
-    same_host = _fetch.urlsplit(final.url).hostname == host.name
+    same_host = parts.hostname == host.name
     if final.status == 200 and same_host:
         try:
             _, body = client.get(final.url, host.address, limit=software.MAX_PAGE)
@@ -198,7 +201,7 @@ def _software(
     for item in software.from_page(html):
         found.append(item)
         reproduce.setdefault(
-            item.key, _curl(host, scheme, "/", head=False) + " | grep -i generator"
+            item.key, _curl(host, scheme, page, head=False) + " | grep -i generator"
         )
     for cms in software.cms_seen(html, fetch.answers):
         url = f"{scheme}://{host.name}{cms.version_file}"
@@ -218,19 +221,19 @@ def _software(
             found.append(item)
             reproduce[item.key] = _curl(host, scheme, cms.version_file, head=False) + " | head"
     sightings = tuple(
-        SoftwareSighting(host.name, item, reproduce.get(item.key, _curl(host, scheme, "/", True)))
+        SoftwareSighting(host.name, item, reproduce.get(item.key, _curl(host, scheme, page, True)))
         for item in best_per_product(found)
     )
     return sightings, error
 
 
 def _curl(host: _Host, scheme: str, path: str, head: bool) -> str:
+    """A curl command that shows what named the software (`--resolve`: no DNS lookup)."""
     port = 443 if scheme == "https" else 80
-    flags = ["-skI" if head else "-sk"]
-    return " ".join(
+    return shlex.join(
         [
             "curl",
-            *flags,
+            "-skI" if head else "-sk",
             "--resolve",
             f"{host.name}:{port}:{host.address}",
             f"{scheme}://{host.name}{path}",
