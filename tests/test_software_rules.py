@@ -237,3 +237,20 @@ def test_server_headers_name_products_and_distribution_builds(header, expected):
         for s in from_product_tokens(header, "Server")
     ]
     assert found == expected
+
+
+def test_the_same_software_on_two_subjects_is_two_findings_with_their_own_commands(intel):
+    exim = software("exim:exim", "4.89")
+    sightings = [
+        SoftwareSighting("192.0.2.7:25/tcp", exim, "nmap -sV -p 25 192.0.2.7"),
+        SoftwareSighting("192.0.2.8:25/tcp", exim, "nmap -sV -p 25 192.0.2.8"),
+    ]
+    drafts = [
+        d
+        for d in rules.judge_software(sightings, intel, rules.CHECK_IDS)
+        if d.check_id == rules.EOL
+    ]
+    assert [(d.subject, d.reproduce, d.evidence["verify"][0]) for d in drafts] == [
+        ("192.0.2.7:25/tcp#exim:exim", "nmap -sV -p 25 192.0.2.7", "nmap -sV -p 25 192.0.2.7"),
+        ("192.0.2.8:25/tcp#exim:exim", "nmap -sV -p 25 192.0.2.8", "nmap -sV -p 25 192.0.2.8"),
+    ]

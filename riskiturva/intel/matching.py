@@ -132,6 +132,10 @@ class CompiledCriterion:
         self.end_in = bound(criterion.end_including)
         self.end_ex = bound(criterion.end_excluding)
 
+    @property
+    def has_bounds(self) -> bool:
+        return any(b is not None for b in (self.start_in, self.start_ex, self.end_in, self.end_ex))
+
     def matches(self, version: VersionKey) -> bool:
         """Whether an observed version (as a key) is affected: every bound given holds."""
         if self.none:

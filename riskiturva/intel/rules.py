@@ -86,10 +86,32 @@ def judge_software(
     """Finding drafts for the allowed checks (those whose data is fresh)."""
     allowed_ids = frozenset(allowed)
     drafts: list[FindingDraft] = []
+    # The same software (product, version, evidence) on many subjects is judged once.
+    judged: dict[Software, list[FindingDraft]] = {}
     for sighting in sightings:
-        drafts += _vulnerability_findings(sighting, intel, allowed_ids)
-        drafts += _lifecycle_findings(sighting, intel, allowed_ids)
+        template = judged.get(sighting.software)
+        if template is None:
+            template = judged[sighting.software] = [
+                *_vulnerability_findings(sighting, intel, allowed_ids),
+                *_lifecycle_findings(sighting, intel, allowed_ids),
+            ]
+            drafts += template
+            continue
+        drafts += [_on(draft, sighting) for draft in template]
     return [d for d in drafts if d.check_id in allowed_ids]
+
+
+def _on(draft: FindingDraft, sighting: SoftwareSighting) -> FindingDraft:
+    """A verdict drawn for the same software, on another subject."""
+    verify = [sighting.reproduce, *list(draft.evidence["verify"])[1:]]
+    if draft.check_id == KEV_UNCONFIRMED:  # its commands do not name the subject
+        verify = list(draft.evidence["verify"])
+    return FindingDraft(
+        draft.check_id,
+        {**draft.evidence, "verify": verify},
+        subject=_subject(sighting),
+        reproduce=sighting.reproduce,
+    )
 
 
 def _subject(sighting: SoftwareSighting) -> str:

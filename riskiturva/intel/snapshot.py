@@ -37,10 +37,35 @@ class CveMatch:
     """A CVE whose NVD match criteria cover the observed version."""
 
     cve_id: str
-    criteria: str  # the CPE match string
-    range: str  # the affected versions, `>= 8.5p1, < 9.8p1`
+    criterion: Criterion  # the first of its criteria that covers the version
     cvss_score: float | None
     cvss_severity: str | None
+
+    @property
+    def criteria(self) -> str:
+        """The CPE match string."""
+        return self.criterion.criteria
+
+    @property
+    def range(self) -> str:
+        """The affected versions, `>= 8.5p1, < 9.8p1`."""
+        return self.criterion.range_text
+
+
+@dataclass
+class _ProductCriteria:
+    """One product's criteria: exact versions by their key, ranges in a list."""
+
+    exact: dict[object, list[CompiledCriterion]]
+    ranges: list[CompiledCriterion]
+
+    def add(self, compiled: CompiledCriterion) -> None:
+        if compiled.none:
+            return
+        if compiled.exact is not None and not compiled.has_bounds:
+            self.exact.setdefault(compiled.exact, []).append(compiled)
+        else:
+            self.ranges.append(compiled)
 
 
 @dataclass(frozen=True)
@@ -84,9 +109,9 @@ class IntelSnapshot:
         self.states: Mapping[Source, SourceState] = states
         self.freshness = _freshness(states, now, max_age_days)
         self._lock = threading.Lock()
-        self._criteria: dict[str, list[CompiledCriterion]] = {}
+        self._criteria: dict[str, _ProductCriteria] = {}
         self._matches: dict[tuple[str, str], list[CveMatch]] = {}
-        self._epss: dict[str, float | None] = {}
+        self._epss: dict[str, float] | None = None
         self._cves: dict[str, tuple[float | None, str | None]] = {}
         self._kev: dict[str, KevEntry] | None = None
         self._eol: dict[str, tuple[str, str, tuple[EolRelease, ...]]] | None = None
@@ -101,26 +126,26 @@ class IntelSnapshot:
         if seen in self._matches:  # hosts run the same few versions
             return self._matches[seen]
         observed = version_key(software.version)
+        product = self._criteria_for(software.key)
         found: dict[str, CveMatch] = {}
-        for compiled in self._criteria_for(software.key):
-            if compiled.matches(observed):
-                criterion = compiled.criterion
-                if criterion.cve_id not in found:
-                    score, severity = self._cves.get(criterion.cve_id, (None, None))
-                    found[criterion.cve_id] = CveMatch(
-                        criterion.cve_id, criterion.criteria, criterion.range_text, score, severity
-                    )
+        # Exact versions by dictionary; only ranges are compared one by one.
+        exact = [c.criterion for c in product.exact.get(observed, ())]
+        ranged = [c.criterion for c in product.ranges if c.matches(observed)]
+        for criterion in exact + ranged:
+            if criterion.cve_id not in found:
+                score, severity = self._cves.get(criterion.cve_id, (None, None))
+                found[criterion.cve_id] = CveMatch(criterion.cve_id, criterion, score, severity)
         result = sorted(found.values(), key=lambda m: m.cve_id)
         self._matches[seen] = result
         return result
 
-    def _criteria_for(self, key: str) -> list[CompiledCriterion]:
+    def _criteria_for(self, key: str) -> _ProductCriteria:
         with self._lock:
             cached = self._criteria.get(key)
             if cached is not None:
                 return cached
             pairs = [k.split(":", 1) for k in equivalent_keys(key)]
-            compiled: list[CompiledCriterion] = []
+            found = _ProductCriteria({}, [])
             keys: dict[str, object] = {}
 
             def cached_key(text: str) -> object:
@@ -129,26 +154,28 @@ class IntelSnapshot:
                 return keys[text]
 
             with self._sessions() as session:
+                match = IntelCpeMatch
                 for vendor, product in pairs:
                     rows = session.execute(
-                        select(IntelCpeMatch, IntelCve.cvss_score, IntelCve.cvss_severity)
-                        .join(IntelCve, IntelCve.cve_id == IntelCpeMatch.cve_id, isouter=True)
-                        .where(IntelCpeMatch.vendor == vendor, IntelCpeMatch.product == product)
-                    )
-                    for row, score, severity in rows:
-                        self._cves[row.cve_id] = (score, severity)
-                        criterion = Criterion(
-                            row.cve_id,
-                            row.criteria,
-                            row.version,
-                            row.start_including,
-                            row.start_excluding,
-                            row.end_including,
-                            row.end_excluding,
+                        select(
+                            match.cve_id,
+                            match.criteria,
+                            match.version,
+                            match.start_including,
+                            match.start_excluding,
+                            match.end_including,
+                            match.end_excluding,
+                            IntelCve.cvss_score,
+                            IntelCve.cvss_severity,
                         )
-                        compiled.append(CompiledCriterion(criterion, cached_key))
-            self._criteria[key] = compiled
-            return compiled
+                        .join(IntelCve, IntelCve.cve_id == match.cve_id, isouter=True)
+                        .where(match.vendor == vendor, match.product == product)
+                    )
+                    for *fields, score, severity in rows:
+                        self._cves[fields[0]] = (score, severity)
+                        found.add(CompiledCriterion(Criterion(*fields), cached_key))
+            self._criteria[key] = found
+            return found
 
     # --- KEV and EPSS --------------------------------------------------------------------
 
@@ -172,20 +199,15 @@ class IntelSnapshot:
             return self._kev.get(cve_id)
 
     def epss(self, cve_ids: Iterable[str]) -> dict[str, float]:
-        wanted = set(cve_ids)
-        missing = sorted(wanted - self._epss.keys())
-        if missing:
-            found: dict[str, float | None] = dict.fromkeys(missing)
-            with self._sessions() as session:
-                for start in range(0, len(missing), 900):
-                    chunk = missing[start : start + 900]
-                    rows = session.execute(
-                        select(IntelEpss.cve_id, IntelEpss.epss).where(IntelEpss.cve_id.in_(chunk))
+        """EPSS scores of the CVEs that have one (the table is read once per scan)."""
+        with self._lock:
+            if self._epss is None:
+                with self._sessions() as session:
+                    self._epss = dict(
+                        session.execute(select(IntelEpss.cve_id, IntelEpss.epss)).all()
                     )
-                    found.update((cve, score) for cve, score in rows)
-            with self._lock:
-                self._epss.update(found)
-        return {c: s for c in wanted if (s := self._epss.get(c)) is not None}
+            scores = self._epss
+        return {c: scores[c] for c in cve_ids if c in scores}
 
     # --- endoflife.date ------------------------------------------------------------------
 

@@ -22,6 +22,7 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 from riskiturva.intel.matching import Cpe, CpeError, parse_cpe
 
@@ -49,7 +50,7 @@ class Software:
     distribution: str = ""  # "Debian 12", "Debian", "Ubuntu" for a distribution build
     package: str = ""  # the distribution's package revision, "2+deb12u3"
 
-    @property
+    @cached_property
     def key(self) -> str:
         """`vendor:product` of the product, by its canonical name (`igor_sysoev:nginx` is
         `f5:nginx`)."""
