@@ -12,14 +12,18 @@ import dataclasses
 import datetime as dt
 import enum
 import ipaddress
+import ssl
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
-from riskiturva.config import AssetKind, Settings
+import dns.exception
+
+from riskiturva.config import AssetKind, CollectorOptions, Settings
 from riskiturva.intel.software import SoftwareSighting
 from riskiturva.resolver import Resolver
 from riskiturva.scope import ScopeGuard
@@ -35,6 +39,7 @@ class ErrorKind(enum.StrEnum):
 
     TIMEOUT = "timeout"
     REFUSED = "refused"
+    RESET = "reset"  # the connection was accepted, then torn down (RST, abort, broken pipe)
     UNREACHABLE = "unreachable"
     DNS_FAILURE = "dns_failure"
     OUT_OF_SCOPE = "out_of_scope"
@@ -61,7 +66,8 @@ class Target:
     dkim_selectors: tuple[str, ...] = ()  # mail domains: the selectors the owner declared
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
@@ -86,7 +92,8 @@ class ScanTask:
     previous: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanTask:
@@ -103,6 +110,60 @@ class ScanTask:
 class TargetError:
     kind: ErrorKind
     message: str
+
+
+Failure = BaseException | traceback.TracebackException
+# Underlying causes. An SSLError is an OSError: it comes before the plain OSError, which
+# (no route, network down, address not available) counts only when nothing else does.
+_CAUSES: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    (TimeoutError, ErrorKind.TIMEOUT),  # socket.timeout is TimeoutError
+    (dns.exception.Timeout, ErrorKind.TIMEOUT),
+    (ConnectionRefusedError, ErrorKind.REFUSED),
+    (ConnectionResetError, ErrorKind.RESET),
+    (ConnectionAbortedError, ErrorKind.RESET),
+    (BrokenPipeError, ErrorKind.RESET),
+    (ssl.SSLError, ErrorKind.PROTOCOL),
+)
+
+
+def _chain(failure: Failure) -> list[tuple[type[BaseException], Failure]]:
+    """(type, link) for `failure` and every exception it was raised from or during."""
+    links: list[tuple[type[BaseException], Failure]] = []
+    seen: set[int] = set()
+    current: Failure | None = failure
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = (
+            current.exc_type
+            if isinstance(current, traceback.TracebackException)
+            else (type(current))
+        )
+        if kind is not None:
+            links.append((kind, current))
+        if not isinstance(current, traceback.TracebackException):
+            # urllib3 and others also pass the socket error as an argument.
+            links += [(type(a), a) for a in current.args if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def error_kind(failure: Failure, default: ErrorKind = ErrorKind.PROTOCOL) -> ErrorKind:
+    """Why a connection failed, read from its cause, the same way in every collector.
+
+    Libraries wrap socket errors in their own (sslyze's `ServerRejectedConnection` raised
+    while handling a `ConnectionResetError`, urllib3's `NewConnectionError` from a refusal):
+    the outermost known cause in the chain decides, a plain `OSError` only when there is no
+    other. `failure` may be an exception or a captured `TracebackException` (sslyze keeps
+    those). With no known cause: `default`.
+    """
+    links = [link_type for link_type, _ in _chain(failure)]
+    for link_type in links:
+        for cause, kind in _CAUSES:
+            if issubclass(link_type, cause):
+                return kind
+    if any(issubclass(link_type, OSError) for link_type in links):
+        return ErrorKind.UNREACHABLE
+    return default
 
 
 @dataclass(frozen=True)
@@ -126,6 +187,46 @@ class FindingDraft:
     reproduce: str | None = None  # a command a person can paste to see it themselves
 
 
+OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
+Facts = TypeVar("Facts")
+
+
+class UndeclaredCheckError(RuntimeError):
+    """A rule emitted a check id that its rule table does not declare (a bug in the rule)."""
+
+
+@dataclass(frozen=True)
+class Rule(Generic[Facts]):
+    """One pure rule and every check id it may emit."""
+
+    judge: Callable[[Facts], Iterable[FindingDraft]]
+    emits: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RuleSet(Generic[Facts]):
+    """A collector's rules. Its `check_ids` are what the rules declare, never a second list;
+    a rule that emits an id it did not declare raises instead of passing it on."""
+
+    rules: tuple[Rule[Facts], ...]
+
+    @property
+    def check_ids(self) -> frozenset[str]:
+        return frozenset().union(*(rule.emits for rule in self.rules))
+
+    def judge(self, facts: Facts) -> list[FindingDraft]:
+        drafts = []
+        for rule in self.rules:
+            for draft in rule.judge(facts):
+                if draft.check_id not in rule.emits:
+                    raise UndeclaredCheckError(
+                        f"{rule.judge.__qualname__} emitted {draft.check_id!r}, which it does"
+                        " not declare"
+                    )
+                drafts.append(draft)
+        return drafts
+
+
 @dataclass
 class ScanContext:
     """Everything a collector may use, passed in rather than read from globals."""
@@ -143,8 +244,13 @@ class ScanContext:
     def trusted_ca_files(self) -> tuple[Path, ...]:
         return self.settings.tls.extra_ca_files
 
-    def options(self, collector: str) -> Mapping[str, Any]:
-        return self.settings.collectors.get(collector, {})
+    def options(self, collector: str, model: type[OptionsT]) -> OptionsT:
+        """The collector's options, validated with the configuration; defaults when unset."""
+        value = self.settings.collectors.get(collector)
+        if isinstance(value, model):
+            return value
+        # Settings built in code (tests, benchmarks) may hold a plain table.
+        return model.model_validate(value or {})
 
 
 @runtime_checkable
@@ -158,6 +264,11 @@ class Collector(Protocol):
     address_kinds: ClassVar[frozenset[AssetKind]]
     # Every check id the rules can emit (a test ties these to the registry).
     check_ids: ClassVar[frozenset[str]]
+    # `[settings.collectors.<name>]`, validated by `riskiturva config check` like the rest.
+    options_model: ClassVar[type[CollectorOptions]]
+    # What the collector checks on each asset kind it takes (ports included), for the
+    # generated docs/configuration.md.
+    coverage: ClassVar[Mapping[AssetKind, str]]
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         """Scan the task's targets; yield one observation per subject, errors included."""
@@ -185,16 +296,26 @@ class CollectorLoadError(RuntimeError):
     """A registered collector could not be imported."""
 
 
-def discover_collectors() -> dict[str, Collector]:
-    """Instantiate every collector registered in the `riskiturva.collectors` group."""
-    found: dict[str, Collector] = {}
+def collector_classes() -> dict[str, type[Collector]]:
+    """Every collector class registered in the `riskiturva.collectors` group, by name."""
+    found: dict[str, type[Collector]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             factory = entry.load()
         except Exception as exc:
             raise CollectorLoadError(f"collector {entry.name!r} failed to load: {exc}") from exc
-        found[entry.name] = factory()
+        options = getattr(factory, "options_model", None)
+        if not (isinstance(options, type) and issubclass(options, CollectorOptions)):
+            raise CollectorLoadError(
+                f"collector {entry.name!r} declares no options_model (a CollectorOptions model)"
+            )
+        found[entry.name] = factory
     return dict(sorted(found.items()))
+
+
+def discover_collectors() -> dict[str, Collector]:
+    """Instantiate every collector registered in the `riskiturva.collectors` group."""
+    return {name: factory() for name, factory in collector_classes().items()}
 
 
 def to_jsonable(value: Any) -> Any:

@@ -6,7 +6,9 @@ from riskiturva.collector import Collector, IdentifiesSoftware, SubjectObservati
 from riskiturva.config import Config
 from riskiturva.intel import rules as software_rules
 from riskiturva.intel.snapshot import IntelSnapshot
+from riskiturva.lab.manifest import Manifest
 from riskiturva.runner import build_context, expand_targets, make_tasks
+from tests.rule_checks import checked
 
 
 def observe(collector: Collector, config: Config) -> list[SubjectObservation]:
@@ -32,7 +34,7 @@ def found(
         (observation, draft)
         for observation in observations
         if observation.status is not SubjectStatus.ERROR
-        for draft in collector.judge(observation)
+        for draft in checked(collector.judge, observation)
     ]
     if intel is not None and isinstance(collector, IdentifiesSoftware):
         allowed = software_rules.CHECK_IDS - software_rules.unavailable_checks(intel).keys()
@@ -45,3 +47,30 @@ def found(
             )
         ]
     return {(draft.subject or observation.subject, draft.check_id) for observation, draft in drafts}
+
+
+def errors(observations: list[SubjectObservation]) -> dict[str, str]:
+    """Subject → the kind of the error recorded on it."""
+    return {o.subject: str(o.error.kind) for o in observations if o.error is not None}
+
+
+def complete(collector: str, manifest: Manifest, observations: list[SubjectObservation]) -> dict:
+    """Each subject the manifest lists for `collector` → its status, or its error's kind when
+    the manifest expects that error: equal to `expected_complete` when all went as planned."""
+    status = {o.subject: o.status for o in observations}
+    kinds = errors(observations)
+    expected = manifest.errors(collector)  # type: ignore[arg-type]
+    subjects = _observed_subjects(collector, manifest)
+    return {s: kinds.get(s) if s in expected else status.get(s) for s in subjects}
+
+
+def expected_complete(collector: str, manifest: Manifest) -> dict:
+    expected = manifest.errors(collector)  # type: ignore[arg-type]
+    subjects = _observed_subjects(collector, manifest)
+    return {s: expected.get(s, SubjectStatus.OK) for s in subjects}
+
+
+def _observed_subjects(collector: str, manifest: Manifest) -> set[str]:
+    """The subjects the manifest names for `collector`, as observed: a software finding's
+    subject is its host's with `#vendor:product` after it."""
+    return {e.subject.split("#")[0] for e in manifest.expectations if e.collector == collector}

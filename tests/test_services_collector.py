@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -212,7 +213,7 @@ def test_mail_login_without_tls_in_one_nmap_process(sessions, tmp_path):
         # When the collector scans both addresses
         report = scan(sessions, cfg, Clock())
     # Then clear-text mail logins are reported, and the quiet address is scanned clean
-    assert (report.status, report.scanned_ok) == ("ok", 2), report.message
+    assert (report.status, report.ok) == ("ok", 2), report.message
     assert set(findings(sessions)) == {
         ("127.66.0.3:110/tcp", "services.cleartext.pop3"),
         ("127.66.0.3:143/tcp", "services.cleartext.imap"),
@@ -276,6 +277,12 @@ def test_host_timeout_is_an_error_that_keeps_earlier_findings_open(sessions, tmp
     assert report.status == "partial"
     assert errors(sessions, report.run_id) == {"127.66.0.6": "timeout"}
     assert set(findings(sessions).values()) == {"open"}
+    # And the silent port is still reported as open, without a version
+    with sessions() as session:
+        state = session.scalar(select(SubjectState).filter_by(subject="127.66.0.6"))
+        message = session.scalar(select(ScanError.message).filter_by(run_id=report.run_id))
+    assert state.last_status == "partial"
+    assert "8081/tcp are reported without versions" in message
 
 
 FAKE_NMAP = """#!/bin/sh
@@ -309,7 +316,7 @@ def test_down_filtered_and_missing_hosts_are_errors_never_closed_ports(sessions,
     # When the collector reads it
     report = scan(sessions, cfg, Clock())
     # Then all three are recorded errors: no data, so nothing could be resolved
-    assert report.scanned_ok == 0
+    assert report.ok == 0
     assert errors(sessions, report.run_id) == {
         "127.66.1.1": "unreachable",
         "127.66.1.2": "unreachable",
@@ -374,11 +381,38 @@ def test_missing_nmap_fails_the_run_with_the_package_to_install(sessions, tmp_pa
     assert "apt-get install nmap" in report.message
 
 
-def test_bad_options_fail_the_run_naming_the_setting(sessions):
-    cfg = config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
+@pytest.mark.parametrize(
+    ("script", "detail"),
+    [
+        ('echo "Segmentation fault" >&2; exit 139', "`nmap -V` exited with 139: Segmentation"),
+        ("echo 'garbage'", "`nmap -V` printed no version: garbage"),
+        (
+            'if [ "$1" = "-V" ]; then echo "Nmap version 7.93 ( https://nmap.org )"; exit 0; fi\n'
+            "echo '<nmaprun><host>'",
+            "the scan failed: b'<nmaprun><host>",
+        ),
+    ],
+)
+def test_an_nmap_that_does_not_work_is_named_broken_and_fails_the_run(
+    sessions, tmp_path, script, detail
+):
+    # Given an nmap binary that is there but crashes, prints garbage, or reports nonsense
+    broken = tmp_path / "nmap"
+    broken.write_text(f"#!/bin/sh\n{script}\n")
+    broken.chmod(0o755)
+    cfg = config({"nmap_path": str(broken)}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
+    # When a scan runs
     report = scan(sessions, cfg, Clock())
+    # Then the run failed, and says nmap is broken (not "not found")
     assert report.status == "failed"
-    assert "settings.collectors.services" in report.message
+    assert f"nmap at '{broken}' is broken" in report.message and detail in report.message
+    assert "not found" not in report.message
+
+
+def test_bad_options_are_refused_with_the_configuration_naming_the_setting():
+    # Options are part of the configuration: refused when it loads, before any scan
+    with pytest.raises(ValidationError, match=r"settings\.collectors\.services\.ports"):
+        config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
 
 
 # --- the lab -----------------------------------------------------------------------------
@@ -402,9 +436,12 @@ def test_lab_every_planted_service_is_found_and_the_clean_host_raises_nothing(la
     import_directory(sessions, lab.directory / "intel", now=dt.datetime.now(dt.UTC))
     # When the services collector runs over it
     report = scan(sessions, cfg, Clock())
-    # Then every address was scanned (the lab's dangling names have nothing to scan)
+    # Then every address was scanned (the lab's dangling names have nothing to scan), but the
+    # silent one, which is cut as a timeout
     assert report.message is None
-    assert set(errors(sessions, report.run_id).values()) <= {"dns_failure"}
+    recorded = errors(sessions, report.run_id)
+    assert lab.manifest.verify_errors("services", recorded).ok, recorded
+    assert set(recorded.values()) <= {"dns_failure", "timeout"}
     with sessions() as session:
         scanned = {
             s.subject for s in session.scalars(select(SubjectState)) if s.last_status == "ok"

@@ -17,6 +17,7 @@ from typing import Any, ClassVar
 from collectors.services._nmap import (
     HostReport,
     HostState,
+    NmapBroken,
     NmapFailed,
     NmapMissing,
     build_command,
@@ -24,7 +25,7 @@ from collectors.services._nmap import (
     run_nmap,
 )
 from collectors.services.facts import Baseline, HostFacts
-from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.options import RISKY_PORTS, ServicesOptions
 from collectors.services.rules import CHECK_IDS, judge_host, reproduce_command
 from collectors.services.software import identify
 from riskiturva.collector import (
@@ -40,7 +41,7 @@ from riskiturva.collector import (
 from riskiturva.config import AssetKind
 from riskiturva.intel.software import SoftwareSighting
 
-__all__ = ["NmapMissing", "ServicesCollector", "ServicesOptionsError"]
+__all__ = ["NmapBroken", "NmapMissing", "ServicesCollector"]
 
 
 @dataclass(frozen=True)
@@ -66,9 +67,17 @@ class ServicesCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = frozenset({AssetKind.HOST})
     check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+    options_model: ClassVar[type[ServicesOptions]] = ServicesOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.IP: "nmap -sV on the TCP ports of `settings.collectors.services.ports`"
+        f" (default 'risky': {', '.join(map(str, RISKY_PORTS))}), UDP `udp_ports` when `udp`"
+        " is on: risky exposed services, outdated banners, logins without TLS, new ports",
+        AssetKind.NETWORK: "as for `ip`, on every address of the network that answers",
+        AssetKind.HOST: "as for `ip`, on each in-scope address the name resolves to",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
-        options = ServicesOptions.parse(context.options(self.name))
+        options = context.options(self.name, ServicesOptions)
         planned, refused = _plan(task, context)
         yield from refused
         if not planned or context.cancelled.is_set():
@@ -89,15 +98,26 @@ class ServicesCollector:
 def _scan(
     batch: list[_Planned], task: ScanTask, context: ScanContext, options: ServicesOptions
 ) -> Iterator[SubjectObservation]:
-    """One nmap process for the batch, then one observation per address it covers."""
+    """One nmap process for the batch, then one observation per address it covers.
+
+    An address whose version detection ran out of its time (a port that accepts and never
+    answers keeps -sV waiting) is scanned once more for its open ports alone, so what is
+    exposed there is still reported, without versions, next to the timeout.
+    """
+    budget = min(options.host_timeout, context.settings.timeouts.host)
+    privileged = os.geteuid() == 0
     command = build_command(
-        [p.address for p in batch],
-        options,
-        privileged=os.geteuid() == 0,
-        host_timeout_s=options.host_timeout or context.settings.timeouts.host,
+        [p.address for p in batch], options, privileged=privileged, host_timeout_s=budget
     )
     try:
-        report = parse_report(run_nmap(command, options.nmap_path))
+        report = parse_report(run_nmap(command, options.nmap_path), options.nmap_path)
+        cut = [a for a, h in report.hosts.items() if h.state is HostState.TIMED_OUT]
+        if cut:
+            ports_only = build_command(
+                cut, options, privileged=privileged, host_timeout_s=budget, versions=False
+            )
+            found = parse_report(run_nmap(ports_only, options.nmap_path), options.nmap_path)
+            report = report.with_cut_hosts(found, budget)
     except NmapFailed as exc:
         for target in batch:
             yield _error(target.address, target.asset, exc.kind, str(exc))
@@ -216,6 +236,14 @@ def _observation(
             for software in identify(port)
         ),
     )
+    if host.versions_cut_after is not None:
+        error = TargetError(
+            ErrorKind.TIMEOUT,
+            f"version detection did not finish within {host.versions_cut_after:g} s"
+            " (settings.collectors.services.host_timeout): open ports"
+            f" {', '.join(p.key for p in host.open_ports)} are reported without versions",
+        )
+        return SubjectObservation(address, asset, SubjectStatus.PARTIAL, facts, error)
     return SubjectObservation(address, asset, SubjectStatus.OK, facts=facts)
 
 

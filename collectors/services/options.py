@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator, model_validator
+
+from riskiturva.config import CollectorOptions
 
 # Ports whose services are risky on the internet, plus the common ones around them (web,
 # mail, SSH) so that version checks and change detection see the usual surface.
@@ -19,14 +20,8 @@ EXCLUDED_PORTS: tuple[int, ...] = (2024,)
 TOP_PROFILES = {"top100": 100, "top1000": 1000}
 
 
-class ServicesOptionsError(ValueError):
-    """The services collector's options do not validate."""
-
-
-class ServicesOptions(BaseModel):
+class ServicesOptions(CollectorOptions):
     """How nmap is run. Defaults are polite and fit a weekly scan of a municipality."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ports: Literal["risky", "top100", "top1000"] | tuple[int, ...] = Field(
         "risky", description="'risky' (about 40 ports), 'top100', 'top1000' or a list of ports"
@@ -34,8 +29,26 @@ class ServicesOptions(BaseModel):
     udp: bool = Field(False, description="also scan `udp_ports` (needs root and a port list)")
     udp_ports: tuple[int, ...] = Field((161,), description="UDP ports when `udp` is on")
     timing: int = Field(3, ge=0, le=5, description="nmap timing template -T0 … -T5")
-    host_timeout: float | None = Field(
-        None, gt=0, description="seconds per host; default: settings.timeouts.host"
+    host_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds nmap may spend on one address (--host-timeout; never more than"
+        " settings.timeouts.host). A port that accepts and never answers keeps -sV waiting"
+        " for minutes: the address is then cut, recorded as a timeout, and its open ports are"
+        " reported without versions",
+    )
+    max_rtt_timeout: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="seconds nmap waits for a probe's answer before it retransmits"
+        " (--max-rtt-timeout; nmap's own default is 10)",
+    )
+    max_retries: int = Field(
+        2, ge=0, le=10, description="port-scan retransmissions per probe (--max-retries)"
+    )
+    script_timeout: float = Field(
+        20.0, gt=0, description="seconds one NSE script may run on one port (--script-timeout)"
     )
     version_intensity: int = Field(7, ge=0, le=9, description="-sV --version-intensity")
     scripts: bool = Field(
@@ -56,22 +69,18 @@ class ServicesOptions(BaseModel):
             return tuple(sorted(set(value)))
         return value
 
+    @model_validator(mode="after")
+    def _udp_needs_a_port_list(self) -> ServicesOptions:
+        if self.udp and self.tcp_ports is None:
+            raise ValueError(
+                "UDP scanning needs an explicit TCP port list ('risky' or a list);"
+                " nmap cannot combine --top-ports with a UDP list"
+            )
+        return self
+
     @property
     def tcp_ports(self) -> tuple[int, ...] | None:
         """The explicit TCP port list, or None for a top-N profile."""
         if self.ports == "risky":
             return RISKY_PORTS
         return self.ports if isinstance(self.ports, tuple) else None
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> ServicesOptions:
-        try:
-            options = cls.model_validate(dict(raw))
-        except ValidationError as exc:
-            raise ServicesOptionsError(f"settings.collectors.services: {exc}") from exc
-        if options.udp and options.tcp_ports is None:
-            raise ServicesOptionsError(
-                "settings.collectors.services: UDP scanning needs an explicit TCP port list "
-                "('risky' or a list); nmap cannot combine --top-ports with a UDP list"
-            )
-        return options

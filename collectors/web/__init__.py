@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import ipaddress
 import shlex
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -30,16 +30,20 @@ from riskiturva.collector import (
     SubjectStatus,
     TargetError,
 )
-from riskiturva.config import AssetKind
+from riskiturva.config import AssetKind, CollectorOptions
 from riskiturva.intel.software import Software, SoftwareSighting, best_per_product
 from riskiturva.resolver import DnsFailure
 
-_KINDS = {
-    "timeout": ErrorKind.TIMEOUT,
-    "refused": ErrorKind.REFUSED,
-    "unreachable": ErrorKind.UNREACHABLE,
-    "protocol": ErrorKind.PROTOCOL,
-}
+
+class WebOptions(CollectorOptions):
+    """`[settings.collectors.web]`: the web collector has no options of its own yet (it uses
+    `settings.timeouts`, `settings.user_agent` and `settings.tls`)."""
+
+
+_WEB_CHECKS = (
+    "HTTP (port 80) to HTTPS (443) redirect, security headers, cookie flags, server banner,"
+    " /.well-known/security.txt, at the name's lowest in-scope address"
+)
 
 
 @dataclass(frozen=True)
@@ -57,6 +61,12 @@ class WebCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = asset_kinds
     check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+    options_model: ClassVar[type[WebOptions]] = WebOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.DOMAIN: _WEB_CHECKS,
+        AssetKind.HOST: _WEB_CHECKS,
+        AssetKind.URL: f"the URL's host name, as a host: {_WEB_CHECKS}",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         settings = context.settings
@@ -212,14 +222,12 @@ def _software(
                 raise
             error = f"{url}: {_fetch.classify(exc)}"
             continue
-        item = (
-            software.from_version_file(cms, body.decode("utf-8", "replace"), url)
-            if (answer.status == 200)
-            else None
-        )
-        if item is not None:
-            found.append(item)
-            reproduce[item.key] = _curl(host, scheme, cms.version_file, head=False) + " | head"
+        if answer.status != 200:
+            continue
+        named = software.from_version_file(cms, body.decode("utf-8", "replace"), url)
+        if named is not None:
+            found.append(named)
+            reproduce[named.key] = _curl(host, scheme, cms.version_file, head=False) + " | head"
     sightings = tuple(
         SoftwareSighting(host.name, item, reproduce.get(item.key, _curl(host, scheme, page, True)))
         for item in best_per_product(found)
@@ -242,5 +250,5 @@ def _curl(host: _Host, scheme: str, path: str, head: bool) -> str:
 
 
 def _error(fetch: Fetch, what: str) -> TargetError:
-    kind = _KINDS.get(fetch.error or "", ErrorKind.PROTOCOL)
+    kind = ErrorKind(fetch.error) if fetch.error else ErrorKind.PROTOCOL
     return TargetError(kind, f"{what}: {fetch.error_detail or fetch.error}")

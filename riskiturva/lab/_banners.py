@@ -4,7 +4,8 @@ Run as `python -m riskiturva.lab._banners SPEC.json`; SPEC lists `{"ip", "port",
 Each kind sends what nmap's service probes match (see nmap-service-probes): a Linux
 telnetd's option negotiation, a Windows RDP and SMB negotiation reply, a MySQL handshake,
 SSH identification strings (upstream and Debian builds), an Exim SMTP greeting, an Apache
-`Server` header, an Elasticsearch REST answer. None of them does more.
+`Server` header, an Elasticsearch REST answer. None of them does more. One kind,
+`silent_https`, accepts connections on 443 and never says a word.
 """
 
 from __future__ import annotations
@@ -134,6 +135,14 @@ def _http(server: str) -> Handler:
     return handle
 
 
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, then never answer: a stalled server, or a middlebox that holds connections."""
+    with contextlib.suppress(OSError):
+        while await reader.read(4096):
+            pass
+    await _close(writer)
+
+
 HANDLERS: dict[str, Handler] = {
     "telnet": _greeting(_TELNET_NEGOTIATION + b"\r\nDebian GNU/Linux 12\r\npalvelin login: "),
     "rdp": _reply(_RDP_CONFIRM),
@@ -148,6 +157,7 @@ HANDLERS: dict[str, Handler] = {
     "http_apache": _http("Apache/2.4.49 (Unix)"),
     "http_apache_debian": _http("Apache/2.4.38 (Debian)"),
     "elasticsearch": _elasticsearch,
+    "silent_https": _silent,
 }
 
 

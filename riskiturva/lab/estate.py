@@ -62,6 +62,7 @@ SERVICE_PORTS = {
     "rdp": 3389,
     "redis": 6379,
     "elasticsearch": 9200,
+    "silent_https": 443,
 }
 
 
@@ -181,13 +182,15 @@ def _stop(processes: Iterable[Process]) -> list[str]:
         targets += [(f"{p.name} child", c, p.argv) for c in children]
     live = [(n, pid) for n, pid, argv in targets if process_alive(pid) and _is_ours(pid, argv)]
     for _, pid in live:
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may end between check and signal
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
     for _, pid in live:
         if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -300,12 +303,25 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f'epss_url = "{feeds}/epss_scores-current.csv.gz"',
         f'eol_url = "{feeds}/endoflife/{{product}}.json"',
         f"eol_products = {_toml_value(_intel.lab_products())}",
+        # Loopback answers at once: half a minute is ample for nmap -sV on a lab address, and
+        # the silent one is cut there instead of after the default minute.
+        "[settings.collectors.services]",
+        "host_timeout = 30",
         "",
         "[[partners]]",
         f"slug = {_toml_value(manifest.partner.slug)}",
         f"name = {_toml_value(manifest.partner.name)}",
         f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
     ]
+    if len(manifest.municipalities) > 1:
+        lines += [
+            "",
+            "# The partner's name servers serve every municipality's zones: each checks them.",
+            "[[shared_scope]]",
+            f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
+            f"networks = {_toml_value(dns_networks)}",
+            f"reason = {_toml_value(f'the name servers of {manifest.partner.name}')}",
+        ]
     for m in manifest.municipalities:
         scope = {"domains": [m.domain], "networks": [m.network, *dns_networks]}
         lines += [
