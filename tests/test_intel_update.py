@@ -22,12 +22,13 @@ from urllib.parse import parse_qs, urlsplit
 import pytest
 from sqlalchemy import func, select
 
-from riskiturva.config import Config, Settings
+from riskiturva.config import Settings
 from riskiturva.intel.feeds import FeedError, Source
 from riskiturva.intel.models import IntelCpeMatch, IntelCve, IntelKev
 from riskiturva.intel.store import source_states
 from riskiturva.intel.update import FeedClient, FeedFetchError, import_directory, update
 from riskiturva.resolver import Resolver
+from tests.conftest import MINIMAL_CONFIG
 from tests.intel_data import DAY
 from tests.intel_data import feeds as lab_feeds
 
@@ -216,7 +217,10 @@ def test_import_reads_the_files_of_an_air_gapped_site(sessions, tmp_path):
 def test_cli_status_says_when_data_is_out_of_date(tmp_path):
     # Given feeds imported from files 20 days old, with the default 14-day limit
     config_path = tmp_path / "riskiturva.toml"
-    config_path.write_text(f'[settings]\ndata_dir = "{tmp_path / "data"}"\n', encoding="utf-8")
+    config_path.write_text(
+        MINIMAL_CONFIG.replace('data_dir = "data"', f'data_dir = "{tmp_path / "data"}"', 1),
+        encoding="utf-8",
+    )
     old = lab_feeds(tmp_path, as_of=dt.datetime.now(dt.UTC) - dt.timedelta(days=20))
     imported = subprocess.run(
         [RISKITURVA, "intel", "import", "--config", str(config_path), str(old)],
@@ -237,4 +241,4 @@ def test_cli_status_says_when_data_is_out_of_date(tmp_path):
     report = json.loads(status.stdout)
     assert report["max_age_days"] == 14
     assert [s["usable"] for s in report["sources"]] == [False] * 4
-    assert Config.model_validate({}).settings.intel.max_age_days == 14
+    assert Settings().intel.max_age_days == 14
