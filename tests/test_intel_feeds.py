@@ -182,7 +182,7 @@ def test_a_file_that_does_not_fit_is_refused_naming_the_feed(directory, source, 
     }
     with pytest.raises(FeedError, match=message) as error:
         parse[source](json.dumps(data).encode())
-    assert str(error.value).startswith(source.title)
+    assert str(error.value).startswith(source.label)
 
 
 META = "#model_version:v1,score_date:2026-12-01T00:00:00Z\n"

@@ -35,15 +35,15 @@ class Source(StrEnum):
     EOL = "eol"
 
     @property
-    def title(self) -> str:
-        return _TITLES[self]
+    def label(self) -> str:
+        return _LABELS[self]
 
     @classmethod
     def all(cls) -> tuple[Source, ...]:
         return tuple(cls)
 
 
-_TITLES = {
+_LABELS = {
     Source.KEV: "CISA KEV",
     Source.NVD: "NVD",
     Source.EPSS: "FIRST EPSS",
@@ -56,7 +56,7 @@ class FeedError(ValueError):
 
     def __init__(self, source: Source, message: str):
         self.source = source
-        super().__init__(f"{source.title}: {message}")
+        super().__init__(f"{source.label}: {message}")
 
 
 class _Published(BaseModel):

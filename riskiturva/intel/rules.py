@@ -71,7 +71,7 @@ def unavailable_checks(intel: IntelSnapshot | None) -> dict[str, str]:
     refused = {}
     for check_id, sources in REQUIRES.items():
         reasons = [
-            f"{s.title} {intel.freshness.problems[s]}"
+            f"{s.label} {intel.freshness.problems[s]}"
             for s in sources
             if s in intel.freshness.problems
         ]

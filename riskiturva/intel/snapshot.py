@@ -114,7 +114,7 @@ class IntelSnapshot:
         self._epss: dict[str, float] | None = None
         self._cves: dict[str, tuple[float | None, str | None]] = {}
         self._kev: dict[str, KevEntry] | None = None
-        self._eol: dict[str, tuple[str, str, tuple[EolRelease, ...]]] | None = None
+        self._eol: dict[str, tuple[str, tuple[str, ...], tuple[EolRelease, ...]]] | None = None
 
     # --- NVD -----------------------------------------------------------------------------
 
@@ -171,9 +171,10 @@ class IntelSnapshot:
                         .join(IntelCve, IntelCve.cve_id == match.cve_id, isouter=True)
                         .where(match.vendor == vendor, match.product == product)
                     )
-                    for *fields, score, severity in rows:
-                        self._cves[fields[0]] = (score, severity)
-                        found.add(CompiledCriterion(Criterion(*fields), cached_key))
+                    for cve_id, criteria, version, *bounds, score, severity in rows:
+                        self._cves[cve_id] = (score, severity)
+                        criterion = Criterion(cve_id, criteria, version, *bounds)
+                        found.add(CompiledCriterion(criterion, cached_key))
             self._criteria[key] = found
             return found
 
@@ -250,7 +251,7 @@ class IntelSnapshot:
                         p.name: (p.label, tuple(p.cpes), tuple(releases.get(p.name, ())))
                         for p in session.scalars(select(IntelEolProduct))
                     }
-            return self._eol  # type: ignore[return-value]
+            return self._eol
 
     def _unlisted(
         self, name: str, label: str, version: str, releases: tuple[EolRelease, ...]

@@ -175,7 +175,7 @@ def update(
     say = progress or (lambda _message: None)
     results = []
     for source in sources:
-        say(f"{source.title}: downloading")
+        say(f"{source.label}: downloading")
         if source is Source.KEV:
             catalog = parse_kev(client.get(intel.kev_url))
             with sessions.begin() as session:
@@ -206,7 +206,7 @@ def update(
         else:
             results.append(_update_nvd(sessions, settings, client, now, say, sleep))
         done = results[-1]
-        say(f"{source.title}: {done.records} records, data as of {done.data_as_of:%Y-%m-%d}")
+        say(f"{source.label}: {done.records} records, data as of {done.data_as_of:%Y-%m-%d}")
     return results
 
 
