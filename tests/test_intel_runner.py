@@ -11,8 +11,10 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import ClassVar
 
+import pytest
 from sqlalchemy import select
 
+from riskiturva.checks import load_registry
 from riskiturva.collector import (
     FindingDraft,
     ScanContext,
@@ -22,10 +24,13 @@ from riskiturva.collector import (
 )
 from riskiturva.config import AssetKind
 from riskiturva.intel.software import Confidence, Software, SoftwareSighting, cpe_name
-from riskiturva.intel.summary import patch_status
 from riskiturva.intel.update import import_directory
 from riskiturva.models import Finding, FindingEvent, ScanRun
+from riskiturva.period import Month
+from riskiturva.reports.render import organisation_html
 from riskiturva.runner import build_context, run_collector
+from riskiturva.views import NotVisible, organisation, organisation_report, software
+from riskiturva.views.software import patch_status
 from tests.intel_data import DAY, feeds
 
 EXIM = Software(
@@ -158,8 +163,10 @@ def test_the_managers_line_counts_kev_age_and_systems_past_support(
 ):
     import_directory(sessions, feeds(tmp_path), now=DAY)
     scan(sessions, minimal_config, NamingCollector(EXIM, PHP), DAY)
+    later = DAY + dt.timedelta(days=12)
     with sessions() as session:
-        status = patch_status(session, "rapala", (DAY + dt.timedelta(days=12)).date())
+        rapala = organisation(session, ["rapala"], "rapala")
+        status = patch_status(session, rapala, today=later.date(), registry=load_registry())
     assert (status.known_exploited, status.ransomware, status.oldest_open_days) == (2, 1, 12)
     assert status.past_end_of_support == 1  # one system, two products
     assert status.line("en") == (
@@ -175,6 +182,76 @@ def test_the_managers_line_counts_kev_age_and_systems_past_support(
 
 
 def test_the_managers_line_when_all_is_well(sessions, minimal_config):
+    scan(sessions, minimal_config, NamingCollector(), DAY)  # nothing identified
     with sessions() as session:
-        status = patch_status(session, "rapala", DAY.date())
+        rapala = organisation(session, ["rapala"], "rapala")
+        status = patch_status(session, rapala, today=DAY.date(), registry=load_registry())
     assert status.line("en") == "no known-exploited vulnerabilities; no systems past end of support"
+
+
+def test_the_software_view_lists_kev_with_their_fix_by_days_and_the_data_used(
+    sessions, minimal_config, tmp_path
+):
+    # Given Exim 4.89 (known-exploited, one CVE used by ransomware) and PHP 7.4 seen on DAY
+    import_directory(sessions, feeds(tmp_path), now=DAY)
+    scan(sessions, minimal_config, NamingCollector(EXIM, PHP), DAY)
+    # When the staff read the software page 20 days later
+    later = DAY + dt.timedelta(days=20)
+    with sessions() as session:
+        view = software(session, ["rapala"], "rapala", now=later, registry=load_registry())
+    # Then the known-exploited ones come first, ransomware first, due 14 days after first seen
+    kev = view.known_exploited
+    assert [f.check_id for f in kev] == ["software.kev.ransomware", "software.kev.present"]
+    assert all(f.due == DAY.date() + dt.timedelta(days=14) and f.overdue for f in kev)
+    assert kev[0].vulnerabilities[0].ransomware and kev[0].cves
+    assert all(v.kev_added and v.kev_due for f in kev for v in f.vulnerabilities)
+    past = [f for f in view.end_of_support if f.check_id == "software.eol.past"]
+    assert {(f.software, f.target) for f in past} == {
+        ("Exim", "127.60.2.10"),
+        ("PHP", "127.60.2.10"),
+    }
+    # And the vulnerability data the scan judged with is stated
+    assert view.data is not None and view.data.usable
+    assert view.data.as_of["kev"] == DAY.date()
+    assert view.status.line("en").startswith(
+        "2 known-exploited vulnerabilities, oldest open for 20 days"
+    )
+    # When a reader outside the organisation asks, it is not there
+    with sessions() as session, pytest.raises(NotVisible):
+        software(session, ["other"], "rapala", now=later, registry=load_registry())
+
+
+def test_the_software_view_says_when_the_last_scan_had_stale_data(
+    sessions, minimal_config, tmp_path
+):
+    import_directory(sessions, feeds(tmp_path), now=DAY)
+    scan(sessions, minimal_config, NamingCollector(EXIM), DAY + dt.timedelta(days=30))
+    with sessions() as session:
+        view = software(
+            session, ["rapala"], "rapala", now=DAY + dt.timedelta(days=30), registry=load_registry()
+        )
+    assert view.data is not None and not view.data.usable
+    assert view.data.status == "out_of_date" and "software.kev.present" in view.data.not_judged
+    assert view.findings == ()
+
+
+def test_the_monthly_report_carries_the_managers_line(sessions, minimal_config, tmp_path):
+    # Given Exim 4.89 and PHP 7.4 found on DAY (1 December)
+    import_directory(sessions, feeds(tmp_path), now=DAY)
+    scan(sessions, minimal_config, NamingCollector(EXIM, PHP), DAY)
+    # When December's report is made on 1 January
+    with sessions() as session:
+        report = organisation_report(
+            session,
+            "rapala",
+            Month(2026, 12),
+            visible=["rapala"],
+            now=dt.datetime(2027, 1, 1, 6, tzinfo=dt.UTC),
+            registry=load_registry(),
+        )
+    # Then it counts at the month's end, and the Finnish report says so under the answer
+    assert report.patch.line("fi") == (
+        "2 tunnetusti hyödynnettyä haavoittuvuutta, vanhin avoinna 30 päivää; "
+        "1 järjestelmä ilman tietoturvatukea"
+    )
+    assert report.patch.line("fi") in organisation_html(report, "fi")

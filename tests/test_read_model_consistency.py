@@ -296,6 +296,8 @@ def test_cli_dashboard_and_report_tell_the_same_story(estate):
     assert line.startswith(f"Score {score.score:.1f} / 100")
     assert str(score.grade) == cli["grade"] == row["grade"] == partner_row.grade
     assert text(by_id(overview, ids.GRADE)) == cli["grade"]
+    # And the line about known-exploited and end-of-life software is the same view's
+    assert text(by_id(overview, ids.PATCH_LINE)) == report.patch.line("en")
     categories = {c: s.score for c, s in score.categories.items()}
     assert {c: v["score"] for c, v in cli["categories"].items()} == categories
     rapala_cells = heatmap["z"][heatmap["y"].index("Municipality of Rapala")]

@@ -11,7 +11,7 @@
 * `snapshot` — the read-only view the rules get through the scan context, with its age.
 * `matching` — CPE match criteria and version ranges.
 * `rules` — pure rules: software + intelligence → finding drafts.
-* `summary` — the manager's line ("N known-exploited vulnerabilities, …").
 
+The manager's line and the software page read through `riskiturva.views.software`.
 See docs/vulnerabilities.md.
 """

@@ -15,7 +15,8 @@ category and titles come from the check registry. Faces format; they never query
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `trend`: snapshots read back, and the change over 30 days;
-- `period`: the monthly reports' period summaries.
+- `period`: the monthly reports' period summaries;
+- `software`: known-exploited vulnerabilities, end of support and the manager's line.
 """
 
 from riskiturva.store import NotVisible
@@ -39,6 +40,13 @@ from riskiturva.views.period import (
 )
 from riskiturva.views.portfolio import Portfolio, PortfolioRow, portfolio
 from riskiturva.views.scans import AssetView, RunView, SubjectStateView, assets, runs
+from riskiturva.views.software import (
+    PatchStatus,
+    SoftwareFinding,
+    SoftwareView,
+    VulnerabilityData,
+    software,
+)
 from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 
 __all__ = [
@@ -57,6 +65,7 @@ __all__ = [
     "OrganisationRef",
     "OrganisationReport",
     "Overview",
+    "PatchStatus",
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
@@ -64,7 +73,10 @@ __all__ = [
     "ScoreChange",
     "ScoreExplanation",
     "SnapshotPoint",
+    "SoftwareFinding",
+    "SoftwareView",
     "SubjectStateView",
+    "VulnerabilityData",
     "assets",
     "changes",
     "exceptions",
@@ -80,4 +92,5 @@ __all__ = [
     "portfolio_report",
     "runs",
     "score_history",
+    "software",
 ]
