@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
+from riskiturva.config import Config
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -51,6 +52,7 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config  # the alert settings shown on the alerts pages
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
 
@@ -168,6 +170,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
+        ("alerts", "/alerts", _("Alerts"), True),
     )
 
 
@@ -251,17 +254,19 @@ def graph(figure: Any, **props: Any) -> dcc.Graph:
 
 @dataclass(frozen=True)
 class Services:
-    """What the app was created with: the store, the check registry and the clock."""
+    """What the app was created with: the store, the check registry, the configuration
+    and the clock."""
 
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config
     clock: Any  # () -> aware datetime
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}
+            viewer, language, self.sessions, self.registry, self.config, self.clock(), query or {}
         )
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva.alerts.outbox import record_run
 from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
     Collector,
@@ -173,6 +174,8 @@ def _outcome(observation: SubjectObservation) -> Outcome:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
+# Called after each organisation's reconcile, inside its transaction.
+AfterReconcile = Callable[[Session, OrganisationRow, list[SubjectObservation]], object]
 
 
 def build_context(
@@ -411,6 +414,20 @@ def run_collector(
     _tally(report, per_org, failure)
     if report.message is None and unjudged:
         report.message = str((report.vulnerability_data or {}).get("reason"))
+
+    def alerts(session: Session, org_row: OrganisationRow, seen: list[SubjectObservation]) -> None:
+        record_run(
+            session,
+            config,
+            organisation=org_row,
+            collector=collector.name,
+            run_id=run_id,
+            failure=failure,
+            observations=seen,
+            now=finished,
+            registry=registry,
+        )
+
     try:
         persist_run_results(
             sessions,
@@ -421,6 +438,7 @@ def run_collector(
             finished=finished,
             budget_s=budget,
             unjudged=unjudged,
+            after_reconcile=alerts,
         )
     except StoreWriteError as error:
         _record_unsaved_run(sessions, report, error, finished, budget)
@@ -453,9 +471,12 @@ def persist_run_results(
     finished: dt.datetime,
     budget_s: float,
     unjudged: frozenset[str] = frozenset(),
+    after_reconcile: AfterReconcile | None = None,
 ) -> None:
     """Save one run's observations, reconcile its findings and close the run: one
     transaction, retried from scratch on a lock or a lost connection within `budget_s`.
+    `after_reconcile` runs after each organisation's reconcile, in the same transaction
+    (the alerts' outbox: findings and their alerts are written together or not at all).
 
     Writers of the same organisations take turns (the run row's update takes SQLite's
     write lock before anything is read; PostgreSQL locks the organisation rows), so two
@@ -504,6 +525,8 @@ def persist_run_results(
                 unjudged=unjudged,
             )
             report.counts.add(counts)
+            if after_reconcile is not None:
+                after_reconcile(session, org_row, observations)
         _close_run(run, report, finished)
 
     write_with_retry(

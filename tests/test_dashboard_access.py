@@ -316,6 +316,8 @@ ROUTES = (
     "/org/rapala/score",
     "/org/rapala/exceptions",
     "/org/rapala/scans",
+    "/org/rapala/alerts",
+    "/alerts",
 )
 
 

@@ -84,6 +84,7 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
         "snapshots:daily",
         "intel:daily",
+        "alerts:send",
         "reports:monthly",
         "maintenance:prune",
         "maintenance:vacuum",

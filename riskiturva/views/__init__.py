@@ -16,10 +16,22 @@ category and titles come from the check registry. Faces format; they never query
 - `scans`: scan runs, the asset inventory and scan health;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
-- `software`: known-exploited vulnerabilities, end of support and the manager's line.
+- `software`: known-exploited vulnerabilities, end of support and the manager's line;
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
 from riskiturva.store import NotVisible
+from riskiturva.views.alerts import (
+    AlertEntry,
+    AlertSetup,
+    Delivery,
+    MessageEntry,
+    Recipient,
+    RuleSetting,
+    alert_setup,
+    alerts,
+    outbox,
+)
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import TIMEZONE, local_day
 from riskiturva.views.exceptions import (
@@ -52,15 +64,19 @@ from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
+    "AlertEntry",
+    "AlertSetup",
     "AssetView",
     "Change",
     "ChangeKind",
     "Changes",
+    "Delivery",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
     "LiveScore",
+    "MessageEntry",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
@@ -69,6 +85,8 @@ __all__ = [
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "Recipient",
+    "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
@@ -77,6 +95,8 @@ __all__ = [
     "SoftwareView",
     "SubjectStateView",
     "VulnerabilityData",
+    "alert_setup",
+    "alerts",
     "assets",
     "changes",
     "exceptions",
@@ -87,6 +107,7 @@ __all__ = [
     "organisation",
     "organisation_report",
     "organisations",
+    "outbox",
     "overview",
     "portfolio",
     "portfolio_report",
