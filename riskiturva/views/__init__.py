@@ -18,6 +18,7 @@ category and titles come from the check registry. Faces format; they never query
   their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
+- `software`: known-exploited vulnerabilities, end of support and the manager's line;
 - `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
@@ -65,6 +66,13 @@ from riskiturva.views.period import (
 )
 from riskiturva.views.portfolio import Portfolio, PortfolioRow, portfolio
 from riskiturva.views.scans import AssetView, RunView, SubjectStateView, assets, runs
+from riskiturva.views.software import (
+    PatchStatus,
+    SoftwareFinding,
+    SoftwareView,
+    VulnerabilityData,
+    software,
+)
 from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 
 __all__ = [
@@ -90,6 +98,7 @@ __all__ = [
     "OrganisationRef",
     "OrganisationReport",
     "Overview",
+    "PatchStatus",
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
@@ -103,7 +112,10 @@ __all__ = [
     "ServiceHint",
     "SightingView",
     "SnapshotPoint",
+    "SoftwareFinding",
+    "SoftwareView",
     "SubjectStateView",
+    "VulnerabilityData",
     "alert_setup",
     "alerts",
     "assets",
@@ -125,4 +137,5 @@ __all__ = [
     "review_queue",
     "runs",
     "score_history",
+    "software",
 ]
