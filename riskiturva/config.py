@@ -31,6 +31,8 @@ from pydantic import (
 from riskiturva import __version__
 from riskiturva._cron import parse_schedule
 from riskiturva._toml_lines import locate_line
+from riskiturva.checks import OwnerRole, load_registry
+from riskiturva.requirements import load_profiles
 
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
 CONFIG_ENV_VAR = "RISKITURVA_CONFIG"
@@ -82,6 +84,25 @@ class AssetKind(StrEnum):
 
 
 HostName = Annotated[str, Field(min_length=1, max_length=253)]
+
+# Requirement profiles that apply to an organisation unless its configuration says otherwise:
+# what binds or is recommended to every Finnish municipality. The Cybersecurity Act (NIS2) is
+# declared by the organisations in its scope: `requirements = [..., "kyberturvallisuuslaki"]`.
+DEFAULT_REQUIREMENTS = ("tiedonhallintalaki", "traficom-m68", "kyberturvallisuuskeskus")
+
+
+class Owner(_Model):
+    """Who fixes a problem: a role, and optionally who exactly (a company or a team)."""
+
+    role: OwnerRole = Field(description="own_it, service_provider or partner")
+    name: str | None = Field(
+        None, min_length=1, description="e.g. the provider's name; a partner's is its own"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_alone(cls, value: Any) -> Any:
+        return {"role": value} if isinstance(value, str) else value
 
 
 def normalise_name(name: str) -> str:
@@ -162,6 +183,11 @@ class Asset(_Model):
     dkim_selectors: tuple[str, ...] = Field(
         (), description="mail_domain only: DKIM selectors in use, besides the common ones"
     )
+    owner: Owner | None = Field(
+        None,
+        description='who fixes problems on this asset: "service_provider" or'
+        ' { role = "service_provider", name = "Web agency Oy" }; overrides owners',
+    )
 
     @model_validator(mode="after")
     def _check_value(self) -> Asset:
@@ -200,6 +226,39 @@ class Organisation(_Model):
     report_recipients: tuple[str, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
     )
+    owners: dict[str, Owner] = Field(
+        default_factory=dict,
+        description='who fixes what, by check id or its prefix ("web", "email.dmarc") or "*"'
+        " for everything; the longest match wins, else the check's default (docs/reports.md)",
+    )
+    requirements: tuple[str, ...] = Field(
+        DEFAULT_REQUIREMENTS,
+        description="requirement profiles that apply (docs/requirements.md); add"
+        ' "kyberturvallisuuslaki" if the organisation is in the Cybersecurity Act\'s scope',
+    )
+    peer_comparison: bool = Field(
+        True,
+        description="take part, anonymised, in the partner's peer figures (false: neither"
+        " counted nor shown them)",
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _known_check_prefixes(cls, value: dict[str, Owner]) -> dict[str, Owner]:
+        registry = load_registry()
+        for key in value:
+            if key != "*" and not any(c == key or c.startswith(key + ".") for c in registry):
+                raise ValueError(f'no check id is or starts with {key!r} (or use "*")')
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _known_profiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        profiles = load_profiles()
+        unknown = [p for p in value if p not in profiles]
+        if unknown:
+            raise ValueError(f"unknown requirement profiles {unknown}; known: {sorted(profiles)}")
+        return tuple(dict.fromkeys(value))
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
@@ -420,13 +479,35 @@ class Config(_Model):
                         "no organisation has this slug",
                         slug,
                     )
+        for index, organisation in enumerate(self.organisations):
+            if self.partner_of(organisation.slug) is None:
+                for field, key, owner in _owner_fields(organisation):
+                    if owner.role is OwnerRole.PARTNER:
+                        raise _FieldError(
+                            f"organisations[{index}].{field}",
+                            f"{key}: role partner, but no partner runs this organisation",
+                            owner.role.value,
+                        )
         return self
+
+    def partner_of(self, slug: str) -> Partner | None:
+        """The partner that runs the organisation, if any (the first one listing it)."""
+        return next((p for p in self.partners if slug in p.organisations), None)
 
     def organisation(self, slug: str) -> Organisation:
         for organisation in self.organisations:
             if organisation.slug == slug:
                 return organisation
         raise KeyError(slug)
+
+
+def _owner_fields(organisation: Organisation) -> Iterable[tuple[str, str, Owner]]:
+    """(field path, what it is about, owner) for every owner the organisation names."""
+    for key, owner in organisation.owners.items():
+        yield "owners", key, owner
+    for index, asset in enumerate(organisation.assets):
+        if asset.owner is not None:
+            yield f"assets[{index}].owner", asset.value, asset.owner
 
 
 class _FieldError(ValueError):

@@ -121,15 +121,16 @@ def checks_markdown() -> str:
         GENERATED,
         "",
         "Every check Riskiturva can report, from the registry in `riskiturva/check_data/`.",
-        "Titles and guidance exist in Finnish, Swedish and English: `riskiturva checks list",
-        "--format json`.",
+        "Each has a title and guidance for staff and a plain-language impact for managers, in",
+        "Finnish, Swedish and English (`riskiturva checks list --format json`), and the role that",
+        "usually fixes it (`owner`; an organisation's `owners` setting overrides it).",
         "",
-        "| id | category | severity | effort | title (en) |",
-        "|---|---|---|---|---|",
+        "| id | category | severity | effort | owner | title (en) |",
+        "|---|---|---|---|---|---|",
     ]
     for check in load_registry().values():
-        row = (check.id, check.category, check.severity, check.effort, check.title["en"])
-        lines.append("| `{}` | {} | {} | {} | {} |".format(*row))
+        row = (check.id, check.category, check.severity, check.effort, check.owner)
+        lines.append("| `{}` | {} | {} | {} | {} | {} |".format(*row, check.title["en"]))
     return "\n".join(lines) + "\n"
 
 
