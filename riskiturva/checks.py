@@ -139,9 +139,9 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
             raise CheckRegistryError(f"{where}: {field} lacks {', '.join(missing)}")
         texts[field] = {lang: str(value[lang]).strip() for lang in LANGUAGES}
     try:
-        severity = Severity(data.get("severity"))
-        effort = Effort(data.get("effort"))
-        owner = OwnerRole(data.get("owner"))
+        severity = Severity(str(data.get("severity")))
+        effort = Effort(str(data.get("effort")))
+        owner = OwnerRole(str(data.get("owner")))
     except ValueError as exc:
         raise CheckRegistryError(f"{where}: {exc}") from exc
     references = data.get("references", ())

@@ -154,7 +154,7 @@ def _source(where: str, source_id: str, data: object) -> Source:
         raise RequirementProfileError(f"{where} must be a table")
     _only(where, data, {"title", "url", "verified", "note"})
     try:
-        verified = Verification(data.get("verified"))
+        verified = Verification(str(data.get("verified")))
     except ValueError as exc:
         raise RequirementProfileError(f"{where}: verified: {exc}") from exc
     return Source(
@@ -191,7 +191,7 @@ def parse_profile(profile_id: str, data: Mapping[str, object], source: str) -> P
         _only(where, item, {"id", "kind", "title", "cite", "checks"})
         local_id = _text(where, "id", item)
         try:
-            kind = RequirementKind(item.get("kind"))
+            kind = RequirementKind(str(item.get("kind")))
         except ValueError as exc:
             raise RequirementProfileError(f"{where}: kind: {exc}") from exc
         cites = item.get("cite")
