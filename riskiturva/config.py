@@ -384,7 +384,7 @@ class Organisation(_Model):
         registry = load_registry()
         for key in value:
             if key != "*" and not any(c == key or c.startswith(key + ".") for c in registry):
-                raise ValueError(f"no check id is or starts with {key!r} (or use \"*\")")
+                raise ValueError(f'no check id is or starts with {key!r} (or use "*")')
         return value
 
     @field_validator("requirements")
