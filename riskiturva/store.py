@@ -336,7 +336,7 @@ def decide(
     if finding.status != FindingStatus.RESOLVED:
         finding.status = decision
     kind = EventKind.ACCEPTED if decision == FindingStatus.ACCEPTED else EventKind.FALSE_POSITIVE
-    _event(finding, kind, now, None, actor=actor, note=reason.strip())
+    _event(finding, kind, now, None, actor=actor, note=reason.strip(), until=until)
     session.flush()
     return finding
 
