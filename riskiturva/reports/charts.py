@@ -12,6 +12,7 @@ import io
 from collections.abc import Sequence
 
 import matplotlib
+import matplotlib.patches
 from matplotlib.figure import Figure
 
 from riskiturva.scoring import GRADE_FLOORS
@@ -102,4 +103,67 @@ def sparkline(scores: Sequence[float | None]) -> bytes:
         axes.set_xlim(-0.5, len(values) - 0.5)
         axes.set_ylim(0, 100)
         axes.axis("off")
+        return _svg(figure)
+
+
+def peer_chart(
+    own: float, lower: float, median: float, upper: float, *, own_label: str, group_label: str
+) -> bytes:
+    """Where the reader stands in its peer group, on a 0–100 strip of grade bands: the
+    middle half of the group as a box with its median, the reader as a marker. No other
+    organisation's score is drawn (riskiturva/peers.py)."""
+    with matplotlib.rc_context(_SVG_SETTINGS):
+        figure = Figure(figsize=(7.0, 0.85))
+        axes = figure.add_axes((0.02, 0.42, 0.96, 0.32))
+        for grade, low, high in _bands():
+            axes.axvspan(low, high, color=_BAND_COLOURS[grade], linewidth=0)
+            axes.text(
+                (low + high) / 2,
+                1.35,
+                grade,
+                ha="center",
+                va="bottom",
+                fontsize=7,
+                color="#666",
+                transform=axes.get_xaxis_transform(),
+            )
+        axes.add_patch(
+            matplotlib.patches.Rectangle(
+                (lower, 0.2),
+                max(upper - lower, 0.6),
+                0.6,
+                facecolor="#9bb3cc",
+                edgecolor=_LINE,
+                linewidth=0.8,
+            )
+        )
+        axes.plot([median, median], [0.12, 0.88], color=_LINE, linewidth=2)
+        axes.annotate(
+            group_label,
+            (median, 0.0),
+            xytext=(0, -9),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=7,
+            color=_LINE,
+        )
+        axes.plot([own], [0.5], marker="v", markersize=9, color="#c62828", clip_on=False)
+        axes.annotate(
+            own_label,
+            (own, 1.0),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha="center",
+            va="bottom",
+            fontsize=7.5,
+            fontweight="bold",
+            color="#c62828",
+        )
+        axes.set_xlim(0, 100)
+        axes.set_ylim(0, 1)
+        axes.set_yticks([])
+        axes.set_xticks([0, 100], ["0", "100"], fontsize=7)
+        for side in ("top", "right", "left"):
+            axes.spines[side].set_visible(False)
         return _svg(figure)
