@@ -21,7 +21,7 @@ from dash.exceptions import PreventUpdate
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import ids, pages
-from dashboard.components import Services
+from dashboard.components import Services, aria
 from dashboard.i18n import LANGUAGES, text
 from dashboard.security import SecureCallbacks, current_viewer, install, sign_out
 from riskiturva.checks import Registry, load_registry
@@ -46,9 +46,9 @@ def create_app(
     services = Services(sessions, registry or load_registry(), clock or _utc_now)
     app = dash.Dash(
         __name__,
-        server=flask.Flask(__name__),
+        server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
         title="Riskiturva",
-        update_title=None,
+        update_title="",  # no "Updating…" in the tab title
         assets_folder=str(ASSETS),
         serve_locally=True,
         suppress_callback_exceptions=False,
@@ -62,7 +62,7 @@ def create_app(
     for module in pages.page_modules():
         module.register(secure, services)
         validation.extend(module.validation_layout())
-    app.validation_layout = html.Div([_shell_components(), *validation])
+    app.validation_layout = html.Div([_shell_components(), *validation])  # type: ignore[assignment]
     return app
 
 
@@ -91,13 +91,14 @@ def _shell() -> Any:
     links = [dbc.NavItem(dbc.NavLink(_("Home"), href="/"))]
     if len(viewer.visible) > 1:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
+    current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(
             name,
             href=f"/language/{code}",
             lang=code,
             className="language" + (" current" if code == language else ""),
-            **({"aria-current": "true"} if code == language else {}),
+            **(current if code == language else {}),
         )
         for code, name in LANGUAGES.items()
     ]
@@ -110,12 +111,12 @@ def _shell() -> Any:
                     [
                         html.A("Riskiturva", href="/", className="brand"),
                         dbc.Nav(links, className="main-links"),
-                        html.Div(languages, className="languages", **{"aria-label": _("Language")}),
+                        html.Div(languages, className="languages", **aria(_("Language"))),
                         html.Span(viewer.display_name, className="user", id="user-name"),
                         html.Button(_("Sign out"), id=ids.SIGN_OUT, className="btn btn-link"),
                     ],
                     className="topbar",
-                    **{"aria-label": _("Main")},
+                    **aria(_("Main")),
                 )
             ),
             html.Main(id=ids.PAGE, className="content", lang=language),

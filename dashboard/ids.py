@@ -8,14 +8,29 @@ SIGN_OUT = "sign-out"
 PORTFOLIO_TABLE = "portfolio-table"
 PORTFOLIO_HEATMAP = "portfolio-heatmap"
 PORTFOLIO_GRADES = "portfolio-grades"
+PORTFOLIO_AS_OF = "portfolio-as-of"
 
 ANSWER = "answer"
 GRADE = "grade"
+SCORE_LINE = "score-line"
+AS_OF = "as-of"
 CATEGORY_SCORES = "category-scores"
 TREND = "trend"
 PRIORITIES = "priorities"
 CHANGES = "changes"
 SCAN_HEALTH = "scan-health"
+ACCEPTED_WARNING = "accepted-warning"
+EXPIRING_WARNING = "expiring-warning"
+
+
+def category_card(category: str) -> str:
+    return f"category-{category}"
+
+
+def changes_list(kind: str) -> str:
+    """The list of one kind of change (new, resolved, reopened, accepted, expired, revoked)."""
+    return f"changes-{kind}"
+
 
 FINDINGS_ORG = "findings-org"
 FILTER_CATEGORY = "filter-category"
@@ -37,6 +52,13 @@ DECIDE_REASON = "decide-reason"
 DECIDE_UNTIL = "decide-until"
 DECIDE_SUBMIT = "decide-submit"
 DECIDE_MESSAGE = "decide-message"
+
+EXCEPTIONS = "exceptions"
+EXCEPTIONS_ORG = "exceptions-org"
+EXCEPTIONS_TABLE = "exceptions-table"
+REVOKE_REASON = "revoke-reason"
+REVOKE_SUBMIT = "revoke-submit"
+REVOKE_MESSAGE = "revoke-message"
 
 ASSETS_TABLE = "assets-table"
 EXPLANATION = "explanation"

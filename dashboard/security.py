@@ -23,6 +23,7 @@ from urllib.parse import urlencode, urlsplit
 import dash
 import flask
 from dash.exceptions import PreventUpdate
+from flask.typing import ResponseReturnValue
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard.i18n import LANGUAGES, language_of, text
@@ -164,7 +165,7 @@ def install(
     )
 
     @server.before_request
-    def guard() -> flask.Response | None:
+    def guard() -> ResponseReturnValue | None:
         path = flask.request.path
         if path.startswith(PUBLIC_PREFIXES) or path == LOGIN_PATH or path.startswith("/language/"):
             return None
@@ -203,7 +204,7 @@ def install(
         return response
 
     @server.route(LOGIN_PATH, methods=["GET", "POST"])
-    def login() -> flask.Response:
+    def login() -> ResponseReturnValue:
         language = flask.session.get("lang") or "fi"
         _ = text(language)
         token = flask.session.get("login_csrf") or secrets.token_urlsafe(32)
@@ -245,7 +246,7 @@ def install(
         return flask.redirect(next_path)
 
     @server.route("/language/<code>")
-    def choose_language(code: str) -> flask.Response:
+    def choose_language(code: str) -> ResponseReturnValue:
         if code in LANGUAGES:
             flask.session["lang"] = code
         back = urlsplit(flask.request.referrer or "")

@@ -259,7 +259,7 @@ def authenticate(
             or_(AuditEvent.target == name, AuditEvent.address == address),
         )
     )
-    if recent_failures >= attempts:
+    if (recent_failures or 0) >= attempts:
         audit(session, actor=name, action="login.throttled", target=name, address=address, now=now)
         return SignIn(None, throttled=True)
     user = session.scalar(select(User).where(User.username == name))

@@ -178,3 +178,15 @@ def load_registry() -> Registry:
                 )
             checks[check_id] = check
     return Registry(checks)
+
+
+def markdown_table(registry: Mapping[str, Check]) -> str:
+    """Every check as a Markdown table: id, category, severity, effort, owner, English title."""
+    lines = [
+        "| id | category | severity | effort | owner | title (en) |",
+        "|---|---|---|---|---|---|",
+    ]
+    for check in registry.values():
+        row = (check.id, check.category, check.severity, check.effort, check.owner)
+        lines.append("| `{}` | {} | {} | {} | {} | {} |".format(*row, check.title["en"]))
+    return "\n".join(lines) + "\n"

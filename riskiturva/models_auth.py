@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riskiturva.models import Base
+from riskiturva.orm import Base
 
 
 class Role(enum.StrEnum):

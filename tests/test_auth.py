@@ -11,10 +11,10 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from riskiturva import auth
-from riskiturva.cli import main
 from riskiturva.config import DashboardSettings, Settings
 from riskiturva.models_auth import AuditEvent, User
 from riskiturva.store import sync_config
+from riskiturva_cli import main
 from tests.conftest import MINIMAL_CONFIG, T0
 
 PASSWORD = "correct horse battery"

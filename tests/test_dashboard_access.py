@@ -20,10 +20,10 @@ from sqlalchemy import delete, func, select
 import dashboard
 from dashboard import ids
 from dashboard.security import CSRF_HEADER, unsecured_callbacks
-from riskiturva import auth
-from riskiturva.models import Finding, FindingEvent, ScanError, ScanRun, SubjectState
+from riskiturva import auth, views
+from riskiturva.models import Finding, FindingEvent, FindingStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models_auth import AuditEvent
-from riskiturva.store import ObservedFinding, reconcile, sync_config
+from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
 from tests.conftest import T0
 
 PASSWORD = "correct horse battery"
@@ -87,9 +87,23 @@ def seed(sessions, config) -> dict[str, int]:
                     "services",
                     "high",
                     banner="<script>alert('salainen')</script>",
-                )
+                ),
+                _observed("dns.axfr.open", "127.60.2.10:53/tcp", "dns", "high"),
             ],
             scanned_ok={"127.60.2.10:3389/tcp"},
+            now=T0,
+        )
+        session.flush()
+        # Rapala's own decision: a forger must not revoke it, nor read its reason.
+        axfr = session.scalar(select(Finding).where(Finding.subject == "127.60.2.10:53/tcp"))
+        decide(
+            session,
+            finding_id=axfr.id,
+            visible=["rapala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="rapala-it",
+            reason="salainen siirto ensi kuussa",
+            until=NOW + dt.timedelta(days=10),
             now=T0,
         )
         for slug, ip in (("hyvala", "127.60.1.11"), ("rapala", "127.60.2.10")):
@@ -300,11 +314,12 @@ ROUTES = (
     "/org/rapala/findings",
     "/org/rapala/assets",
     "/org/rapala/score",
+    "/org/rapala/exceptions",
     "/org/rapala/scans",
 )
 
 
-def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
+def hostile_values(rapala_finding: int, rapala_accepted: int) -> dict[tuple[str, str], list[Any]]:
     """Values a forger would try for each callback input and state, all aimed at Rapala."""
     return {
         (ids.URL, "pathname"): [
@@ -326,13 +341,26 @@ def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
         (ids.DECIDE_KIND, "value"): ["accepted", "false_positive"],
         (ids.DECIDE_REASON, "value"): ["hyväksytty"],
         (ids.DECIDE_UNTIL, "value"): [(NOW.date() + dt.timedelta(days=30)).isoformat()],
+        (ids.REVOKE_SUBMIT, "n_clicks"): [1],
+        (ids.EXCEPTIONS_ORG, "data"): ["rapala", ["rapala"], None],
+        (ids.EXCEPTIONS_TABLE, "selected_row_ids"): [
+            [rapala_accepted],
+            [rapala_finding, rapala_accepted],
+            [str(rapala_accepted)],
+            rapala_accepted,
+            [10**30],
+            ["x"],
+            None,
+        ],
+        (ids.REVOKE_REASON, "value"): ["peruttu"],
     }
 
 
 def test_staff_of_one_municipality_get_nothing_of_another(estate):
     app, sessions, finding_ids = estate
     rapala_finding = finding_ids["127.60.2.10:3389/tcp"]
-    values = hostile_values(rapala_finding)
+    rapala_accepted = finding_ids["127.60.2.10:53/tcp"]
+    values = hostile_values(rapala_finding, rapala_accepted)
     client, _ = sign_in(app, "hyvala-staff")
     with sessions() as session:
         events_before = session.scalar(select(func.count(FindingEvent.id)))
@@ -354,6 +382,7 @@ def test_staff_of_one_municipality_get_nothing_of_another(estate):
     with sessions() as session:
         assert session.scalar(select(func.count(FindingEvent.id))) == events_before
         assert session.get(Finding, rapala_finding).status == "open"
+        assert session.get(Finding, rapala_accepted).status == "accepted"
 
 
 def test_staff_see_their_own_organisation(estate):
@@ -414,6 +443,51 @@ def test_staff_decision_is_written_to_the_audit_trail(estate):
         assert event.note == "Palvelu poistuu käytöstä joulukuussa"
     viewer_client, _ = sign_in(app, "hyvala-boss")
     assert call(app, viewer_client, output, values).status_code == 204  # no permission
+
+
+def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
+    app, sessions, finding_ids = estate
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    staff, _ = sign_in(app, "hyvala-staff")
+    decision = {
+        (ids.DECIDE_SUBMIT, "n_clicks"): 1,
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "accepted",
+        (ids.DECIDE_REASON, "value"): "Etätyöpalvelin poistuu joulukuussa",
+        (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=10)).isoformat(),
+    }
+    call(app, staff, next(k for k in app.callback_map if "decide-message" in k), decision)
+    # Given the management viewer: the overview warns of the accepted critical problem and
+    # of the decision ending within 14 days, and the register names who decided and why
+    boss, _ = sign_in(app, "hyvala-boss")
+    overview = text_of(call(app, boss, "page.children", {(ids.URL, "pathname"): "/org/hyvala"}))
+    assert ids.ACCEPTED_WARNING in overview and ids.EXPIRING_WARNING in overview
+    register = text_of(
+        call(app, boss, "page.children", {(ids.URL, "pathname"): "/org/hyvala/exceptions"})
+    )
+    assert "Etätyöpalvelin poistuu joulukuussa" in register and "hyvala-staff" in register
+    output = next(k for k in app.callback_map if "revoke-message" in k)
+    revoke = {
+        (ids.REVOKE_SUBMIT, "n_clicks"): 1,
+        (ids.EXCEPTIONS_ORG, "data"): "hyvala",
+        (ids.EXCEPTIONS_TABLE, "selected_row_ids"): [own],
+        (ids.REVOKE_REASON, "value"): "Päätös tehtiin väärään havaintoon",
+    }
+    assert call(app, boss, output, revoke).status_code == 204  # viewers may not revoke
+    # When the staff revoke it
+    response = call(app, staff, output, revoke)
+    # Then the finding is open again, the register is empty, and the audit trail says who
+    assert response.status_code == 200
+    assert response.json["response"][ids.EXCEPTIONS_TABLE]["data"] == []
+    with sessions() as session:
+        assert session.get(Finding, own).status == "open"
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "finding.revoked"))
+        assert (event.actor, event.organisation, event.target) == (
+            "hyvala-staff",
+            "hyvala",
+            str(own),
+        )
+        assert event.note == "Päätös tehtiin väärään havaintoon"
 
 
 def test_csv_export_neutralises_formulas_and_is_audited(estate):
@@ -505,20 +579,19 @@ def test_cookies_are_secure_when_configured(tmp_path, minimal_config):
 
 def test_shared_runs_show_each_reader_their_own_part(sessions, minimal_config):
     """On SQLite and PostgreSQL: the run list is found through the JSON list of slugs."""
-    from dashboard import queries
-
     seed(sessions, minimal_config)
     with sessions() as session:
-        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
-        [whole] = queries.runs_for(session, {"hyvala", "rapala"}, "hyvala")
-        assert queries.runs_for(session, {"hyvala"}, "rapala") == []
+        [own] = views.runs(session, {"hyvala"}, "hyvala")
+        [whole] = views.runs(session, {"hyvala", "rapala"}, "hyvala")
+        with pytest.raises(NotVisible):
+            views.runs(session, {"hyvala"}, "rapala")
     assert [e.message for e in own.errors] == ["hyvala timed out"]
     assert (own.status, own.counts) == ("partial", None)  # its own target timed out
     assert (whole.status, whole.counts) == ("partial", {"targets": 3})
     with sessions.begin() as session:
         session.execute(delete(ScanError).where(ScanError.message == "hyvala timed out"))
     with sessions() as session:
-        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
+        [own] = views.runs(session, {"hyvala"}, "hyvala")
     assert (own.status, own.errors) == ("ok", ())  # the partial part was Rapala's
 
 
@@ -534,7 +607,9 @@ def test_filters_narrow_the_findings_table(estate):
         return [row["subject"] for row in response[ids.FINDINGS_TABLE]["data"]]
 
     assert shown() == ["127.60.1.10:3389/tcp"]
-    assert shown(severity=["high"], category=["services"]) == ["127.60.1.10:3389/tcp"]
+    # stored as high, but the registry (the one table) says critical
+    assert shown(severity=["critical"], category=["services"]) == ["127.60.1.10:3389/tcp"]
+    assert shown(severity=["high"]) == []
     assert shown(severity=["low"]) == []
     assert shown(asset=["127.60.1.99"]) == []
     assert shown(status=["resolved"]) == []

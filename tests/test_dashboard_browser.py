@@ -242,6 +242,12 @@ def test_partner_administrator_visits_every_page(browser, base_url, estate):
     visitor.open("/org/rapala/assets", "Kriittisyys", "rapala-assets")
     score = visitor.open("/org/rapala/score", "Suunnitelma arvosanaan B", "rapala-score")
     assert "Miten pisteet muodostuvat" in score
+    register = visitor.open(
+        "/org/rapala/exceptions", "Hyväksytyt riskit ja väärät hälytykset", "rapala-exceptions"
+    )
+    assert "Voimassa ei ole hyväksyttyjä riskejä" in register  # nobody decided anything
+    assert not browser.find_elements(By.ID, ids.REVOKE_SUBMIT)  # and revoking is staff's
+    assert "Viimeisten 30 päivän aikana päättyneet päätökset" in register
     visitor.open("/org/rapala/scans", "Viimeisimmät skannaukset", "rapala-scans")
 
 
@@ -268,6 +274,17 @@ def test_staff_see_hostile_text_as_text_and_accept_a_risk(browser, base_url, est
     visitor.open(
         "/org/sekala/findings?status=accepted", "Havaintoja näkyvissä: 1", "sekala-accepted"
     )
+    # The decision is in the register, and the staff revoke it there
+    register = visitor.open("/org/sekala/exceptions", "Perumisen syy", "sekala-exceptions")
+    assert "Kuvausteksti on tarkoituksellinen" in register and "sekala-it" in register
+    table = browser.find_element(By.ID, ids.EXCEPTIONS_TABLE)
+    table.find_element(By.CSS_SELECTOR, "input[type='checkbox']").click()
+    browser.find_element(By.ID, ids.REVOKE_REASON).send_keys("Päätös peruttiin kokeeksi.")
+    browser.find_element(By.ID, ids.REVOKE_SUBMIT).click()
+    visitor.wait("Peruttuja päätöksiä: 1", "sekala-revoked", element=ids.REVOKE_MESSAGE)
+    visitor.open(
+        "/org/sekala/findings?status=accepted", "Havaintoja näkyvissä: 0", "sekala-none-accepted"
+    )
 
 
 def test_management_viewer_reads_the_overview_in_swedish(browser, base_url):
@@ -277,6 +294,7 @@ def test_management_viewer_reads_the_overview_in_swedish(browser, base_url):
     browser.find_element(By.LINK_TEXT, "svenska").click()
     overview = visitor.wait("Betygets grunder", "hyvala-overview-sv")
     assert "Ja" in browser.find_element(By.ID, ids.ANSWER).text
+    assert "Godkända risker och falsklarm" in overview  # management reads the register
     assert "Observationer" not in overview  # no findings tab for management
     visitor.open("/org/hyvala/findings", "Inte tillgängligt", "hyvala-findings-refused")
     visitor.open("/org/hyvala/score", "Hur poängen bildas", "hyvala-score-sv")

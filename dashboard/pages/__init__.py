@@ -27,7 +27,16 @@ class Page:
 
 
 def all_pages() -> tuple[Page, ...]:
-    from dashboard.pages import assets, finding, findings, organisation, portfolio, scans, scoring
+    from dashboard.pages import (
+        assets,
+        exceptions,
+        finding,
+        findings,
+        organisation,
+        portfolio,
+        scans,
+        scoring,
+    )
 
     return (
         portfolio.PAGE,
@@ -36,14 +45,16 @@ def all_pages() -> tuple[Page, ...]:
         finding.PAGE,
         assets.PAGE,
         scoring.PAGE,
+        exceptions.PAGE,
         scans.PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
-    from dashboard.pages import finding, findings
+    """The pages with callbacks."""
+    from dashboard.pages import exceptions, finding, findings
 
-    return (findings, finding)
+    return (findings, finding, exceptions)
 
 
 def render(context: PageContext, path: str) -> Any:

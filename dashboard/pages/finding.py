@@ -13,11 +13,11 @@ from dash import Input, Output, State, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
-    TIMEZONE,
     PageContext,
     Services,
     not_found,
     org_header,
+    row_id,
     section,
     severity_badge,
     simple_table,
@@ -25,10 +25,11 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import auth
+from riskiturva import auth, views
 from riskiturva.auth import Viewer
-from riskiturva.models import Finding, FindingStatus
-from riskiturva.store import NotVisible, decide, get_finding
+from riskiturva.models import FindingStatus
+from riskiturva.store import NotVisible, decide
+from riskiturva.views import TIMEZONE
 
 DEFAULT_DECISION_DAYS = 180
 MAX_DECISION_DAYS = 730
@@ -48,11 +49,11 @@ def _event_label(context: PageContext, kind: str) -> str:
     }.get(kind, kind)
 
 
-def history(context: PageContext, finding: Finding) -> Any:
+def history(context: PageContext, view: views.FindingView) -> Any:
     _ = context._
     rows = [
         [context.when(e.at), _event_label(context, e.kind), e.actor or "", e.note or ""]
-        for e in reversed(finding.events)
+        for e in reversed(view.events)
     ]
     return simple_table([_("When"), _("Event"), _("By"), _("Note")], rows, id=ids.HISTORY)
 
@@ -61,37 +62,29 @@ def layout(context: PageContext, finding_id: str) -> Any:
     _ = context._
     with context.sessions() as session:
         try:
-            finding = get_finding(session, int(finding_id), context.viewer.visible)
+            view = views.finding(
+                session, context.viewer.visible, int(finding_id), registry=context.registry
+            )
         except NotVisible:
             return not_found(context)
-        check = context.registry.get(finding.check_id)
-        header = org_header(context, finding.organisation, "findings")
-        facts = simple_table(
+    finding = view.finding
+    check = context.registry.get(finding.check_id)
+    facts = simple_table(
+        [_("Organisation"), _("Subject"), _("Asset"), _("Status"), _("First seen"), _("Last seen")],
+        [
             [
-                _("Organisation"),
-                _("Subject"),
-                _("Asset"),
-                _("Status"),
-                _("First seen"),
-                _("Last seen"),
-            ],
-            [
-                [
-                    finding.organisation.name(context.language),
-                    finding.subject,
-                    finding.asset,
-                    status_label(_, finding.status),
-                    context.when(finding.first_seen),
-                    context.when(finding.last_seen),
-                ]
-            ],
-        )
-        decision = _decision_summary(context, finding)
-        events = history(context, finding)
-        evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
-        reproduce = finding.reproduce
+                view.organisation.name(context.language),
+                finding.subject,
+                finding.asset,
+                status_label(_, finding.status),
+                context.when(finding.first_seen),
+                context.when(finding.last_seen),
+            ]
+        ],
+    )
+    evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
     children = [
-        header,
+        org_header(context, view.organisation, "findings"),
         html.H2(
             [severity_badge(_, finding.severity), context.title(finding.check_id)],
             className="finding-title",
@@ -107,29 +100,37 @@ def layout(context: PageContext, finding_id: str) -> Any:
         section(_("Evidence"), html.Pre(evidence, id=ids.EVIDENCE, className="evidence")),
         section(
             _("Reproduce"),
-            html.Pre(reproduce or _("No command recorded."), id=ids.REPRODUCE),
+            html.Pre(finding.reproduce or _("No command recorded."), id=ids.REPRODUCE),
         ),
-        decision,
-        section(_("History"), html.Div(events, id=f"{ids.HISTORY}-panel")),
+        _decision_summary(context, view),
+        section(_("History"), html.Div(history(context, view), id=f"{ids.HISTORY}-panel")),
     ]
     if context.viewer.can_decide:
         children.append(_decision_form(context, finding_id))
     return html.Div(children)
 
 
-def _decision_summary(context: PageContext, finding: Finding) -> Any:
+def _decision_summary(context: PageContext, view: views.FindingView) -> Any:
     _ = context._
-    if finding.decision is None:
+    decision = view.decision
+    if decision is None:
         return html.Div()
     return dbc.Alert(
-        _(
-            "{decision} by {actor} on {when}, until {until}: {reason}",
-            decision=status_label(_, finding.decision),
-            actor=finding.decided_by or "",
-            when=context.when(finding.decided_at),
-            until=context.day(finding.decision_until),
-            reason=finding.decision_reason or "",
-        ),
+        [
+            _(
+                "{decision} by {actor} on {when}, until {until}: {reason}",
+                decision=status_label(_, decision.decision),
+                actor=decision.decided_by or "",
+                when=context.when(decision.decided_at),
+                until=context.day(decision.until),
+                reason=decision.reason or "",
+            ),
+            " ",
+            dcc.Link(
+                _("The exceptions register"),
+                href=f"/org/{view.organisation.slug}/exceptions",
+            ),
+        ],
         color="info",
     )
 
@@ -154,7 +155,7 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
         html.Label(_("Valid until"), htmlFor=ids.DECIDE_UNTIL),
         dcc.Input(
             id=ids.DECIDE_UNTIL,
-            type="date",
+            type="date",  # type: ignore[arg-type]  # the browser's date input; Dash's hint omits it
             value=default_until.isoformat(),
             min=(context.today + dt.timedelta(days=1)).isoformat(),
             max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),
@@ -163,15 +164,6 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
         html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
         html.Div(id=ids.DECIDE_MESSAGE, role="status"),
     )
-
-
-def _row_id(value: Any) -> int:
-    """A database id from the browser: a positive 64-bit integer, else not found."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
-        return value
-    raise NotVisible(value)
 
 
 def register(secure: SecureCallbacks, services: Services) -> None:
@@ -200,7 +192,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             with services.sessions.begin() as session:
                 finding = decide(
                     session,
-                    finding_id=_row_id(finding_id),
+                    finding_id=row_id(finding_id),
                     visible=viewer.visible,
                     decision=decision,
                     actor=viewer.username,
@@ -219,7 +211,10 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                     detail={"check_id": finding.check_id, "until": expiry.isoformat()},
                     note=finding.decision_reason,
                 )
-                events = history(context, finding)
+                view = views.finding(
+                    session, viewer.visible, finding.id, registry=services.registry
+                )
+                events = history(context, view)
         except NotVisible:
             return dbc.Alert(_("Not found"), color="danger"), no_update
         except (ValueError, TypeError):
