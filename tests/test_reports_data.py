@@ -330,7 +330,7 @@ def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estat
             actor="it@rapala.test",
             reason="the vendor's support line, closed in December",
             until=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
-            now=NOW - dt.timedelta(hours=1),
+            now=OCTOBER_SCAN + dt.timedelta(days=1),
         )
     with sessions() as session:
         report = organisation_report(
@@ -338,6 +338,90 @@ def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estat
         )
     assert "services.exposed.rdp" not in {a.check_id for a in report.actions}
     assert "services.exposed.rdp" not in {r.check_id for r in report.appendix}
+    assert [e.check_id for e in report.exceptions.entries] == ["services.exposed.rdp"]
+
+
+def test_a_decision_after_the_months_end_is_not_in_its_report(sessions, estate):
+    with sessions.begin() as session:
+        rdp = session.scalar(select(Finding).filter_by(check_id="services.exposed.rdp"))
+        decide(
+            session,
+            finding_id=rdp.id,
+            visible=VISIBLE,
+            decision=FindingStatus.ACCEPTED,
+            actor="it@rapala.test",
+            reason="decided on the 1st",
+            until=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+            now=NOW - dt.timedelta(hours=1),
+        )
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+    assert report.replayed
+    assert "services.exposed.rdp" in {a.check_id for a in report.actions}
+    assert report.exceptions.entries == ()
+
+
+# Scanned on 1 November, before the monthly job: RDP closed, the certificate renewed, and
+# a new problem (the name servers stopped refusing zone transfers).
+NOVEMBER_FIRST = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+NOVEMBER = [
+    row for row in OCTOBER if row[2] not in ("services.exposed.rdp", "tls.certificate.expired")
+] + [("rapala", "dns_email", "dns.axfr.open", "rapala.test", "rapala.test")]
+
+
+def _story(report):
+    """What a reader of the October report is told, in comparable form."""
+    return {
+        "as_of": report.as_of,
+        "score": report.score.score,
+        "grade": str(report.score.grade),
+        "checked": report.checked,
+        "actions": [(a.check_id, a.subjects, a.first_seen, a.due) for a in report.actions],
+        "appendix": report.appendix,
+        "categories": {c: s.score for c, s in report.score.categories.items()},
+        "runs": report.coverage.runs,
+        "assets": [(a.value, a.checked, a.failing) for a in report.coverage.assets],
+        "errors": report.coverage.errors,
+        "exceptions": report.exceptions.entries,
+        "new": [(c.check_id, c.subject) for c in report.new],
+        "resolved": [(c.check_id, c.subject) for c in report.resolved],
+        "plan": [(p.action.check_id, p.grade_after) for p in report.management.plan],
+    }
+
+
+def test_last_months_report_rendered_after_a_scan_on_the_1st_tells_its_months_end(sessions, estate):
+    """The monthly job may run after the 1st's first scan (or be re-run days later): the
+    October report still says what stood on 31 October — no finding first seen on the
+    1st, none of the 1st's fixes, October's scan runs and coverage."""
+    with sessions() as session:  # at the month's end: the stored state, not replayed
+        at_the_end = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=MONTH.end, registry=REGISTRY
+        )
+    assert not at_the_end.replayed
+    before = _story(at_the_end)
+    with sessions.begin() as session:
+        _scan(session, estate, NOVEMBER, NOVEMBER_FIRST)
+    take_snapshots(sessions, estate, NOVEMBER_FIRST.date(), now=NOVEMBER_FIRST)
+    with sessions() as session:
+        later = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+        november = organisation_report(
+            session, "rapala", Month(2026, 11), visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+    assert _story(later) == before
+    assert later.as_of == dt.date(2026, 10, 31)
+    assert "dns.axfr.open" not in {a.check_id for a in later.actions}
+    assert {"services.exposed.rdp", "tls.certificate.expired"} <= {
+        a.check_id for a in later.actions
+    }
+    assert all(a.first_seen <= MONTH.last_day for a in later.actions)
+    # The same store, read for November, has the 1st's scan.
+    assert "dns.axfr.open" in {a.check_id for a in november.actions}
+    assert "services.exposed.rdp" not in {a.check_id for a in november.actions}
+    assert november.coverage.runs == 3 and november.score.score != later.score.score
 
 
 def test_portfolio_lists_every_organisation_common_problems_and_who_worsened(sessions, estate):

@@ -14,13 +14,17 @@ Replaying up to now gives the stored state (tested), so live views and reports a
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Iterable
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskiturva.models import EventKind, Finding, FindingEvent, FindingStatus
+from riskiturva.checks import Check
+from riskiturva.inputs import scoring_assets_of
+from riskiturva.models import EventKind, Finding, FindingEvent, FindingStatus, RunStatus, ScanRun
+from riskiturva.scoring import ScoringAsset, ScoringFinding
+from riskiturva.views.severity import registry_category, registry_severity
 
 _DECISIONS = {
     EventKind.ACCEPTED: FindingStatus.ACCEPTED,
@@ -34,7 +38,7 @@ class Decision:
 
     kind: FindingStatus  # accepted or false_positive
     decided_by: str | None
-    decided_at: dt.datetime
+    decided_at: dt.datetime | None  # the store allows none
     reason: str
     until: dt.datetime | None
 
@@ -147,3 +151,57 @@ def standing_at(
         if event is not None:
             events.append(event)
     return found
+
+
+_SCORED = (FindingStatus.OPEN, FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE)
+
+
+def scoring_inputs_at(
+    session: Session,
+    organisation_ids: Collection[int],
+    at: dt.datetime,
+    *,
+    registry: Mapping[str, Check],
+) -> tuple[dict[int, list[Standing]], dict[int, tuple[list[ScoringFinding], list[ScoringAsset]]]]:
+    """The organisations' findings as they stood just before `at` (by organisation id), and
+    scoring's inputs made from them, as `inputs.scoring_inputs_of` makes them from the
+    stored state. The assets are today's active ones: the store keeps no asset history."""
+    standings = standing_at(session, organisation_ids, at)
+    assets = scoring_assets_of(session, organisation_ids)
+    inputs = {}
+    for organisation_id, found in standings.items():
+        findings = [
+            ScoringFinding(
+                check_id=s.check_id,
+                category=registry_category(s, registry),
+                severity=str(registry_severity(s, registry)),
+                subject=s.subject,
+                asset=s.asset,
+                first_seen=s.first_seen.date(),
+                status=str(s.status),
+                decision_reason=s.decision.reason if s.decision else None,
+                decision_until=s.decision.until.date() if s.decision and s.decision.until else None,
+            )
+            for s in found
+            if s.status in _SCORED
+        ]
+        inputs[organisation_id] = (findings, assets[organisation_id])
+    return standings, inputs
+
+
+def checked_before(
+    session: Session,
+    organisations: Mapping[int, str],
+    at: dt.datetime,
+    standings: Mapping[int, list[Standing]],
+) -> set[int]:
+    """The ids (of `organisations`: id → slug) of those checked before `at`: a finding had
+    been seen, or a scan covering them had completed (`inputs.checked_organisations` at `at`)."""
+    checked = {i for i in organisations if standings.get(i)}
+    runs = session.scalars(
+        select(ScanRun.organisations).where(
+            ScanRun.started_at < at, ScanRun.status.in_([RunStatus.OK, RunStatus.PARTIAL])
+        )
+    )
+    covered = {slug for slugs in runs for slug in (slugs or [])}
+    return checked | {i for i, slug in organisations.items() if slug in covered}
