@@ -43,7 +43,7 @@ def create_app(
 ) -> dash.Dash:
     """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
     is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
-    services = Services(sessions, registry or load_registry(), clock or _utc_now)
+    services = Services(sessions, registry or load_registry(), clock or _utc_now, config)
     app = dash.Dash(
         __name__,
         server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app

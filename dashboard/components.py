@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
+from riskiturva.config import Config
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -53,6 +54,7 @@ class PageContext:
     registry: Registry
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
+    config: Config | None = None  # owners, requirement profiles, peer groups
 
     @cached_property
     def _(self) -> Translator:
@@ -255,12 +257,13 @@ class Services:
     sessions: sessionmaker[Session]
     registry: Registry
     clock: Any  # () -> aware datetime
+    config: Config | None = None
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}
+            viewer, language, self.sessions, self.registry, self.clock(), query or {}, self.config
         )
 
 

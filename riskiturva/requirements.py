@@ -13,12 +13,14 @@ it in what was checked", never "compliant" (docs/requirements.md).
 
 from __future__ import annotations
 
+import ipaddress
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 from importlib import resources
+from urllib.parse import urlsplit
 
 from riskiturva.checks import LANGUAGES, load_registry
 
@@ -248,6 +250,16 @@ def load_profiles() -> Profiles:
             data = tomllib.loads(entry.read_text(encoding="utf-8"))
             profiles[profile_id] = parse_profile(profile_id, data, entry.name)
     return Profiles(profiles)
+
+
+def host_name_of(asset: str) -> str | None:
+    """The DNS name an asset's value is about (a URL's host, or the name itself); None for
+    an address or a network, which no domain-suffix profile covers."""
+    try:
+        ipaddress.ip_network(asset, strict=False)
+    except ValueError:
+        return (urlsplit(asset).hostname if "://" in asset else asset) or None
+    return None
 
 
 @dataclass(frozen=True)

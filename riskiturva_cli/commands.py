@@ -771,7 +771,9 @@ def report_command(
     with sessions() as session:
         try:
             if org is not None:
-                rendered = reports.render_organisation(session, org, period, **options)
+                rendered = reports.render_organisation(
+                    session, org, period, config=config, **options
+                )
             else:
                 assert partner is not None
                 rendered = reports.render_portfolio(

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from riskiturva.checks import load_registry
+from riskiturva.checks import OwnerRole, load_registry
 from riskiturva.config import Config
 from riskiturva.history import take_snapshots
+from riskiturva.inputs import scoring_inputs
 from riskiturva.models import (
     Finding,
     FindingStatus,
@@ -28,8 +29,12 @@ from riskiturva.models import (
     ScoreSnapshot,
     SubjectState,
 )
+from riskiturva.owners import Responsible
 from riskiturva.period import Month, previous_month
+from riskiturva.requirements import RequirementStatus
+from riskiturva.scoring import score_organisation
 from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
+from riskiturva.views.management import NoPeers
 from riskiturva.views.period import organisation_report, portfolio_report
 
 MONTH = Month(2026, 10)
@@ -59,6 +64,7 @@ slug = "rapala"
 name = { fi = "Rapalan kunta", sv = "Rapala kommun", en = "Municipality of Rapala" }
 scope = { domains = ["rapala.test"], networks = ["127.60.2.0/24"] }
 report_recipients = ["hallinto@rapala.test"]
+owners = { tls = { role = "service_provider", name = "Verkkotalo Oy" } }
 assets = [
   { kind = "host", value = "www.rapala.test", criticality = "high", tags = ["e-service"] },
   { kind = "mail_domain", value = "rapala.test" },
@@ -439,3 +445,59 @@ def test_portfolio_lists_every_organisation_common_problems_and_who_worsened(ses
     ]
     assert [r.organisation for r in only_hyvala.rows] == ["hyvala"]
     assert only_hyvala.common == ()
+
+
+def test_the_first_actions_name_who_fixes_them_and_the_grade_after(sessions, estate):
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY, config=estate
+        )
+    plan = report.management.plan
+    assert [p.action for p in plan] == list(report.actions[:3])
+    for item in plan:
+        check = REGISTRY[item.action.check_id]
+        if check.id.startswith("tls."):  # the configuration's owners: tls → the provider
+            assert item.owners == (Responsible(OwnerRole.SERVICE_PROVIDER, "Verkkotalo Oy"),)
+        elif check.owner is OwnerRole.PARTNER:  # the registry's default, named
+            assert item.owners == (Responsible(OwnerRole.PARTNER, "Seudun ICT-palvelut"),)
+        else:
+            assert item.owners == (Responsible(check.owner, None),)
+    # Cumulative: each step's score assumes the steps before it are done.
+    scores = [report.score.score, *(p.score_after for p in plan)]
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+    fixed = {p.action.check_id for p in plan}
+    with sessions() as session:
+        rapala = session.scalar(select(Organisation).filter_by(slug="rapala"))
+        findings, assets = scoring_inputs(session, rapala, now=MONTH.end)
+    after = score_organisation(
+        "rapala", [f for f in findings if f.check_id not in fixed or f.status != "open"], assets
+    )
+    assert (plan[-1].score_after, plan[-1].grade_after) == (after.score, str(after.grade))
+    # Two organisations in the partner: too few for an anonymous comparison.
+    assert report.management.peers is None and report.management.no_peers is NoPeers.TOO_FEW
+
+
+def test_obligations_follow_the_findings_and_what_was_checked(sessions, estate):
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY, config=estate
+        )
+    profiles = {p.profile.id: p for p in report.management.obligations}
+    assert list(profiles) == list(estate.organisations[1].requirements)
+    # .test names are not .fi: Traficom's M68 does not apply.
+    assert not profiles["traficom-m68"].applicable
+    results = {r.requirement.id: r for p in profiles.values() for r in p.results}
+    # The expired certificate speaks against availability (13 § 2).
+    availability = results["tiedonhallintalaki.13_2_availability"]
+    assert availability.status is RequirementStatus.NOT_MET and availability.findings == 1
+    # Nothing open against integrity's checks, and its collectors all ran in October.
+    for result in results.values():
+        if result.status is RequirementStatus.MET:
+            assert result.findings == 0 and not result.unchecked
+    # The web collector never ran: what it evidences is not checked, never "met".
+    web_only = [
+        r
+        for r in results.values()
+        if r.requirement.checks and all(c.startswith("web.") for c in r.requirement.checks)
+    ]
+    assert web_only and all(r.status is RequirementStatus.NOT_CHECKED for r in web_only)

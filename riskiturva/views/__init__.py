@@ -15,7 +15,10 @@ category and titles come from the check registry. Faces format; they never query
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `trend`: snapshots read back, and the change over 30 days;
-- `period`: the monthly reports' period summaries.
+- `period`: the monthly reports' period summaries;
+- `management`: what a manager reads first — the top actions with owners and the grade
+  after each, obligations per requirement profile, anonymised peer figures;
+- `asof`: findings as they stood at a past moment, replayed from their events.
 """
 
 from riskiturva.store import NotVisible
@@ -29,6 +32,13 @@ from riskiturva.views.exceptions import (
 )
 from riskiturva.views.findings import FindingRow, FindingView, finding, findings
 from riskiturva.views.live import LiveScore
+from riskiturva.views.management import (
+    Management,
+    NoPeers,
+    PlannedAction,
+    ProfileResult,
+    organisation_management,
+)
 from riskiturva.views.organisations import OrganisationRef, organisation, organisations
 from riskiturva.views.overview import Overview, ScoreExplanation, explanation, overview
 from riskiturva.views.period import (
@@ -53,13 +63,17 @@ __all__ = [
     "FindingRow",
     "FindingView",
     "LiveScore",
+    "Management",
+    "NoPeers",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
     "Overview",
+    "PlannedAction",
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "ProfileResult",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
@@ -73,6 +87,7 @@ __all__ = [
     "findings",
     "local_day",
     "organisation",
+    "organisation_management",
     "organisation_report",
     "organisations",
     "overview",

@@ -11,17 +11,18 @@ profiles that apply (`riskiturva.requirements`) and who takes part in peer figur
 from __future__ import annotations
 
 import datetime as dt
-import ipaddress
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from functools import cache
 
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskiturva.checks import Check
 from riskiturva.collector import collector_classes
 from riskiturva.config import Config, Organisation, Partner
+from riskiturva.models import RunStatus, ScanRun
 from riskiturva.owners import Responsible, responsible_for
 from riskiturva.peers import MemberScore, PeerComparison, compare
 from riskiturva.requirements import (
@@ -30,10 +31,19 @@ from riskiturva.requirements import (
     RequirementResult,
     RequirementStatus,
     evaluate,
+    host_name_of,
     load_profiles,
 )
-from riskiturva.scoring import Action, FindingStatus, ScoringFinding, score_organisation
+from riskiturva.scoring import (
+    Action,
+    FindingStatus,
+    ScoringFinding,
+    priorities,
+    score_organisation,
+)
+from riskiturva.views.clock import local_day
 from riskiturva.views.live import ScoredState, scores_at
+from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.organisations import organisations
 
 TOP_ACTIONS = 3
@@ -74,6 +84,72 @@ class Management:
     obligations: tuple[ProfileResult, ...]  # the profiles the configuration names
     peers: PeerComparison | None
     no_peers: NoPeers | None
+
+
+def management(
+    session: Session,
+    state: ScoredState,
+    actions: Sequence[Action],
+    config: Config | None,
+    *,
+    since: dt.datetime,
+    at: dt.datetime,
+    now: dt.datetime,
+    registry: Mapping[str, Check],
+) -> Management:
+    """The management facts of one organisation's state at `at`; obligations count the
+    collectors that completed a scan of it from `since` to `at` as having checked it."""
+    slug = state.live.organisation.slug
+    peers, no_peers = peer_comparison(session, state, config, at=at, now=now, registry=registry)
+    return Management(
+        plan=plan(state, actions, config, registry=registry),
+        obligations=obligations(
+            state, config, completed_collectors(session, slug, since=since, until=at)
+        ),
+        peers=peers,
+        no_peers=no_peers,
+    )
+
+
+def organisation_management(
+    session: Session,
+    visible: Collection[str],
+    slug: str,
+    *,
+    now: dt.datetime,
+    registry: Mapping[str, Check],
+    config: Config | None,
+    period: dt.timedelta = dt.timedelta(days=31),
+) -> Management:
+    """The visible organisation's management facts now (the dashboard's view); a collector
+    counts as having checked it when it completed a scan of it within `period`."""
+    organisation = visible_organisation(session, visible, slug)
+    state = scores_at(session, [organisation], at=now, now=now, registry=registry)[slug]
+    actions = priorities(state.score, registry=registry, today=local_day(now))
+    return management(
+        session,
+        state,
+        actions,
+        config,
+        since=now - period,
+        at=now,
+        now=now,
+        registry=registry,
+    )
+
+
+def completed_collectors(
+    session: Session, slug: str, *, since: dt.datetime, until: dt.datetime
+) -> tuple[str, ...]:
+    """Collectors with a completed (ok or partial) scan run covering `slug` in the period."""
+    rows = session.execute(
+        select(ScanRun.collector, ScanRun.organisations).where(
+            ScanRun.started_at >= since,
+            ScanRun.started_at < until,
+            ScanRun.status.in_([RunStatus.OK, RunStatus.PARTIAL]),
+        )
+    )
+    return tuple(sorted({c for c, slugs in rows if slug in (slugs or [])}))
 
 
 @cache
@@ -127,13 +203,8 @@ def obligations(
     org_config = _organisation_config(config, state.live.organisation.slug)
     if org_config is None:
         return ()
-    host_of = {a.value: a.host_name for a in org_config.assets}
     evidence = [
-        Evidence(
-            f.check_id,
-            host_of.get(f.asset, f.asset if not _is_address(f.asset) else None),
-            f.status == FindingStatus.ACCEPTED,
-        )
+        Evidence(f.check_id, host_name_of(f.asset), f.status == FindingStatus.ACCEPTED)
         for f in state.findings
         if f.status != FindingStatus.FALSE_POSITIVE
     ]
@@ -146,14 +217,6 @@ def obligations(
         )
         for p in org_config.requirements
     )
-
-
-def _is_address(value: str) -> bool:
-    try:
-        ipaddress.ip_network(value, strict=False)
-    except ValueError:
-        return False
-    return True
 
 
 def peer_comparison(

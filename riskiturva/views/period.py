@@ -36,9 +36,14 @@ from riskiturva.scoring import (
 from riskiturva.store import NotVisible
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import local_day
-from riskiturva.views.exceptions import ExceptionsRegister, register_at, registers
+from riskiturva.views.exceptions import (
+    ExceptionEntry,
+    ExceptionsRegister,
+    register_at,
+    registers,
+)
 from riskiturva.views.live import live_scores, scores_at
-from riskiturva.views.management import Management, obligations, peer_comparison, plan
+from riskiturva.views.management import Management, management
 from riskiturva.views.organisations import OrganisationRef, organisations
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.severity import registry_severity, worst_first_key
@@ -104,7 +109,6 @@ class ErrorSummary:
 class Coverage:
     runs: int
     collectors: tuple[str, ...]
-    completed: tuple[str, ...]  # collectors with a completed (ok or partial) run
     assets: tuple[AssetCoverage, ...]
     errors: tuple[ErrorSummary, ...]
 
@@ -169,6 +173,12 @@ class OrganisationReport:
         if self.previous is None:
             return None
         return round(self.score.score - self.previous.score, 1)
+
+    @property
+    def ending_next_month(self) -> tuple[ExceptionEntry, ...]:
+        """Decisions in force that end before the next month is over: renew or fix."""
+        end = self.month.next().end
+        return tuple(e for e in self.exceptions.entries if e.until is not None and e.until < end)
 
     @property
     def top_actions(self) -> tuple[Action, ...]:
@@ -289,9 +299,6 @@ def _coverage(
     return Coverage(
         runs=len(runs),
         collectors=tuple(sorted({r.collector for r in runs})),
-        completed=tuple(
-            sorted({r.collector for r in runs if r.status in (RunStatus.OK, RunStatus.PARTIAL)})
-        ),
         assets=tuple(assets),
         errors=tuple(
             ErrorSummary(collector, kind, tuple(sorted(subjects)), count)
@@ -364,7 +371,6 @@ def organisation_report(
     else:
         register = register_at(slug, state.standings, at, registry=registry)
     coverage = _coverage(session, organisation, month, at)
-    peers, no_peers = peer_comparison(session, state, config, at=at, now=now, registry=registry)
     return OrganisationReport(
         organisation=slug,
         names=organisation.names,
@@ -382,11 +388,15 @@ def organisation_report(
         exceptions=register,
         coverage=coverage,
         appendix=_appendix(state.findings, registry, today),
-        management=Management(
-            plan=plan(state, actions, config, registry=registry),
-            obligations=obligations(state, config, coverage.completed),
-            peers=peers,
-            no_peers=no_peers,
+        management=management(
+            session,
+            state,
+            actions,
+            config,
+            since=month.start,
+            at=at,
+            now=now,
+            registry=registry,
         ),
     )
 
