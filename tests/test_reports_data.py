@@ -501,3 +501,92 @@ def test_obligations_follow_the_findings_and_what_was_checked(sessions, estate):
         if r.requirement.checks and all(c.startswith("web.") for c in r.requirement.checks)
     ]
     assert web_only and all(r.status is RequirementStatus.NOT_CHECKED for r in web_only)
+
+
+def _peer_estate(sessions: sessionmaker[Session]) -> Config:
+    """The estate, and four more organisations of the partner, one of them opting out."""
+    build_estate(sessions)
+    slugs = ["alanen", "ylinen", "keskinen", "erillinen"]
+    text = ESTATE.replace(
+        'organisations = ["hyvala", "rapala"]', f"organisations = {['hyvala', 'rapala', *slugs]}"
+    )
+    for slug in slugs:
+        text += f"""
+[[organisations]]
+slug = "{slug}"
+name = {{ fi = "{slug} fi", sv = "{slug} sv", en = "{slug} en" }}
+scope = {{ domains = ["{slug}.test"] }}
+peer_comparison = {"false" if slug == "erillinen" else "true"}
+assets = [{{ kind = "host", value = "www.{slug}.test" }}]
+"""
+    config = Config.model_validate(tomllib.loads(text))
+    with sessions.begin() as session:
+        sync_config(session, config)
+        run = ScanRun(
+            collector="tls",
+            organisations=slugs,
+            status=RunStatus.OK,
+            started_at=OCTOBER_SCAN,
+            finished_at=OCTOBER_SCAN,
+        )
+        session.add(run)
+        session.flush()
+        for index, slug in enumerate(slugs):
+            organisation = session.scalar(select(Organisation).filter_by(slug=slug))
+            subject = f"www.{slug}.test:443"
+            checks = ["tls.protocol.tls1_0", "tls.certificate.expired"][: index % 3]
+            reconcile(
+                session,
+                organisation=organisation,
+                collector="tls",
+                run_id=run.id,
+                observed=[
+                    ObservedFinding(
+                        check_id=check_id,
+                        subject=subject,
+                        target=subject,
+                        asset=f"www.{slug}.test",
+                        category="tls",
+                        severity=str(REGISTRY[check_id].severity),
+                        evidence={"seen": "yes"},
+                    )
+                    for check_id in checks
+                ],
+                scanned_ok={subject},
+                now=OCTOBER_SCAN,
+            )
+            _state(
+                session,
+                organisation.id,
+                "tls",
+                subject,
+                f"www.{slug}.test",
+                run,
+                OCTOBER_SCAN,
+                "ok",
+            )
+    return config
+
+
+def test_peers_compare_with_the_participating_organisations_only(sessions):
+    config = _peer_estate(sessions)
+    everyone = [o.slug for o in config.organisations]
+    options = {"visible": everyone, "now": NOW, "registry": REGISTRY, "config": config}
+    with sessions() as session:
+        rapala = organisation_report(session, "rapala", MONTH, **options)
+        alone = organisation_report(session, "erillinen", MONTH, **options)
+        scores = {
+            slug: organisation_report(session, slug, MONTH, **options).score.score
+            for slug in everyone
+            if slug != "erillinen"
+        }
+    peers = rapala.management.peers
+    assert peers is not None and rapala.management.no_peers is None
+    # Five take part: the one that opted out is neither counted nor shown the figures.
+    assert peers.count == 5 and peers.partner_name == "Seudun ICT-palvelut"
+    assert alone.management.peers is None and alone.management.no_peers is NoPeers.OPTED_OUT
+    values = sorted(scores.values())
+    assert peers.score.group.median == round(values[2])
+    assert peers.score.group.lower_quartile <= peers.score.group.median
+    assert peers.score.own == rapala.score.score
+    assert peers.score.position == "bottom"  # Rapala is the weakest of the five
