@@ -43,7 +43,7 @@ def create_app(
 ) -> dash.Dash:
     """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
     is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
-    services = Services(sessions, registry or load_registry(), clock or _utc_now, config)
+    services = Services(sessions, registry or load_registry(), config, clock or _utc_now)
     app = dash.Dash(
         __name__,
         server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
@@ -91,6 +91,8 @@ def _shell() -> Any:
     links = [dbc.NavItem(dbc.NavLink(_("Home"), href="/"))]
     if len(viewer.visible) > 1:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
+        if viewer.sees_details:
+            links.append(dbc.NavItem(dbc.NavLink(_("Alerts"), href="/alerts")))
     current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(

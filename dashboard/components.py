@@ -52,9 +52,9 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config  # alert settings; owners, requirement profiles and peer groups
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
-    config: Config | None = None  # owners, requirement profiles, peer groups
 
     @cached_property
     def _(self) -> Translator:
@@ -169,6 +169,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
+        ("alerts", "/alerts", _("Alerts"), True),
     )
 
 
@@ -252,18 +253,19 @@ def graph(figure: Any, **props: Any) -> dcc.Graph:
 
 @dataclass(frozen=True)
 class Services:
-    """What the app was created with: the store, the check registry and the clock."""
+    """What the app was created with: the store, the check registry, the configuration
+    and the clock."""
 
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config
     clock: Any  # () -> aware datetime
-    config: Config | None = None
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}, self.config
+            viewer, language, self.sessions, self.registry, self.config, self.clock(), query or {}
         )
 
 

@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     PrivateAttr,
@@ -52,7 +51,10 @@ from riskiturva._config_problems import (
     parse_toml,
     problems_of,
 )
+from riskiturva._config_types import CACertificateFile, EmailAddress, resolved
+from riskiturva._config_types import ConfigModel as _Model
 from riskiturva._cron import parse_schedule
+from riskiturva.alerts.settings import AlertSettings, OrganisationAlerts, PartnerAlerts
 from riskiturva.checks import OwnerRole, load_registry
 from riskiturva.requirements import load_profiles
 
@@ -63,10 +65,6 @@ LANGUAGES = ("fi", "sv", "en")
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
-
-
 class CollectorOptions(_Model):
     """Base of a collector's options model (`[settings.collectors.<name>]`).
 
@@ -74,39 +72,16 @@ class CollectorOptions(_Model):
     with TOML's own types (a string is never read as a number)."""
 
 
-def _base_folder(info: ValidationInfo) -> Path | None:
-    context = info.context if isinstance(info.context, Mapping) else {}
-    base = context.get("base")
-    return Path(base) if base is not None else None
-
-
-def _resolved(path: Path, info: ValidationInfo) -> Path:
-    """A relative path resolves against the configuration file's folder."""
-    base = _base_folder(info)
-    path = path.expanduser()
-    if base is not None and not path.is_absolute():
-        path = base / path
-    return path.resolve() if base is not None else path
-
-
-def _ca_file(path: Path, info: ValidationInfo) -> Path:
-    from riskiturva.trust_files import read_ca_certificates
-
-    path = _resolved(path, info)
-    read_ca_certificates(path)
-    return path
-
-
 def _anchors_file(path: Path, info: ValidationInfo) -> Path:
     from riskiturva.trust_files import read_trust_anchors
 
-    path = _resolved(path, info)
+    path = resolved(path, info)
     read_trust_anchors(path)
     return path
 
 
 def _data_dir(path: Path, info: ValidationInfo) -> Path:
-    path = _resolved(path, info)
+    path = resolved(path, info)
     existing = path
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -118,7 +93,6 @@ def _data_dir(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-CACertificateFile = Annotated[Path, AfterValidator(_ca_file)]
 TrustAnchorsFile = Annotated[Path, AfterValidator(_anchors_file)]
 
 
@@ -232,19 +206,6 @@ def _address(value: str) -> str:
         raise ValueError(f"not an IP address: {value!r}") from exc
 
 
-def _email(value: str) -> str:
-    import email_validator
-
-    try:
-        # Syntax only, never a DNS lookup; `.test` names are allowed for the lab.
-        checked = email_validator.validate_email(
-            value, check_deliverability=False, test_environment=True
-        )
-    except email_validator.EmailNotValidError as exc:
-        raise ValueError(f"not an e-mail address: {exc}") from exc
-    return checked.normalized
-
-
 def _selector(value: str) -> str:
     selector = value.strip().lower()
     if not selector or not all(_is_valid_label(x) for x in selector.split(".")):
@@ -255,7 +216,6 @@ def _selector(value: str) -> str:
 ScopeDomain = Annotated[str, AfterValidator(_scope_domain)]
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network)]
 IPAddress = Annotated[str, AfterValidator(_address)]
-EmailAddress = Annotated[str, AfterValidator(_email)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
@@ -396,6 +356,8 @@ class Organisation(_Model):
             raise ValueError(f"unknown requirement profiles {unknown}; known: {sorted(profiles)}")
         return tuple(dict.fromkeys(value))
 
+    alerts: OrganisationAlerts = OrganisationAlerts()
+
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
         problems: list[Problem] = []
@@ -421,6 +383,7 @@ class Partner(_Model):
     slug: Slug = Field(description="short stable id")
     name: str = Field(min_length=1, description="the partner's name")
     organisations: tuple[str, ...] = Field((), description="slugs of the organisations it runs")
+    alerts: PartnerAlerts = PartnerAlerts()
 
 
 class SharedScope(_Model):
@@ -710,6 +673,7 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
     collectors: Mapping[str, CollectorOptions] = Field(
         default_factory=dict,
@@ -825,6 +789,7 @@ class Config(_Model):
             *_wide_network_problems(self),
             *_overlap_problems(self),
             *_owner_problems(self),
+            *_channel_problems(self),
         ]
         if found:
             raise invalid("Config", found)
@@ -869,6 +834,20 @@ def _partner_problems(config: Config) -> Iterator[Problem]:
                 yield location, message, slug
             listed.add(slug)
             member_of.setdefault(slug, partner.slug)
+
+
+def _channel_problems(config: Config) -> Iterator[Problem]:
+    """Every channel an organisation or partner names is declared in settings.alerts."""
+    declared = {c.name for c in config.settings.alerts.channels}
+    tables: list[tuple[str, int, OrganisationAlerts | PartnerAlerts]] = [
+        ("organisations", i, o.alerts) for i, o in enumerate(config.organisations)
+    ]
+    tables += [("partners", i, p.alerts) for i, p in enumerate(config.partners)]
+    for kind, index, alerts in tables:
+        for position, name in enumerate(alerts.channels):
+            if name not in declared:
+                location = (kind, index, "alerts", "channels", position)
+                yield location, "no [[settings.alerts.channels]] has this name", name
 
 
 def _shared_scope_problems(config: Config) -> Iterator[Problem]:

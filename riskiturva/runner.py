@@ -24,6 +24,7 @@ from dataclasses import dataclass, field
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva.alerts.outbox import record_run
 from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
     Collector,
@@ -167,6 +168,8 @@ def _outcome(observation: SubjectObservation) -> Outcome:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
+# Called after each organisation's reconcile, inside its transaction.
+AfterReconcile = Callable[[Session, OrganisationRow, list[SubjectObservation]], object]
 
 
 def build_context(config: Config, **overrides: object) -> ScanContext:
@@ -383,6 +386,20 @@ def run_collector(
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
     _tally(report, per_org, failure)
+
+    def alerts(session: Session, org_row: OrganisationRow, seen: list[SubjectObservation]) -> None:
+        record_run(
+            session,
+            config,
+            organisation=org_row,
+            collector=collector.name,
+            run_id=run_id,
+            failure=failure,
+            observations=seen,
+            now=finished,
+            registry=registry,
+        )
+
     try:
         persist_run_results(
             sessions,
@@ -392,6 +409,7 @@ def run_collector(
             resolve=failure is None,
             finished=finished,
             budget_s=budget,
+            after_reconcile=alerts,
         )
     except StoreWriteError as error:
         _record_unsaved_run(sessions, report, error, finished, budget)
@@ -423,9 +441,12 @@ def persist_run_results(
     resolve: bool,
     finished: dt.datetime,
     budget_s: float,
+    after_reconcile: AfterReconcile | None = None,
 ) -> None:
     """Save one run's observations, reconcile its findings and close the run: one
     transaction, retried from scratch on a lock or a lost connection within `budget_s`.
+    `after_reconcile` runs after each organisation's reconcile, in the same transaction
+    (the alerts' outbox: findings and their alerts are written together or not at all).
 
     Writers of the same organisations take turns (the run row's update takes SQLite's
     write lock before anything is read; PostgreSQL locks the organisation rows), so two
@@ -472,6 +493,8 @@ def persist_run_results(
                 now=finished,
             )
             report.counts.add(counts)
+            if after_reconcile is not None:
+                after_reconcile(session, org_row, observations)
         _close_run(run, report, finished)
 
     write_with_retry(

@@ -11,8 +11,9 @@
   latest missed fire time of a scan still runs if it is at most `misfire_grace_seconds`
   late; fire times missed beyond that are recorded as *skipped* scan runs, visible on the
   scans page. Snapshots, reports and maintenance always catch up, once.
-- Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`,
-  `maintenance:prune`, `maintenance:vacuum`); jobs no longer configured are removed.
+- Jobs have stable ids (`collector:tls`, `snapshots:daily`, `alerts:send`,
+  `reports:monthly`, `maintenance:prune`, `maintenance:vacuum`); jobs no longer configured
+  are removed.
 """
 
 from __future__ import annotations
@@ -110,6 +111,9 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
         if (expression := schedules.for_collector(name))
     ]
     specs.append(spec("snapshots:daily", "scheduled_snapshots", SNAPSHOT_SCHEDULE, (path,), None))
+    specs.append(
+        spec("alerts:send", "scheduled_alerts", settings.alerts.sender_schedule, (path,), None)
+    )
     specs.append(
         spec("reports:monthly", "scheduled_reports", settings.reports.schedule, (path,), None)
     )
@@ -444,6 +448,7 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
             return
         log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
         _snapshots(sessions, config)
+        _send_alerts(sessions, config)  # the run's urgent alerts now, not at the next pass
 
 
 @_reported("score snapshots")
@@ -451,6 +456,21 @@ def scheduled_snapshots(config_path: str) -> None:
     """Job: store each organisation's score for today."""
     with _store(config_path) as (config, sessions):
         _snapshots(sessions, config)
+
+
+@_reported("alerts")
+def scheduled_alerts(config_path: str) -> None:
+    """Job: deliver due alerts (urgent ones, digests at their hour, retries)."""
+    with _store(config_path) as (config, sessions):
+        _send_alerts(sessions, config)
+
+
+def _send_alerts(sessions: sessionmaker[Session], config: Config) -> None:
+    from riskiturva.alerts.sender import deliver_due
+
+    report = deliver_due(sessions, config)
+    if report.batched or report.sent or report.retrying or report.failed:
+        log.info("alerts: %s", report)
 
 
 @_reported("monthly reports")

@@ -317,6 +317,8 @@ ROUTES = (
     "/org/rapala/score",
     "/org/rapala/exceptions",
     "/org/rapala/scans",
+    "/org/rapala/alerts",
+    "/alerts",
 )
 
 

@@ -9,16 +9,12 @@ screenshots go to `screenshots/` (git-ignored) for people to look at.
 from __future__ import annotations
 
 import datetime as dt
-import shutil
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -34,24 +30,12 @@ from riskiturva.db import open_store
 from riskiturva.history import take_snapshots
 from riskiturva.models import Finding, Organisation, ScoreSnapshot
 from riskiturva.runner import run_scan
+from tests import browser as browser_tools
+from tests.browser import chromium, served
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "screenshots"
 PASSWORD = "lab password for tests"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1100",
-    "--lang=fi",  # the browser's own widgets (the date input) as a Finnish user sees them
-)
 HISTORY_DAYS = 60
 
 
@@ -142,74 +126,19 @@ def estate(lab, tmp_path_factory) -> Estate:
 
 @pytest.fixture(scope="module")
 def base_url(estate) -> Iterator[str]:
-    app = dashboard.create_app(estate.config, estate.sessions)
-    server = dashboard.make_server(app, port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with served(dashboard.create_app(estate.config, estate.sessions)) as url:
+        yield url
 
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("needs Debian's chromium and chromium-driver (make system-packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
-class Visitor:
-    """One person at the browser: signs in, opens pages, waits for text, takes pictures."""
-
+class Visitor(browser_tools.Visitor):
     def __init__(self, driver: webdriver.Chrome, base: str, name: str):
-        self.driver, self.base, self.name = driver, base, name
-
-    def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        self.driver.delete_all_cookies()
-        self.driver.get(f"{self.base}/login")
-        self.driver.find_element(By.ID, "username").send_keys(username)
-        self.driver.find_element(By.ID, "password").send_keys(password)
-        self.driver.find_element(By.ID, "login-submit").click()
-
-    def open(self, path: str, expect: str, shot: str) -> str:
-        """Go to `path`, wait until the page shows `expect`, save a screenshot."""
-        self.driver.get(f"{self.base}{path}")
-        return self.wait(expect, shot)
-
-    def wait(self, expect: str, shot: str, element: str = ids.PAGE) -> str:
-        try:
-            WebDriverWait(self.driver, 20).until(
-                ec.text_to_be_present_in_element((By.ID, element), expect)
-            )
-        except TimeoutException:
-            self.screenshot(f"{shot}-FAILED")
-            raise AssertionError(
-                f"{expect!r} never appeared in #{element} for {self.name}"
-            ) from None
-        self.settle()
-        self.screenshot(shot)
-        return self.driver.find_element(By.ID, element).text
-
-    def settle(self) -> None:
-        """Wait for Dash to finish its callbacks (no `_dash-loading` state left)."""
-        WebDriverWait(self.driver, 20).until(
-            lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-dash-is-loading='true']")
-        )
-
-    def screenshot(self, shot: str) -> None:
-        self.driver.save_screenshot(str(SCREENSHOTS / f"{self.name}-{shot}.png"))
-
-    def no_alert(self) -> None:
-        with pytest.raises(NoAlertPresentException):
-            self.driver.switch_to.alert  # noqa: B018
+        super().__init__(driver, base, name, PASSWORD)
 
 
 def test_sign_in_page_refuses_a_wrong_password(browser, base_url):

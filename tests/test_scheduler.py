@@ -78,6 +78,7 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     first = jobs(path)
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
         "snapshots:daily",
+        "alerts:send",
         "reports:monthly",
         "maintenance:prune",
         "maintenance:vacuum",

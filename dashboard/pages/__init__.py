@@ -28,6 +28,7 @@ class Page:
 
 def all_pages() -> tuple[Page, ...]:
     from dashboard.pages import (
+        alerts,
         assets,
         exceptions,
         finding,
@@ -47,6 +48,8 @@ def all_pages() -> tuple[Page, ...]:
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
+        alerts.PAGE,
+        alerts.PORTFOLIO_PAGE,
     )
 
 

@@ -19,9 +19,21 @@ category and titles come from the check registry. Faces format; they never query
 - `management`: what a manager reads first — the top actions with owners and the grade
   after each, obligations per requirement profile, anonymised peer figures;
 - `asof`: findings as they stood at a past moment, replayed from their events.
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
 from riskiturva.store import NotVisible
+from riskiturva.views.alerts import (
+    AlertEntry,
+    AlertSetup,
+    Delivery,
+    MessageEntry,
+    Recipient,
+    RuleSetting,
+    alert_setup,
+    alerts,
+    outbox,
+)
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import TIMEZONE, local_day
 from riskiturva.views.exceptions import (
@@ -54,16 +66,20 @@ from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
+    "AlertEntry",
+    "AlertSetup",
     "AssetView",
     "Change",
     "ChangeKind",
     "Changes",
+    "Delivery",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
     "LiveScore",
     "Management",
+    "MessageEntry",
     "NoPeers",
     "NotVisible",
     "OrganisationRef",
@@ -74,11 +90,15 @@ __all__ = [
     "PortfolioReport",
     "PortfolioRow",
     "ProfileResult",
+    "Recipient",
+    "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
     "SnapshotPoint",
     "SubjectStateView",
+    "alert_setup",
+    "alerts",
     "assets",
     "changes",
     "exceptions",
@@ -90,6 +110,7 @@ __all__ = [
     "organisation_management",
     "organisation_report",
     "organisations",
+    "outbox",
     "overview",
     "portfolio",
     "portfolio_report",
