@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard.i18n import text
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
-from riskiturva.config import Config
+from riskiturva.config import Config, Scope
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -55,6 +55,11 @@ class PageContext:
     config: Config  # alert settings; owners, requirement profiles and peer groups
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     @cached_property
     def _(self) -> Translator:
@@ -166,6 +171,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("overview", "", _("Overview"), False),
         ("findings", "/findings", _("Findings"), True),
         ("assets", "/assets", _("Assets"), True),
+        ("proposals", "/proposals", _("Discovered"), True),
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
@@ -260,6 +266,11 @@ class Services:
     registry: Registry
     config: Config
     clock: Any  # () -> aware datetime
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None

@@ -312,12 +312,47 @@ class Asset(_Model):
         return None
 
 
+def _evidence_source(value: str) -> str:
+    from riskiturva.discovery.facts import Source
+
+    if value not in set(Source):
+        raise ValueError(f"not an evidence source ({', '.join(Source)}): {value!r}")
+    return value
+
+
+class AutoAcceptRule(_Model):
+    """A discovery proposal this organisation accepts without review (docs/discovery.md)."""
+
+    kinds: tuple[AssetKind, ...] = Field(
+        (AssetKind.HOST,), description="asset kinds the rule accepts"
+    )
+    sources: tuple[Annotated[str, AfterValidator(_evidence_source)], ...] = Field(
+        (), description="evidence sources (e.g. nsec, axfr, ptr); empty: any"
+    )
+    networks: tuple[Network, ...] = Field(
+        (), description="every address must lie in these; empty: the declared scope networks"
+    )
+    criticality: Criticality = Field(Criticality.LOW, description="criticality given")
+    tags: tuple[str, ...] = Field((), description="tags given")
+
+
+class OrganisationDiscovery(_Model):
+    """`[organisations.discovery]`: discovery for this organisation."""
+
+    enabled: bool = Field(True, description="run discovery for this organisation")
+    auto_accept: tuple[AutoAcceptRule, ...] = Field(
+        (), description="[[organisations.discovery.auto_accept]] rules"
+    )
+
+
 class Organisation(_Model):
     slug: Slug = Field(description="short stable id")
     name: LocalisedName = Field(description="names as a table: { fi = …, sv = …, en = … }")
     scope: Scope = Field(description="what the organisation has authorised to be scanned")
     assets: tuple[Asset, ...] = Field(
-        min_length=1, description="[[organisations.assets]] tables: at least one"
+        (),
+        description="[[organisations.assets]] tables: the seed inventory; none only when"
+        " discovery is on for the organisation",
     )
     report_recipients: tuple[EmailAddress, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
@@ -356,6 +391,9 @@ class Organisation(_Model):
             raise ValueError(f"unknown requirement profiles {unknown}; known: {sorted(profiles)}")
         return tuple(dict.fromkeys(value))
 
+    discovery: OrganisationDiscovery = Field(
+        OrganisationDiscovery(), description="`[organisations.discovery]` (docs/discovery.md)"
+    )
     alerts: OrganisationAlerts = OrganisationAlerts()
 
     @model_validator(mode="after")
@@ -374,6 +412,15 @@ class Organisation(_Model):
                 message = "network outside the declared scope networks"
             if message:
                 problems.append((("assets", index, "value"), message, asset.value))
+        if not self.assets and not self.discovery.enabled:
+            message = "no assets and discovery is off: nothing would ever be scanned"
+            problems.append((("assets",), message, None))
+        for rule_index, rule in enumerate(self.discovery.auto_accept):
+            for network_index, network in enumerate(rule.networks):
+                if not self.scope.covers_network(network):
+                    location = ("discovery", "auto_accept", rule_index, "networks", network_index)
+                    message = "network outside the declared scope networks"
+                    problems.append((location, message, str(network)))
         if problems:
             raise invalid("Organisation", problems)
         return self
@@ -480,6 +527,7 @@ class Schedules(_Model):
     tls: str = Field("45 2 * * *", description="TLS collector: daily")
     web: str = Field("15 3 * * *", description="web collector: daily")
     services: str = Field("30 3 * * 1", description="exposed-services collector: weekly")
+    discovery: str = Field("30 1 * * *", description="asset discovery: daily, before the scans")
     jitter_seconds: int = Field(600, ge=0, le=86400, description="random delay added to each start")
     misfire_grace_seconds: int = Field(
         3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
@@ -497,7 +545,7 @@ class Schedules(_Model):
 
     timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
 
-    @field_validator("dns_email", "tls", "web", "services")
+    @field_validator("dns_email", "tls", "web", "services", "discovery")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_schedule(value)
@@ -598,6 +646,88 @@ class ReportSettings(_Model):
         return value
 
 
+class DiscoverySource(StrEnum):
+    """The discovery sources that can be turned on and off (docs/discovery.md)."""
+
+    DNS_RECORDS = "dns_records"  # NS, MX, SRV, CNAME, SPF names, TXT verification records
+    NSEC = "nsec"  # walking an NSEC-signed zone
+    AXFR = "axfr"  # the records of an open zone transfer
+    WORDLIST = "wordlist"  # common and Finnish municipal labels, with wildcard detection
+    PARTNER_LABELS = "partner_labels"  # labels of the partner's other organisations
+    TLS_SAN = "tls_san"  # names in certificates the TLS collector saw
+    WEB_LINKS = "web_links"  # names in redirects and links the web collector saw
+    CT = "ct"  # Certificate Transparency search (sends the domains to the CT service)
+    PTR = "ptr"  # reverse DNS of the declared networks
+    PING_SWEEP = "ping_sweep"  # nmap -sn of the declared networks (sends probes to them)
+
+
+# Off unless listed: CT sends the domains to a third party; a sweep probes every address.
+DEFAULT_DISCOVERY_SOURCES = tuple(
+    s for s in DiscoverySource if s not in (DiscoverySource.CT, DiscoverySource.PING_SWEEP)
+)
+
+
+class CertificateTransparencySettings(_Model):
+    """`[settings.discovery.ct]`: the Certificate Transparency search service."""
+
+    source: Literal["crtsh"] = Field("crtsh", description="the service's interface")
+    url: str = Field("https://crt.sh/", description="its address (crt.sh's JSON interface)")
+    timeout: float = Field(60.0, gt=0, le=600, description="seconds per search")
+    min_interval_seconds: float = Field(
+        5.0, ge=0, le=3600, description="pause between two searches (the service is shared)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be http(s)://host/...: {value!r}")
+        return value
+
+
+def _guessed_label(value: str) -> str:
+    try:
+        label = normalise_name(value)
+    except ValueError:
+        label = ""
+    if not label or not all(_is_valid_label(x) for x in label.split(".")):
+        raise ValueError(f"not a DNS label (such as 'ajanvaraus' or 'www.intra'): {value!r}")
+    return label
+
+
+class DiscoverySettings(_Model):
+    """`[settings.discovery]`: the asset discovery stage (docs/discovery.md)."""
+
+    sources: tuple[DiscoverySource, ...] = Field(
+        DEFAULT_DISCOVERY_SOURCES,
+        description="sources to use; ct and ping_sweep are off unless listed",
+    )
+    extra_labels: tuple[Annotated[str, AfterValidator(_guessed_label)], ...] = Field(
+        (), description="labels tried besides the built-in word list"
+    )
+    gone_after_runs: int = Field(
+        3, ge=1, le=100, description="NXDOMAIN this many runs in a row: retirement proposed"
+    )
+    ptr_max_addresses: int = Field(
+        1024,
+        ge=0,
+        le=65536,
+        description="reverse lookups per declared network at most (larger: skipped)",
+    )
+    sweep_max_addresses: int = Field(
+        4096,
+        ge=0,
+        le=65536,
+        description="addresses per declared network the ping sweep covers at most",
+    )
+    walk_max_names: int = Field(
+        10000, ge=1, le=1_000_000, description="names one NSEC walk or AXFR reads"
+    )
+    dns_in_flight: int = Field(64, ge=1, le=1000, description="DNS queries in flight at once")
+    ct: CertificateTransparencySettings = CertificateTransparencySettings()
+
+
 class RetentionSettings(_Model):
     """How long run history is kept (docs/operations.md). Findings and their events are
     never deleted."""
@@ -673,6 +803,7 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
     alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
     collectors: Mapping[str, CollectorOptions] = Field(

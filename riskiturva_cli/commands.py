@@ -1193,7 +1193,8 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
 @host_option
 @port_option
 def demo(directory: Path, host: str, port: int) -> None:
-    """Start the lab, scan it, create a demo partner administrator, and serve the dashboard.
+    """Start the lab, scan it, run discovery, create a demo partner administrator, and serve
+    the dashboard.
 
     Everything stays on loopback: the lab's fictitious municipalities under `.test` are
     real servers on 127.x addresses, and every name is resolved through the lab's own name
@@ -1217,6 +1218,11 @@ def demo(directory: Path, host: str, port: int) -> None:
             if bars is not None:
                 bars.label(reports)
         _print_run_summary(reports)
+        from riskiturva.discovery import run_discovery
+
+        found = run_discovery(sessions, config, context=context)
+        proposed = sum(c.proposed for c in found.organisations.values())
+        click.echo(f"Discovery: {proposed} proposals wait in `riskiturva assets proposals`")
         today = dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
         take_snapshots(sessions, config, today)
         password = secrets.token_urlsafe(12)
@@ -1293,3 +1299,10 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
     if len(errors) > ERRORS_SHOWN:
         more = len(errors) - ERRORS_SHOWN
         console.print(Text(f"  … and {more} more (riskiturva scan --format json lists all)"))
+
+
+# The inventory's commands live in their own module; they use the helpers above.
+from riskiturva_cli.assets import assets_group, discover_command, sync_command  # noqa: E402
+
+for _command in (sync_command, discover_command, assets_group):
+    main.add_command(_command)

@@ -35,6 +35,7 @@ def all_pages() -> tuple[Page, ...]:
         findings,
         organisation,
         portfolio,
+        proposals,
         scans,
         scoring,
     )
@@ -45,6 +46,7 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
@@ -55,9 +57,9 @@ def all_pages() -> tuple[Page, ...]:
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import exceptions, finding, findings
+    from dashboard.pages import exceptions, finding, findings, proposals
 
-    return (findings, finding, exceptions)
+    return (findings, finding, exceptions, proposals)
 
 
 def render(context: PageContext, path: str) -> Any:

@@ -14,6 +14,8 @@ category and titles come from the check registry. Faces format; they never query
 - `exceptions`: the register of accepted risks and false positives in force;
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
+- `inventory`: the inventory with origins and states, the review queue of proposals with
+  their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
 - `management`: what a manager reads first — the top actions with owners and the grade
@@ -43,6 +45,18 @@ from riskiturva.views.exceptions import (
     exceptions,
 )
 from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.inventory import (
+    EstateChange,
+    EvidenceView,
+    InventoryAsset,
+    ProposalKind,
+    ReviewQueue,
+    ServiceHint,
+    SightingView,
+    estate_changes,
+    inventory,
+    review_queue,
+)
 from riskiturva.views.live import LiveScore
 from riskiturva.views.management import (
     Management,
@@ -73,10 +87,13 @@ __all__ = [
     "ChangeKind",
     "Changes",
     "Delivery",
+    "EstateChange",
+    "EvidenceView",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "InventoryAsset",
     "LiveScore",
     "Management",
     "MessageEntry",
@@ -90,21 +107,27 @@ __all__ = [
     "PortfolioReport",
     "PortfolioRow",
     "ProfileResult",
+    "ProposalKind",
     "Recipient",
+    "ReviewQueue",
     "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
+    "ServiceHint",
+    "SightingView",
     "SnapshotPoint",
     "SubjectStateView",
     "alert_setup",
     "alerts",
     "assets",
     "changes",
+    "estate_changes",
     "exceptions",
     "explanation",
     "finding",
     "findings",
+    "inventory",
     "local_day",
     "organisation",
     "organisation_management",
@@ -114,6 +137,7 @@ __all__ = [
     "overview",
     "portfolio",
     "portfolio_report",
+    "review_queue",
     "runs",
     "score_history",
 ]
