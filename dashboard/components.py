@@ -52,7 +52,7 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
-    config: Config  # the alert settings shown on the alerts pages
+    config: Config  # alert settings; owners, requirement profiles and peer groups
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
 

@@ -1,8 +1,10 @@
-"""The registry of every check: stable id, category, severity, effort, fi/sv/en words.
+"""The registry of every check: stable id, category, severity, effort, owner, fi/sv/en words.
 
 Checks are declared once, in `riskiturva/check_data/<category>.toml`; the category is the
 first segment of the id (`tls.protocol.tls1_0` is a TLS check). Rules emit ids; the words
-are looked up here at display time, in the reader's language.
+are looked up here at display time, in the reader's language. Each check has three texts:
+the `title` (for staff), the `guidance` (what an administrator does) and the `impact`
+(what can happen to the organisation and its residents, for a manager, without jargon).
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from functools import cache
 from importlib import resources
 
 LANGUAGES = ("fi", "sv", "en")
+TEXT_FIELDS = ("title", "guidance", "impact")
 CHECK_ID = re.compile(r"^(tls|email|dns|services|web|software)(\.[a-z0-9_]+){2,3}$")
 
 
@@ -56,14 +59,29 @@ class Effort(StrEnum):
     HIGH = "high"
 
 
+class OwnerRole(StrEnum):
+    """Who usually fixes a problem: the organisation's own IT, a service provider it buys
+    from (DNS host, web agency, hosting) or the shared-service partner that runs its IT.
+
+    The registry names a default per check; an organisation's configuration overrides it
+    per check or category and per asset (`riskiturva.owners`).
+    """
+
+    OWN_IT = "own_it"
+    SERVICE_PROVIDER = "service_provider"
+    PARTNER = "partner"
+
+
 @dataclass(frozen=True)
 class Check:
     id: str
     category: Category
     severity: Severity
     effort: Effort
+    owner: OwnerRole
     title: Mapping[str, str]
     guidance: Mapping[str, str]
+    impact: Mapping[str, str]
     references: tuple[str, ...] = ()
     deadline_days: int | None = None  # overrides the severity's deadline (KEV: 14 days)
 
@@ -72,6 +90,19 @@ class Check:
 
     def guidance_in(self, language: str) -> str:
         return self.guidance.get(language) or self.guidance["en"]
+
+    def impact_in(self, language: str) -> str:
+        return self.impact.get(language) or self.impact["en"]
+
+    def headline_in(self, language: str) -> str:
+        """The impact's first sentence: a headline a manager reads in one glance."""
+        return first_sentence(self.impact_in(language))
+
+
+def first_sentence(text: str) -> str:
+    """Text up to and including the first full stop, question mark or exclamation mark."""
+    match = re.match(r"(.+?[.?!])(\s|$)", text)
+    return match.group(1) if match else text
 
 
 class CheckRegistryError(ValueError):
@@ -97,11 +128,12 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
     where = f"{source}: {check_id}"
     if not CHECK_ID.match(check_id):
         raise CheckRegistryError(f"{where}: malformed id (want category.group.name)")
-    unknown = set(data) - {"severity", "effort", "title", "guidance", "references", "deadline_days"}
+    known = {"severity", "effort", "owner", "references", "deadline_days", *TEXT_FIELDS}
+    unknown = set(data) - known
     if unknown:
         raise CheckRegistryError(f"{where}: unknown keys {sorted(unknown)}")
     texts = {}
-    for field in ("title", "guidance"):
+    for field in TEXT_FIELDS:
         value = data.get(field)
         if not isinstance(value, Mapping):
             raise CheckRegistryError(f"{where}: {field} must be a table of fi/sv/en texts")
@@ -112,6 +144,7 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
     try:
         severity = Severity(str(data.get("severity")))
         effort = Effort(str(data.get("effort")))
+        owner = OwnerRole(str(data.get("owner")))
     except ValueError as exc:
         raise CheckRegistryError(f"{where}: {exc}") from exc
     references = data.get("references", ())
@@ -125,8 +158,10 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
         category=Category(check_id.split(".", 1)[0]),
         severity=severity,
         effort=effort,
+        owner=owner,
         title=texts["title"],
         guidance=texts["guidance"],
+        impact=texts["impact"],
         references=tuple(str(r) for r in references),
         deadline_days=deadline,
     )
@@ -153,9 +188,12 @@ def load_registry() -> Registry:
 
 
 def markdown_table(registry: Mapping[str, Check]) -> str:
-    """Every check as a Markdown table: id, category, severity, effort, English title."""
-    lines = ["| id | category | severity | effort | title (en) |", "|---|---|---|---|---|"]
+    """Every check as a Markdown table: id, category, severity, effort, owner, English title."""
+    lines = [
+        "| id | category | severity | effort | owner | title (en) |",
+        "|---|---|---|---|---|---|",
+    ]
     for check in registry.values():
-        row = (check.id, check.category, check.severity, check.effort, check.title["en"])
-        lines.append("| `{}` | {} | {} | {} | {} |".format(*row))
+        row = (check.id, check.category, check.severity, check.effort, check.owner)
+        lines.append("| `{}` | {} | {} | {} | {} | {} |".format(*row, check.title["en"]))
     return "\n".join(lines) + "\n"

@@ -55,6 +55,8 @@ from riskiturva._config_types import CACertificateFile, EmailAddress, resolved
 from riskiturva._config_types import ConfigModel as _Model
 from riskiturva._cron import parse_schedule
 from riskiturva.alerts.settings import AlertSettings, OrganisationAlerts, PartnerAlerts
+from riskiturva.checks import OwnerRole, load_registry
+from riskiturva.requirements import load_profiles
 
 Problem = tuple[Location, str, Any]  # where, what is wrong, the value (None: not shown)
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
@@ -107,6 +109,26 @@ class AssetKind(StrEnum):
     IP = "ip"
     NETWORK = "network"
     URL = "url"
+
+
+# Requirement profiles that apply to an organisation unless its configuration says otherwise:
+# what binds or is recommended to every Finnish municipality. The Cybersecurity Act (NIS2) is
+# declared by the organisations in its scope: `requirements = [..., "kyberturvallisuuslaki"]`.
+DEFAULT_REQUIREMENTS = ("tiedonhallintalaki", "traficom-m68", "kyberturvallisuuskeskus")
+
+
+class Owner(_Model):
+    """Who fixes a problem: a role, and optionally who exactly (a company or a team)."""
+
+    role: OwnerRole = Field(description="own_it, service_provider or partner")
+    name: str | None = Field(
+        None, min_length=1, description="e.g. the provider's name; a partner's is its own"
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _role_alone(cls, value: Any) -> Any:
+        return {"role": value} if isinstance(value, str) else value
 
 
 def normalise_name(name: str) -> str:
@@ -248,6 +270,11 @@ class Asset(_Model):
     dkim_selectors: tuple[Annotated[str, AfterValidator(_selector)], ...] = Field(
         (), description="mail_domain only: DKIM selectors in use, besides the common ones"
     )
+    owner: Owner | None = Field(
+        None,
+        description='who fixes problems on this asset: "service_provider" or'
+        ' { role = "service_provider", name = "Web agency Oy" }; overrides owners',
+    )
 
     @model_validator(mode="after")
     def _check_value(self) -> Asset:
@@ -330,6 +357,40 @@ class Organisation(_Model):
     report_recipients: tuple[EmailAddress, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
     )
+    owners: dict[str, Owner] = Field(
+        default_factory=dict,
+        description='who fixes what, by check id or its prefix ("web", "email.dmarc") or "*"'
+        " for everything; the longest match wins, else the check's default (docs/reports.md)",
+    )
+    requirements: tuple[str, ...] = Field(
+        DEFAULT_REQUIREMENTS,
+        description="requirement profiles that apply (docs/requirements.md); add"
+        ' "kyberturvallisuuslaki" if the organisation is in the Cybersecurity Act\'s scope',
+    )
+    peer_comparison: bool = Field(
+        True,
+        description="take part, anonymised, in the partner's peer figures (false: neither"
+        " counted nor shown them)",
+    )
+
+    @field_validator("owners")
+    @classmethod
+    def _known_check_prefixes(cls, value: dict[str, Owner]) -> dict[str, Owner]:
+        registry = load_registry()
+        for key in value:
+            if key != "*" and not any(c == key or c.startswith(key + ".") for c in registry):
+                raise ValueError(f'no check id is or starts with {key!r} (or use "*")')
+        return value
+
+    @field_validator("requirements")
+    @classmethod
+    def _known_profiles(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        profiles = load_profiles()
+        unknown = [p for p in value if p not in profiles]
+        if unknown:
+            raise ValueError(f"unknown requirement profiles {unknown}; known: {sorted(profiles)}")
+        return tuple(dict.fromkeys(value))
+
     discovery: OrganisationDiscovery = Field(
         OrganisationDiscovery(), description="`[organisations.discovery]` (docs/discovery.md)"
     )
@@ -923,6 +984,7 @@ class Config(_Model):
             *_shared_scope_problems(self),
             *_wide_network_problems(self),
             *_overlap_problems(self),
+            *_owner_problems(self),
             *_channel_problems(self),
         ]
         if found:
@@ -934,6 +996,10 @@ class Config(_Model):
             if organisation.slug == slug:
                 return organisation
         raise KeyError(slug)
+
+    def partner_of(self, slug: str) -> Partner | None:
+        """The partner that runs the organisation, if any (one partner each)."""
+        return next((p for p in self.partners if slug in p.organisations), None)
 
 
 def _organisation_problems(config: Config) -> Iterator[Problem]:
@@ -1057,6 +1123,21 @@ def _overlap_problems(config: Config) -> Iterator[Problem]:
                         continue
                     location = ("organisations", later_index, "scope", "networks", network_index)
                     yield location, _overlap_message(earlier.slug, str(other_network)), str(network)
+
+
+def _owner_problems(config: Config) -> Iterator[Problem]:
+    """An owner with the role partner needs a partner that runs the organisation."""
+    for index, organisation in enumerate(config.organisations):
+        if config.partner_of(organisation.slug) is not None:
+            continue
+        message = "role partner, but no partner runs this organisation"
+        for key, owner in organisation.owners.items():
+            if owner.role is OwnerRole.PARTNER:
+                yield ("organisations", index, "owners", key, "role"), message, owner.role.value
+        for asset_index, asset in enumerate(organisation.assets):
+            if asset.owner is not None and asset.owner.role is OwnerRole.PARTNER:
+                location = ("organisations", index, "assets", asset_index, "owner", "role")
+                yield location, message, asset.owner.role.value
 
 
 def _overlap_message(slug: str, theirs: str) -> str:

@@ -82,6 +82,15 @@ def scoring_inputs_of(
                 decision_until=until.date() if until else None,
             )
         )
+    assets = scoring_assets_of(session, ids)
+    return {i: (findings[i], assets[i]) for i in ids}
+
+
+def scoring_assets_of(
+    session: Session, organisation_ids: Collection[int]
+) -> dict[int, list[ScoringAsset]]:
+    """The active assets of several organisations, for scoring, by organisation id."""
+    ids = list(organisation_ids)
     assets: dict[int, list[tuple[str, str, list[str] | None]]] = {i: [] for i in ids}
     for org_id, value, criticality, tags in session.execute(
         select(Asset.organisation_id, Asset.value, Asset.criticality, Asset.tags).where(
@@ -89,7 +98,7 @@ def scoring_inputs_of(
         )
     ):
         assets[org_id].append((value, criticality, tags))
-    return {i: (findings[i], _merged_assets(assets[i])) for i in ids}
+    return {i: _merged_assets(assets[i]) for i in ids}
 
 
 def _merged_assets(rows: Iterable[tuple[str, str, list[str] | None]]) -> list[ScoringAsset]:

@@ -301,6 +301,9 @@ class FindingEvent(Base):
     at: Mapped[dt.datetime]
     actor: Mapped[str | None] = mapped_column(String(200))
     note: Mapped[str | None] = mapped_column(Text)
+    # For a decision (accepted, false_positive): until when it holds, so that the state at
+    # any past moment can be replayed from the events (riskiturva.views.asof).
+    until: Mapped[dt.datetime | None]
 
     finding: Mapped[Finding] = relationship(back_populates="events")
 

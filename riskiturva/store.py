@@ -437,7 +437,7 @@ def decide(
     if finding.status != FindingStatus.RESOLVED:
         finding.status = decision
     kind = EventKind.ACCEPTED if decision == FindingStatus.ACCEPTED else EventKind.FALSE_POSITIVE
-    _event(finding, kind, now, None, actor=actor, note=reason.strip())
+    _event(finding, kind, now, None, actor=actor, note=reason.strip(), until=until)
     session.flush()
     refresh_current_score(session, finding.organisation_id, now=now)
     return finding

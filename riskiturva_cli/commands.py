@@ -252,7 +252,7 @@ def checks_group() -> None:
 )
 @lang_option
 def checks_list(fmt: str, lang: str) -> None:
-    """List every check with its id, category, severity and effort."""
+    """List every check with its id, category, severity, effort and default owner."""
     checks = list(load_registry().values())
     if fmt == "json":
         rows = [
@@ -261,8 +261,10 @@ def checks_list(fmt: str, lang: str) -> None:
                 "category": c.category,
                 "severity": c.severity,
                 "effort": c.effort,
+                "owner": c.owner,
                 "title": dict(c.title),
                 "guidance": dict(c.guidance),
+                "impact": dict(c.impact),
                 "references": list(c.references),
             }
             for c in checks
@@ -271,9 +273,9 @@ def checks_list(fmt: str, lang: str) -> None:
     elif fmt == "markdown":
         click.echo(markdown_table(load_registry()), nl=False)
     else:
-        table = Table("id", "category", "severity", "effort", "title")
+        table = Table("id", "category", "severity", "effort", "owner", "title")
         for c in checks:
-            table.add_row(c.id, c.category, c.severity, c.effort, Text(c.title_in(lang)))
+            table.add_row(c.id, c.category, c.severity, c.effort, c.owner, Text(c.title_in(lang)))
         _console().print(table)
 
 
@@ -924,7 +926,9 @@ def report_command(
     with sessions() as session:
         try:
             if org is not None:
-                rendered = reports.render_organisation(session, org, period, **options)
+                rendered = reports.render_organisation(
+                    session, org, period, config=config, **options
+                )
             else:
                 assert partner is not None
                 rendered = reports.render_portfolio(

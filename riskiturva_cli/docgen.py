@@ -195,8 +195,9 @@ def checks_markdown() -> str:
         GENERATED,
         "",
         "Every check Riskiturva can report, from the registry in `riskiturva/check_data/`.",
-        "Titles and guidance exist in Finnish, Swedish and English: `riskiturva checks list",
-        "--format json`.",
+        "Each has a title and guidance for staff and a plain-language impact for managers, in",
+        "Finnish, Swedish and English (`riskiturva checks list --format json`), and the role that",
+        "usually fixes it (`owner`; an organisation's `owners` setting overrides it).",
         "",
     ]
     return "\n".join(lines) + markdown_table(load_registry())

@@ -21,6 +21,7 @@ import dashboard
 from dashboard import ids
 from dashboard.security import CSRF_HEADER, unsecured_callbacks
 from riskiturva import auth, views
+from riskiturva.checks import load_registry
 from riskiturva.models import (
     Asset,
     AssetEvidence,
@@ -411,6 +412,7 @@ def hostile_values(
         (ids.FILTER_SEVERITY, "value"): [None, 5, {"x": 1}, "high"],
         (ids.FILTER_STATUS, "value"): [["open", "resolved"]],
         (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
+        (ids.FILTER_REQUIREMENT, "value"): [None, ["tiedonhallintalaki.15_1_integrity"], "x"],
         (ids.EXPORT, "n_clicks"): [1],
         (ids.FINDING_ID, "data"): [rapala_finding, str(rapala_finding), 10**30, "x", None],
         (ids.DECIDE_SUBMIT, "n_clicks"): [1],
@@ -712,6 +714,34 @@ def test_filters_narrow_the_findings_table(estate):
     assert shown(severity=["low"]) == []
     assert shown(asset=["127.60.1.99"]) == []
     assert shown(status=["resolved"]) == []
+    # By obligation: exposed remote desktop bears on integrity (tiedonhallintalaki 15 §),
+    # not on the name-server rules of Traficom's M68.
+    assert shown(requirement=["tiedonhallintalaki.15_1_integrity"]) == ["127.60.1.10:3389/tcp"]
+    assert shown(requirement=["traficom-m68.ns_independent"]) == []
+    assert shown(requirement=["no-such.requirement"]) == []  # bears on nothing
+
+
+def test_the_management_section_speaks_plainly_and_links_obligations_to_findings(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-boss")
+    body = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): "/org/hyvala"}))
+    registry = load_registry()
+    assert "Johdolle" in body and "Mitä on tehtävä ensin, ja kuka sen tekee" in body
+    # The first action in plain words, with the technical title beside it for staff.
+    rdp = registry["services.exposed.rdp"]
+    assert rdp.headline_in("fi") in body and rdp.title_in("fi") in body
+    assert "Oma IT" in body or "Kumppani" in body or "Palveluntarjoaja" in body
+    assert "Velvoitteet, joita havainnot koskevat" in body and "Ei täyty" in body
+    assert "/org/hyvala/findings?requirement=tiedonhallintalaki.15_1_integrity" in body
+    assert "Vertailu" in body or "vertailua" in body
+    # Following the link filters the findings to the obligation (staff only: details).
+    staff, _ = sign_in(app, "hyvala-staff")
+    url = {
+        (ids.URL, "pathname"): "/org/hyvala/findings",
+        (ids.URL, "search"): "?requirement=traficom-m68.ns_independent",
+    }
+    response = call(app, staff, "page.children", url)
+    assert "127.60.1.10:3389/tcp" not in text_of(response)
 
 
 # --- the review queue of discovered assets -----------------------------------------------

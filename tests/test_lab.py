@@ -419,7 +419,13 @@ def test_redis_answers_without_authentication(lab: RunningLab) -> None:
 
 def test_generated_config_validates_and_lists_the_manifest_assets(lab: RunningLab) -> None:
     config = load_config(lab.config_path)
-    assert [o.slug for o in config.organisations] == ["hyvala", "rapala", "sekala"]
+    assert [o.slug for o in config.organisations] == [
+        "hyvala",
+        "rapala",
+        "sekala",
+        "koivula",
+        "vaarala",
+    ]
     assert config.settings.resolver.nameservers == ("127.53.0.1",)
     assert config.settings.tls.extra_ca_files == (lab.ca_file,)
     assert config.settings.dnssec.trust_anchors_file == lab.trust_anchors_file

@@ -89,4 +89,6 @@ def test_generated_config_validates_offline(tmp_path: Path) -> None:
     hyvala = config.organisations[0]
     assert hyvala.name.fi == "Hyvälän kunta"
     assert hyvala.scope.covers_address("127.53.0.1") and hyvala.scope.covers_address("127.53.1.1")
-    assert [p.organisations for p in config.partners] == [("hyvala", "rapala", "sekala")]
+    assert [p.organisations for p in config.partners] == [
+        ("hyvala", "rapala", "sekala", "koivula", "vaarala")
+    ]

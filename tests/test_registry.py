@@ -2,9 +2,18 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
-from riskiturva.checks import CHECK_ID, LANGUAGES, CheckRegistryError, load_registry, parse_check
+from riskiturva.checks import (
+    CHECK_ID,
+    LANGUAGES,
+    CheckRegistryError,
+    OwnerRole,
+    load_registry,
+    parse_check,
+)
 from riskiturva.collector import IdentifiesSoftware, discover_collectors
 from riskiturva.intel import rules as software_rules
 from riskiturva.lab.manifest import load_manifest
@@ -28,6 +37,45 @@ def test_check_is_well_formed_and_translated(check_id):
             f"{check_id}: guidance in {language} is too thin"
         )
     assert check.title["fi"] != check.title["en"]
+
+
+# Acronyms, record syntax and code are for staff; a manager's text names consequences.
+JARGON = re.compile(r"\b[A-Z0-9]{2,}\b|[=_/<>`\"]|[+~?]all|\b(esim|t\.ex|e\.g|i\.e)\.")
+
+
+@pytest.mark.parametrize("check_id", sorted(REGISTRY))
+def test_every_check_has_a_plain_impact_in_three_languages(check_id):
+    check = REGISTRY[check_id]
+    assert isinstance(check.owner, OwnerRole)
+    for language in LANGUAGES:
+        impact = check.impact[language]
+        assert 40 <= len(impact) <= 260, f"{check_id}: impact in {language} is {len(impact)} chars"
+        assert impact != check.guidance[language]
+        assert not JARGON.search(impact), f"{check_id}: jargon in {language}: {impact}"
+        headline = check.headline_in(language)
+        assert headline.endswith((".", "?", "!")) and len(headline) <= 150, headline
+    assert len({check.impact[lang] for lang in LANGUAGES}) == 3, f"{check_id}: untranslated"
+
+
+def test_a_declaration_without_impact_is_rejected():
+    data = {
+        "severity": "high",
+        "effort": "low",
+        "owner": "own_it",
+        "title": dict.fromkeys(LANGUAGES, "title"),
+        "guidance": dict.fromkeys(LANGUAGES, "guidance"),
+        "impact": {"fi": "vaikutus", "sv": "verkan"},
+    }
+    with pytest.raises(CheckRegistryError, match="impact lacks en"):
+        parse_check("tls.protocol.x", data, "test.toml")
+    with pytest.raises(CheckRegistryError, match="impact must be a table"):
+        parse_check("tls.protocol.x", {**data, "impact": "text"}, "test.toml")
+    with pytest.raises(CheckRegistryError, match="'landlord' is not a valid OwnerRole"):
+        parse_check(
+            "tls.protocol.x",
+            {**data, "impact": dict.fromkeys(LANGUAGES, "v"), "owner": "landlord"},
+            "test.toml",
+        )
 
 
 @pytest.mark.parametrize("name", sorted(COLLECTORS))
@@ -73,10 +121,11 @@ def test_the_lab_manifest_names_only_registered_checks():
                 "effort": "low",
                 "title": dict.fromkeys(LANGUAGES, "t"),
                 "guidance": dict.fromkeys(LANGUAGES, "g"),
+                "impact": dict.fromkeys(LANGUAGES, "i"),
             },
             "urgent",
         ),
-        ("tls.protocol.x", {"severity": "high", "owner": "x"}, "unknown keys"),
+        ("tls.protocol.x", {"severity": "high", "assignee": "x"}, "unknown keys"),
     ],
 )
 def test_malformed_declarations_are_rejected(check_id, data, message):

@@ -15,9 +15,10 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from riskiturva.checks import load_registry
+from riskiturva.checks import OwnerRole, load_registry
 from riskiturva.config import Config
 from riskiturva.history import take_snapshots
+from riskiturva.inputs import scoring_inputs
 from riskiturva.models import (
     Finding,
     FindingStatus,
@@ -28,8 +29,12 @@ from riskiturva.models import (
     ScoreSnapshot,
     SubjectState,
 )
+from riskiturva.owners import Responsible
 from riskiturva.period import Month, previous_month
+from riskiturva.requirements import RequirementStatus
+from riskiturva.scoring import score_organisation
 from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
+from riskiturva.views.management import NoPeers
 from riskiturva.views.period import organisation_report, portfolio_report
 
 MONTH = Month(2026, 10)
@@ -59,6 +64,7 @@ slug = "rapala"
 name = { fi = "Rapalan kunta", sv = "Rapala kommun", en = "Municipality of Rapala" }
 scope = { domains = ["rapala.test"], networks = ["127.60.2.0/24"] }
 report_recipients = ["hallinto@rapala.test"]
+owners = { tls = { role = "service_provider", name = "Verkkotalo Oy" } }
 assets = [
   { kind = "host", value = "www.rapala.test", criticality = "high", tags = ["e-service"] },
   { kind = "mail_domain", value = "rapala.test" },
@@ -330,7 +336,7 @@ def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estat
             actor="it@rapala.test",
             reason="the vendor's support line, closed in December",
             until=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
-            now=NOW - dt.timedelta(hours=1),
+            now=OCTOBER_SCAN + dt.timedelta(days=1),
         )
     with sessions() as session:
         report = organisation_report(
@@ -338,6 +344,90 @@ def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estat
         )
     assert "services.exposed.rdp" not in {a.check_id for a in report.actions}
     assert "services.exposed.rdp" not in {r.check_id for r in report.appendix}
+    assert [e.check_id for e in report.exceptions.entries] == ["services.exposed.rdp"]
+
+
+def test_a_decision_after_the_months_end_is_not_in_its_report(sessions, estate):
+    with sessions.begin() as session:
+        rdp = session.scalar(select(Finding).filter_by(check_id="services.exposed.rdp"))
+        decide(
+            session,
+            finding_id=rdp.id,
+            visible=VISIBLE,
+            decision=FindingStatus.ACCEPTED,
+            actor="it@rapala.test",
+            reason="decided on the 1st",
+            until=dt.datetime(2027, 1, 1, tzinfo=dt.UTC),
+            now=NOW - dt.timedelta(hours=1),
+        )
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+    assert report.replayed
+    assert "services.exposed.rdp" in {a.check_id for a in report.actions}
+    assert report.exceptions.entries == ()
+
+
+# Scanned on 1 November, before the monthly job: RDP closed, the certificate renewed, and
+# a new problem (the name servers stopped refusing zone transfers).
+NOVEMBER_FIRST = dt.datetime(2026, 11, 1, 3, 0, tzinfo=dt.UTC)
+NOVEMBER = [
+    row for row in OCTOBER if row[2] not in ("services.exposed.rdp", "tls.certificate.expired")
+] + [("rapala", "dns_email", "dns.axfr.open", "rapala.test", "rapala.test")]
+
+
+def _story(report):
+    """What a reader of the October report is told, in comparable form."""
+    return {
+        "as_of": report.as_of,
+        "score": report.score.score,
+        "grade": str(report.score.grade),
+        "checked": report.checked,
+        "actions": [(a.check_id, a.subjects, a.first_seen, a.due) for a in report.actions],
+        "appendix": report.appendix,
+        "categories": {c: s.score for c, s in report.score.categories.items()},
+        "runs": report.coverage.runs,
+        "assets": [(a.value, a.checked, a.failing) for a in report.coverage.assets],
+        "errors": report.coverage.errors,
+        "exceptions": report.exceptions.entries,
+        "new": [(c.check_id, c.subject) for c in report.new],
+        "resolved": [(c.check_id, c.subject) for c in report.resolved],
+        "plan": [(p.action.check_id, p.grade_after) for p in report.management.plan],
+    }
+
+
+def test_last_months_report_rendered_after_a_scan_on_the_1st_tells_its_months_end(sessions, estate):
+    """The monthly job may run after the 1st's first scan (or be re-run days later): the
+    October report still says what stood on 31 October — no finding first seen on the
+    1st, none of the 1st's fixes, October's scan runs and coverage."""
+    with sessions() as session:  # at the month's end: the stored state, not replayed
+        at_the_end = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=MONTH.end, registry=REGISTRY
+        )
+    assert not at_the_end.replayed
+    before = _story(at_the_end)
+    with sessions.begin() as session:
+        _scan(session, estate, NOVEMBER, NOVEMBER_FIRST)
+    take_snapshots(sessions, estate, NOVEMBER_FIRST.date(), now=NOVEMBER_FIRST)
+    with sessions() as session:
+        later = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+        november = organisation_report(
+            session, "rapala", Month(2026, 11), visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+    assert _story(later) == before
+    assert later.as_of == dt.date(2026, 10, 31)
+    assert "dns.axfr.open" not in {a.check_id for a in later.actions}
+    assert {"services.exposed.rdp", "tls.certificate.expired"} <= {
+        a.check_id for a in later.actions
+    }
+    assert all(a.first_seen <= MONTH.last_day for a in later.actions)
+    # The same store, read for November, has the 1st's scan.
+    assert "dns.axfr.open" in {a.check_id for a in november.actions}
+    assert "services.exposed.rdp" not in {a.check_id for a in november.actions}
+    assert november.coverage.runs == 3 and november.score.score != later.score.score
 
 
 def test_portfolio_lists_every_organisation_common_problems_and_who_worsened(sessions, estate):
@@ -355,3 +445,148 @@ def test_portfolio_lists_every_organisation_common_problems_and_who_worsened(ses
     ]
     assert [r.organisation for r in only_hyvala.rows] == ["hyvala"]
     assert only_hyvala.common == ()
+
+
+def test_the_first_actions_name_who_fixes_them_and_the_grade_after(sessions, estate):
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY, config=estate
+        )
+    plan = report.management.plan
+    assert [p.action for p in plan] == list(report.actions[:3])
+    for item in plan:
+        check = REGISTRY[item.action.check_id]
+        if check.id.startswith("tls."):  # the configuration's owners: tls → the provider
+            assert item.owners == (Responsible(OwnerRole.SERVICE_PROVIDER, "Verkkotalo Oy"),)
+        elif check.owner is OwnerRole.PARTNER:  # the registry's default, named
+            assert item.owners == (Responsible(OwnerRole.PARTNER, "Seudun ICT-palvelut"),)
+        else:
+            assert item.owners == (Responsible(check.owner, None),)
+    # Cumulative: each step's score assumes the steps before it are done.
+    scores = [report.score.score, *(p.score_after for p in plan)]
+    assert scores == sorted(scores) and scores[-1] > scores[0]
+    fixed = {p.action.check_id for p in plan}
+    with sessions() as session:
+        rapala = session.scalar(select(Organisation).filter_by(slug="rapala"))
+        findings, assets = scoring_inputs(session, rapala, now=MONTH.end)
+    after = score_organisation(
+        "rapala", [f for f in findings if f.check_id not in fixed or f.status != "open"], assets
+    )
+    assert (plan[-1].score_after, plan[-1].grade_after) == (after.score, str(after.grade))
+    # Two organisations in the partner: too few for an anonymous comparison.
+    assert report.management.peers is None and report.management.no_peers is NoPeers.TOO_FEW
+
+
+def test_obligations_follow_the_findings_and_what_was_checked(sessions, estate):
+    with sessions() as session:
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY, config=estate
+        )
+    profiles = {p.profile.id: p for p in report.management.obligations}
+    assert list(profiles) == list(estate.organisations[1].requirements)
+    # .test names are not .fi: Traficom's M68 does not apply.
+    assert not profiles["traficom-m68"].applicable
+    results = {r.requirement.id: r for p in profiles.values() for r in p.results}
+    # The expired certificate speaks against availability (13 § 2).
+    availability = results["tiedonhallintalaki.13_2_availability"]
+    assert availability.status is RequirementStatus.NOT_MET and availability.findings == 1
+    # Nothing open against integrity's checks, and its collectors all ran in October.
+    for result in results.values():
+        if result.status is RequirementStatus.MET:
+            assert result.findings == 0 and not result.unchecked
+    # The web collector never ran: what it evidences is not checked, never "met".
+    web_only = [
+        r
+        for r in results.values()
+        if r.requirement.checks and all(c.startswith("web.") for c in r.requirement.checks)
+    ]
+    assert web_only and all(r.status is RequirementStatus.NOT_CHECKED for r in web_only)
+
+
+def _peer_estate(sessions: sessionmaker[Session]) -> Config:
+    """The estate, and four more organisations of the partner, one of them opting out."""
+    build_estate(sessions)
+    slugs = ["alanen", "ylinen", "keskinen", "erillinen"]
+    text = ESTATE.replace(
+        'organisations = ["hyvala", "rapala"]', f"organisations = {['hyvala', 'rapala', *slugs]}"
+    )
+    for slug in slugs:
+        text += f"""
+[[organisations]]
+slug = "{slug}"
+name = {{ fi = "{slug} fi", sv = "{slug} sv", en = "{slug} en" }}
+scope = {{ domains = ["{slug}.test"] }}
+peer_comparison = {"false" if slug == "erillinen" else "true"}
+assets = [{{ kind = "host", value = "www.{slug}.test" }}]
+"""
+    config = Config.model_validate(tomllib.loads(text))
+    with sessions.begin() as session:
+        sync_config(session, config)
+        run = ScanRun(
+            collector="tls",
+            organisations=slugs,
+            status=RunStatus.OK,
+            started_at=OCTOBER_SCAN,
+            finished_at=OCTOBER_SCAN,
+        )
+        session.add(run)
+        session.flush()
+        for index, slug in enumerate(slugs):
+            organisation = session.scalar(select(Organisation).filter_by(slug=slug))
+            subject = f"www.{slug}.test:443"
+            checks = ["tls.protocol.tls1_0", "tls.certificate.expired"][: index % 3]
+            reconcile(
+                session,
+                organisation=organisation,
+                collector="tls",
+                run_id=run.id,
+                observed=[
+                    ObservedFinding(
+                        check_id=check_id,
+                        subject=subject,
+                        target=subject,
+                        asset=f"www.{slug}.test",
+                        category="tls",
+                        severity=str(REGISTRY[check_id].severity),
+                        evidence={"seen": "yes"},
+                    )
+                    for check_id in checks
+                ],
+                scanned_ok={subject},
+                now=OCTOBER_SCAN,
+            )
+            _state(
+                session,
+                organisation.id,
+                "tls",
+                subject,
+                f"www.{slug}.test",
+                run,
+                OCTOBER_SCAN,
+                "ok",
+            )
+    return config
+
+
+def test_peers_compare_with_the_participating_organisations_only(sessions):
+    config = _peer_estate(sessions)
+    everyone = [o.slug for o in config.organisations]
+    options = {"visible": everyone, "now": NOW, "registry": REGISTRY, "config": config}
+    with sessions() as session:
+        rapala = organisation_report(session, "rapala", MONTH, **options)
+        alone = organisation_report(session, "erillinen", MONTH, **options)
+        scores = {
+            slug: organisation_report(session, slug, MONTH, **options).score.score
+            for slug in everyone
+            if slug != "erillinen"
+        }
+    peers = rapala.management.peers
+    assert peers is not None and rapala.management.no_peers is None
+    # Five take part: the one that opted out is neither counted nor shown the figures.
+    assert peers.count == 5 and peers.partner_name == "Seudun ICT-palvelut"
+    assert alone.management.peers is None and alone.management.no_peers is NoPeers.OPTED_OUT
+    values = sorted(scores.values())
+    assert peers.score.group.median == round(values[2])
+    assert peers.score.group.lower_quartile <= peers.score.group.median
+    assert peers.score.own == rapala.score.score
+    assert peers.score.position == "bottom"  # Rapala is the weakest of the five

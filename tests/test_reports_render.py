@@ -19,9 +19,16 @@ from pathlib import Path
 
 import pytest
 
-from riskiturva.i18n import catalog
+from riskiturva.i18n import catalog, translator
 from riskiturva.reports import charts, render
-from riskiturva.reports.render import organisation_html, pdf_from_html, portfolio_html
+from riskiturva.reports.render import (
+    NO_PEERS_LABELS,
+    OWNER_LABELS,
+    organisation_html,
+    pdf_from_html,
+    portfolio_html,
+)
+from riskiturva.scoring import format_score
 from riskiturva.views.period import organisation_report, portfolio_report
 from tests.test_reports_data import HOSTILE, MONTH, NOW, REGISTRY, VISIBLE, build_estate
 
@@ -49,15 +56,12 @@ def assert_golden(name: str, html: str) -> None:
 
 @pytest.fixture
 def reports(sessions):
-    build_estate(sessions)
+    config = build_estate(sessions)
+    options = {"visible": VISIBLE, "now": NOW, "registry": REGISTRY, "config": config}
     with sessions() as session:
         return {
-            "rapala": organisation_report(
-                session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
-            ),
-            "hyvala": organisation_report(
-                session, "hyvala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
-            ),
+            "rapala": organisation_report(session, "rapala", MONTH, **options),
+            "hyvala": organisation_report(session, "hyvala", MONTH, **options),
             "seutu": portfolio_report(
                 session, "seutu", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
             ),
@@ -189,6 +193,10 @@ def used_messages() -> set[str]:
         render.COLLECTOR_LABELS,
         render.ERROR_LABELS,
         render.DECISION_LABELS,
+        render.OWNER_LABELS,
+        render.OBLIGATION_LABELS,
+        render.POSITION_LABELS,
+        render.NO_PEERS_LABELS,
     ):
         used.update(table.values())
     return used
@@ -200,3 +208,44 @@ def test_the_catalog_translates_every_message_the_reports_use(language):
     assert len(used) > 50
     assert used - set(catalog(language, "reports")) == set()
     assert set(catalog(language, "reports")) - used == set(), "unused messages in the catalog"
+
+
+def first_page_text(pdf: bytes, tmp_path: Path) -> str:
+    path = tmp_path / "first.pdf"
+    path.write_bytes(pdf)
+    text = subprocess.run(
+        ["pdftotext", "-f", "1", "-l", "1", str(path), "-"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return " ".join(text.split())
+
+
+@pytest.mark.parametrize("language", ["fi", "sv"])
+def test_the_first_page_answers_a_manager(reports, language, tmp_path):
+    """How are we doing, compared with others, what first and by whom, which obligations:
+    all on page 1, in plain words (the impact, not the check's title)."""
+    report = reports["rapala"]
+    _ = translator(language, "reports")
+    text = first_page_text(pdf_from_html(organisation_html(report, language)), tmp_path)
+    flat = text.replace(" ", "")
+    assert f"{report.score.grade} ({format_score(report.score.tenths, language)}/100)" in text
+    assert _("Compared with others") in text
+    assert " ".join(_(NO_PEERS_LABELS["too_few"]).split()) in text
+    assert _("What must be done first, and by whom") in text
+    for item in report.management.plan:
+        assert REGISTRY[item.action.check_id].headline_in(language).replace(" ", "") in flat
+        for who in item.owners:
+            assert (who.name or _(OWNER_LABELS[str(who.role)])).replace(" ", "") in flat
+        assert item.action.due is not None and _.date(item.action.due) in text
+    last = report.management.plan[-1]
+    assert f"{report.score.grade} → {last.grade_after}" in text or last.grade_after in text
+    assert _("Obligations the findings touch") in text
+    for profile in report.management.obligations:
+        for result in profile.results:
+            if result.status == "not_met":
+                assert result.requirement.title_in(language).replace(" ", "") in flat
+    assert _("Not met") in text
+    # Urgency is said in grades, not in fractions of a point next to "critical".
+    assert "+0," not in text

@@ -31,6 +31,7 @@ from dashboard.security import Permission, SecureCallbacks
 from riskiturva import auth, views
 from riskiturva.auth import Viewer
 from riskiturva.export import spreadsheet_cell
+from riskiturva.requirements import load_profiles
 from riskiturva.views import FindingRow, NotVisible
 
 DEFAULT_STATUSES = ["open"]
@@ -44,6 +45,7 @@ def _query(
     severities: Sequence[str] | None,
     statuses: Sequence[str] | None,
     assets: Sequence[str] | None,
+    requirements: Sequence[str] | None = None,
 ) -> tuple[list[dict[str, Any]], list[str]] | None:
     """The shown rows (worst first) and every asset with findings; None when the
     organisation is not visible."""
@@ -60,6 +62,7 @@ def _query(
             statuses=statuses,
             categories=categories,
             severities=severities,
+            requirements=requirements,
         )
     all_assets = sorted({f.asset for f in findings})
     shown = [f for f in findings if not assets or f.asset in assets]
@@ -98,7 +101,12 @@ def layout(context: PageContext, slug: str) -> Any:
         )
     }
     statuses = initial["status"] or DEFAULT_STATUSES
-    found = _query(context, slug, initial["category"], initial["severity"], statuses, None)
+    obligations = _requirement_options(context, slug)
+    known = {o["value"] for o in obligations}
+    requirements = [r for r in context.query.get("requirement", ()) if r in known]
+    found = _query(
+        context, slug, initial["category"], initial["severity"], statuses, None, requirements
+    )
     if found is None:
         return not_found(context)
     rows, all_assets = found
@@ -136,6 +144,7 @@ def layout(context: PageContext, slug: str) -> Any:
                         [{"label": a, "value": a} for a in all_assets],
                         [],
                     ),
+                    _filter(ids.FILTER_REQUIREMENT, _("Obligation"), obligations, requirements),
                 ],
                 className="filters",
             ),
@@ -150,6 +159,24 @@ def layout(context: PageContext, slug: str) -> Any:
             table(context, rows),
         ]
     )
+
+
+def _requirement_options(context: PageContext, slug: str) -> list[dict[str, str]]:
+    """The requirements of the profiles that apply to the organisation (every profile's
+    when the app has no configuration)."""
+    profiles = load_profiles()
+    configured = None
+    if context.config is not None:
+        configured = next((o for o in context.config.organisations if o.slug == slug), None)
+    chosen = configured.requirements if configured is not None else tuple(profiles)
+    return [
+        {
+            "label": f"{profiles[p].name_in(context.language)}: {r.title_in(context.language)}",
+            "value": r.id,
+        }
+        for p in chosen
+        for r in profiles[p].requirements
+    ]
 
 
 def _filter(component_id: str, label: str, options: list[Any], value: list[str]) -> html.Div:
@@ -229,6 +256,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         Input(ids.FILTER_SEVERITY, "value"),
         Input(ids.FILTER_STATUS, "value"),
         Input(ids.FILTER_ASSET, "value"),
+        Input(ids.FILTER_REQUIREMENT, "value"),
     ]
 
     @secure.callback(
@@ -279,7 +307,13 @@ def validation_layout() -> list[Any]:
         dcc.Store(id=ids.FINDINGS_ORG),
         *(
             dcc.Dropdown(id=i)
-            for i in (ids.FILTER_CATEGORY, ids.FILTER_SEVERITY, ids.FILTER_STATUS, ids.FILTER_ASSET)
+            for i in (
+                ids.FILTER_CATEGORY,
+                ids.FILTER_SEVERITY,
+                ids.FILTER_STATUS,
+                ids.FILTER_ASSET,
+                ids.FILTER_REQUIREMENT,
+            )
         ),
         data_table(id=ids.FINDINGS_TABLE),
         html.Span(id=ids.FINDINGS_COUNT),

@@ -1,5 +1,6 @@
 """Organisation overview: the answer, grade and score (live, with the moment), the line about
-known-exploited vulnerabilities and end of support, categories,
+known-exploited vulnerabilities and end of support, the management section (peers, the first
+actions and their owners, obligations), categories,
 trend, priorities, what changed in the last 30 days, the exceptions register, and scan
 health. Management viewers read all of it."""
 
@@ -26,6 +27,7 @@ from dashboard.components import (
     severity_badge,
     simple_table,
 )
+from dashboard.management import management_section
 from dashboard.pages import Page, exceptions
 from dashboard.security import Permission
 from riskiturva import views
@@ -41,6 +43,14 @@ def layout(context: PageContext, slug: str) -> Any:
         try:
             view = views.overview(
                 session, context.viewer.visible, slug, now=context.now, registry=context.registry
+            )
+            management = views.organisation_management(
+                session,
+                context.viewer.visible,
+                slug,
+                now=context.now,
+                registry=context.registry,
+                config=context.config,
             )
         except NotVisible:
             return not_found(context)
@@ -98,6 +108,7 @@ def layout(context: PageContext, slug: str) -> Any:
                 className="headline",
             ),
             *_exception_warnings(context, view.exceptions),
+            management_section(context, management, slug),
             section(
                 _("Categories"),
                 html.Div(categories, className="category-row"),

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 import matplotlib
+import matplotlib.patches
 from matplotlib.figure import Figure
 
 from riskiturva.scoring import GRADE_FLOORS
@@ -111,3 +112,63 @@ def sparkline(scores: Sequence[float | None]) -> bytes:
         axes.set_ylim(0, 100)
         axes.axis("off")
         return _svg(figure)
+
+
+def peer_chart(
+    own: float, lower: float, median: float, upper: float, *, own_label: str, group_label: str
+) -> bytes:
+    """Where the reader stands in its peer group, on a 0–100 strip of grade bands: the
+    middle half of the group as a box with its median, the reader as a marker. No other
+    organisation's score is drawn (riskiturva/peers.py)."""
+    with matplotlib.rc_context(_SVG_SETTINGS):
+        figure = Figure(figsize=(7.0, 0.75))
+        axes = figure.add_axes((0.02, 0.3, 0.96, 0.45))
+        for grade, low, high in _bands():
+            axes.axvspan(low, high, color=_BAND_COLOURS[grade], linewidth=0)
+            # The band's letter in its top left corner, clear of the box and the labels.
+            axes.text(low + 0.6, 0.96, grade, ha="left", va="top", fontsize=6.5, color="#666")
+        axes.add_patch(
+            matplotlib.patches.Rectangle(
+                (lower, 0.12),
+                max(upper - lower, 0.6),
+                0.5,
+                facecolor="#9bb3cc",
+                edgecolor=_LINE,
+                linewidth=0.8,
+            )
+        )
+        axes.plot([median, median], [0.04, 0.7], color=_LINE, linewidth=2)
+        axes.annotate(
+            group_label,
+            (median, 0.0),
+            xytext=(0, -9),
+            textcoords="offset points",
+            ha=_edge_alignment(median),
+            va="top",
+            fontsize=7,
+            color=_LINE,
+        )
+        axes.plot([own], [0.37], marker="v", markersize=9, color="#c62828", clip_on=False)
+        axes.annotate(
+            own_label,
+            (own, 1.0),
+            xytext=(0, 4),
+            textcoords="offset points",
+            ha=_edge_alignment(own),
+            va="bottom",
+            fontsize=7.5,
+            fontweight="bold",
+            color="#c62828",
+        )
+        axes.set_xlim(0, 100)
+        axes.set_ylim(0, 1)
+        axes.set_yticks([])
+        axes.set_xticks([0, 100], ["0", "100"], fontsize=7)
+        for side in ("top", "right", "left"):
+            axes.spines[side].set_visible(False)
+        return _svg(figure)
+
+
+def _edge_alignment(value: float) -> str:
+    """A label's alignment at `value` on a 0–100 axis: near an edge it grows inwards."""
+    return "left" if value < 15 else "right" if value > 85 else "center"

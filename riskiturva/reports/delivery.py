@@ -194,7 +194,7 @@ def deliver_monthly(
         recipients = tuple(configured[slug].report_recipients)
         with sessions.begin() as session:
             rendered = render_organisation(
-                session, slug, month, visible=[slug], now=now, language=language
+                session, slug, month, visible=[slug], now=now, language=language, config=config
             )
             row = archive(session, rendered, folder=folder, now=now)
             report_id, already_sent = row.id, row.sent_at is not None

@@ -15,8 +15,10 @@ from babel.dates import format_date
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
-from riskiturva.checks import load_registry
+from riskiturva.checks import Check, load_registry
+from riskiturva.config import Config
 from riskiturva.i18n import LOCALES, Translator, translator
+from riskiturva.owners import Responsible
 from riskiturva.period import Month
 from riskiturva.reports import charts
 from riskiturva.scoring import SCORING_VERSION, answer, format_score
@@ -68,6 +70,30 @@ CATEGORY_MEANINGS = {
     "free of vulnerabilities known to be exploited.",
 }
 DECISION_LABELS = {"accepted": "Accepted risk", "false_positive": "False positive"}
+OWNER_LABELS = {
+    "own_it": "Own IT",
+    "service_provider": "Service provider",
+    "partner": "Partner",
+}
+OBLIGATION_LABELS = {
+    "met": "No gaps found",
+    "not_met": "Not met",
+    "not_checked": "Not checked",
+    "not_applicable": "Does not apply",
+}
+POSITION_LABELS = {
+    "top": "in the best quarter",
+    "upper": "above the median",
+    "lower": "below the median",
+    "bottom": "in the weakest quarter",
+}
+NO_PEERS_LABELS = {
+    "no_partner": "No comparison with others: no shared-service partner is configured for "
+    "your organisation.",
+    "opted_out": "No comparison with others: your organisation has chosen not to take part.",
+    "too_few": "No comparison with others yet: fewer than five organisations of your partner "
+    "take part, too few to compare anonymously.",
+}
 COLLECTOR_LABELS = {
     "tls": "TLS",
     "web": "Websites",
@@ -116,6 +142,20 @@ def _environment(_: Translator) -> Environment:
         check = registry.get(check_id)
         return check.guidance_in(language) if check else ""
 
+    def impact(check_id: str) -> str:
+        check = registry.get(check_id)
+        return check.impact_in(language) if check else ""
+
+    def headline(check_id: str) -> str:
+        check = registry.get(check_id)
+        return check.headline_in(language) if check else check_id
+
+    def owner(responsible: Responsible) -> str:
+        role = label(OWNER_LABELS, str(responsible.role))
+        if responsible.name is None:
+            return role
+        return f"{responsible.name} ({role[:1].lower() + role[1:]})"
+
     def label(table: Mapping[str, str], key: str) -> str:
         return _(table[key]) if key in table else key
 
@@ -128,6 +168,12 @@ def _environment(_: Translator) -> Environment:
         lang=language,
         title=title,
         guidance=guidance,
+        impact=impact,
+        headline=headline,
+        owner=owner,
+        obligation_status=lambda key: label(OBLIGATION_LABELS, key),
+        position=lambda key: label(POSITION_LABELS, key),
+        no_peers=lambda key: label(NO_PEERS_LABELS, key),
         severity=lambda key: label(SEVERITY_LABELS, key),
         category=lambda key: label(CATEGORY_LABELS, key),
         category_meaning=lambda key: label(CATEGORY_MEANINGS, key),
@@ -163,18 +209,44 @@ def organisation_html(report: OrganisationReport, language: str) -> str:
     """The organisation's monthly report as a standalone HTML page."""
     _ = translator(language, DOMAIN)
     registry = load_registry()
-    sentence = answer(
-        report.score, report.actions, registry=registry, language=_.language, checked=report.checked
-    )
+    name = report.names.get(_.language, report.organisation)
+    peers = report.management.peers
+    peer_chart = None
+    if peers is not None:
+        figure = peers.score
+        svg = charts.peer_chart(
+            figure.own,
+            figure.group.lower_quartile,
+            figure.group.median,
+            figure.group.upper_quartile,
+            own_label=name,
+            group_label=_("median of {n}", n=peers.count),
+        )
+        peer_chart = charts.data_uri(svg)
     return (
         _environment(_)
         .get_template("organisation.html")
         .render(
             report=report,
-            name=report.names.get(_.language, report.organisation),
-            answer=sentence,
+            name=name,
+            answer=summary_sentence(report, _.language, registry=registry),
             trend_chart=_trend_chart(report.trend, report.trend_months, _),
+            peer_chart=peer_chart,
         )
+    )
+
+
+def summary_sentence(
+    report: OrganisationReport, language: str, *, registry: Mapping[str, Check]
+) -> str:
+    """The report's answer in one sentence, for a manager: the first action by its impact."""
+    return answer(
+        report.score,
+        report.actions,
+        registry=registry,
+        language=language,
+        checked=report.checked,
+        plain=True,
     )
 
 
@@ -241,15 +313,17 @@ def render_organisation(
     now: dt.datetime,
     language: str,
     fmt: ReportFormat | str = ReportFormat.PDF,
+    config: Config | None = None,
 ) -> RenderedReport:
-    """One organisation's monthly report, rendered in `language` and `fmt`."""
+    """One organisation's monthly report, rendered in `language` and `fmt`; `config` gives
+    its owners, requirement profiles and peer group (`views.management`)."""
     registry = load_registry()
-    report = organisation_report(session, slug, month, visible=visible, now=now, registry=registry)
+    report = organisation_report(
+        session, slug, month, visible=visible, now=now, registry=registry, config=config
+    )
     _ = translator(language, DOMAIN)
     name = report.names.get(_.language, slug)
-    summary = answer(
-        report.score, report.actions, registry=registry, language=_.language, checked=report.checked
-    )
+    summary = summary_sentence(report, _.language, registry=registry)
     return RenderedReport(
         organisation=slug,
         month=month,

@@ -53,8 +53,12 @@ def answer(
     registry: Mapping[str, Check],
     language: str = "fi",
     checked: bool = True,
+    plain: bool = False,
 ) -> str:
     """ "Is our IT environment up to date and secure?" in one sentence, in `language`.
+
+    `plain=True` (for managers) names the first action by what can happen (the check's
+    impact headline) instead of its technical title and count of places.
 
     `checked=False` (nothing has been scanned successfully yet) never answers "yes":
     no findings then means "not known", not "fine".
@@ -70,9 +74,15 @@ def answer(
     if actions:
         top = actions[0]
         check = registry.get(top.check_id)
-        title = check.title_in(_.language) if check else top.check_id
-        places = _.ngettext("{count} instance", "{count} instances", top.instances)
-        action = f"{title} ({places})"
+        if plain and check is not None:
+            headline = check.headline_in(_.language).rstrip(".!?")
+            # Mid-sentence after "fix first:"; an initialism ("IT") keeps its capitals.
+            lower = len(headline) > 1 and headline[1].islower()
+            action = headline[:1].lower() + headline[1:] if lower else headline
+        else:
+            title = check.title_in(_.language) if check else top.check_id
+            places = _.ngettext("{count} instance", "{count} instances", top.instances)
+            action = f"{title} ({places})"
     if score.grade is Grade.A:
         if not actions:
             return _(

@@ -19,6 +19,9 @@ category and titles come from the check registry. Faces format; they never query
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
 - `software`: known-exploited vulnerabilities, end of support and the manager's line;
+- `management`: what a manager reads first — the top actions with owners and the grade
+  after each, obligations per requirement profile, anonymised peer figures;
+- `asof`: findings as they stood at a past moment, replayed from their events.
 - `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
 """
 
@@ -56,6 +59,13 @@ from riskiturva.views.inventory import (
     review_queue,
 )
 from riskiturva.views.live import LiveScore
+from riskiturva.views.management import (
+    Management,
+    NoPeers,
+    PlannedAction,
+    ProfileResult,
+    organisation_management,
+)
 from riskiturva.views.organisations import OrganisationRef, organisation, organisations
 from riskiturva.views.overview import Overview, ScoreExplanation, explanation, overview
 from riskiturva.views.period import (
@@ -93,15 +103,19 @@ __all__ = [
     "FindingView",
     "InventoryAsset",
     "LiveScore",
+    "Management",
     "MessageEntry",
+    "NoPeers",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
     "Overview",
     "PatchStatus",
+    "PlannedAction",
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "ProfileResult",
     "ProposalKind",
     "Recipient",
     "ReviewQueue",
@@ -128,6 +142,7 @@ __all__ = [
     "inventory",
     "local_day",
     "organisation",
+    "organisation_management",
     "organisation_report",
     "organisations",
     "outbox",

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from riskiturva._json import plain
 from riskiturva.checks import Check, Severity
 from riskiturva.models import Finding, FindingStatus
+from riskiturva.views.asof import Decision, Standing
 from riskiturva.views.organisations import OrganisationRef
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.severity import registry_category, registry_severity, worst_first_key
@@ -82,24 +83,55 @@ def _in_force(organisation_ids: Collection[int], now: dt.datetime) -> Any:
     )
 
 
-def _entry(finding: Finding, now: dt.datetime, registry: Mapping[str, Check]) -> ExceptionEntry:
-    until = finding.decision_until
+def _entry(
+    finding: Finding | Standing,
+    decision: Decision,
+    now: dt.datetime,
+    registry: Mapping[str, Check],
+) -> ExceptionEntry:
+    until = decision.until
     days_left = None if until is None else math.ceil((until - now) / dt.timedelta(days=1))
     return ExceptionEntry(
-        finding_id=finding.id,
+        finding_id=finding.id if isinstance(finding, Finding) else finding.finding_id,
         check_id=finding.check_id,
         category=registry_category(finding, registry),
         severity=registry_severity(finding, registry),
         subject=finding.subject,
         asset=finding.asset,
-        decision=str(finding.decision),
-        decided_by=finding.decided_by,
-        decided_at=finding.decided_at,
-        reason=finding.decision_reason or "",
+        decision=str(decision.kind),
+        decided_by=decision.decided_by,
+        decided_at=decision.decided_at,
+        reason=decision.reason,
         until=until,
         days_left=days_left,
         expiring=days_left is not None and days_left <= EXPIRY_WARNING_DAYS,
     )
+
+
+def _stored_decision(finding: Finding) -> Decision:
+    return Decision(
+        kind=FindingStatus(str(finding.decision)),
+        decided_by=finding.decided_by,
+        decided_at=finding.decided_at,
+        reason=finding.decision_reason or "",
+        until=finding.decision_until,
+    )
+
+
+def register_at(
+    slug: str,
+    standings: Sequence[Standing],
+    at: dt.datetime,
+    *,
+    registry: Mapping[str, Check],
+) -> ExceptionsRegister:
+    """The register as it stood at `at`, from findings replayed to then (`views.asof`)."""
+    found = [
+        _entry(s, s.decision, at, registry)
+        for s in standings
+        if s.decision is not None and s.status == s.decision.kind
+    ]
+    return ExceptionsRegister(slug, at, tuple(sorted(found, key=worst_first_key)))
 
 
 def registers(
@@ -113,7 +145,9 @@ def registers(
     slug_of = {o.id: o.slug for o in organisations}
     entries: dict[str, list[ExceptionEntry]] = {o.slug: [] for o in organisations}
     for finding in session.scalars(_in_force(slug_of, now)):
-        entries[slug_of[finding.organisation_id]].append(_entry(finding, now, registry))
+        entries[slug_of[finding.organisation_id]].append(
+            _entry(finding, _stored_decision(finding), now, registry)
+        )
     return {
         slug: ExceptionsRegister(slug, now, tuple(sorted(found, key=worst_first_key)))
         for slug, found in entries.items()

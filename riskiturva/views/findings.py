@@ -6,7 +6,7 @@ Severity and category are the registry's; filters apply to them, not to stored c
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 from riskiturva._json import plain
 from riskiturva.checks import Check, Severity
 from riskiturva.models import Finding, FindingEvent, Organisation
+from riskiturva.requirements import host_name_of, load_profiles
 from riskiturva.store import get_finding
 from riskiturva.views.organisations import OrganisationRef, ref_of
 from riskiturva.views.severity import registry_category, registry_severity, worst_first_key
@@ -98,9 +99,12 @@ def findings(
     statuses: Collection[str] | None = None,
     categories: Collection[str] | None = None,
     severities: Collection[str] | None = None,
+    requirements: Collection[str] | None = None,
 ) -> list[FindingRow]:
     """Findings of the visible organisations (or those of them named), by organisation,
-    worst severity first; empty filters filter nothing."""
+    worst severity first; empty filters filter nothing. `requirements` (ids of requirement
+    profiles' requirements) keeps the findings that bear on any of them: one of their
+    checks, on a name their profile covers."""
     slugs = [s for s in visible if organisations is None or s in organisations]
     query = (
         select(Finding, Organisation.slug)
@@ -111,13 +115,33 @@ def findings(
     if statuses:
         query = query.where(Finding.status.in_(list(statuses)))
     rows = [_row(finding, slug, registry) for finding, slug in session.execute(query)]
+    bears = _bears_on(requirements) if requirements else None
     shown = [
         r
         for r in rows
         if (not categories or r.category in categories)
         and (not severities or r.severity in severities)
+        and (bears is None or bears(r))
     ]
     return sorted(shown, key=lambda r: (r.organisation, *worst_first_key(r)))
+
+
+def _bears_on(requirement_ids: Collection[str]) -> Callable[[FindingRow], bool]:
+    """Whether a finding bears on any of the requirements (unknown ids bear on nothing)."""
+    profiles = load_profiles()
+    wanted = []
+    for requirement_id in requirement_ids:
+        try:
+            requirement = profiles.requirement(requirement_id)
+        except KeyError:
+            continue
+        wanted.append((profiles[requirement.profile_id], frozenset(requirement.checks)))
+
+    def bears(row: FindingRow) -> bool:
+        name = host_name_of(row.asset)
+        return any(row.check_id in checks and p.covers(name) for p, checks in wanted)
+
+    return bears
 
 
 def finding(

@@ -17,7 +17,8 @@ from sqlalchemy.orm import Session
 from riskiturva.checks import Check
 from riskiturva.current import ScoreSummary, current_summaries
 from riskiturva.inputs import checked_organisations, scoring_inputs_of
-from riskiturva.scoring import OrganisationScore, score_organisation
+from riskiturva.scoring import OrganisationScore, ScoringAsset, ScoringFinding, score_organisation
+from riskiturva.views.asof import Standing, checked_before, scoring_inputs_at
 from riskiturva.views.organisations import OrganisationRef
 
 
@@ -54,6 +55,52 @@ def live_score(
     registry: Mapping[str, Check],
 ) -> LiveScore:
     return live_scores(session, [organisation], now=now, registry=registry)[organisation.slug]
+
+
+@dataclass(frozen=True, slots=True)
+class ScoredState:
+    """An organisation's score at a moment, with what it was computed from."""
+
+    live: LiveScore
+    findings: tuple[ScoringFinding, ...]  # open and decided, as scoring saw them
+    assets: tuple[ScoringAsset, ...]
+    standings: tuple[Standing, ...] | None  # replayed from events; None: the stored state
+
+    @property
+    def score(self) -> OrganisationScore:
+        return self.live.score
+
+
+def scores_at(
+    session: Session,
+    organisations: Sequence[OrganisationRef],
+    *,
+    at: dt.datetime,
+    now: dt.datetime,
+    registry: Mapping[str, Check],
+) -> dict[str, ScoredState]:
+    """Each organisation's score as it stood at `at`, by slug: from the stored findings
+    when `at` is `now` or later, else replayed from the findings' events (`views.asof`),
+    so a past month's report says what was known at its end."""
+    ids = {o.id: o.slug for o in organisations}
+    if at >= now:
+        inputs = scoring_inputs_of(session, ids, now=at, registry=registry)
+        checked = checked_organisations(session, ids)
+        standings: dict[int, list[Standing]] | None = None
+    else:
+        standings, inputs = scoring_inputs_at(session, ids, at, registry=registry)
+        checked = checked_before(session, ids, at, standings)
+    result = {}
+    for o in organisations:
+        findings, assets = inputs[o.id]
+        score = score_organisation(o.slug, findings, assets)
+        result[o.slug] = ScoredState(
+            live=LiveScore(o, score, o.id in checked, at),
+            findings=tuple(findings),
+            assets=tuple(assets),
+            standings=None if standings is None else tuple(standings[o.id]),
+        )
+    return result
 
 
 @dataclass(frozen=True, slots=True)

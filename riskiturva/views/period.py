@@ -22,14 +22,28 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from riskiturva.checks import Check, Severity
-from riskiturva.models import Asset, Finding, FindingStatus, ScanError, ScanRun, SubjectState
+from riskiturva.config import Config
+from riskiturva.models import Asset, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.period import Month
-from riskiturva.scoring import Action, OrganisationScore, due_date, priorities
+from riskiturva.scoring import (
+    Action,
+    FindingStatus,
+    OrganisationScore,
+    ScoringFinding,
+    due_date,
+    priorities,
+)
 from riskiturva.store import NotVisible
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import local_day
-from riskiturva.views.exceptions import ExceptionsRegister, registers
-from riskiturva.views.live import live_score, live_scores
+from riskiturva.views.exceptions import (
+    ExceptionEntry,
+    ExceptionsRegister,
+    register_at,
+    registers,
+)
+from riskiturva.views.live import live_scores, scores_at
+from riskiturva.views.management import Management, management
 from riskiturva.views.organisations import OrganisationRef, organisations
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.severity import registry_severity, worst_first_key
@@ -121,6 +135,7 @@ class OrganisationReport:
     as_of: dt.date  # the day the standing findings and priorities are judged on
     at: dt.datetime  # the moment the score is live at: the month's end, or `generated_at`
     generated_at: dt.datetime
+    replayed: bool  # told from events as it stood at `at` (a month that has ended)
     score: OrganisationScore
     checked: bool  # something was scanned successfully at some time
     actions: tuple[Action, ...]  # every priority, best first
@@ -131,6 +146,7 @@ class OrganisationReport:
     coverage: Coverage
     appendix: tuple[OpenFinding, ...]
     patch: PatchStatus  # known-exploited vulnerabilities and end of support, on `as_of`
+    management: Management
 
     @property
     def new(self) -> tuple[Change, ...]:
@@ -159,6 +175,12 @@ class OrganisationReport:
         if self.previous is None:
             return None
         return round(self.score.score - self.previous.score, 1)
+
+    @property
+    def ending_next_month(self) -> tuple[ExceptionEntry, ...]:
+        """Decisions in force that end before the next month is over: renew or fix."""
+        end = self.month.next().end
+        return tuple(e for e in self.exceptions.entries if e.until is not None and e.until < end)
 
     @property
     def top_actions(self) -> tuple[Action, ...]:
@@ -206,24 +228,41 @@ def _current_point(month: Month, day: dt.date, score: OrganisationScore) -> Mont
     return MonthPoint(month, day, score.score, str(score.grade), categories)
 
 
-def _coverage(session: Session, organisation: OrganisationRef, month: Month) -> Coverage:
-    runs = list(
-        session.scalars(
-            select(ScanRun).where(ScanRun.started_at >= month.start, ScanRun.started_at < month.end)
-        )
-    )
-    runs = [r for r in runs if organisation.slug in (r.organisations or [])]
-    run_ids = [r.id for r in runs]
+def _coverage(
+    session: Session, organisation: OrganisationRef, month: Month, at: dt.datetime
+) -> Coverage:
+    """What was checked from the month's start until `at`.
+
+    A subject's latest state is kept (`SubjectState`); one scanned again after `at` is
+    judged from the scan runs up to `at` instead: its latest completed run then, and
+    whether that run recorded an error on it.
+    """
+    earlier = [
+        r
+        for r in session.scalars(select(ScanRun).where(ScanRun.started_at < at))
+        if organisation.slug in (r.organisations or [])
+    ]
+    runs = [r for r in earlier if r.started_at >= month.start]
     errors: dict[tuple[str, str], tuple[set[str], int]] = {}
+    failed: set[tuple[int, str]] = set()  # (run id, subject)
+    run_ids = [r.id for r in earlier]
+    in_month = {r.id for r in runs}
     if run_ids:
-        for collector, kind, subject in session.execute(
-            select(ScanRun.collector, ScanError.kind, ScanError.subject)
+        for run_id, collector, kind, subject in session.execute(
+            select(ScanRun.id, ScanRun.collector, ScanError.kind, ScanError.subject)
             .join(ScanRun, ScanError.run_id == ScanRun.id)
             .where(ScanError.organisation_id == organisation.id, ScanError.run_id.in_(run_ids))
         ):
-            subjects, count = errors.get((collector, kind), (set(), 0))
-            subjects.add(subject)
-            errors[(collector, kind)] = (subjects, count + 1)
+            failed.add((run_id, subject))
+            if run_id in in_month:
+                subjects, count = errors.get((collector, kind), (set(), 0))
+                subjects.add(subject)
+                errors[(collector, kind)] = (subjects, count + 1)
+    completed = sorted(
+        (r for r in earlier if r.status in (RunStatus.OK, RunStatus.PARTIAL)),
+        key=lambda r: r.started_at,
+        reverse=True,
+    )
     states = list(
         session.scalars(select(SubjectState).where(SubjectState.organisation_id == organisation.id))
     )
@@ -233,8 +272,21 @@ def _coverage(session: Session, organisation: OrganisationRef, month: Month) -> 
         .where(Asset.organisation_id == organisation.id, Asset.active)
         .order_by(Asset.kind, Asset.value)
     ):
-        mine = [s for s in states if s.asset == asset.value]
-        successes = [s.last_success_at for s in mine if s.last_success_at is not None]
+        successes: list[dt.datetime] = []
+        failing: set[str] = set()
+        for state in (s for s in states if s.asset == asset.value):
+            if state.last_scanned_at < at:
+                if state.last_success_at is not None:
+                    successes.append(state.last_success_at)
+                if state.last_status == "error":
+                    failing.add(state.collector)
+                continue
+            mine = [r for r in completed if r.collector == state.collector]
+            if mine and (mine[0].id, state.subject) in failed:
+                failing.add(state.collector)
+            success = next((r for r in mine if (r.id, state.subject) not in failed), None)
+            if success is not None:
+                successes.append(success.finished_at or success.started_at)
         last_success = max(successes, default=None)
         assets.append(
             AssetCoverage(
@@ -243,7 +295,7 @@ def _coverage(session: Session, organisation: OrganisationRef, month: Month) -> 
                 criticality=asset.criticality,
                 last_success=last_success,
                 checked=last_success is not None and last_success >= month.start,
-                failing=tuple(sorted({s.collector for s in mine if s.last_status == "error"})),
+                failing=tuple(sorted(failing)),
             )
         )
     return Coverage(
@@ -258,27 +310,24 @@ def _coverage(session: Session, organisation: OrganisationRef, month: Month) -> 
 
 
 def _appendix(
-    session: Session, organisation: OrganisationRef, registry: Mapping[str, Check], today: dt.date
+    findings: Sequence[ScoringFinding], registry: Mapping[str, Check], today: dt.date
 ) -> tuple[OpenFinding, ...]:
     rows = []
-    for finding in session.scalars(
-        select(Finding).where(
-            Finding.organisation_id == organisation.id, Finding.status == FindingStatus.OPEN
-        )
-    ):
+    for finding in findings:
+        if finding.status != FindingStatus.OPEN:
+            continue
         severity = registry_severity(finding, registry)
         if severity not in APPENDIX_SEVERITIES:
             continue
-        first_seen = finding.first_seen.date()
         check = registry.get(finding.check_id)
-        due = due_date(severity, first_seen, check.deadline_days if check else None)
+        due = due_date(severity, finding.first_seen, check.deadline_days if check else None)
         rows.append(
             OpenFinding(
                 check_id=finding.check_id,
                 severity=str(severity),
                 subject=finding.subject,
                 asset=finding.asset,
-                first_seen=first_seen,
+                first_seen=finding.first_seen,
                 due=due,
                 overdue=due is not None and today > due,
             )
@@ -297,11 +346,19 @@ def organisation_report(
     visible: Collection[str],
     now: dt.datetime,
     registry: Mapping[str, Check],
+    config: Config | None = None,
 ) -> OrganisationReport:
-    """Everything the monthly report of one organisation says, for `month` as of `now`."""
+    """Everything the monthly report of one organisation says, for `month` as of `now`.
+
+    A month that ended before `now` is told as it stood at its end, replayed from the
+    findings' events. `config` (the owners, requirement profiles and peer settings) gives
+    the management sections; without it the owners are the registry's defaults and there
+    are no obligations or peers.
+    """
     organisation = visible_organisation(session, visible, slug)
     today, at = _as_of(month, now)
-    live = live_score(session, organisation, now=at, registry=registry)
+    state = scores_at(session, [organisation], at=at, now=now, registry=registry)[slug]
+    score = state.score
     history = score_history(
         session,
         [slug],
@@ -309,8 +366,14 @@ def organisation_report(
         until=month.previous().last_day,
     ).get(slug, [])
     monthly = _monthly_points(history)
-    monthly[month] = _current_point(month, today, live.score)
+    monthly[month] = _current_point(month, today, score)
     trend = tuple(monthly.get(month.back(TREND_MONTHS - 1 - i)) for i in range(TREND_MONTHS))
+    actions = tuple(priorities(score, registry=registry, today=today))
+    if state.standings is None:
+        register = registers(session, [organisation], now=at, registry=registry)[slug]
+    else:
+        register = register_at(slug, state.standings, at, registry=registry)
+    coverage = _coverage(session, organisation, month, at)
     return OrganisationReport(
         organisation=slug,
         names=organisation.names,
@@ -318,16 +381,27 @@ def organisation_report(
         as_of=today,
         at=at,
         generated_at=now,
-        score=live.score,
-        checked=live.checked,
-        actions=tuple(priorities(live.score, registry=registry, today=today)),
+        replayed=state.standings is not None,
+        score=score,
+        checked=state.live.checked,
+        actions=actions,
         previous=monthly.get(month.previous()),
         trend=trend,
         changes=changes(session, visible, slug, since=month.start, until=at, registry=registry),
-        exceptions=registers(session, [organisation], now=at, registry=registry)[slug],
-        coverage=_coverage(session, organisation, month),
-        appendix=_appendix(session, organisation, registry, today),
+        exceptions=register,
+        coverage=coverage,
+        appendix=_appendix(state.findings, registry, today),
         patch=patch_status(session, organisation, today=today, registry=registry),
+        management=management(
+            session,
+            state,
+            actions,
+            config,
+            since=month.start,
+            at=at,
+            now=now,
+            registry=registry,
+        ),
     )
 
 

@@ -11,9 +11,14 @@ COUNTED_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severit
 
 
 class _Stored(Protocol):
-    check_id: str
-    severity: str
-    category: str
+    @property
+    def check_id(self) -> str: ...
+
+    @property
+    def severity(self) -> str: ...
+
+    @property
+    def category(self) -> str: ...
 
 
 class _Ranked(Protocol):
