@@ -28,6 +28,8 @@ from publicsuffixlist import PublicSuffixList
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva.alerts.outbox import record_proposals
+from riskiturva.alerts.rules import ProposedAsset
 from riskiturva.auth import audit
 from riskiturva.collector import ScanContext
 from riskiturva.config import AssetKind, Config, DiscoverySource
@@ -242,6 +244,15 @@ def _auto_accept(org: OrgConfig, proposal: Proposal) -> tuple[int, Any] | None:
     return None
 
 
+def _alerted(asset: Asset, proposal: Proposal) -> ProposedAsset:
+    return ProposedAsset(
+        kind=asset.kind,
+        value=asset.value,
+        source=", ".join(sorted(proposal.sources)),
+        evidence={"addresses": list(proposal.addresses)},
+    )
+
+
 def _apply(
     session: Session,
     org: OrgConfig,
@@ -252,7 +263,10 @@ def _apply(
     run_id: int,
     now: dt.datetime,
     gone_after: int,
+    proposed: list[ProposedAsset],
 ) -> OrganisationCounts:
+    """Apply one organisation's judgement; the assets newly waiting for a decision are
+    appended to `proposed` (for the alerts)."""
     counts = OrganisationCounts(wildcard_answers=judgement.wildcard_answers)
     assets = list(session.scalars(select(Asset).where(Asset.organisation_id == org_row.id)))
     by_key = {(a.kind, a.value): a for a in assets}
@@ -300,6 +314,8 @@ def _apply(
             if rule is not None:
                 _accept_by_rule(session, org, asset, rule, now=now)
                 counts.auto_accepted += 1
+            else:
+                proposed.append(_alerted(asset, proposal))
             continue
         asset = known
         counts.seen_again += 1
@@ -319,6 +335,7 @@ def _apply(
                 run_id=run_id,
                 detail={"kind": asset.kind, "again": True},
             )
+            proposed.append(_alerted(asset, proposal))
     counts.outside_scope = _record_outside(session, org_row.id, judgement, run_id=run_id, now=now)
     gone, present = set(judgement.gone), set(judgement.present)
     for asset in assets:
@@ -625,6 +642,7 @@ def run_discovery(
                 )
                 assert org_row is not None
                 judgement = judge(seen, plan.scope, plan.known_names)
+                proposed: list[ProposedAsset] = []
                 report.organisations[plan.organisation] = _apply(
                     session,
                     by_slug[plan.organisation],
@@ -634,7 +652,10 @@ def run_discovery(
                     run_id=run_id,
                     now=finished,
                     gone_after=settings.gone_after_runs,
+                    proposed=proposed,
                 )
+                # In the same transaction: a proposal and its alert are written together.
+                record_proposals(session, config, org_row, proposed, now=finished)
                 for error in seen.errors:
                     session.add(
                         ScanError(
