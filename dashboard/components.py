@@ -18,9 +18,12 @@ import dash_bootstrap_components as dbc
 from dash import dcc, html
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboard import ids
 from dashboard.i18n import text
+from dashboard.security import audit_in, audit_request
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
+from riskiturva.config import DashboardSettings
 from riskiturva.i18n import Translator
 from riskiturva.models import Organisation
 
@@ -53,6 +56,7 @@ class PageContext:
     registry: Registry
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
+    settings: DashboardSettings
 
     @cached_property
     def _(self) -> Translator:
@@ -189,7 +193,7 @@ def not_found(context: PageContext) -> html.Div:
     return html.Div(
         [html.H1(_("Not found")), html.P(_("There is nothing here, or it is not yours to see."))],
         className="not-found",
-        id="not-found",
+        id=ids.NOT_FOUND,
     )
 
 
@@ -225,18 +229,42 @@ def graph(figure: Any, **props: Any) -> dcc.Graph:
 
 @dataclass(frozen=True)
 class Services:
-    """What the app was created with: the store, the check registry and the clock."""
+    """What the app was created with: the store, the check registry, the clock and the
+    dashboard's settings."""
 
     sessions: sessionmaker[Session]
     registry: Registry
     clock: Any  # () -> aware datetime
+    settings: DashboardSettings
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer, language, self.sessions, self.registry, self.clock(), query or {}
+            viewer,
+            language,
+            self.sessions,
+            self.registry,
+            self.clock(),
+            query or {},
+            self.settings,
         )
+
+    def audit(
+        self, viewer: Viewer, action: str, *, session: Session | None = None, **fields: Any
+    ) -> None:
+        """Write what the viewer did in this request to the audit trail: in `session`'s
+        transaction (with the change it records), else in one of its own."""
+        if session is None:
+            audit_request(self.sessions, self.clock(), viewer, action, **fields)
+        else:
+            audit_in(session, self.clock(), viewer, action, **fields)
+
+    def refused(self, viewer: Viewer, what: str, target: Any) -> None:
+        """Audit a request for something that does not exist or is not the viewer's to
+        see (`what`: the kind of thing; `target`: as the browser named it). The viewer
+        still gets the same "not found" either way."""
+        self.audit(viewer, "access.refused", target=str(target), detail={"what": what})
 
 
 def plot_text(value: str) -> str:

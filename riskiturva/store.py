@@ -270,6 +270,29 @@ def decide(
     return finding
 
 
+def revoke_decision(
+    session: Session,
+    *,
+    finding_id: int,
+    visible: Collection[str],
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+) -> Finding:
+    """Take back a person's decision: the finding counts as open again at once (a resolved
+    one stays resolved) and a later sighting no longer returns it to the decision."""
+    finding = get_finding(session, finding_id, visible)
+    if finding.decision is None:
+        raise ValueError("the finding has no decision to revoke")
+    if finding.status in DECISIONS:
+        finding.status = FindingStatus.OPEN
+    finding.decision = finding.decided_by = finding.decided_at = None
+    finding.decision_reason = finding.decision_until = None
+    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=reason.strip() or None)
+    session.flush()
+    return finding
+
+
 # --- queries ---------------------------------------------------------------------------
 
 

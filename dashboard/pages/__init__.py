@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard.components import PageContext, not_found, refused
-from dashboard.security import Permission
+from dashboard.security import Permission, allowed
 
 
 @dataclass(frozen=True)
@@ -27,10 +27,20 @@ class Page:
 
 
 def all_pages() -> tuple[Page, ...]:
-    from dashboard.pages import assets, finding, findings, organisation, portfolio, scans, scoring
+    from dashboard.pages import (
+        assets,
+        audit,
+        finding,
+        findings,
+        organisation,
+        portfolio,
+        scans,
+        scoring,
+    )
 
     return (
         portfolio.PAGE,
+        audit.PAGE,
         organisation.PAGE,
         findings.PAGE,
         finding.PAGE,
@@ -41,9 +51,14 @@ def all_pages() -> tuple[Page, ...]:
 
 
 def page_modules() -> tuple[Any, ...]:
-    from dashboard.pages import finding, findings
+    from dashboard.pages import audit, finding, findings
 
-    return (findings, finding)
+    return (findings, finding, audit)
+
+
+def known_path(path: str) -> bool:
+    """A path some page answers (the home page included), whoever asks."""
+    return path == "/" or any(page.match(path) is not None for page in all_pages())
 
 
 def render(context: PageContext, path: str) -> Any:
@@ -51,7 +66,11 @@ def render(context: PageContext, path: str) -> Any:
         params = page.match(path)
         if params is None:
             continue
-        if page.permission is Permission.DETAILS and not context.viewer.sees_details:
-            return refused(context)
+        if not allowed(context.viewer, page.permission):
+            # Management viewers know the detail pages exist; the audit trail is not there
+            # for anyone but partner administrators.
+            if page.permission is Permission.DETAILS:
+                return refused(context)
+            return not_found(context)
         return page.layout(context, **params)
     return not_found(context)

@@ -1,5 +1,6 @@
 """One finding: evidence, the reproduce command, guidance in the reader's language, its
-history, and — for organisation staff — accept the risk or mark a false positive."""
+history, and — for organisation staff — accept the risk, mark a false positive, or revoke
+the decision; the status on the page follows at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
@@ -25,10 +26,9 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import auth
 from riskiturva.auth import Viewer
 from riskiturva.models import Finding, FindingStatus
-from riskiturva.store import NotVisible, decide, get_finding
+from riskiturva.store import NotVisible, decide, get_finding, revoke_decision
 
 DEFAULT_DECISION_DAYS = 180
 MAX_DECISION_DAYS = 730
@@ -66,27 +66,8 @@ def layout(context: PageContext, finding_id: str) -> Any:
             return not_found(context)
         check = context.registry.get(finding.check_id)
         header = org_header(context, finding.organisation, "findings")
-        facts = simple_table(
-            [
-                _("Organisation"),
-                _("Subject"),
-                _("Asset"),
-                _("Status"),
-                _("First seen"),
-                _("Last seen"),
-            ],
-            [
-                [
-                    finding.organisation.name(context.language),
-                    finding.subject,
-                    finding.asset,
-                    status_label(_, finding.status),
-                    context.when(finding.first_seen),
-                    context.when(finding.last_seen),
-                ]
-            ],
-        )
-        decision = _decision_summary(context, finding)
+        state = _state(context, finding)
+        decided = finding.decision is not None
         events = history(context, finding)
         evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
         reproduce = finding.reproduce
@@ -97,7 +78,7 @@ def layout(context: PageContext, finding_id: str) -> Any:
             className="finding-title",
         ),
         html.P(html.Code(finding.check_id), className="muted"),
-        facts,
+        html.Div(state, id=ids.FINDING_STATE),
         section(
             _("What to do"),
             # Guidance is the registry's own text; shown as text, never as HTML.
@@ -109,12 +90,30 @@ def layout(context: PageContext, finding_id: str) -> Any:
             _("Reproduce"),
             html.Pre(reproduce or _("No command recorded."), id=ids.REPRODUCE),
         ),
-        decision,
         section(_("History"), html.Div(events, id=f"{ids.HISTORY}-panel")),
     ]
     if context.viewer.can_decide:
-        children.append(_decision_form(context, finding_id))
+        children.append(_decision_form(context, finding_id, decided))
     return html.Div(children)
+
+
+def _state(context: PageContext, finding: Finding) -> list[Any]:
+    """The facts with the current status, and the decision that holds, if any."""
+    _ = context._
+    facts = simple_table(
+        [_("Organisation"), _("Subject"), _("Asset"), _("Status"), _("First seen"), _("Last seen")],
+        [
+            [
+                finding.organisation.name(context.language),
+                finding.subject,
+                finding.asset,
+                html.Span(status_label(_, finding.status), id=ids.FINDING_STATUS),
+                context.when(finding.first_seen),
+                context.when(finding.last_seen),
+            ]
+        ],
+    )
+    return [facts, _decision_summary(context, finding)]
 
 
 def _decision_summary(context: PageContext, finding: Finding) -> Any:
@@ -134,7 +133,7 @@ def _decision_summary(context: PageContext, finding: Finding) -> Any:
     )
 
 
-def _decision_form(context: PageContext, finding_id: str) -> Any:
+def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
     _ = context._
     default_until = context.today + dt.timedelta(days=DEFAULT_DECISION_DAYS)
     return section(
@@ -160,7 +159,18 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
             max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),
             className="form-control",
         ),
-        html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
+        html.Div(
+            [
+                html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
+                html.Button(
+                    _("Revoke the decision"),
+                    id=ids.REVOKE_SUBMIT,
+                    className="btn btn-outline-danger",
+                    disabled=not decided,
+                ),
+            ],
+            className="decision-buttons",
+        ),
         html.Div(id=ids.DECIDE_MESSAGE, role="status"),
     )
 
@@ -174,11 +184,22 @@ def _row_id(value: Any) -> int:
     raise NotVisible(value)
 
 
+def _expiry(context: PageContext, until: Any) -> dt.datetime:
+    """The end of the chosen day in Finland, within `MAX_DECISION_DAYS`."""
+    until_day = dt.date.fromisoformat(str(until))
+    if (until_day - context.today).days > MAX_DECISION_DAYS:
+        raise ValueError("too far")
+    return dt.datetime.combine(until_day, dt.time(23, 59), TIMEZONE)
+
+
 def register(secure: SecureCallbacks, services: Services) -> None:
     @secure.callback(
         Output(ids.DECIDE_MESSAGE, "children"),
+        Output(ids.FINDING_STATE, "children"),
         Output(f"{ids.HISTORY}-panel", "children"),
+        Output(ids.REVOKE_SUBMIT, "disabled"),
         Input(ids.DECIDE_SUBMIT, "n_clicks"),
+        Input(ids.REVOKE_SUBMIT, "n_clicks"),
         State(ids.FINDING_ID, "data"),
         State(ids.DECIDE_KIND, "value"),
         State(ids.DECIDE_REASON, "value"),
@@ -186,51 +207,70 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         permission=Permission.DECIDE,
         prevent_initial_call=True,
     )
-    def save_decision(
-        viewer: Viewer, _clicks: Any, finding_id: Any, kind: Any, reason: Any, until: Any
+    def save_or_revoke(
+        viewer: Viewer,
+        _saves: Any,
+        _revokes: Any,
+        finding_id: Any,
+        kind: Any,
+        reason: Any,
+        until: Any,
     ) -> Any:
         context = services.context(viewer, flask.g.language)
         _ = context._
+        revoking = ctx.triggered_id == ids.REVOKE_SUBMIT
+        note = str(reason or "")[:2000].strip()
         try:
-            decision = FindingStatus(kind)
-            until_day = dt.date.fromisoformat(str(until))
-            if (until_day - context.today).days > MAX_DECISION_DAYS:
-                raise ValueError("too far")
-            expiry = dt.datetime.combine(until_day, dt.time(23, 59), TIMEZONE)
+            row = _row_id(finding_id)
             with services.sessions.begin() as session:
-                finding = decide(
-                    session,
-                    finding_id=_row_id(finding_id),
-                    visible=viewer.visible,
-                    decision=decision,
-                    actor=viewer.username,
-                    reason=str(reason or "")[:2000],
-                    until=expiry,
-                    now=context.now,
-                )
-                auth.audit(
-                    session,
-                    actor=viewer.username,
-                    action=f"finding.{decision.value}",
+                if revoking:
+                    previous = get_finding(session, row, viewer.visible).decision
+                    finding = revoke_decision(
+                        session,
+                        finding_id=row,
+                        visible=viewer.visible,
+                        actor=viewer.username,
+                        reason=note,
+                        now=context.now,
+                    )
+                    action, detail = "finding.revoked", {"revoked": previous}
+                else:
+                    decision = FindingStatus(kind)
+                    expiry = _expiry(context, until)
+                    finding = decide(
+                        session,
+                        finding_id=row,
+                        visible=viewer.visible,
+                        decision=decision,
+                        actor=viewer.username,
+                        reason=note,
+                        until=expiry,
+                        now=context.now,
+                    )
+                    action, detail = f"finding.{decision.value}", {"until": expiry.isoformat()}
+                services.audit(
+                    viewer,
+                    action,
+                    session=session,
                     organisation=finding.organisation.slug,
                     target=str(finding.id),
-                    address=flask.request.remote_addr,
-                    now=context.now,
-                    detail={"check_id": finding.check_id, "until": expiry.isoformat()},
-                    note=finding.decision_reason,
+                    detail={"check_id": finding.check_id, **detail},
+                    note=note or None,
                 )
-                events = history(context, finding)
+                state, events = _state(context, finding), history(context, finding)
+                decided = finding.decision is not None
         except NotVisible:
-            return dbc.Alert(_("Not found"), color="danger"), no_update
+            services.refused(viewer, "finding", finding_id)
+            return dbc.Alert(_("Not found"), color="danger"), no_update, no_update, no_update
         except (ValueError, TypeError):
-            return (
-                dbc.Alert(
-                    _("Write a justification and choose a future date within two years."),
-                    color="warning",
-                ),
-                no_update,
+            message = (
+                _("There is no decision to revoke.")
+                if revoking
+                else _("Write a justification and choose a future date within two years.")
             )
-        return dbc.Alert(_("Decision saved."), color="success"), events
+            return dbc.Alert(message, color="warning"), no_update, no_update, no_update
+        saved = _("Decision revoked.") if revoking else _("Decision saved.")
+        return dbc.Alert(saved, color="success"), state, events, not decided
 
 
 def validation_layout() -> list[Any]:
@@ -240,7 +280,9 @@ def validation_layout() -> list[Any]:
         dcc.Textarea(id=ids.DECIDE_REASON),
         dcc.Input(id=ids.DECIDE_UNTIL),
         html.Button(id=ids.DECIDE_SUBMIT),
+        html.Button(id=ids.REVOKE_SUBMIT),
         html.Div(id=ids.DECIDE_MESSAGE),
+        html.Div(id=ids.FINDING_STATE),
         html.Div(id=f"{ids.HISTORY}-panel"),
     ]
 
