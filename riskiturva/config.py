@@ -331,7 +331,10 @@ class DashboardSettings(_Model):
         12.0, gt=0, le=720, description="a sign-in ends this long after it began, however used"
     )
     session_idle_minutes: int = Field(
-        60, ge=1, le=43200, description="a sign-in ends after this long without a request"
+        60,
+        ge=1,
+        le=43200,
+        description="a sign-in ends after this long without a request (at most session_hours)",
     )
     secure_cookies: bool = Field(False, description="mark cookies Secure (served over HTTPS)")
     login_attempts: int = Field(

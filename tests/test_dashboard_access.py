@@ -769,7 +769,17 @@ def test_management_viewer_is_refused_details(estate):
     assert call(app, client, "download.data", export).status_code == 204
 
 
-def test_staff_decision_is_written_to_the_audit_trail(estate):
+def status_shown(response) -> str:
+    """The status the finding page shows after a decision callback."""
+    state = response.json["response"][ids.FINDING_STATE]["children"]
+    return next(
+        c["props"]["children"]
+        for c in components(state)
+        if c["props"].get("id") == ids.FINDING_STATUS
+    )
+
+
+def test_staff_decision_shows_at_once_and_is_written_to_the_audit_trail(estate):
     app, sessions, finding_ids = estate
     own = finding_ids["127.60.1.10:3389/tcp"]
     client, _ = sign_in(app, "hyvala-staff")
@@ -781,17 +791,152 @@ def test_staff_decision_is_written_to_the_audit_trail(estate):
         (ids.DECIDE_REASON, "value"): "Palvelu poistuu käytöstä joulukuussa",
         (ids.DECIDE_UNTIL, "value"): until,
     }
-    output = next(k for k in app.callback_map if "decide-message" in k)
-    response = call(app, client, output, values)
+    output = output_of(app, ids.DECIDE_MESSAGE)
+    response = call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
     assert response.status_code == 200
+    assert status_shown(response) == "Hyväksytty riski"
+    assert response.json["response"][ids.REVOKE_SUBMIT]["disabled"] is False
     with sessions() as session:
         finding = session.get(Finding, own)
         assert (finding.status, finding.decided_by) == ("accepted", "hyvala-staff")
-        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "finding.accepted"))
-        assert (event.actor, event.organisation, event.at) == ("hyvala-staff", "hyvala", NOW)
-        assert event.note == "Palvelu poistuu käytöstä joulukuussa"
+    [event] = audited(sessions, "finding.accepted")
+    assert (event.actor, event.organisation, event.at) == ("hyvala-staff", "hyvala", NOW)
+    assert (event.note, event.address) == ("Palvelu poistuu käytöstä joulukuussa", "127.0.0.1")
     viewer_client, _ = sign_in(app, "hyvala-boss")
     assert call(app, viewer_client, output, values).status_code == 204  # no permission
+
+
+def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
+    app, sessions, finding_ids = estate
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    client, _ = sign_in(app, "hyvala-staff")
+    output = output_of(app, ids.DECIDE_MESSAGE)
+    values = {
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "false_positive",
+        (ids.DECIDE_REASON, "value"): "Ei ole RDP vaan VPN",
+        (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=60)).isoformat(),
+    }
+    revoke = [(ids.REVOKE_SUBMIT, "n_clicks")]
+    nothing = call(app, client, output, values, changed=revoke)  # nothing to revoke yet
+    assert "Peruttavaa päätöstä ei ole." in text_of(nothing)
+    call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
+    values[(ids.DECIDE_REASON, "value")] = "Sittenkin RDP"
+    response = call(app, client, output, values, changed=revoke)
+    assert status_shown(response) == "Avoin"
+    assert response.json["response"][ids.REVOKE_SUBMIT]["disabled"] is True
+    assert "Päätös peruttu" in text_of(response)
+    with sessions() as session:
+        finding = session.get(Finding, own)
+        assert (finding.status, finding.decision, finding.decision_until) == ("open", None, None)
+        assert (finding.events[-1].kind, finding.events[-1].note) == ("revoked", "Sittenkin RDP")
+    [event] = audited(sessions, "finding.revoked")
+    assert (event.actor, event.organisation, event.detail["revoked"]) == (
+        "hyvala-staff",
+        "hyvala",
+        "false_positive",
+    )
+
+
+# --- the audit page ----------------------------------------------------------------------
+
+
+def audit_rows(app, client, **filters: Any) -> list[dict[str, Any]]:
+    values = {
+        (ids.AUDIT_KIND, "value"): filters.get("kind"),
+        (ids.AUDIT_ORG, "value"): filters.get("org"),
+    }
+    response = call(app, client, output_of(app, ids.AUDIT_TABLE), values)
+    assert response.status_code == 200
+    return response.json["response"][ids.AUDIT_TABLE]["data"]
+
+
+def test_partner_administrators_read_their_organisations_audit_trail(estate):
+    app, _, _ = estate
+    sign_in(app, "hyvala-staff", "wrong password!", address="203.0.113.1")
+    sign_in(app, "rapala-staff", "wrong password!", address="203.0.113.2")
+    sign_in(app, "nobody", "wrong password!", address="203.0.113.3")
+    staff, _ = sign_in(app, "hyvala-staff")
+    call(app, staff, "page.children", {(ids.URL, "pathname"): "/org/rapala"})  # refused
+    partner, _ = sign_in(app, "partner")
+    everything = audit_rows(app, partner)
+    failed = {
+        (r["actor"], r["address"])
+        for r in everything
+        if r["event"] == "Epäonnistunut kirjautuminen"
+    }
+    assert failed == {
+        ("hyvala-staff", "203.0.113.1"),
+        ("rapala-staff", "203.0.113.2"),
+        ("nobody", "203.0.113.3"),
+    }
+    hyvala_admin, _ = sign_in(app, "hyvala-partner")
+    own = audit_rows(app, hyvala_admin)
+    assert {r["organisation"] for r in own} <= {"Hyvälän kunta", ""}
+    assert not [r for r in own if "203.0.113.2" in r["address"] or r["actor"] == "nobody"]
+    assert {r["actor"] for r in own} == {"cli", "hyvala-staff", "hyvala-partner"}
+    refused = audit_rows(app, hyvala_admin, kind="refused")
+    assert [(r["actor"], r["target"], r["detail"]) for r in refused] == [
+        ("hyvala-staff", "/org/rapala", "sivu")
+    ]
+    assert {r["organisation"] for r in audit_rows(app, hyvala_admin, org="rapala")} <= {
+        "Hyvälän kunta",
+        "",
+    }
+    page = text_of(call(app, hyvala_admin, "page.children", {(ids.URL, "pathname"): "/audit"}))
+    assert "Tapahtumaloki" in page
+    assert "rapala-staff" not in page and "Rapalan kunta" not in page
+
+
+def test_only_partner_administrators_have_an_audit_page(estate):
+    app, sessions, _ = estate
+    for username in ("hyvala-staff", "hyvala-boss"):
+        client, _ = sign_in(app, username)
+        page = call(app, client, "page.children", {(ids.URL, "pathname"): "/audit"})
+        assert '"not-found"' in text_of(page)
+        table = call(
+            app, client, output_of(app, ids.AUDIT_TABLE), {(ids.AUDIT_KIND, "value"): None}
+        )
+        assert table.status_code == 204
+    refused = [e.detail["what"] for e in audited(sessions, "access.refused")]
+    assert refused == ["page", "page"]
+
+
+def test_a_partner_administrator_signs_out_someone_everywhere(estate):
+    app, sessions, _ = estate
+    laptop, _ = sign_in(app, "hyvala-staff")
+    phone, _ = sign_in(app, "hyvala-staff")
+    other, _ = sign_in(app, "rapala-staff")
+    admin, _ = sign_in(app, "hyvala-partner")
+    page = text_of(call(app, admin, "page.children", {(ids.URL, "pathname"): "/audit"}))
+    assert page.count('"hyvala-staff"') >= 2  # both of her sessions are listed
+    output = output_of(app, ids.END_SESSIONS_MESSAGE)
+    forged = call(
+        app,
+        admin,
+        output,
+        {(ids.END_SESSIONS, "n_clicks"): 1, (ids.END_SESSIONS_USER, "value"): "rapala-staff"},
+    )
+    assert "Valitse tili" in text_of(forged)  # not an account of hers
+    assert other.get("/_dash-layout").status_code == 200
+    done = call(
+        app,
+        admin,
+        output,
+        {(ids.END_SESSIONS, "n_clicks"): 1, (ids.END_SESSIONS_USER, "value"): "hyvala-staff"},
+    )
+    assert "hyvala-staff: istuntoja päätetty: 2" in text_of(done)
+    assert laptop.get("/_dash-layout").status_code == 401
+    assert phone.get("/_dash-layout").status_code == 401
+    assert admin.get("/_dash-layout").status_code == 200
+    [ended] = audited(sessions, "sessions.ended")
+    assert (ended.actor, ended.target, ended.organisation, ended.address) == (
+        "hyvala-partner",
+        "hyvala-staff",
+        "hyvala",
+        "127.0.0.1",
+    )
+    assert [e.target for e in audited(sessions, "access.refused")] == ["rapala-staff"]
 
 
 def test_csv_export_neutralises_formulas_and_is_audited(estate):
