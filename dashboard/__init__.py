@@ -183,7 +183,16 @@ def make_server(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT
     `.run()` serves until `.close()`."""
     import waitress
 
-    return waitress.create_server(app.server, host=host, port=port, threads=8, ident="Riskiturva")
+    return waitress.create_server(
+        app.server,
+        host=host,
+        port=port,
+        threads=8,
+        ident="Riskiturva",
+        # Waitress would strip X-Forwarded-* from every peer it was not told to trust; the
+        # dashboard's guard decides that itself, from settings.dashboard.trusted_proxies.
+        clear_untrusted_proxy_headers=False,
+    )
 
 
 def run(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:

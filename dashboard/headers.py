@@ -10,8 +10,10 @@ changes at run time (so no fixed hash fits; their bundles offer no nonce hook) a
 sets `style` attributes on the SVG it draws. Inline style cannot run code; the page's text
 is React-escaped and nothing lets a user choose CSS.
 
-Everything else is closed: no plugins, frames, other sites' images, fonts or connections,
-no `<base>`, forms only to this server, and no framing of the dashboard by anyone.
+Images may also be `data:` URLs: Plotly draws a heatmap as a PNG it encodes itself (an
+image runs no code). Everything else is closed: no plugins, frames, other sites' images,
+fonts or connections, no `<base>`, forms only to this server, and no framing of the
+dashboard by anyone.
 """
 
 from __future__ import annotations
@@ -46,7 +48,7 @@ def content_security_policy(script_hashes: Sequence[str]) -> str:
         "default-src": ["'self'"],
         "script-src": ["'self'", *script_hashes],
         "style-src": ["'self'", "'unsafe-inline'"],
-        "img-src": ["'self'"],
+        "img-src": ["'self'", "data:"],  # Plotly draws heatmaps as data: PNG images
         "font-src": ["'self'"],
         "connect-src": ["'self'"],
         "object-src": ["'none'"],

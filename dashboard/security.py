@@ -45,7 +45,7 @@ DEVICE_COOKIE = "riskiturva_device"  # accounts this browser signed in to (signi
 DEVICE_ACCOUNTS = 10  # at most this many names in it
 LOGIN_PATH = "/login"
 CALLBACK_PATH = "/_dash-update-component"
-PUBLIC_PREFIXES = ("/assets/",)  # our stylesheet only: no data, no scripts
+PUBLIC_PREFIXES = ("/assets/", "/_favicon.ico")  # our stylesheet and script, an icon: no data
 READS = ("GET", "HEAD")  # uptime monitors ask HEAD: it answers like GET
 SAFE_METHODS = (*READS, "OPTIONS")
 MAX_BODY_BYTES = 1 << 20
@@ -191,6 +191,7 @@ NOT_FOUND_TEMPLATE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · Riskiturva</title>
+<link rel="icon" href="/_favicon.ico">
 <link rel="stylesheet" href="/assets/riskiturva.css"></head>
 <body class="login-body"><main class="login-card" id="not-found">
 <h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">{{ home }}</a></p></main></body></html>
@@ -225,6 +226,7 @@ LOGIN_TEMPLATE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · Riskiturva</title>
+<link rel="icon" href="/_favicon.ico">
 <link rel="stylesheet" href="/assets/riskiturva.css"></head>
 <body class="login-body"><main class="login-card" aria-labelledby="login-heading">
 <h1 id="login-heading">{{ heading }}</h1><p class="muted">{{ subtitle }}</p>

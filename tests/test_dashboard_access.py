@@ -14,6 +14,7 @@ import hashlib
 import json
 import re
 import shutil
+import threading
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from riskiturva.models import Finding, FindingEvent, ScanError, ScanRun, Subject
 from riskiturva.models_auth import AuditEvent, UserSession
 from riskiturva.store import ObservedFinding, reconcile, sync_config
 from tests.conftest import MINIMAL_CONFIG, T0
+from tests.dashboard_http import callback_body, client_from, output_of, post_login
 
 PASSWORD = "correct horse battery"
 NOW = T0 + dt.timedelta(days=40)
@@ -245,41 +247,11 @@ def call(
 ):
     """POST one callback as the renderer would, with the given input and state values;
     `changed`: the inputs that fired (default: all of them)."""
-    spec = app.callback_map[output]
-
-    def items(kind: str) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": d["id"],
-                "property": d["property"],
-                "value": values.get((d["id"], d["property"])),
-            }
-            for d in spec[kind]
-        ]
-
-    outputs = [
-        {"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")
-    ]
-    body = {
-        "output": output,
-        "outputs": outputs if output.startswith("..") else outputs[0],
-        "inputs": items("inputs"),
-        "state": items("state"),
-        "changedPropIds": [
-            f"{d['id']}.{d['property']}"
-            for d in spec["inputs"]
-            if changed is None or (d["id"], d["property"]) in changed
-        ],
-    }
     sent = dict(headers or {})
     if csrf is not None:
         sent[CSRF_HEADER] = csrf or csrf_of(client)
+    body = callback_body(app, output, values, changed)
     return client.post("/_dash-update-component", json=body, headers=sent)
-
-
-def output_of(app, component_id: str) -> str:
-    """The callback map's key of the callback that writes `component_id`."""
-    return next(k for k in app.callback_map if f"{component_id}." in k)
 
 
 # --- sign-in, sessions, CSRF -----------------------------------------------------------
@@ -300,6 +272,7 @@ def test_nothing_is_served_without_a_session(estate):
         assert client.get(path).status_code == 401, path
     assert client.post("/_dash-update-component", json={}).status_code == 401
     assert client.get("/assets/riskiturva.css").status_code == 200  # style only, no data
+    assert client.get("/assets/session.js").status_code == 200  # no data either
     assert "Kirjaudu" in client.get("/login").get_data(as_text=True)
 
 
@@ -438,6 +411,24 @@ def test_x_forwarded_for_is_believed_only_from_trusted_proxies(make_estate):
         sign_in(app, "partner", "wrong", address="127.0.0.5", headers=forwarded)
     _, response = sign_in(app, "partner", address="127.0.0.20", headers=forwarded)
     assert response.status_code == 302
+
+
+def test_the_served_app_sees_the_proxy_headers_and_believes_only_trusted_peers(make_estate):
+    """Through waitress itself (which strips X-Forwarded-* by default), over real sockets."""
+    app, sessions, _ = make_estate(trusted_proxies=["127.0.0.20"])
+    server = dashboard.make_server(app, port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        for peer in ("127.0.0.20", "127.0.0.5"):  # the proxy, then someone else
+            client = client_from(peer)
+            client.headers["X-Forwarded-For"] = "203.0.113.5"
+            assert post_login(client, base, "hyvala-staff", "wrong").status_code == 401
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    assert [e.address for e in audited(sessions, "login.failed")] == ["203.0.113.5", "127.0.0.5"]
 
 
 def test_the_client_is_the_right_most_untrusted_hop():
