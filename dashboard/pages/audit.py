@@ -271,7 +271,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         ended = None
         with services.sessions.begin() as session:
             managed = {a.username for a in audit_log.managed_accounts(session, viewer)}
-            if username in managed:
+            if isinstance(username, str) and username in managed:
                 ended = auth.end_sessions(
                     session,
                     username,
