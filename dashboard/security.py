@@ -328,6 +328,8 @@ def install(
             request.host,
             dashboard.trusted_proxies,
         )
+        if path.startswith(PUBLIC_PREFIXES) or path.startswith("/language/"):
+            return None  # no data, nothing changes: no session to look up
         viewer = resume_viewer()
         if viewer is None and "sid" in flask.session:
             # A sign-in that ended: forget it, keep the chosen language.
@@ -342,7 +344,7 @@ def install(
             if viewer is None:
                 return _not_found_page(flask.session.get("lang") or "fi")
             flask.g.not_found = True  # the app renders its own "not found" with this status
-        if path.startswith(PUBLIC_PREFIXES) or path == LOGIN_PATH or path.startswith("/language/"):
+        if path == LOGIN_PATH:
             return None
         if viewer is None:
             if method in READS and not path.startswith("/_"):
