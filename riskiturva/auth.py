@@ -68,12 +68,9 @@ class Viewer:
     visible: frozenset[str]  # organisation slugs: every query filters by these
     language: str
     all_organisations: bool = False  # a partner administrator of every organisation
-
-    @property
-    def home_organisation(self) -> str | None:
-        """The one organisation of staff and viewers (and of a one-organisation partner
-        administrator): audit events about them are filed under it."""
-        return next(iter(self.visible)) if len(self.visible) == 1 else None
+    # Their one organisation (staff, viewers, a one-organisation partner administrator):
+    # audit events about them are filed under it.
+    home_organisation: str | None = None
 
     @property
     def can_decide(self) -> bool:
@@ -254,6 +251,7 @@ def _viewer(session: Session, user: User) -> Viewer:
         visible=visible_slugs(session, user),
         language=user.language,
         all_organisations=not user.organisations and Role(user.role) is Role.PARTNER_ADMIN,
+        home_organisation=home_organisation(user),
     )
 
 
