@@ -12,12 +12,16 @@ import dataclasses
 import datetime as dt
 import enum
 import ipaddress
+import ssl
 import threading
+import traceback
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Protocol, runtime_checkable
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+
+import dns.exception
 
 from riskiturva.config import AssetKind, Settings
 from riskiturva.resolver import Resolver
@@ -31,6 +35,7 @@ class ErrorKind(enum.StrEnum):
 
     TIMEOUT = "timeout"
     REFUSED = "refused"
+    RESET = "reset"  # the connection was accepted, then torn down (RST, abort, broken pipe)
     UNREACHABLE = "unreachable"
     DNS_FAILURE = "dns_failure"
     OUT_OF_SCOPE = "out_of_scope"
@@ -57,7 +62,8 @@ class Target:
     dkim_selectors: tuple[str, ...] = ()  # mail domains: the selectors the owner declared
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> Target:
@@ -82,7 +88,8 @@ class ScanTask:
     previous: Mapping[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
-        return to_jsonable(self)
+        plain: dict[str, Any] = to_jsonable(self)
+        return plain
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> ScanTask:
@@ -99,6 +106,60 @@ class ScanTask:
 class TargetError:
     kind: ErrorKind
     message: str
+
+
+Failure = BaseException | traceback.TracebackException
+# Underlying causes. An SSLError is an OSError: it comes before the plain OSError, which
+# (no route, network down, address not available) counts only when nothing else does.
+_CAUSES: tuple[tuple[type[BaseException], ErrorKind], ...] = (
+    (TimeoutError, ErrorKind.TIMEOUT),  # socket.timeout is TimeoutError
+    (dns.exception.Timeout, ErrorKind.TIMEOUT),
+    (ConnectionRefusedError, ErrorKind.REFUSED),
+    (ConnectionResetError, ErrorKind.RESET),
+    (ConnectionAbortedError, ErrorKind.RESET),
+    (BrokenPipeError, ErrorKind.RESET),
+    (ssl.SSLError, ErrorKind.PROTOCOL),
+)
+
+
+def _chain(failure: Failure) -> list[tuple[type[BaseException], Failure]]:
+    """(type, link) for `failure` and every exception it was raised from or during."""
+    links: list[tuple[type[BaseException], Failure]] = []
+    seen: set[int] = set()
+    current: Failure | None = failure
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        kind = (
+            current.exc_type
+            if isinstance(current, traceback.TracebackException)
+            else (type(current))
+        )
+        if kind is not None:
+            links.append((kind, current))
+        if not isinstance(current, traceback.TracebackException):
+            # urllib3 and others also pass the socket error as an argument.
+            links += [(type(a), a) for a in current.args if isinstance(a, BaseException)]
+        current = current.__cause__ or current.__context__
+    return links
+
+
+def error_kind(failure: Failure, default: ErrorKind = ErrorKind.PROTOCOL) -> ErrorKind:
+    """Why a connection failed, read from its cause, the same way in every collector.
+
+    Libraries wrap socket errors in their own (sslyze's `ServerRejectedConnection` raised
+    while handling a `ConnectionResetError`, urllib3's `NewConnectionError` from a refusal):
+    the outermost known cause in the chain decides, a plain `OSError` only when there is no
+    other. `failure` may be an exception or a captured `TracebackException` (sslyze keeps
+    those). With no known cause: `default`.
+    """
+    links = [link_type for link_type, _ in _chain(failure)]
+    for link_type in links:
+        for cause, kind in _CAUSES:
+            if issubclass(link_type, cause):
+                return kind
+    if any(issubclass(link_type, OSError) for link_type in links):
+        return ErrorKind.UNREACHABLE
+    return default
 
 
 @dataclass(frozen=True)
@@ -120,6 +181,45 @@ class FindingDraft:
     evidence: Mapping[str, Any]
     subject: str | None = None  # defaults to the observation's subject
     reproduce: str | None = None  # a command a person can paste to see it themselves
+
+
+Facts = TypeVar("Facts")
+
+
+class UndeclaredCheckError(RuntimeError):
+    """A rule emitted a check id that its rule table does not declare (a bug in the rule)."""
+
+
+@dataclass(frozen=True)
+class Rule(Generic[Facts]):
+    """One pure rule and every check id it may emit."""
+
+    judge: Callable[[Facts], Iterable[FindingDraft]]
+    emits: frozenset[str]
+
+
+@dataclass(frozen=True)
+class RuleSet(Generic[Facts]):
+    """A collector's rules. Its `check_ids` are what the rules declare, never a second list;
+    a rule that emits an id it did not declare raises instead of passing it on."""
+
+    rules: tuple[Rule[Facts], ...]
+
+    @property
+    def check_ids(self) -> frozenset[str]:
+        return frozenset().union(*(rule.emits for rule in self.rules))
+
+    def judge(self, facts: Facts) -> list[FindingDraft]:
+        drafts = []
+        for rule in self.rules:
+            for draft in rule.judge(facts):
+                if draft.check_id not in rule.emits:
+                    raise UndeclaredCheckError(
+                        f"{rule.judge.__qualname__} emitted {draft.check_id!r}, which it does"
+                        " not declare"
+                    )
+                drafts.append(draft)
+        return drafts
 
 
 @dataclass

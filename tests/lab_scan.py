@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from riskiturva.collector import Collector, SubjectObservation, SubjectStatus
 from riskiturva.config import Config
+from riskiturva.lab.manifest import Manifest
 from riskiturva.runner import build_context, expand_targets, make_tasks
+from tests.rule_checks import checked
 
 
 def observe(collector: Collector, config: Config) -> list[SubjectObservation]:
@@ -25,5 +27,26 @@ def found(collector: Collector, observations: list[SubjectObservation]) -> set[t
         (draft.subject or observation.subject, draft.check_id)
         for observation in observations
         if observation.status is not SubjectStatus.ERROR
-        for draft in collector.judge(observation)
+        for draft in checked(collector.judge, observation)
     }
+
+
+def errors(observations: list[SubjectObservation]) -> dict[str, str]:
+    """Subject → the kind of the error recorded on it."""
+    return {o.subject: str(o.error.kind) for o in observations if o.error is not None}
+
+
+def complete(collector: str, manifest: Manifest, observations: list[SubjectObservation]) -> dict:
+    """Each subject the manifest lists for `collector` → its status, or its error's kind when
+    the manifest expects that error: equal to `expected_complete` when all went as planned."""
+    status = {o.subject: o.status for o in observations}
+    kinds = errors(observations)
+    expected = manifest.errors(collector)  # type: ignore[arg-type]
+    subjects = {e.subject for e in manifest.expectations if e.collector == collector}
+    return {s: kinds.get(s) if s in expected else status.get(s) for s in subjects}
+
+
+def expected_complete(collector: str, manifest: Manifest) -> dict:
+    expected = manifest.errors(collector)  # type: ignore[arg-type]
+    subjects = {e.subject for e in manifest.expectations if e.collector == collector}
+    return {s: expected.get(s, SubjectStatus.OK) for s in subjects}

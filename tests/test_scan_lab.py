@@ -19,6 +19,7 @@ import jsonschema
 import pytest
 from sqlalchemy import func, select
 
+from riskiturva.collector import discover_collectors
 from riskiturva.config import load_config
 from riskiturva.db import open_store
 from riskiturva.lab.estate import up
@@ -69,6 +70,15 @@ def findings(config_path: Path) -> dict[tuple[str, str], Finding]:
         return {(f.check_id, f.subject): f for f in session.scalars(select(Finding))}
 
 
+def scan_errors(config_path: Path, collector: str) -> dict[str, str]:
+    """Subject → error kind, from the collector's latest run."""
+    sessions = open_store(load_config(config_path))
+    with sessions() as session:
+        run_id = session.scalar(select(func.max(ScanRun.id)).filter_by(collector=collector))
+        rows = session.scalars(select(ScanError).filter_by(run_id=run_id))
+        return {e.subject: e.kind for e in rows}
+
+
 def wait_for_a_running_run(sessions, seconds: float = 60) -> None:
     deadline = time.monotonic() + seconds
     while time.monotonic() < deadline:
@@ -92,6 +102,15 @@ def test_full_scan_then_one_fix_resolves_exactly_that_finding(lab, config_path):
     opened = {(f["check_id"], f["subject"]) for f in document["findings"] if f["status"] == "open"}
     missing = [p for p in lab.manifest.planted() if (p[2], p[1]) not in opened]
     assert missing == []
+    # And nothing the manifest does not expect, from any collector
+    collectors = discover_collectors()
+    for name, collector in collectors.items():
+        theirs = {(subject, check) for check, subject in opened if check in collector.check_ids}
+        assert lab.manifest.verify(name, theirs).unexpected == frozenset(), name
+    # And every planted error is recorded with its kind, on its subject
+    for name in collectors:
+        recorded = scan_errors(config_path, name)
+        assert lab.manifest.verify_errors(name, recorded).ok, (name, recorded)
     before = counts(config_path)
     first_seen = {key: f.last_seen for key, f in findings(config_path).items()}
 

@@ -276,6 +276,12 @@ def test_host_timeout_is_an_error_that_keeps_earlier_findings_open(sessions, tmp
     assert report.status == "partial"
     assert errors(sessions, report.run_id) == {"127.66.0.6": "timeout"}
     assert set(findings(sessions).values()) == {"open"}
+    # And the silent port is still reported as open, without a version
+    with sessions() as session:
+        state = session.scalar(select(SubjectState).filter_by(subject="127.66.0.6"))
+        message = session.scalar(select(ScanError.message).filter_by(run_id=report.run_id))
+    assert state.last_status == "partial"
+    assert "8081/tcp are reported without versions" in message
 
 
 FAKE_NMAP = """#!/bin/sh
@@ -374,6 +380,34 @@ def test_missing_nmap_fails_the_run_with_the_package_to_install(sessions, tmp_pa
     assert "apt-get install nmap" in report.message
 
 
+@pytest.mark.parametrize(
+    ("script", "detail"),
+    [
+        ('echo "Segmentation fault" >&2; exit 139', "`nmap -V` exited with 139: Segmentation"),
+        ("echo 'garbage'", "`nmap -V` printed no version: garbage"),
+        (
+            'if [ "$1" = "-V" ]; then echo "Nmap version 7.93 ( https://nmap.org )"; exit 0; fi\n'
+            "echo '<nmaprun><host>'",
+            "the scan failed: b'<nmaprun><host>",
+        ),
+    ],
+)
+def test_an_nmap_that_does_not_work_is_named_broken_and_fails_the_run(
+    sessions, tmp_path, script, detail
+):
+    # Given an nmap binary that is there but crashes, prints garbage, or reports nonsense
+    broken = tmp_path / "nmap"
+    broken.write_text(f"#!/bin/sh\n{script}\n")
+    broken.chmod(0o755)
+    cfg = config({"nmap_path": str(broken)}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
+    # When a scan runs
+    report = scan(sessions, cfg, Clock())
+    # Then the run failed, and says nmap is broken (not "not found")
+    assert report.status == "failed"
+    assert f"nmap at '{broken}' is broken" in report.message and detail in report.message
+    assert "not found" not in report.message
+
+
 def test_bad_options_fail_the_run_naming_the_setting(sessions):
     cfg = config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
     report = scan(sessions, cfg, Clock())
@@ -400,9 +434,12 @@ def test_lab_every_planted_service_is_found_and_the_clean_host_raises_nothing(la
     )
     # When the services collector runs over it
     report = scan(sessions, cfg, Clock())
-    # Then every address was scanned (the lab's dangling names have nothing to scan)
+    # Then every address was scanned (the lab's dangling names have nothing to scan), but the
+    # silent one, which is cut as a timeout
     assert report.message is None
-    assert set(errors(sessions, report.run_id).values()) <= {"dns_failure"}
+    recorded = errors(sessions, report.run_id)
+    assert lab.manifest.verify_errors("services", recorded).ok, recorded
+    assert set(recorded.values()) <= {"dns_failure", "timeout"}
     with sessions() as session:
         scanned = {
             s.subject for s in session.scalars(select(SubjectState)) if s.last_status == "ok"

@@ -7,7 +7,7 @@ import json
 import pytest
 
 from collectors.services import ServicesCollector
-from collectors.services._nmap import HostState, NmapFailed, build_command, parse_report
+from collectors.services._nmap import HostState, NmapBroken, build_command, parse_report
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
 from collectors.services.options import ServicesOptions, ServicesOptionsError
 from collectors.services.outdated import (
@@ -19,6 +19,7 @@ from collectors.services.outdated import (
 from collectors.services.rules import SERVICE_RULES, judge_host
 from riskiturva.checks import load_registry
 from riskiturva.collector import SubjectObservation, SubjectStatus, to_jsonable
+from tests.rule_checks import checked
 
 ADDRESS = "127.60.2.20"
 
@@ -30,7 +31,7 @@ def port(number: int, service: str = "", **kw) -> OpenPort:
 
 def findings(*ports: OpenPort, baseline: Baseline | None = None) -> set[tuple[str, str]]:
     facts = HostFacts(ADDRESS, tuple(ports), {"tcp": "1-65535"}, baseline=baseline)
-    return {(d.subject, d.check_id) for d in judge_host(facts)}
+    return {(d.subject, d.check_id) for d in checked(judge_host, facts)}
 
 
 def at(number: int, *check_ids: str, protocol: str = "tcp") -> set[tuple[str, str]]:
@@ -139,8 +140,9 @@ REDIS_INFO = (
 
 
 def test_redis_that_answers_info_without_auth_is_critical():
-    drafts = judge_host(
-        HostFacts(ADDRESS, (port(6379, "redis", scripts={"redis-info": REDIS_INFO}),), {})
+    drafts = checked(
+        judge_host,
+        HostFacts(ADDRESS, (port(6379, "redis", scripts={"redis-info": REDIS_INFO}),), {}),
     )
     by_id = {d.check_id: d for d in drafts}
     assert set(by_id) == {"services.exposed.redis", "services.database.no_auth"}
@@ -201,7 +203,7 @@ def test_no_auth_is_only_judged_on_databases():
 def test_outdated_versions_are_reported_with_their_source(open_port, software):
     (draft,) = [
         d
-        for d in judge_host(HostFacts(ADDRESS, (open_port,), {}))
+        for d in checked(judge_host, HostFacts(ADDRESS, (open_port,), {}))
         if d.check_id == "services.outdated.software"
     ]
     assert draft.evidence["software"] == software
@@ -301,7 +303,7 @@ def test_evidence_has_port_service_product_version_cpe_and_a_reproduce_command()
         product="Microsoft Terminal Services",
         cpe=("cpe:/o:microsoft:windows",),
     )
-    (draft,) = judge_host(HostFacts(ADDRESS, (rdp,), {}))
+    (draft,) = checked(judge_host, HostFacts(ADDRESS, (rdp,), {}))
     assert draft.subject == f"{ADDRESS}:3389/tcp"
     assert draft.evidence == {
         "address": ADDRESS,
@@ -326,7 +328,7 @@ def test_hostile_banner_strings_are_kept_as_data():
         version="8.0.36'; rm -rf /" + "A" * 5000,
         extrainfo="\udcff\x00",
     )
-    (draft, *_) = judge_host(HostFacts(ADDRESS, (hostile,), {}))
+    (draft, *_) = checked(judge_host, HostFacts(ADDRESS, (hostile,), {}))
     assert draft.evidence["product"] == "<script>alert(1)</script>"
     json.dumps(to_jsonable(draft.evidence))
 
@@ -334,7 +336,7 @@ def test_hostile_banner_strings_are_kept_as_data():
 def test_collector_judge_uses_the_observation_facts():
     facts = HostFacts(ADDRESS, (port(23, "telnet"),), {"tcp": "23"})
     observation = SubjectObservation(ADDRESS, ADDRESS, SubjectStatus.OK, facts=facts)
-    assert {d.check_id for d in ServicesCollector().judge(observation)} == {
+    assert {d.check_id for d in checked(ServicesCollector().judge, observation)} == {
         "services.exposed.telnet",
         "services.cleartext.telnet",
     }
@@ -371,6 +373,41 @@ def test_command_follows_the_options():
     assert argv[argv.index("--top-ports") + 1] == "1000"
     assert argv[argv.index("--version-intensity") + 1] == "2"
     assert "--script" not in argv and "-p" not in argv
+
+
+def test_every_wait_is_bounded_by_the_options():
+    # Given the defaults: no probe, script or host may keep nmap waiting for minutes
+    argv = build_command(["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=60)
+    argv_text = " ".join(argv.argv())
+    assert "--host-timeout 60s" in argv_text
+    assert "--max-rtt-timeout 1000ms" in argv_text and "--max-retries 2" in argv_text
+    assert "--script-timeout 20s" in argv_text
+    # And each is a setting
+    options = ServicesOptions.parse(
+        {"host_timeout": 15, "max_rtt_timeout": 0.25, "max_retries": 0, "script_timeout": 5}
+    )
+    argv_text = " ".join(
+        build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=15).argv()
+    )
+    assert "--max-rtt-timeout 250ms" in argv_text and "--max-retries 0" in argv_text
+    assert "--script-timeout 5s" in argv_text and "--host-timeout 15s" in argv_text
+
+
+def test_the_follow_up_for_a_cut_host_finds_open_ports_only():
+    argv = build_command(
+        ["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=60, versions=False
+    ).argv()
+    assert "-sV" not in argv and "--script" not in argv
+    assert argv[argv.index("--exclude-ports") + 1] == "2024" and "-n" in argv
+
+
+def test_a_cut_host_is_replaced_by_its_port_scan_marked_as_cut():
+    report = parse_report(NMAP_XML)
+    ports_only = parse_report(NMAP_XML.replace(b'timedout="true"', b""))
+    merged = report.with_cut_hosts(ports_only, 60.0).hosts
+    assert merged["127.60.2.21"].versions_cut_after == 60.0
+    assert merged["127.60.2.21"].state is HostState.UP
+    assert merged["127.60.2.20"] == report.hosts["127.60.2.20"]
 
 
 def test_udp_adds_the_udp_port_list():
@@ -452,9 +489,9 @@ def test_report_tells_timed_out_down_and_silent_hosts_apart():
     assert (silent.state, silent.open_ports, silent.closed_ports) == (HostState.UP, (), 0)
 
 
-def test_unreadable_report_is_an_nmap_failure():
-    with pytest.raises(NmapFailed, match="XML"):
-        parse_report(b"<nmaprun><host>")
+def test_unreadable_report_means_nmap_is_broken():
+    with pytest.raises(NmapBroken, match="nmap at '/opt/nmap' is broken: its XML report"):
+        parse_report(b"<nmaprun><host>", "/opt/nmap")
 
 
 def test_facts_round_trip_through_json_for_the_next_scan():
@@ -471,3 +508,21 @@ def test_ipv6_targets_get_their_own_address_family_flag():
     )
     v4 = build_command(["127.60.2.20"], ServicesOptions(), privileged=True, host_timeout_s=30)
     assert "-6" in v6.arguments and "-6" not in v4.arguments
+
+
+# Facts that, between them, raise every check the services collector declares
+# (tests/test_rule_coverage.py holds every collector to this).
+PLANTED = [
+    *(
+        HostFacts(ADDRESS, (port(min(r.ports), min(r.services), protocol=r.protocol),), {})
+        for r in SERVICE_RULES
+    ),
+    HostFacts(ADDRESS, (port(6379, "redis", scripts={"redis-info": REDIS_INFO}),), {}),
+    HostFacts(ADDRESS, (port(22, "ssh", cpe=("cpe:/a:openbsd:openssh:7.4",)),), {}),
+    HostFacts(
+        ADDRESS,
+        (port(8080, "http"),),
+        {"tcp": "1-9999"},
+        baseline=Baseline(frozenset({"22/tcp"}), {"tcp": "1-9999"}),
+    ),
+]

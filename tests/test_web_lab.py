@@ -8,7 +8,7 @@ from collectors.web import WebCollector
 from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus, Target
 from riskiturva.config import AssetKind, load_config
 from riskiturva.runner import build_context
-from tests.lab_scan import found, observe
+from tests.lab_scan import complete, errors, expected_complete, found, observe
 
 pytestmark = pytest.mark.lab
 
@@ -24,10 +24,16 @@ def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(lab, obse
     assert verdict.unexpected == frozenset()
 
 
-def test_every_manifest_subject_was_fetched_completely(lab, observations):
-    status = {o.subject: o.status for o in observations}
-    subjects = {e.subject for e in lab.manifest.expectations if e.collector == "web"}
-    assert {s: status.get(s) for s in subjects} == dict.fromkeys(subjects, SubjectStatus.OK)
+def test_every_manifest_subject_was_fetched_completely_or_failed_as_planted(lab, observations):
+    assert complete("web", lab.manifest, observations) == expected_complete("web", lab.manifest)
+    assert lab.manifest.verify_errors("web", errors(observations)).ok
+
+
+def test_a_server_that_accepts_and_never_answers_is_a_timeout(observations):
+    (silent,) = [o for o in observations if o.subject == "hiljainen.sekala.test"]
+    assert (silent.status, silent.error.kind, silent.facts) == (
+        SubjectStatus.ERROR, ErrorKind.TIMEOUT, None
+    )  # fmt: skip
 
 
 def test_certificate_failure_does_not_stop_header_checks(observations):

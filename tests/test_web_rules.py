@@ -12,6 +12,7 @@ from collectors.web import WebCollector, rules
 from collectors.web._fetch import parse_security_txt
 from collectors.web.facts import Fetch, HttpAnswer, SecurityTxt, WebFacts
 from riskiturva.checks import load_registry
+from tests.rule_checks import checked
 
 NOW = dt.datetime(2026, 11, 2, 8, 0, tzinfo=dt.UTC)
 HARDENED = (
@@ -43,7 +44,7 @@ def without(name: str) -> tuple[tuple[str, str], ...]:
 
 
 def ids(facts: WebFacts) -> set[str]:
-    return {d.check_id for d in rules.judge(facts)}
+    return {d.check_id for d in checked(rules.judge, facts)}
 
 
 def test_hardened_site_raises_nothing():
@@ -56,7 +57,7 @@ def test_https_only_site_with_port_80_closed_is_not_missing_a_redirect():
 
 def test_plain_http_content_is_no_redirect_with_a_curl_that_needs_no_dns():
     content = HttpAnswer("http://www.kunta.test/", 200, ())
-    (draft,) = rules.judge(web(http=(content,)))
+    (draft,) = checked(rules.judge, web(http=(content,)))
     assert draft.check_id == "web.https.no_redirect"
     assert draft.reproduce == (
         "curl -sI --resolve www.kunta.test:80:127.60.9.10 http://www.kunta.test/"
@@ -112,7 +113,7 @@ def test_cookie_without_flags_is_reported_once_with_the_missing_flags():
         ("set-cookie", "PHPSESSID=abc; path=/"),
         ("set-cookie", "ok=1; Secure; HttpOnly"),
     )
-    (draft,) = rules.judge(web(headers=headers))
+    (draft,) = checked(rules.judge, web(headers=headers))
     assert draft.check_id == "web.cookies.insecure"
     assert draft.evidence["cookies"] == [
         {"cookie": "PHPSESSID", "url": "https://www.kunta.test/", "missing": ["Secure", "HttpOnly"]}
@@ -154,3 +155,22 @@ def test_check_ids_match_the_registry_both_ways():
     ))  # fmt: skip
     assert set(WebCollector.check_ids) == declared
     assert declared <= set(load_registry())
+
+
+# Facts that, between them, raise every check the web collector declares
+# (tests/test_rule_coverage.py holds every collector to this).
+PLANTED = [
+    web(
+        headers=(
+            ("strict-transport-security", "max-age=600"),
+            ("server", "nginx/1.22.1"),
+            ("set-cookie", "PHPSESSID=abc; path=/"),
+        ),
+        http=(HttpAnswer("http://www.kunta.test/", 200, ()),),
+        security_txt=SecurityTxt(404, (), None, None),
+    ),
+    web(
+        headers=(),
+        security_txt=SecurityTxt(200, ("mailto:a@kunta.test",), NOW - dt.timedelta(days=1), "x"),
+    ),
+]

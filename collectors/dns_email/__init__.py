@@ -42,7 +42,7 @@ from collectors.dns_email.mail import (
     find_tlsrpt,
     tls_client_context,
 )
-from collectors.dns_email.rules import judge_facts
+from collectors.dns_email.rules import CHECK_IDS, judge_facts
 from collectors.dns_email.spf import expand_spf
 from collectors.dns_email.zone import find_caa, follow_cname, inspect_zone
 from riskiturva.collector import (
@@ -60,55 +60,6 @@ from riskiturva.config import AssetKind
 __all__ = ["DnsEmailCollector", "DnsEmailFacts"]
 
 T = TypeVar("T")
-
-CHECK_IDS = frozenset(
-    {
-        "email.spf.missing",
-        "email.spf.multiple",
-        "email.spf.syntax_error",
-        "email.spf.pass_all",
-        "email.spf.neutral_all",
-        "email.spf.softfail_all",
-        "email.spf.too_many_lookups",
-        "email.spf.too_many_void_lookups",
-        "email.spf.include_loop",
-        "email.spf.ptr_used",
-        "email.spf.nonsending_not_restricted",
-        "email.dmarc.missing",
-        "email.dmarc.syntax_error",
-        "email.dmarc.policy_none",
-        "email.dmarc.pct_partial",
-        "email.dmarc.no_rua",
-        "email.dmarc.subdomain_policy_none",
-        "email.dmarc.inherited_from_org_domain",
-        "email.dkim.not_found",
-        "email.dkim.key_under_1024",
-        "email.dkim.key_under_2048",
-        "email.dkim.revoked_key",
-        "email.dkim.testing",
-        "email.mx.missing",
-        "email.mx.cname",
-        "email.mx.unresolvable",
-        "email.mta_sts.missing",
-        "email.mta_sts.policy_unavailable",
-        "email.mta_sts.mode_testing",
-        "email.mta_sts.mode_none",
-        "email.mta_sts.mx_not_covered",
-        "email.tlsrpt.missing",
-        "email.dane.missing",
-        "email.dane.mismatch",
-        "dns.dnssec.unsigned",
-        "dns.dnssec.bogus",
-        "dns.dnssec.expiring_signatures",
-        "dns.dnssec.weak_algorithm",
-        "dns.axfr.open",
-        "dns.ns.single",
-        "dns.ns.same_subnet",
-        "dns.ns.lame",
-        "dns.cname.dangling",
-        "dns.caa.missing",
-    }
-)
 
 
 class DnsEmailOptions(BaseModel):

@@ -26,7 +26,7 @@ import dns.rdataclass
 import dns.rdatatype
 import dns.rrset
 
-from riskiturva.collector import ErrorKind, TargetError
+from riskiturva.collector import ErrorKind, TargetError, error_kind
 from riskiturva.config import ResolverSettings
 
 _MAX_IN_FLIGHT = 64
@@ -149,19 +149,18 @@ class DnsClient:
                 response, _tcp = await dns.asyncquery.udp_with_fallback(
                     request, server, timeout=self.settings.timeout, port=port
                 )
-            except dns.exception.Timeout as exc:
-                raise LookupFailed(
-                    request.question[0].name.to_text(),
-                    dns.rdatatype.to_text(request.question[0].rdtype),
-                    ErrorKind.TIMEOUT,
-                    f"no answer from {server} within {self.settings.timeout} s",
-                ) from exc
             except (OSError, dns.exception.DNSException) as exc:
+                kind = error_kind(exc, default=ErrorKind.PROTOCOL)
+                detail = (
+                    f"no answer from {server} within {self.settings.timeout} s"
+                    if kind is ErrorKind.TIMEOUT
+                    else f"{server}: {exc}"
+                )
                 raise LookupFailed(
                     request.question[0].name.to_text(),
                     dns.rdatatype.to_text(request.question[0].rdtype),
-                    ErrorKind.UNREACHABLE if isinstance(exc, OSError) else ErrorKind.PROTOCOL,
-                    f"{server}: {exc}",
+                    kind,
+                    detail,
                 ) from exc
             return response
 
@@ -186,12 +185,10 @@ class DnsClient:
                 return await dns.asyncquery.tcp(
                     request, server, timeout=self.settings.timeout, port=self.nameserver_port
                 )
-            except dns.exception.Timeout as exc:
-                raise LookupFailed(zone, "AXFR", ErrorKind.TIMEOUT, f"{server}: no answer") from exc
-            except ConnectionRefusedError as exc:
-                raise LookupFailed(zone, "AXFR", ErrorKind.REFUSED, f"{server}: {exc}") from exc
             except (OSError, EOFError, dns.exception.DNSException) as exc:
-                raise LookupFailed(zone, "AXFR", ErrorKind.PROTOCOL, f"{server}: {exc}") from exc
+                kind = error_kind(exc, default=ErrorKind.PROTOCOL)
+                detail = str(exc) or "no answer"
+                raise LookupFailed(zone, "AXFR", kind, f"{server}: {detail}") from exc
 
 
 def answer_from(response: dns.message.Message, name: str, rdtype: str) -> Answer:

@@ -97,7 +97,7 @@ def _matches_ds(owner: dns.name.Name, key: dns.rdata.Rdata, ds: dns.rdata.Rdata)
         made = dns.dnssec.make_ds(owner, key, ds.digest_type, validating=True)  # type: ignore[attr-defined]
     except (dns.exception.DNSException, ValueError):
         return False
-    return made == ds
+    return bool(made == ds)
 
 
 def _trusted(

@@ -7,13 +7,13 @@ checked) produces nothing. Evidence carries the records seen, shortened when hos
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 from collectors.dns_email.dnssec import WEAK_ALGORITHMS, DnssecStatus
 from collectors.dns_email.facts import DnsEmailFacts
 from collectors.dns_email.spf import LOOKUP_LIMIT, VOID_LOOKUP_LIMIT
-from riskiturva.collector import FindingDraft
+from riskiturva.collector import FindingDraft, Rule, RuleSet
 
 SIGNATURE_WARNING = dt.timedelta(days=7)
 MAX_SHOWN = 1024  # characters of one record kept in evidence
@@ -27,8 +27,6 @@ def shown(text: str) -> str:
 def _shown_all(texts: Iterable[str]) -> list[str]:
     return [shown(t) for t in texts]
 
-
-Rule = Callable[[DnsEmailFacts], Iterator[FindingDraft]]
 
 # The record's final `all` (redirects followed); no `all` at all means neutral (§4.7).
 _ALL_CHECKS = {
@@ -252,6 +250,9 @@ def transport_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
             )
 
 
+_MODE_CHECKS = {"testing": "email.mta_sts.mode_testing", "none": "email.mta_sts.mode_none"}
+
+
 def _mta_sts(f: DnsEmailFacts, domain: str) -> Iterator[FindingDraft]:
     sts = f.mta_sts
     assert sts is not None
@@ -281,9 +282,9 @@ def _mta_sts(f: DnsEmailFacts, domain: str) -> Iterator[FindingDraft]:
     if sts.policy is None:
         return
     base["policy"] = shown(sts.policy_text or "")
-    if sts.policy.mode in ("testing", "none"):
+    if sts.policy.mode in _MODE_CHECKS:
         yield FindingDraft(
-            f"email.mta_sts.mode_{sts.policy.mode}",
+            _MODE_CHECKS[sts.policy.mode],
             {**base, "mode": sts.policy.mode},
             reproduce=fetch,
         )
@@ -377,17 +378,79 @@ def name_rules(f: DnsEmailFacts) -> Iterator[FindingDraft]:
         )
 
 
-RULES: tuple[Rule, ...] = (
-    spf_rules,
-    dmarc_rules,
-    dkim_rules,
-    mx_rules,
-    transport_rules,
-    dnssec_rules,
-    zone_rules,
-    name_rules,
+def _ids(*check_ids: str) -> frozenset[str]:
+    return frozenset(check_ids)
+
+
+# Each rule with the ids it may emit; the collector's check ids are their union.
+RULES: RuleSet[DnsEmailFacts] = RuleSet(
+    (
+        Rule(
+            spf_rules,
+            _ids(
+                "email.spf.missing",
+                "email.spf.multiple",
+                "email.spf.syntax_error",
+                *_ALL_CHECKS.values(),
+                "email.spf.too_many_lookups",
+                "email.spf.too_many_void_lookups",
+                "email.spf.include_loop",
+                "email.spf.ptr_used",
+                "email.spf.nonsending_not_restricted",
+            ),
+        ),
+        Rule(
+            dmarc_rules,
+            _ids(
+                "email.dmarc.missing",
+                "email.dmarc.syntax_error",
+                "email.dmarc.policy_none",
+                "email.dmarc.pct_partial",
+                "email.dmarc.no_rua",
+                "email.dmarc.subdomain_policy_none",
+                "email.dmarc.inherited_from_org_domain",
+            ),
+        ),
+        Rule(
+            dkim_rules,
+            _ids(
+                "email.dkim.not_found",
+                "email.dkim.key_under_1024",
+                "email.dkim.key_under_2048",
+                "email.dkim.revoked_key",
+                "email.dkim.testing",
+            ),
+        ),
+        Rule(mx_rules, _ids("email.mx.missing", "email.mx.cname", "email.mx.unresolvable")),
+        Rule(
+            transport_rules,
+            _ids(
+                "email.mta_sts.missing",
+                "email.mta_sts.policy_unavailable",
+                *_MODE_CHECKS.values(),
+                "email.mta_sts.mx_not_covered",
+                "email.tlsrpt.missing",
+                "email.dane.missing",
+                "email.dane.mismatch",
+            ),
+        ),
+        Rule(
+            dnssec_rules,
+            _ids(
+                "dns.dnssec.unsigned",
+                "dns.dnssec.bogus",
+                "dns.dnssec.expiring_signatures",
+                "dns.dnssec.weak_algorithm",
+            ),
+        ),
+        Rule(
+            zone_rules, _ids("dns.axfr.open", "dns.ns.single", "dns.ns.same_subnet", "dns.ns.lame")
+        ),
+        Rule(name_rules, _ids("dns.cname.dangling", "dns.caa.missing")),
+    )
 )
+CHECK_IDS = RULES.check_ids
 
 
 def judge_facts(facts: DnsEmailFacts) -> list[FindingDraft]:
-    return [draft for rule in RULES for draft in rule(facts)]
+    return RULES.judge(facts)

@@ -16,6 +16,7 @@ from typing import Any, ClassVar
 from collectors.services._nmap import (
     HostReport,
     HostState,
+    NmapBroken,
     NmapFailed,
     NmapMissing,
     build_command,
@@ -37,7 +38,7 @@ from riskiturva.collector import (
 )
 from riskiturva.config import AssetKind
 
-__all__ = ["NmapMissing", "ServicesCollector", "ServicesOptionsError"]
+__all__ = ["NmapBroken", "NmapMissing", "ServicesCollector", "ServicesOptionsError"]
 
 
 @dataclass(frozen=True)
@@ -83,15 +84,26 @@ class ServicesCollector:
 def _scan(
     batch: list[_Planned], task: ScanTask, context: ScanContext, options: ServicesOptions
 ) -> Iterator[SubjectObservation]:
-    """One nmap process for the batch, then one observation per address it covers."""
+    """One nmap process for the batch, then one observation per address it covers.
+
+    An address whose version detection ran out of its time (a port that accepts and never
+    answers keeps -sV waiting) is scanned once more for its open ports alone, so what is
+    exposed there is still reported, without versions, next to the timeout.
+    """
+    budget = min(options.host_timeout, context.settings.timeouts.host)
+    privileged = os.geteuid() == 0
     command = build_command(
-        [p.address for p in batch],
-        options,
-        privileged=os.geteuid() == 0,
-        host_timeout_s=options.host_timeout or context.settings.timeouts.host,
+        [p.address for p in batch], options, privileged=privileged, host_timeout_s=budget
     )
     try:
-        report = parse_report(run_nmap(command, options.nmap_path))
+        report = parse_report(run_nmap(command, options.nmap_path), options.nmap_path)
+        cut = [a for a, h in report.hosts.items() if h.state is HostState.TIMED_OUT]
+        if cut:
+            ports_only = build_command(
+                cut, options, privileged=privileged, host_timeout_s=budget, versions=False
+            )
+            found = parse_report(run_nmap(ports_only, options.nmap_path), options.nmap_path)
+            report = report.with_cut_hosts(found, budget)
     except NmapFailed as exc:
         for target in batch:
             yield _error(target.address, target.asset, exc.kind, str(exc))
@@ -205,6 +217,14 @@ def _observation(
         closed_ports=host.closed_ports,
         baseline=Baseline.from_previous(previous[address]) if address in previous else None,
     )
+    if host.versions_cut_after is not None:
+        error = TargetError(
+            ErrorKind.TIMEOUT,
+            f"version detection did not finish within {host.versions_cut_after:g} s"
+            " (settings.collectors.services.host_timeout): open ports"
+            f" {', '.join(p.key for p in host.open_ports)} are reported without versions",
+        )
+        return SubjectObservation(address, asset, SubjectStatus.PARTIAL, facts, error)
     return SubjectObservation(address, asset, SubjectStatus.OK, facts=facts)
 
 

@@ -10,9 +10,10 @@ from __future__ import annotations
 import ipaddress
 import shlex
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import StrEnum
 
 import nmap
@@ -31,6 +32,13 @@ class NmapMissing(RuntimeError):
 
     def __init__(self, path: str):
         super().__init__(f"nmap not found (looked for {path!r}); install it with `{APT_HINT}`")
+
+
+class NmapBroken(RuntimeError):
+    """nmap is there but does not work: it exits with an error or prints no usable report."""
+
+    def __init__(self, path: str, detail: str):
+        super().__init__(f"nmap at {path!r} is broken: {detail}")
 
 
 class NmapFailed(RuntimeError):
@@ -55,17 +63,29 @@ class NmapCommand:
 
 
 def build_command(
-    targets: Iterable[str], options: ServicesOptions, *, privileged: bool, host_timeout_s: float
+    targets: Iterable[str],
+    options: ServicesOptions,
+    *,
+    privileged: bool,
+    host_timeout_s: float,
+    versions: bool = True,
 ) -> NmapCommand:
-    """nmap's arguments for the options: no DNS, explicit ports, 2024 always excluded."""
+    """nmap's arguments for the options: no DNS, explicit ports, 2024 always excluded.
+
+    `versions=False` only finds the open ports (no -sV, no scripts): the follow-up for an
+    address whose version detection ran out of time.
+    """
     targets = tuple(targets)
     args = ["-n", "-sS" if privileged else "-sT"]
     if any(ipaddress.ip_network(t, strict=False).version == 6 for t in targets):
         args.append("-6")
     if options.udp:
         args.append("-sU")
-    args += ["-sV", "--version-intensity", str(options.version_intensity)]
+    if versions:
+        args += ["-sV", "--version-intensity", str(options.version_intensity)]
     args += [f"-T{options.timing}", "--host-timeout", f"{max(1, round(host_timeout_s))}s"]
+    args += ["--max-rtt-timeout", f"{round(options.max_rtt_timeout * 1000)}ms"]
+    args += ["--max-retries", str(options.max_retries)]
     if options.skip_host_discovery:
         args.append("-Pn")
     tcp = options.tcp_ports
@@ -78,8 +98,9 @@ def build_command(
             spec += ",U:" + _port_list(options.udp_ports)
         args += ["-p", spec]
     args += ["--exclude-ports", _port_list(EXCLUDED_PORTS)]
-    if options.scripts:
+    if options.scripts and versions:
         args += ["--script", ",".join(SCRIPTS)]
+        args += ["--script-timeout", f"{max(1, round(options.script_timeout))}s"]
     # Hosts run in parallel groups; this only stops a hung process, never a slow scan.
     timeout = host_timeout_s * max(1, len(targets)) + _PROCESS_SLACK_S
     return NmapCommand(targets, tuple(args), timeout)
@@ -95,6 +116,10 @@ def run_nmap(command: NmapCommand, nmap_path: str) -> bytes:
         raise NmapMissing(nmap_path)
     try:
         scanner = nmap.PortScanner(nmap_search_path=(nmap_path,))
+    except nmap.PortScannerError as exc:
+        # python-nmap says "not found in path" whenever `nmap -V` does not print a version.
+        raise NmapBroken(nmap_path, _version_failure(nmap_path)) from exc
+    try:
         scanner.scan(
             hosts=shlex.join(command.targets),
             arguments=shlex.join(command.arguments),
@@ -105,9 +130,27 @@ def run_nmap(command: NmapCommand, nmap_path: str) -> bytes:
             f"nmap did not finish within {command.timeout_s:.0f} s", ErrorKind.TIMEOUT
         ) from exc
     except nmap.PortScannerError as exc:
-        raise NmapFailed(f"nmap failed: {str(exc).strip()[:500]}") from exc
+        raise NmapBroken(nmap_path, f"the scan failed: {_shown(str(exc))}") from exc
     output = scanner.get_nmap_last_output()
     return output if isinstance(output, bytes) else output.encode()
+
+
+def _shown(text: str) -> str:
+    return text.strip()[:500] or "no output"
+
+
+def _version_failure(nmap_path: str) -> str:
+    """What `nmap -V` did instead of printing its version."""
+    try:
+        result = subprocess.run(
+            [nmap_path, "-V"], capture_output=True, text=True, errors="replace", timeout=30
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        return f"`nmap -V` could not run: {exc}"
+    said = _shown(result.stdout + result.stderr)
+    if result.returncode:
+        return f"`nmap -V` exited with {result.returncode}: {said}"
+    return f"`nmap -V` printed no version: {said}"
 
 
 class HostState(StrEnum):
@@ -122,6 +165,8 @@ class HostReport:
     state: HostState
     open_ports: tuple[OpenPort, ...] = ()
     closed_ports: int = 0
+    # Seconds after which version detection was cut: the ports come from a port scan alone.
+    versions_cut_after: float | None = None
 
 
 @dataclass(frozen=True)
@@ -129,13 +174,22 @@ class NmapReport:
     hosts: Mapping[str, HostReport]
     scanned: Mapping[str, str]  # protocol → port ranges nmap looked at
 
+    def with_cut_hosts(self, ports_only: NmapReport, budget: float) -> NmapReport:
+        """This report, its timed-out hosts replaced by what a port scan alone found."""
+        hosts = dict(self.hosts)
+        for address, host in ports_only.hosts.items():
+            cut = address in hosts and hosts[address].state is HostState.TIMED_OUT
+            if cut and host.state is HostState.UP:
+                hosts[address] = replace(host, versions_cut_after=budget)
+        return NmapReport(hosts, self.scanned)
 
-def parse_report(xml: bytes) -> NmapReport:
+
+def parse_report(xml: bytes, nmap_path: str = "nmap") -> NmapReport:
     """nmap's XML → reports per address. nmap escapes banner bytes, so the XML is well formed."""
     try:
         root = ET.fromstring(xml)  # noqa: S314 — our own nmap's output; expat refuses entity bombs
     except ET.ParseError as exc:
-        raise NmapFailed(f"nmap's XML report could not be read: {exc}") from exc
+        raise NmapBroken(nmap_path, f"its XML report could not be read: {exc}") from exc
     scanned = {
         str(info.get("protocol")): str(info.get("services", ""))
         for info in root.iter("scaninfo")

@@ -34,8 +34,26 @@ class ServicesOptions(BaseModel):
     udp: bool = Field(False, description="also scan `udp_ports` (needs root and a port list)")
     udp_ports: tuple[int, ...] = Field((161,), description="UDP ports when `udp` is on")
     timing: int = Field(3, ge=0, le=5, description="nmap timing template -T0 … -T5")
-    host_timeout: float | None = Field(
-        None, gt=0, description="seconds per host; default: settings.timeouts.host"
+    host_timeout: float = Field(
+        60.0,
+        gt=0,
+        description="seconds nmap may spend on one address (--host-timeout; never more than"
+        " settings.timeouts.host). A port that accepts and never answers keeps -sV waiting"
+        " for minutes: the address is then cut, recorded as a timeout, and its open ports are"
+        " reported without versions",
+    )
+    max_rtt_timeout: float = Field(
+        1.0,
+        gt=0,
+        le=10,
+        description="seconds nmap waits for a probe's answer before it retransmits"
+        " (--max-rtt-timeout; nmap's own default is 10)",
+    )
+    max_retries: int = Field(
+        2, ge=0, le=10, description="port-scan retransmissions per probe (--max-retries)"
+    )
+    script_timeout: float = Field(
+        20.0, gt=0, description="seconds one NSE script may run on one port (--script-timeout)"
     )
     version_intensity: int = Field(7, ge=0, le=9, description="-sV --version-intensity")
     scripts: bool = Field(

@@ -10,7 +10,7 @@ from typing import Any
 
 from collectors.services.facts import HostFacts, OpenPort
 from collectors.services.outdated import OutdatedSoftware, load_table
-from riskiturva.collector import FindingDraft
+from riskiturva.collector import FindingDraft, Rule, RuleSet
 
 NO_AUTH = "services.database.no_auth"
 OUTDATED = "services.outdated.software"
@@ -135,24 +135,25 @@ NO_AUTH_PROOFS: tuple[NoAuthProof, ...] = (
 _OPEN_ELASTICSEARCH = "Elasticsearch REST API"
 
 SCRIPTS: tuple[str, ...] = ("ssl-cert", *(p.script for p in NO_AUTH_PROOFS))
-CHECK_IDS: frozenset[str] = frozenset(
-    {r.check_id for r in SERVICE_RULES} | {NO_AUTH, OUTDATED, NEW_PORT}
-)
 
 
-def judge_host(facts: HostFacts) -> list[FindingDraft]:
-    """Every finding for one address: exposure, clear text, no auth, outdated, new port."""
-    drafts: list[FindingDraft] = []
+def _services(facts: HostFacts) -> Iterator[FindingDraft]:
+    """Risky services by the table above, and databases that answer without a login."""
     for port in facts.open_ports:
-        drafts.extend(_service_findings(facts.address, port))
-        drafts.extend(_outdated_findings(facts.address, port, load_table()))
-        if facts.baseline and facts.baseline.covered(port) and port.key not in facts.baseline.open:
-            drafts.append(
-                _draft(
-                    NEW_PORT, facts.address, port, {"previously_open": sorted(facts.baseline.open)}
-                )
-            )
-    return drafts
+        yield from _service_findings(facts.address, port)
+
+
+def _outdated(facts: HostFacts) -> Iterator[FindingDraft]:
+    table = load_table()
+    for port in facts.open_ports:
+        yield from _outdated_findings(facts.address, port, table)
+
+
+def _new_ports(facts: HostFacts) -> Iterator[FindingDraft]:
+    baseline = facts.baseline
+    for port in facts.open_ports:
+        if baseline and baseline.covered(port) and port.key not in baseline.open:
+            yield _draft(NEW_PORT, facts.address, port, {"previously_open": sorted(baseline.open)})
 
 
 def _service_findings(address: str, port: OpenPort) -> Iterator[FindingDraft]:
@@ -242,3 +243,19 @@ def reproduce_command(address: str, port: OpenPort, scripts: tuple[str, ...] = (
     if scripts:
         words += ["--script", ",".join(scripts)]
     return shlex.join([*words, address])
+
+
+# The collector's check ids are what these rules declare: the service table's ids and three more.
+RULES: RuleSet[HostFacts] = RuleSet(
+    (
+        Rule(_services, frozenset({*(r.check_id for r in SERVICE_RULES), NO_AUTH})),
+        Rule(_outdated, frozenset({OUTDATED})),
+        Rule(_new_ports, frozenset({NEW_PORT})),
+    )
+)
+CHECK_IDS = RULES.check_ids
+
+
+def judge_host(facts: HostFacts) -> list[FindingDraft]:
+    """Every finding for one address: exposure, clear text, no auth, outdated, new port."""
+    return RULES.judge(facts)

@@ -17,9 +17,10 @@ from pathlib import Path
 from typing import ClassVar
 from urllib.parse import urlsplit
 
-from collectors.tls import _scan, _smtp, rules
+from collectors.tls import _probe, _scan, _smtp, rules
 from collectors.tls._scan import Endpoint, ScanOptions
 from collectors.tls.facts import TlsFacts
+from collectors.tls.options import TLSOptions
 from collectors.tls.trust import TrustAnchors
 from riskiturva.collector import (
     ErrorKind,
@@ -30,6 +31,7 @@ from riskiturva.collector import (
     SubjectStatus,
     Target,
     TargetError,
+    error_kind,
 )
 from riskiturva.config import AssetKind
 from riskiturva.resolver import DnsFailure
@@ -70,26 +72,31 @@ class TLSCollector:
                     other_addresses=endpoint.other_addresses,
                 )
                 yield SubjectObservation(endpoint.subject, endpoint.asset, SubjectStatus.OK, facts)
+        settings = context.settings
+        tls_options = TLSOptions.model_validate(context.options(self.name))
+        timeout = tls_options.network_timeout or settings.timeouts.connect
+        probed = _probe_hello(web, timeout, settings.concurrency.targets)
+        yield from (_error(endpoint, error) for endpoint, error in probed if error is not None)
+        answering = [endpoint for endpoint, error in probed if error is None]
         anchors = TrustAnchors.from_settings(context.trusted_ca_files)
         with tempfile.TemporaryDirectory(prefix="riskiturva-tls-") as scratch:
-            settings = context.settings
             options = ScanOptions(
                 user_agent=settings.user_agent,
-                connect_timeout=settings.timeouts.connect,
-                max_retries=int(context.options(self.name).get("max_retries", 2)),
+                network_timeout=timeout,
+                max_retries=tls_options.max_retries,
                 concurrent_servers=settings.concurrency.targets,
                 connections_per_server=settings.concurrency.per_host_connections,
                 custom_ca_file=anchors.combined_pem(Path(scratch) / "extra-ca.pem")
                 if anchors.extra_files
                 else None,
             )
-            results = _scan.run([*web, *mail], options, anchors.store(), context.clock())
-            for endpoint, outcome in results:
-                if isinstance(outcome, TargetError):
-                    yield _error(endpoint, outcome)
+            results = _scan.run([*answering, *mail], options, anchors.store(), context.clock())
+            for endpoint, scanned in results:
+                if isinstance(scanned, TargetError):
+                    yield _error(endpoint, scanned)
                 else:
-                    status = SubjectStatus.PARTIAL if outcome.errors else SubjectStatus.OK
-                    yield SubjectObservation(endpoint.subject, endpoint.asset, status, outcome)
+                    status = SubjectStatus.PARTIAL if scanned.errors else SubjectStatus.OK
+                    yield SubjectObservation(endpoint.subject, endpoint.asset, status, scanned)
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return rules.judge(observation.facts)
@@ -194,6 +201,20 @@ def _mail_exchangers(
             yield host, allowed, None
 
 
+def _probe_hello(
+    endpoints: list[Endpoint], timeout: float, workers: int
+) -> list[tuple[Endpoint, TargetError | None]]:
+    """One ClientHello per HTTPS endpoint: silent, resetting or refusing ones skip sslyze."""
+    if not endpoints:
+        return []
+
+    def probe(endpoint: Endpoint) -> TargetError | None:
+        return _probe.hello_unanswered(endpoint.address, endpoint.port, endpoint.hostname, timeout)
+
+    with ThreadPoolExecutor(max_workers=min(len(endpoints), workers)) as pool:
+        return list(zip(endpoints, pool.map(probe, endpoints), strict=True))
+
+
 def _probe_starttls(
     endpoints: list[Endpoint], context: ScanContext
 ) -> Iterator[tuple[Endpoint, bool | TargetError]]:
@@ -202,14 +223,8 @@ def _probe_starttls(
     def probe(endpoint: Endpoint) -> bool | TargetError:
         try:
             return _smtp.offers_starttls(endpoint.address, endpoint.port, timeout)
-        except ConnectionRefusedError as exc:
-            return TargetError(ErrorKind.REFUSED, f"SMTP: {exc}")
-        except TimeoutError as exc:
-            return TargetError(ErrorKind.TIMEOUT, f"SMTP: {exc or 'timed out'}")
-        except (smtplib.SMTPException, ConnectionError) as exc:
-            return TargetError(ErrorKind.PROTOCOL, f"SMTP: {exc!r}")
-        except OSError as exc:
-            return TargetError(ErrorKind.UNREACHABLE, f"SMTP: {exc}")
+        except (smtplib.SMTPException, OSError) as exc:
+            return TargetError(error_kind(exc), f"SMTP: {str(exc) or type(exc).__name__}")
 
     if not endpoints:
         return

@@ -1,44 +1,109 @@
 """Certificate facts from the chain a server sent, judged against our own trust anchors.
 
 sslyze's path validation folds expiry, name and trust into one error; here each is its own
-fact: the chain is verified at a moment inside the leaf's validity and for a name the leaf
-carries, so "untrusted" means the path, not the date or the name.
+fact, all three judged by cryptography's web PKI verifier: the path is verified at a moment
+inside the chain's validity and without a name, so "untrusted" means the path, not the date
+or the name; the name is matched (RFC 6125) on the leaf alone.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from collections.abc import Sequence
 
 from cryptography import x509
 from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed448, ed25519, rsa
-from cryptography.x509.oid import ExtensionOID
-from cryptography.x509.verification import PolicyBuilder, Store, VerificationError
+from cryptography.x509.oid import ExtendedKeyUsageOID
+from cryptography.x509.verification import (
+    Criticality,
+    ExtensionPolicy,
+    Policy,
+    PolicyBuilder,
+    Store,
+    VerificationError,
+)
 
 from collectors.tls.facts import CertificateFacts
 
 
-def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+def _san(cert: x509.Certificate) -> x509.SubjectAlternativeName | None:
     try:
-        san = cert.extensions.get_extension_for_oid(ExtensionOID.SUBJECT_ALTERNATIVE_NAME)
+        return cert.extensions.get_extension_for_class(x509.SubjectAlternativeName).value
     except x509.ExtensionNotFound:
-        return ()
-    return tuple(san.value.get_values_for_type(x509.DNSName))  # type: ignore[attr-defined]
+        return None
 
 
-def name_matches(hostname: str, patterns: Sequence[str]) -> bool:
-    """RFC 6125 matching: exact, or one wildcard as the whole left-most label."""
-    host = hostname.rstrip(".").lower()
-    for pattern in (p.rstrip(".").lower() for p in patterns):
-        if pattern == host:
-            return True
-        if pattern.startswith("*.") and "." in host:
-            first, rest = host.split(".", 1)
-            if first and rest == pattern[2:] and "." in rest:
-                return True
-    return False
+def dns_names(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san(cert)
+    return tuple(san.get_values_for_type(x509.DNSName)) if san else ()
+
+
+def ip_addresses(cert: x509.Certificate) -> tuple[str, ...]:
+    san = _san(cert)
+    return tuple(str(ip) for ip in san.get_values_for_type(x509.IPAddress)) if san else ()
+
+
+def _reference_identity(hostname: str) -> x509.DNSName | x509.IPAddress:
+    """What a client looks for in the SAN: an IP address, or a DNS name in A-label form."""
+    host = hostname.rstrip(".")
+    try:
+        return x509.IPAddress(ipaddress.ip_address(host))
+    except ValueError:
+        return x509.DNSName(host.encode("idna").decode("ascii").lower())
+
+
+# The leaf is its own anchor when only its name is asked: any profile, the SAN required.
+_NAME_ONLY_POLICY = ExtensionPolicy.permit_all().require_present(
+    x509.SubjectAlternativeName, Criticality.AGNOSTIC, None
+)
+
+
+def _for_servers(policy: Policy, cert: x509.Certificate, eku: x509.ExtendedKeyUsage | None) -> None:
+    if eku is not None and ExtendedKeyUsageOID.SERVER_AUTH not in eku:
+        raise ValueError("the extended key usage does not allow TLS servers")
+
+
+# A server's path, but no name: the web PKI profile, the SAN optional (a missing or wrong
+# name is its own fact), the extended key usage that of a TLS server.
+_PATH_ONLY_POLICY = (
+    ExtensionPolicy.webpki_defaults_ee()
+    .may_be_present(x509.SubjectAlternativeName, Criticality.AGNOSTIC, None)
+    .may_be_present(x509.ExtendedKeyUsage, Criticality.AGNOSTIC, _for_servers)
+)
+
+
+def _validity_moment(chain: Sequence[x509.Certificate], now: dt.datetime) -> dt.datetime:
+    """The moment nearest to now at which every certificate sent was valid."""
+    start = max(c.not_valid_before_utc for c in chain)
+    end = min(c.not_valid_after_utc for c in chain)
+    return min(max(now, start), end) if start <= end else chain[0].not_valid_before_utc
+
+
+def hostname_matches(leaf: x509.Certificate, hostname: str, now: dt.datetime) -> bool:
+    """Whether the leaf names `hostname`, by RFC 6125 §6.4 as cryptography implements it.
+
+    One wildcard covers exactly one whole left-most label (`*.kunta.fi` covers
+    `www.kunta.fi`, not `kunta.fi` nor `a.b.kunta.fi`); names compare as A-labels, without
+    regard to case; an IP address matches only an IP SAN. Trust and dates are not asked:
+    the leaf is its own anchor, at a moment inside its validity.
+    """
+    try:
+        verifier = (
+            PolicyBuilder()
+            .store(Store([leaf]))
+            .time(_validity_moment([leaf], now))
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_NAME_ONLY_POLICY
+            )
+            .build_server_verifier(_reference_identity(hostname))
+        )
+        verifier.verify(leaf, [])
+    except (VerificationError, ValueError, UnicodeError):
+        return False
+    return True
 
 
 def _key(cert: x509.Certificate) -> tuple[str, int]:
@@ -75,20 +140,20 @@ def _self_signed(cert: x509.Certificate) -> bool:
 
 
 def verify_path(
-    chain: Sequence[x509.Certificate], store: Store, hostname: str, now: dt.datetime
+    chain: Sequence[x509.Certificate], store: Store, now: dt.datetime
 ) -> tuple[bool, str | None]:
     """Whether a path leads from the leaf to an anchor, whatever the date and the name."""
-    leaf = chain[0]
-    # The moment nearest to now at which every certificate sent was valid.
-    start = max(c.not_valid_before_utc for c in chain)
-    end = min(c.not_valid_after_utc for c in chain)
-    moment = min(max(now, start), end) if start <= end else leaf.not_valid_before_utc
-    subject = (dns_names(leaf) or (hostname,))[0].lstrip("*.")
     try:
         verifier = (
-            PolicyBuilder().store(store).time(moment).build_server_verifier(x509.DNSName(subject))
+            PolicyBuilder()
+            .store(store)
+            .time(_validity_moment(chain, now))
+            .extension_policies(
+                ca_policy=ExtensionPolicy.webpki_defaults_ca(), ee_policy=_PATH_ONLY_POLICY
+            )
+            .build_client_verifier()
         )
-        verifier.verify(leaf, list(chain[1:]))
+        verifier.verify(chain[0], list(chain[1:]))
     except (VerificationError, ValueError) as exc:
         return False, str(exc)
     return True, None
@@ -104,8 +169,7 @@ def analyse(
     """Facts about the leaf of `chain` (as the server sent it, leaf first)."""
     leaf = chain[0]
     key_type, key_bits = _key(leaf)
-    trusted, error = verify_path(chain, store, hostname, now)
-    names = dns_names(leaf)
+    trusted, error = verify_path(chain, store, now)
     return CertificateFacts(
         subject=leaf.subject.rfc4514_string(),
         issuer=leaf.issuer.rfc4514_string(),
@@ -113,7 +177,8 @@ def analyse(
         not_before=leaf.not_valid_before_utc,
         not_after=leaf.not_valid_after_utc,
         sha256_fingerprint=leaf.fingerprint(hashes.SHA256()).hex(":").upper(),
-        dns_names=names,
+        dns_names=dns_names(leaf),
+        ip_addresses=ip_addresses(leaf),
         key_type=key_type,
         key_bits=key_bits,
         signature_hash=_signature_hash(leaf),
@@ -122,6 +187,6 @@ def analyse(
         trust_error=error,
         issuer_in_chain=any(c.subject == leaf.issuer for c in chain[1:]),
         chain_length=len(chain),
-        hostname_matches=name_matches(hostname, names),
+        hostname_matches=hostname_matches(leaf, hostname, now),
         ocsp_stapled=ocsp_stapled,
     )

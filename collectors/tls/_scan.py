@@ -30,6 +30,7 @@ from sslyze import (
     ServerNetworkLocation,
     ServerScanRequest,
     ServerScanResult,
+    ServerScanStatusEnum,
 )
 from sslyze.mozilla_tls_profile.tls_config_checker import (
     MozillaTlsConfiguration,
@@ -48,7 +49,7 @@ from collectors.tls.facts import (
     Vulnerabilities,
 )
 from collectors.tls.grade import grade
-from riskiturva.collector import ErrorKind, TargetError
+from riskiturva.collector import ErrorKind, TargetError, error_kind
 
 # Mozilla's CA bundle, as sslyze loads it, holds a certificate with a non-positive serial
 # number; cryptography warns about it on every scan. It is not the scanned server's.
@@ -83,15 +84,6 @@ SCAN_COMMANDS = frozenset(
 )
 HTTPS_ONLY_COMMANDS = frozenset({ScanCommand.HTTP_HEADERS})  # HSTS, for the grade's A+
 
-_ERROR_KINDS = {
-    "ConnectionToServerTimedOut": ErrorKind.TIMEOUT,
-    "TlsHandshakeTimedOut": ErrorKind.TIMEOUT,
-    "ServerRejectedConnection": ErrorKind.REFUSED,
-    "ServerRejectedOpportunisticTlsNegotiation": ErrorKind.PROTOCOL,
-    "ServerRejectedTlsHandshake": ErrorKind.PROTOCOL,
-    "ServerTlsConfigurationNotSupported": ErrorKind.PROTOCOL,
-}
-
 
 @dataclass(frozen=True)
 class Endpoint:
@@ -112,8 +104,8 @@ class Endpoint:
 @dataclass(frozen=True)
 class ScanOptions:
     user_agent: str
-    connect_timeout: float
-    max_retries: int
+    network_timeout: float  # per connection and answer; sslyze takes whole seconds
+    max_retries: int  # further attempts after a timeout
     concurrent_servers: int
     connections_per_server: int
     custom_ca_file: Path | None  # the extra CA files, combined
@@ -142,8 +134,9 @@ def scan_requests(endpoints: Sequence[Endpoint], options: ScanOptions) -> list[S
                     else None,
                     smtp_ehlo_hostname=EHLO_NAME if smtp else None,
                     http_user_agent=None if smtp else options.user_agent,
-                    network_timeout=max(1, math.ceil(options.connect_timeout)),
-                    network_max_retries=options.max_retries,
+                    network_timeout=max(1, math.ceil(options.network_timeout)),
+                    # sslyze counts attempts, the first one included.
+                    network_max_retries=options.max_retries + 1,
                 ),
                 scan_commands=set(SCAN_COMMANDS if smtp else SCAN_COMMANDS | HTTPS_ONLY_COMMANDS),
                 scan_commands_extra_arguments=extra,
@@ -178,16 +171,26 @@ def _describe(trace: Any) -> str:
 
 
 def connectivity_error(result: ServerScanResult) -> TargetError:
+    """Why sslyze could not connect, by the cause under its exception (see `error_kind`).
+
+    A timeout, refusal or reset under sslyze's own errors is named as such; what remains
+    (no TLS version in common, STARTTLS rejected, a handshake refused) is a protocol error.
+    """
     trace = result.connectivity_error_trace
-    name = trace.exc_type.__name__ if trace and trace.exc_type else ""
-    return TargetError(_ERROR_KINDS.get(name, ErrorKind.UNREACHABLE), _describe(trace))
+    if trace is None:
+        return TargetError(ErrorKind.INTERNAL, "sslyze reported no connectivity and no reason")
+    return TargetError(error_kind(trace, default=ErrorKind.PROTOCOL), _describe(trace))
 
 
 def to_facts(
     endpoint: Endpoint, result: ServerScanResult, store: Store, now: dt.datetime
 ) -> TlsFacts | TargetError:
     """sslyze's result for one endpoint as facts, or the reason nothing could be checked."""
-    if result.connectivity_status is ServerConnectivityStatusEnum.ERROR or not result.scan_result:
+    if (
+        result.scan_status is ServerScanStatusEnum.ERROR_NO_CONNECTIVITY
+        or result.connectivity_status is ServerConnectivityStatusEnum.ERROR
+        or not result.scan_result
+    ):
         return connectivity_error(result)
     attempts = result.scan_result
     errors: list[CommandError] = []
@@ -202,7 +205,9 @@ def to_facts(
             errors.append(CommandError(command.value, message))
         return None
 
-    tested, offered, suites = [], [], []
+    tested: list[str] = []
+    offered: list[str] = []
+    suites: list[AcceptedSuite] = []
     for protocol, command in CIPHER_COMMANDS.items():
         ciphers = completed(command)
         if ciphers is None:

@@ -44,8 +44,9 @@ class CertificateFacts:
     trust_error: str | None
     issuer_in_chain: bool  # the server sent a certificate whose subject is the leaf's issuer
     chain_length: int
-    hostname_matches: bool
+    hostname_matches: bool  # RFC 6125: a SAN names the host (one left-most wildcard label)
     ocsp_stapled: bool
+    ip_addresses: tuple[str, ...] = ()  # IP addresses in the subjectAltName
 
 
 @dataclass(frozen=True)

@@ -7,13 +7,14 @@ Only what was actually tested is judged: a protocol whose scan command errored i
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import shlex
 from collections.abc import Callable, Iterator
 from typing import Any
 
 from collectors.tls import _ciphers
 from collectors.tls.facts import AcceptedSuite, TlsFacts
-from riskiturva.collector import FindingDraft
+from riskiturva.collector import FindingDraft, Rule, RuleSet
 
 STARTTLS_MISSING = "email.smtp.starttls_missing"
 HSTS_ONE_YEAR = 31_536_000
@@ -48,31 +49,6 @@ _VULNERABILITY_CHECKS: dict[str, tuple[str, Callable[[Any], bool], str]] = {
     "tls.vuln.no_fallback_scsv": ("fallback_scsv", lambda v: v is False, "--fallback"),
 }
 
-CHECK_IDS = frozenset(
-    {
-        *(check for check, _ in _PROTOCOL_CHECKS.values()),
-        "tls.protocol.no_tls1_2",
-        "tls.protocol.tls1_3_missing",
-        *_SUITE_CHECKS,
-        "tls.cipher.cbc_only",
-        "tls.cipher.no_forward_secrecy",
-        "tls.config.not_mozilla_intermediate",
-        "tls.certificate.expired",
-        "tls.certificate.not_yet_valid",
-        "tls.certificate.expires_14d",
-        "tls.certificate.expires_30d",
-        "tls.certificate.untrusted",
-        "tls.certificate.self_signed",
-        "tls.certificate.missing_intermediate",
-        "tls.certificate.hostname_mismatch",
-        "tls.certificate.weak_key",
-        "tls.certificate.weak_signature",
-        "tls.certificate.no_ocsp_stapling",
-        *_VULNERABILITY_CHECKS,
-        STARTTLS_MISSING,
-    }
-)
-
 
 def s_client(facts: TlsFacts, *extra: str) -> str:
     """An `openssl s_client` command that reaches this endpoint without any DNS lookup."""
@@ -91,35 +67,25 @@ def _base(facts: TlsFacts) -> dict[str, Any]:
     return evidence
 
 
-def judge(facts: TlsFacts) -> list[FindingDraft]:
-    """Every finding the facts support, in a stable order."""
+def _starttls(facts: TlsFacts) -> Iterator[FindingDraft]:
     if facts.service == "smtp" and facts.starttls_offered is False:
-        return [
-            FindingDraft(
-                STARTTLS_MISSING,
-                {"endpoint": facts.endpoint, "address": facts.address, "starttls_offered": False},
-                reproduce=shlex.join(
-                    [
-                        "openssl",
-                        "s_client",
-                        "-connect",
-                        f"{facts.address}:{facts.port}",
-                        "-starttls",
-                        "smtp",
-                        "-name",
-                        "riskiturva.invalid",
-                    ]
-                )
-                + " </dev/null",
+        yield FindingDraft(
+            STARTTLS_MISSING,
+            {"endpoint": facts.endpoint, "address": facts.address, "starttls_offered": False},
+            reproduce=shlex.join(
+                [
+                    "openssl",
+                    "s_client",
+                    "-connect",
+                    f"{facts.address}:{facts.port}",
+                    "-starttls",
+                    "smtp",
+                    "-name",
+                    "riskiturva.invalid",
+                ]
             )
-        ]
-    return [
-        *_protocols(facts),
-        *_suites(facts),
-        *_mozilla(facts),
-        *_certificate(facts),
-        *_vulnerabilities(facts),
-    ]
+            + " </dev/null",
+        )
 
 
 def _protocols(facts: TlsFacts) -> Iterator[FindingDraft]:
@@ -206,6 +172,8 @@ def _certificate(facts: TlsFacts) -> Iterator[FindingDraft]:
         "sha256_fingerprint": cert.sha256_fingerprint,
         "dns_names": list(cert.dns_names),
     }
+    if cert.ip_addresses:
+        evidence["ip_addresses"] = list(cert.ip_addresses)
     show = s_client(facts, "-showcerts")
     dates = f"{show} | openssl x509 -noout -subject -issuer -dates -fingerprint -sha256"
     left = cert.not_after - facts.scanned_at
@@ -235,7 +203,7 @@ def _certificate(facts: TlsFacts) -> Iterator[FindingDraft]:
         yield FindingDraft(
             "tls.certificate.hostname_mismatch",
             evidence | {"expected_name": facts.hostname},
-            reproduce=f"{show} -verify_hostname {shlex.quote(facts.hostname)}",
+            reproduce=f"{show} {_verify_name_flag(facts.hostname)} {shlex.quote(facts.hostname)}",
         )
     if _ciphers.weak_key(cert.key_type, cert.key_bits):
         yield FindingDraft(
@@ -258,6 +226,14 @@ def _certificate(facts: TlsFacts) -> Iterator[FindingDraft]:
         )
 
 
+def _verify_name_flag(hostname: str) -> str:
+    try:
+        ipaddress.ip_address(hostname)
+    except ValueError:
+        return "-verify_hostname"
+    return "-verify_ip"
+
+
 def sslyze_command(facts: TlsFacts, *options: str) -> str:
     """An sslyze command line for this endpoint at its address (no DNS lookup)."""
     starttls = ["--starttls", "smtp"] if facts.service == "smtp" else []
@@ -272,3 +248,54 @@ def _vulnerabilities(facts: TlsFacts) -> Iterator[FindingDraft]:
             yield FindingDraft(
                 check, _base(facts) | {field: value}, reproduce=sslyze_command(facts, option)
             )
+
+
+# Each rule with the ids it may emit; the collector's check ids are their union.
+RULES: RuleSet[TlsFacts] = RuleSet(
+    (
+        Rule(_starttls, frozenset({STARTTLS_MISSING})),
+        Rule(
+            _protocols,
+            frozenset(
+                {
+                    *(check for check, _ in _PROTOCOL_CHECKS.values()),
+                    "tls.protocol.no_tls1_2",
+                    "tls.protocol.tls1_3_missing",
+                }
+            ),
+        ),
+        Rule(
+            _suites,
+            frozenset({*_SUITE_CHECKS, "tls.cipher.cbc_only", "tls.cipher.no_forward_secrecy"}),
+        ),
+        Rule(_mozilla, frozenset({"tls.config.not_mozilla_intermediate"})),
+        Rule(
+            _certificate,
+            frozenset(
+                {
+                    "tls.certificate.expired",
+                    "tls.certificate.not_yet_valid",
+                    "tls.certificate.expires_14d",
+                    "tls.certificate.expires_30d",
+                    "tls.certificate.untrusted",
+                    "tls.certificate.self_signed",
+                    "tls.certificate.missing_intermediate",
+                    "tls.certificate.hostname_mismatch",
+                    "tls.certificate.weak_key",
+                    "tls.certificate.weak_signature",
+                    "tls.certificate.no_ocsp_stapling",
+                }
+            ),
+        ),
+        Rule(_vulnerabilities, frozenset(_VULNERABILITY_CHECKS)),
+    )
+)
+CHECK_IDS = RULES.check_ids
+
+
+def judge(facts: TlsFacts) -> list[FindingDraft]:
+    """Every finding the facts support, in a stable order.
+
+    A mail server without STARTTLS negotiated nothing, so only its own rule has anything to say.
+    """
+    return RULES.judge(facts)

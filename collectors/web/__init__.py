@@ -30,13 +30,6 @@ from riskiturva.collector import (
 from riskiturva.config import AssetKind
 from riskiturva.resolver import DnsFailure
 
-_KINDS = {
-    "timeout": ErrorKind.TIMEOUT,
-    "refused": ErrorKind.REFUSED,
-    "unreachable": ErrorKind.UNREACHABLE,
-    "protocol": ErrorKind.PROTOCOL,
-}
-
 
 @dataclass(frozen=True)
 class _Host:
@@ -163,5 +156,5 @@ def _observe(
 
 
 def _error(fetch: Fetch, what: str) -> TargetError:
-    kind = _KINDS.get(fetch.error or "", ErrorKind.PROTOCOL)
+    kind = ErrorKind(fetch.error) if fetch.error else ErrorKind.PROTOCOL
     return TargetError(kind, f"{what}: {fetch.error_detail or fetch.error}")

@@ -15,15 +15,10 @@ from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
-from urllib3.exceptions import (
-    ConnectTimeoutError,
-    NewConnectionError,
-    ProtocolError,
-    ReadTimeoutError,
-    SSLError,
-)
+from urllib3.exceptions import NewConnectionError
 
 from collectors.web.facts import Fetch, HttpAnswer, SecurityTxt
+from riskiturva.collector import ErrorKind, error_kind
 
 MAX_REDIRECTS = 5
 # Unverified fetches are deliberate (certificates are the TLS collector's to judge), and
@@ -95,7 +90,7 @@ class Client:
                 kind = classify(exc)
                 if kind is None:
                     raise
-                return Fetch(tuple(answers), kind, str(exc)[:500])
+                return Fetch(tuple(answers), str(kind), str(exc)[:500])
             answers.append(answer)
             location = answer.header("location")
             if answer.status not in (301, 302, 303, 307, 308) or not location:
@@ -122,17 +117,17 @@ def _lenient_context() -> ssl.SSLContext:
     return context
 
 
-def classify(exc: BaseException) -> str | None:
-    """The error kind of a failed request, or None for an unexpected exception."""
+def classify(exc: BaseException) -> ErrorKind | None:
+    """The error kind of a failed request, by its cause; None for an unexpected exception."""
+    if not isinstance(exc, urllib3.exceptions.HTTPError | OSError):
+        return None
     if isinstance(exc, NewConnectionError):  # before timeouts: it subclasses ConnectTimeoutError
-        if isinstance(exc.__cause__ or exc.__context__, ConnectionRefusedError):
-            return "refused"
-        return "refused" if "refused" in str(exc).lower() else "unreachable"
-    if isinstance(exc, ConnectTimeoutError | ReadTimeoutError | TimeoutError):
-        return "timeout"
-    if isinstance(exc, SSLError | ProtocolError | ConnectionError | urllib3.exceptions.HTTPError):
-        return "protocol"
-    return None
+        default = ErrorKind.UNREACHABLE
+    elif isinstance(exc, urllib3.exceptions.TimeoutError):
+        default = ErrorKind.TIMEOUT
+    else:
+        default = ErrorKind.PROTOCOL
+    return error_kind(exc, default)
 
 
 def parse_security_txt(status: int, body: bytes) -> SecurityTxt:

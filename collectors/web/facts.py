@@ -26,7 +26,7 @@ class Fetch:
     """A request and the redirects followed from it (within scope): answers, or an error."""
 
     answers: tuple[HttpAnswer, ...] = ()
-    error: str | None = None  # "refused", "timeout", … when no answer came
+    error: str | None = None  # an ErrorKind value ("refused", "timeout", …) when no answer came
     error_detail: str | None = None
     stopped: str | None = None  # why redirects were not followed further
 

@@ -9,27 +9,11 @@ from typing import Any
 from urllib.parse import urljoin
 
 from collectors.web.facts import Fetch, HttpAnswer, WebFacts
-from riskiturva.collector import FindingDraft
+from riskiturva.collector import FindingDraft, Rule, RuleSet
 
 HSTS_MIN_AGE = 31_536_000  # one year, the line of CISA BOD 18-01
 _VERSION = re.compile(r"\d+\.\d+")
 _DISCLOSING_HEADERS = ("x-powered-by", "x-aspnet-version", "x-aspnetmvc-version")
-
-CHECK_IDS = frozenset(
-    {
-        "web.https.no_redirect",
-        "web.hsts.missing",
-        "web.hsts.short_max_age",
-        "web.headers.csp_missing",
-        "web.headers.xcto_missing",
-        "web.headers.frame_options_missing",
-        "web.headers.referrer_policy_missing",
-        "web.cookies.insecure",
-        "web.server.version_disclosure",
-        "web.security_txt.missing",
-        "web.security_txt.expired",
-    }
-)
 
 
 def curl(facts: WebFacts, scheme: str, path: str = "/", head: bool = True) -> str:
@@ -50,10 +34,6 @@ def curl(facts: WebFacts, scheme: str, path: str = "/", head: bool = True) -> st
 def hsts_max_age(value: str) -> int | None:
     match = re.search(r"max-age\s*=\s*\"?(\d+)", value, re.IGNORECASE)
     return int(match.group(1)) if match else None
-
-
-def judge(facts: WebFacts) -> list[FindingDraft]:
-    return [*_redirect(facts), *_headers(facts), *_cookies_and_banner(facts), *_security_txt(facts)]
 
 
 def _base(facts: WebFacts, answer: HttpAnswer | None = None) -> dict[str, Any]:
@@ -164,3 +144,34 @@ def _security_txt(facts: WebFacts) -> Iterator[FindingDraft]:
         yield FindingDraft("web.security_txt.missing", evidence, reproduce=reproduce)
     elif found.expires < facts.scanned_at:
         yield FindingDraft("web.security_txt.expired", evidence, reproduce=reproduce)
+
+
+# Each rule with the ids it may emit; the collector's check ids are their union.
+RULES: RuleSet[WebFacts] = RuleSet(
+    (
+        Rule(_redirect, frozenset({"web.https.no_redirect"})),
+        Rule(
+            _headers,
+            frozenset(
+                {
+                    "web.hsts.missing",
+                    "web.hsts.short_max_age",
+                    "web.headers.csp_missing",
+                    "web.headers.xcto_missing",
+                    "web.headers.frame_options_missing",
+                    "web.headers.referrer_policy_missing",
+                }
+            ),
+        ),
+        Rule(
+            _cookies_and_banner,
+            frozenset({"web.cookies.insecure", "web.server.version_disclosure"}),
+        ),
+        Rule(_security_txt, frozenset({"web.security_txt.missing", "web.security_txt.expired"})),
+    )
+)
+CHECK_IDS = RULES.check_ids
+
+
+def judge(facts: WebFacts) -> list[FindingDraft]:
+    return RULES.judge(facts)

@@ -3,7 +3,8 @@
 Run as `python -m riskiturva.lab._banners SPEC.json`; SPEC lists `{"ip", "port", "kind"}`.
 Each kind sends what nmap's service probes match (see nmap-service-probes): a Linux
 telnetd's option negotiation, a Windows RDP and SMB negotiation reply, a MySQL handshake,
-an SSH identification string, an Elasticsearch REST answer. None of them does more.
+an SSH identification string, an Elasticsearch REST answer. None of them does more. One
+kind, `silent_https`, accepts connections on 443 and never says a word.
 """
 
 from __future__ import annotations
@@ -113,6 +114,14 @@ async def _elasticsearch(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     await _close(writer)
 
 
+async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    """Accept, then never answer: a stalled server, or a middlebox that holds connections."""
+    with contextlib.suppress(OSError):
+        while await reader.read(4096):
+            pass
+    await _close(writer)
+
+
 HANDLERS: dict[str, Handler] = {
     "telnet": _greeting(_TELNET_NEGOTIATION + b"\r\nDebian GNU/Linux 12\r\npalvelin login: "),
     "rdp": _reply(_RDP_CONFIRM),
@@ -121,6 +130,7 @@ HANDLERS: dict[str, Handler] = {
     "ssh_outdated": _greeting(b"SSH-2.0-OpenSSH_7.4\r\n"),
     "ssh_current": _greeting(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
     "elasticsearch": _elasticsearch,
+    "silent_https": _silent,
 }
 
 

@@ -32,8 +32,9 @@ _OAKLEY_GROUP_2 = int(
 )
 
 # Certificate kinds a manifest host may ask for (`cert = ...`).
+# `wildcard`: a valid certificate for `*.<municipality domain>` only (the name's last two labels).
 CERT_KINDS = ("valid", "valid_rsa", "expired", "expiring", "self_signed", "wrong_name", "no_chain",
-              "weak")  # fmt: skip
+              "weak", "wildcard")  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -131,7 +132,11 @@ class LabCA:
             begin, end = self.now - dt.timedelta(days=120), self.now - dt.timedelta(days=30)
         elif kind == "expiring":
             begin, end = self.now - dt.timedelta(days=80), self.now + dt.timedelta(days=10)
-        san = "portaali.vanhakumppani.test" if kind == "wrong_name" else hostname
+        san = hostname
+        if kind == "wrong_name":
+            san = "portaali.vanhakumppani.test"
+        elif kind == "wildcard":
+            san = "*." + ".".join(hostname.split(".")[-2:])
         # openssl re-signs only a self-signed input: the weak leaf starts as one.
         signs_itself = kind in ("self_signed", "weak")
         builder = (
@@ -168,7 +173,7 @@ class LabCA:
         sends_issuer = kind not in ("self_signed", "no_chain")
         chain_path.write_bytes(_pem(leaf) + (_pem(self.issuer) if sends_issuer else b""))
         ocsp_path = None
-        if kind in ("valid", "valid_rsa"):
+        if kind in ("valid", "valid_rsa", "wildcard"):
             ocsp_path = path(".ocsp.der")
             ocsp_path.write_bytes(self._ocsp_response(leaf))
         spki = leaf.public_key().public_bytes(

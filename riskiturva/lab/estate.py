@@ -58,6 +58,7 @@ SERVICE_PORTS = {
     "rdp": 3389,
     "redis": 6379,
     "elasticsearch": 9200,
+    "silent_https": 443,
 }
 
 
@@ -285,6 +286,10 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f"extra_ca_files = {_toml_value([str(ca_file)])}",
         "[settings.dnssec]",
         f"trust_anchors_file = {_toml_value(str(anchors))}",
+        # Loopback answers at once: half a minute is ample for nmap -sV on a lab address, and
+        # the silent one is cut there instead of after the default minute.
+        "[settings.collectors.services]",
+        "host_timeout = 30",
         "",
         "[[partners]]",
         f"slug = {_toml_value(manifest.partner.slug)}",

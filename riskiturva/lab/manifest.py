@@ -31,10 +31,16 @@ class Expectation:
     checks: tuple[str, ...] = ()
     may: tuple[str, ...] = ()
     clean: bool = False
+    error: str | None = None  # an ErrorKind value: the subject cannot be checked, no finding
 
     def covers(self, subject: str) -> bool:
-        """Whether this row is about `subject` (clean rows may use glob patterns)."""
-        return fnmatch.fnmatchcase(subject, self.subject) if self.clean else subject == self.subject
+        """Whether this row is about `subject` (clean rows may use glob patterns; an error
+        row also covers the subject's ports, `127.60.3.16:443/tcp`)."""
+        if self.clean:
+            return fnmatch.fnmatchcase(subject, self.subject)
+        if self.error:
+            return subject == self.subject or subject.startswith(f"{self.subject}:")
+        return subject == self.subject
 
 
 @dataclass(frozen=True)
@@ -133,6 +139,21 @@ class Manifest:
     def clean(self) -> list[Expectation]:
         return [e for e in self.expectations if e.clean]
 
+    def errors(self, collector: Collector) -> dict[str, str]:
+        """Subject → the error kind the collector must record on it."""
+        return {
+            e.subject: e.error for e in self.expectations if e.collector == collector and e.error
+        }
+
+    def verify_errors(self, collector: Collector, found: Mapping[str, str]) -> Verdict:
+        """Compare a collector's errors (subject → kind) with the ground truth, both ways:
+        each expected error with its kind, and no error on another subject the manifest lists."""
+        expected = self.errors(collector)
+        listed = {e.subject for e in self.expectations if e.collector == collector}
+        missing = {(s, k) for s, k in expected.items() if found.get(s) != k}
+        unexpected = {(s, k) for s, k in found.items() if s in listed and expected.get(s) != k}
+        return Verdict(frozenset(missing), frozenset(unexpected))
+
     def verify(self, collector: Collector, found: Iterable[tuple[str, str]]) -> Verdict:
         """Compare a collector's `(subject, check id)` findings with the ground truth.
 
@@ -174,9 +195,12 @@ def _expectation(raw: Mapping[str, Any]) -> Expectation:
         checks=tuple(raw.get("checks", ())),
         may=tuple(raw.get("may", ())),
         clean=bool(raw.get("clean", False)),
+        error=raw.get("error"),
     )
-    if exp.clean == bool(exp.checks):
-        raise ValueError(f"{exp.subject}: an expectation is either clean or lists checks")
+    if [exp.clean, bool(exp.checks), bool(exp.error)].count(True) != 1:
+        raise ValueError(f"{exp.subject}: an expectation is clean, lists checks, or names an error")
+    if exp.error and exp.may:
+        raise ValueError(f"{exp.subject}: a subject that cannot be checked raises nothing")
     return exp
 
 

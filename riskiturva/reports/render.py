@@ -72,6 +72,7 @@ COLLECTOR_LABELS = {
 ERROR_LABELS = {
     "timeout": "no answer in time",
     "refused": "connection refused",
+    "reset": "connection reset",
     "unreachable": "unreachable",
     "dns_failure": "name lookup failed",
     "out_of_scope": "outside the authorised scope",
