@@ -382,7 +382,7 @@ def install(
         if not cookie:
             return []
         try:
-            names = devices.loads(cookie, max_age=device_max_age.total_seconds())
+            names = devices.loads(cookie, max_age=int(device_max_age.total_seconds()))
         except BadSignature:
             return []
         return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []

@@ -56,7 +56,7 @@ class ThrottlePolicy:
         if failures < free:
             return dt.timedelta(0)
         # Doubling past 2**20 waits is beyond any window: stop the exponent growing.
-        return min(self.backoff * 2 ** min(failures - free, 20), self.window)
+        return min(self.backoff * (1 << min(failures - free, 20)), self.window)
 
 
 @dataclass(frozen=True)

@@ -20,7 +20,7 @@ import secrets
 from collections.abc import Collection
 from dataclasses import dataclass
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from riskiturva.config import DashboardSettings
@@ -161,12 +161,12 @@ def end(
 
 def end_all(session: Session, user_id: int, *, now: dt.datetime, reason: str) -> int:
     """End every live session of the user; returns how many were live."""
-    result = session.execute(
-        update(UserSession)
-        .where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
-        .values(ended_at=now, ended_reason=reason)
-    )
-    return result.rowcount or 0
+    live = session.scalars(
+        select(UserSession).where(UserSession.user_id == user_id, UserSession.ended_at.is_(None))
+    ).all()
+    for row in live:
+        _end(row, reason, now)
+    return len(live)
 
 
 def active_sessions(

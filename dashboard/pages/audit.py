@@ -4,6 +4,7 @@ decisions and account changes of their organisations' people; who is signed in n
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Mapping
 from typing import Any
 
@@ -103,7 +104,7 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
     return "; ".join(parts)
 
 
-def _when(value: Any) -> str:
+def _when(value: dt.datetime) -> str:
     """Local time as ISO 8601, so that sorting the column by text sorts it by time."""
     return value.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M:%S")
 
