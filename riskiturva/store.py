@@ -270,7 +270,7 @@ def decide(
     return finding
 
 
-def revoke_decision(
+def revoke(
     session: Session,
     *,
     finding_id: int,
@@ -279,16 +279,22 @@ def revoke_decision(
     reason: str,
     now: dt.datetime,
 ) -> Finding:
-    """Take back a person's decision: the finding counts as open again at once (a resolved
-    one stays resolved) and a later sighting no longer returns it to the decision."""
+    """End a person's decision on a finding now (undo an acceptance or a false positive):
+    the finding counts as open again at once (a resolved one stays resolved), a later
+    sighting no longer returns it to the decision, and its history keeps who decided and
+    who revoked, and why."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
     finding = get_finding(session, finding_id, visible)
-    if finding.decision is None:
-        raise ValueError("the finding has no decision to revoke")
+    if finding.decision is None or (
+        finding.decision_until is not None and finding.decision_until <= now
+    ):
+        raise ValueError("no decision in force")
     if finding.status in DECISIONS:
         finding.status = FindingStatus.OPEN
     finding.decision = finding.decided_by = finding.decided_at = None
     finding.decision_reason = finding.decision_until = None
-    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=reason.strip() or None)
+    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=reason.strip())
     session.flush()
     return finding
 

@@ -854,8 +854,11 @@ def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
     }
     revoke = [(ids.REVOKE_SUBMIT, "n_clicks")]
     nothing = call(app, client, output, values, changed=revoke)  # nothing to revoke yet
-    assert "Peruttavaa päätöstä ei ole." in text_of(nothing)
+    assert "vain voimassa olevan päätöksen voi perua" in text_of(nothing)
     call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
+    values[(ids.DECIDE_REASON, "value")] = ""
+    unexplained = call(app, client, output, values, changed=revoke)
+    assert "Kirjoita, miksi päätös perutaan" in text_of(unexplained)
     values[(ids.DECIDE_REASON, "value")] = "Sittenkin RDP"
     response = call(app, client, output, values, changed=revoke)
     assert status_shown(response) == "Avoin"
@@ -864,7 +867,8 @@ def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
     with sessions() as session:
         finding = session.get(Finding, own)
         assert (finding.status, finding.decision, finding.decision_until) == ("open", None, None)
-        assert (finding.events[-1].kind, finding.events[-1].note) == ("revoked", "Sittenkin RDP")
+        assert finding.events[-1].kind == "revoked"
+        assert finding.events[-1].note.endswith("Sittenkin RDP")
     [event] = audited(sessions, "finding.revoked")
     assert (event.actor, event.organisation, event.detail["revoked"]) == (
         "hyvala-staff",

@@ -28,7 +28,7 @@ from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
 from riskiturva.auth import Viewer
 from riskiturva.models import Finding, FindingStatus
-from riskiturva.store import NotVisible, decide, get_finding, revoke_decision
+from riskiturva.store import NotVisible, decide, get_finding, revoke
 
 DEFAULT_DECISION_DAYS = 180
 MAX_DECISION_DAYS = 730
@@ -225,7 +225,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             with services.sessions.begin() as session:
                 if revoking:
                     previous = get_finding(session, row, viewer.visible).decision
-                    finding = revoke_decision(
+                    finding = revoke(
                         session,
                         finding_id=row,
                         visible=viewer.visible,
@@ -264,7 +264,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             return dbc.Alert(_("Not found"), color="danger"), no_update, no_update, no_update
         except (ValueError, TypeError):
             message = (
-                _("There is no decision to revoke.")
+                _("Write why the decision is revoked; only a decision in force can be.")
                 if revoking
                 else _("Write a justification and choose a future date within two years.")
             )
