@@ -89,7 +89,8 @@ def run_collector(config: Config, addresses: list[str]) -> tuple[float, int, int
 
 
 def run_plain_nmap(config: Config, addresses: list[str]) -> tuple[float, bytes]:
-    options = ServicesOptions.parse(config.settings.collectors["services"])
+    options = config.settings.collectors["services"]
+    assert isinstance(options, ServicesOptions)
     command = build_command(
         addresses,
         options,

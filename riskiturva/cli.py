@@ -34,14 +34,15 @@ from riskiturva import __version__
 from riskiturva.checks import LANGUAGES, Severity, load_registry
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
-from riskiturva.db import open_store
+from riskiturva.db import StoreUnavailable, open_store
 from riskiturva.docgen import checks_markdown
-from riskiturva.export import spreadsheet_cell
+from riskiturva.exit_codes import SUMMARIES, ExitCode, scan_exit_code, score_exit_code
+from riskiturva.export import spreadsheet_cell, terminal_text
 from riskiturva.history import take_snapshots
 from riskiturva.i18n import translator
 from riskiturva.lab.cli import lab
-from riskiturva.models import Finding, RunStatus
-from riskiturva.runner import ProgressCallback, RunReport, build_context, run_scan
+from riskiturva.models import Finding
+from riskiturva.runner import Outcome, RunReport, build_context, run_scan
 from riskiturva.store import list_findings
 
 FORMATS = ("table", "json")
@@ -68,15 +69,33 @@ def _console() -> Console:
 
 
 def read_config(path: Path | None) -> Config:
-    """Load the configuration or exit 2 with the file, line, field and value."""
+    """Load the configuration, or exit USAGE (2) naming the file, line, field and value."""
     try:
         return load_config(path or default_config_path())
     except ConfigError as exc:
         click.echo(exc.describe(), err=True)
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
+    except CollectorLoadError as exc:
+        raise click.ClickException(str(exc)) from exc
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def exit_status_help(*codes: ExitCode) -> str:
+    """The `Exit status` line of a command's help, from the one table of codes."""
+    listed = "; ".join(f"{int(code)} {SUMMARIES[code]}" for code in codes)
+    return f"Exit status: {listed} (docs/cli.md)."
+
+
+class _Commands(click.Group):
+    """The root group: a database that cannot be opened is a clear error, not a traceback."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except StoreUnavailable as exc:
+            raise click.ClickException(str(exc)) from exc
+
+
+@click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="riskiturva")
 def main() -> None:
     """Riskiturva: is our IT environment up to date and secure?
@@ -110,7 +129,7 @@ def init(config_path: Path | None, force: bool) -> None:
         click.echo(f"Wrote {path}. Declare your organisations' scope and assets in it.")
     config = read_config(path)
     open_store(config)
-    click.echo(f"Database ready: {config.settings.effective_database_url}")
+    click.echo(f"Database ready: {config.settings.shown_database_url}")
 
 
 @main.group("config")
@@ -118,16 +137,26 @@ def config_group() -> None:
     """Inspect the configuration."""
 
 
-@config_group.command("check")
+@config_group.command(
+    "check", epilog=exit_status_help(ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE)
+)
 @click.argument("path", type=click.Path(path_type=Path), required=False)
 @config_option
 def config_check(path: Path | None, config_path: Path | None) -> None:
-    """Validate a configuration file; exit 2 naming the file, line and field when invalid."""
+    """Validate a configuration file as a scan would use it, without scanning.
+
+    Checks the types, every collector's options, the files the settings name (PEM CA
+    certificates, DS/DNSKEY trust anchors), the database URL, and each organisation's
+    scope (no public suffix, no network wider than the limit, no domain or network of two
+    organisations unless declared in [[shared_scope]]). Every problem names the file, the
+    line and the field; secrets are never shown. The database is not contacted.
+    """
     config = read_config(path or config_path)
     assets = sum(len(o.assets) for o in config.organisations)
+    shared = f", {len(config.shared_scope)} shared scopes" if config.shared_scope else ""
     click.echo(
         f"{config.source}: OK — {len(config.organisations)} organisations, "
-        f"{len(config.partners)} partners, {assets} assets"
+        f"{len(config.partners)} partners, {assets} assets{shared}"
     )
 
 
@@ -142,7 +171,7 @@ def db_upgrade(config_path: Path | None) -> None:
     """Create the database or migrate it to the current schema."""
     config = read_config(config_path)
     open_store(config)
-    click.echo(f"Database at the current schema: {config.settings.effective_database_url}")
+    click.echo(f"Database at the current schema: {config.settings.shown_database_url}")
 
 
 @main.group("checks")
@@ -290,7 +319,11 @@ def _require_known_orgs(config: Config, orgs: Sequence[str]) -> None:
 SEVERITY_NAMES = [str(s) for s in Severity if s is not Severity.INFO]
 
 
-@main.command()
+@main.command(
+    epilog=exit_status_help(
+        ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.THRESHOLD, ExitCode.INTERRUPTED
+    )
+)
 @config_option
 @click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
 @click.option(
@@ -304,7 +337,7 @@ SEVERITY_NAMES = [str(s) for s in Severity if s is not Severity.INFO]
     "--fail-on",
     type=click.Choice(SEVERITY_NAMES),
     default=None,
-    help="Exit 2 when an open finding at or above this severity exists.",
+    help=f"Exit {int(ExitCode.THRESHOLD)} when an open finding at or above this severity exists.",
 )
 @lang_option
 def scan(
@@ -318,13 +351,12 @@ def scan(
     """Scan the organisations' assets with the registered collectors and reconcile findings.
 
     The collectors run at the same time, each within the configured limits. On a terminal
-    a progress bar per collector is shown, then a summary (new, still open, resolved,
-    errors by kind). `--format json` prints every finding instead (docs/scan-output.schema.json).
-    SIGTERM or Ctrl-C stops after the current targets; the run is recorded as interrupted
-    and resolves nothing.
-
-    Exit status: 0 on success; 1 when a run failed or was interrupted; 2 with --fail-on
-    when an open finding at or above that severity exists.
+    a progress bar per collector is shown, then a summary: per run its targets (ok +
+    partial + failed + skipped), the findings new, still open and resolved, and the targets
+    that failed or were skipped with their kind and message. `--format json` prints the
+    runs with every error and every finding (docs/scan-output.schema.json). SIGTERM or
+    Ctrl-C stops after the current targets; the run is recorded as interrupted and
+    resolves nothing.
     """
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
@@ -348,15 +380,17 @@ def scan(
     ]
     sessions = open_store(config)
     context = build_context(config)
-    with _stop_on_sigterm(context.cancelled), _progress(fmt == "table") as progress:
+    with _stop_on_sigterm(context.cancelled), _progress(fmt == "table") as bars:
         reports = run_scan(
             sessions,
             config,
             collectors,
             organisations=orgs or None,
             context=context,
-            progress=progress,
+            progress=bars,
         )
+        if bars is not None:
+            bars.label(reports)
     take_snapshots(
         sessions, config, dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
     )
@@ -373,13 +407,14 @@ def scan(
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         _print_run_summary(reports)
-    if any(r.status in (RunStatus.FAILED, RunStatus.INTERRUPTED) for r in reports):
-        sys.exit(1)
-    if fail_on and any(
+    threshold_reached = fail_on is not None and any(
         f["status"] == "open" and Severity(f["severity"]).rank >= Severity(fail_on).rank
         for f in findings
-    ):
-        sys.exit(2)
+    )
+    code = scan_exit_code(reports, threshold_reached=threshold_reached)
+    if code is ExitCode.FAILED and not any(r.checked for r in reports):
+        click.echo("nothing was checked: every target failed or was skipped", err=True)
+    sys.exit(code)
 
 
 def run_record(report: RunReport) -> dict[str, Any]:
@@ -389,6 +424,7 @@ def run_record(report: RunReport) -> dict[str, Any]:
         "status": str(report.status),
         "message": report.message,
         **report.as_dict(),
+        "errors": [error.as_dict() for error in report.errors],
     }
 
 
@@ -408,33 +444,48 @@ def _stop_on_sigterm(cancelled: threading.Event) -> Iterator[None]:
             signal.signal(sig, handler)
 
 
+class _Bars:
+    """A progress bar per collector (called by the runner with done and total targets)."""
+
+    def __init__(self, bars: Progress):
+        self._bars = bars
+        self._tasks: dict[str, TaskID] = {}
+        self._lock = threading.Lock()
+
+    def __call__(self, collector: str, done: int, total: int) -> None:
+        with self._lock:
+            if collector not in self._tasks:
+                self._tasks[collector] = self._bars.add_task(collector, total=total)
+            self._bars.update(self._tasks[collector], completed=done, total=total)
+
+    def label(self, reports: Sequence[RunReport]) -> None:
+        """Name how each run ended beside its (full) bar."""
+        for report in reports:
+            task = self._tasks.get(report.collector)
+            if task is not None:
+                self._bars.update(task, description=f"{report.collector} ({report.status})")
+
+
 @contextmanager
-def _progress(wanted: bool) -> Iterator[ProgressCallback | None]:
-    """A progress bar per collector on a terminal (stderr); nothing otherwise."""
+def _progress(wanted: bool) -> Iterator[_Bars | None]:
+    """Progress bars on a terminal (stderr); nothing otherwise."""
     console = Console(stderr=True)
     if not (wanted and console.is_terminal):
         yield None
         return
     columns = (
-        TextColumn("{task.description:<10}"),
+        TextColumn("{task.description:<24}"),
         BarColumn(),
         MofNCompleteColumn(),
         TimeElapsedColumn(),
     )
     with Progress(*columns, console=console, transient=False) as bars:
-        tasks: dict[str, TaskID] = {}
-        lock = threading.Lock()
-
-        def update(collector: str, done: int, total: int) -> None:
-            with lock:
-                if collector not in tasks:
-                    tasks[collector] = bars.add_task(collector, total=total)
-                bars.update(tasks[collector], completed=done, total=total)
-
-        yield update
+        yield _Bars(bars)
 
 
-@main.command()
+@main.command(
+    epilog=exit_status_help(ExitCode.OK, ExitCode.FAILED, ExitCode.USAGE, ExitCode.THRESHOLD)
+)
 @config_option
 @click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
@@ -446,7 +497,8 @@ def _progress(wanted: bool) -> Iterator[ProgressCallback | None]:
     "--fail-below",
     type=click.Choice("ABCD"),
     default=None,
-    help="Exit 1 when an organisation's grade is below this one.",
+    help=f"Exit {int(ExitCode.THRESHOLD)} when an organisation's grade is below this one"
+    f" ({int(ExitCode.FAILED)} when one was never checked).",
 )
 @lang_option
 def score(
@@ -460,11 +512,11 @@ def score(
 ) -> None:
     """Grade, score, the answer, top priorities and the explanation of each organisation.
 
-    Exit status: 0; 1 with --fail-below when a grade is below it. Model: docs/scoring.md.
+    The model is documented in docs/scoring.md.
     """
     from riskiturva.history import change_since, has_been_checked, score_stored
     from riskiturva.models import Organisation
-    from riskiturva.scoring import grade_floor, score_document
+    from riskiturva.scoring import score_document
     from riskiturva.store import sync_config
 
     config = read_config(config_path)
@@ -532,8 +584,9 @@ def score(
                 if not cap["binding"]:
                     why.add_row(Text(f"cap (not binding): {cap['reason']}"), f"≤ {cap['grade']}")
             console.print(why)
-    if fail_below and any(grade_floor(d["grade"]) < grade_floor(fail_below) for d in documents):
-        sys.exit(1)
+    sys.exit(
+        score_exit_code(((d["grade"], d["checked"]) for d in documents), fail_below=fail_below)
+    )
 
 
 @main.command("scheduler")
@@ -655,7 +708,7 @@ def _account_command(config_path: Path | None, action: Any) -> Any:
             return action(session, dt.datetime.now(dt.UTC), f"cli:{getpass.getuser()}")
     except AccountError as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
+        sys.exit(ExitCode.USAGE)
 
 
 @users_group.command("add")
@@ -867,8 +920,10 @@ def demo(directory: Path, host: str, port: int) -> None:
         sessions = open_store(config)
         context = build_context(config)
         collectors = list(discover_collectors().values())
-        with _stop_on_sigterm(context.cancelled), _progress(True) as progress:
-            reports = run_scan(sessions, config, collectors, context=context, progress=progress)
+        with _stop_on_sigterm(context.cancelled), _progress(True) as bars:
+            reports = run_scan(sessions, config, collectors, context=context, progress=bars)
+            if bars is not None:
+                bars.label(reports)
         _print_run_summary(reports)
         today = dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
         take_snapshots(sessions, config, today)
@@ -889,35 +944,60 @@ def demo(directory: Path, host: str, port: int) -> None:
         click.echo("lab stopped")
 
 
+# The summary names this many failed, skipped or partial targets; JSON output names all.
+ERRORS_SHOWN = 10
+_OUTCOME_ORDER = {Outcome.FAILED: 0, Outcome.PARTIAL: 1, Outcome.SKIPPED: 2}
+
+
 def _print_run_summary(reports: Sequence[RunReport]) -> None:
+    """Per run: status, targets (ok + partial + failed + skipped), findings, errors by kind;
+    then the targets that were not checked completely, most serious first, bounded."""
     table = Table(
         "run",
         "collector",
         "status",
         "targets",
+        "ok",
+        "partial",
+        "failed",
+        "skipped",
         "new",
         "still open",
         "resolved",
         "reopened",
-        "errors",
+        "errors by kind",
         "time",
     )
     for r in reports:
-        errors = ", ".join(f"{k} {v}" for k, v in sorted(r.errors_by_kind.items())) or "0"
+        kinds = ", ".join(f"{k} {v}" for k, v in sorted(r.errors_by_kind.items())) or "—"
         table.add_row(
             str(r.run_id),
             r.collector,
             str(r.status),
-            str(r.targets),
-            str(r.counts.opened),
-            str(r.counts.seen),
-            str(r.counts.resolved),
+            *(str(n) for n in (r.targets, r.ok, r.partial, r.failed, r.skipped)),
+            *(str(n) for n in (r.counts.opened, r.counts.seen, r.counts.resolved)),
             str(r.counts.reopened),
-            errors,
+            kinds,
             f"{r.duration_s:.1f} s",
         )
     console = _console()
     console.print(table)
     for r in reports:
         if r.message:
-            console.print(Text(f"{r.collector}: {r.message}"))
+            console.print(Text(f"{r.collector}: {terminal_text(r.message, 300)}"))
+    errors = sorted(
+        ((r.collector, e) for r in reports for e in r.errors),
+        key=lambda pair: _OUTCOME_ORDER[pair[1].outcome],
+    )
+    if not errors:
+        return
+    console.print(Text(f"Targets not checked completely ({len(errors)}):"))
+    for collector, error in errors[:ERRORS_SHOWN]:
+        line = (
+            f"  {collector} {error.organisation} {terminal_text(error.subject, 80)}: "
+            f"{error.outcome}, {error.kind}: {terminal_text(error.message, 160)}"
+        )
+        console.print(Text(line))
+    if len(errors) > ERRORS_SHOWN:
+        more = len(errors) - ERRORS_SHOWN
+        console.print(Text(f"  … and {more} more (riskiturva scan --format json lists all)"))

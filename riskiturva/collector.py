@@ -23,7 +23,7 @@ from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import dns.exception
 
-from riskiturva.config import AssetKind, Settings
+from riskiturva.config import AssetKind, CollectorOptions, Settings
 from riskiturva.resolver import Resolver
 from riskiturva.scope import ScopeGuard
 
@@ -183,6 +183,7 @@ class FindingDraft:
     reproduce: str | None = None  # a command a person can paste to see it themselves
 
 
+OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
 Facts = TypeVar("Facts")
 
 
@@ -236,8 +237,13 @@ class ScanContext:
     def trusted_ca_files(self) -> tuple[Path, ...]:
         return self.settings.tls.extra_ca_files
 
-    def options(self, collector: str) -> Mapping[str, Any]:
-        return self.settings.collectors.get(collector, {})
+    def options(self, collector: str, model: type[OptionsT]) -> OptionsT:
+        """The collector's options, validated with the configuration; defaults when unset."""
+        value = self.settings.collectors.get(collector)
+        if isinstance(value, model):
+            return value
+        # Settings built in code (tests, benchmarks) may hold a plain table.
+        return model.model_validate(value or {})
 
 
 @runtime_checkable
@@ -251,6 +257,11 @@ class Collector(Protocol):
     address_kinds: ClassVar[frozenset[AssetKind]]
     # Every check id the rules can emit (a test ties these to the registry).
     check_ids: ClassVar[frozenset[str]]
+    # `[settings.collectors.<name>]`, validated by `riskiturva config check` like the rest.
+    options_model: ClassVar[type[CollectorOptions]]
+    # What the collector checks on each asset kind it takes (ports included), for the
+    # generated docs/configuration.md.
+    coverage: ClassVar[Mapping[AssetKind, str]]
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         """Scan the task's targets; yield one observation per subject, errors included."""
@@ -265,16 +276,26 @@ class CollectorLoadError(RuntimeError):
     """A registered collector could not be imported."""
 
 
-def discover_collectors() -> dict[str, Collector]:
-    """Instantiate every collector registered in the `riskiturva.collectors` group."""
-    found: dict[str, Collector] = {}
+def collector_classes() -> dict[str, type[Collector]]:
+    """Every collector class registered in the `riskiturva.collectors` group, by name."""
+    found: dict[str, type[Collector]] = {}
     for entry in entry_points(group=ENTRY_POINT_GROUP):
         try:
             factory = entry.load()
         except Exception as exc:
             raise CollectorLoadError(f"collector {entry.name!r} failed to load: {exc}") from exc
-        found[entry.name] = factory()
+        options = getattr(factory, "options_model", None)
+        if not (isinstance(options, type) and issubclass(options, CollectorOptions)):
+            raise CollectorLoadError(
+                f"collector {entry.name!r} declares no options_model (a CollectorOptions model)"
+            )
+        found[entry.name] = factory
     return dict(sorted(found.items()))
+
+
+def discover_collectors() -> dict[str, Collector]:
+    """Instantiate every collector registered in the `riskiturva.collectors` group."""
+    return {name: factory() for name, factory in collector_classes().items()}
 
 
 def to_jsonable(value: Any) -> Any:

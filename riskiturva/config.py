@@ -1,17 +1,24 @@
 """Configuration: settings and organisations from TOML, validated with pydantic.
 
-A bad file raises `ConfigError` naming the file, the line, the field path
-(`organisations[2].assets[0].criticality`) and the offending value.
+`load_config` checks everything a scan will need before anything runs: the types exactly
+as TOML wrote them (`port = "53"` is an error, not 53), every collector's options, the
+files the settings point at (PEM CA certificates, DS/DNSKEY trust anchors), the database
+URL, and the organisations' scopes (no public suffix, no network wider than the limit, no
+two organisations claiming the same domain or network unless `[[shared_scope]]` says so).
+
+A bad file raises `ConfigError` naming the file, and for every problem its line, field
+path (`organisations[2].assets[0].criticality`) and value — never the value of a secret.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import functools
+import importlib.util
 import ipaddress
+import json
 import os
-import re
-import tomllib
-from collections.abc import Iterable
-from dataclasses import dataclass
+from collections.abc import Iterator, Mapping
 from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -19,51 +26,98 @@ from urllib.parse import urlsplit
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import (
+    AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainValidator,
+    PrivateAttr,
     SecretStr,
     ValidationError,
+    ValidationInfo,
+    create_model,
     field_validator,
     model_validator,
 )
 
 from riskiturva import __version__
+from riskiturva._config_problems import (
+    ConfigError as ConfigError,
+)
+from riskiturva._config_problems import (
+    ConfigProblem,
+    Location,
+    hidden_password,
+    invalid,
+    parse_toml,
+    problems_of,
+)
 from riskiturva._cron import parse_schedule
-from riskiturva._toml_lines import locate_line
 
+Problem = tuple[Location, str, Any]  # where, what is wrong, the value (None: not shown)
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
 CONFIG_ENV_VAR = "RISKITURVA_CONFIG"
 LANGUAGES = ("fi", "sv", "en")
-
-
-class ConfigError(Exception):
-    """A configuration file could not be read or did not validate."""
-
-    def __init__(self, path: Path, problems: list[ConfigProblem]):
-        self.path = path
-        self.problems = problems
-        super().__init__(self.describe())
-
-    def describe(self) -> str:
-        lines = [f"{self.path}: invalid configuration"]
-        for problem in self.problems:
-            where = f"line {problem.line}, " if problem.line else ""
-            value = f" (value: {problem.value!r})" if problem.value is not None else ""
-            lines.append(f"  {where}{problem.field or '<file>'}: {problem.message}{value}")
-        return "\n".join(lines)
-
-
-@dataclass(frozen=True)
-class ConfigProblem:
-    field: str
-    message: str
-    value: Any = None
-    line: int | None = None
+SUPPORTED_DATABASES = ("sqlite", "postgresql")
 
 
 class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+
+class CollectorOptions(_Model):
+    """Base of a collector's options model (`[settings.collectors.<name>]`).
+
+    Unknown keys are errors and numbers must be finite; `load_config` validates the table
+    with TOML's own types (a string is never read as a number)."""
+
+
+def _base_folder(info: ValidationInfo) -> Path | None:
+    context = info.context if isinstance(info.context, Mapping) else {}
+    base = context.get("base")
+    return Path(base) if base is not None else None
+
+
+def _resolved(path: Path, info: ValidationInfo) -> Path:
+    """A relative path resolves against the configuration file's folder."""
+    base = _base_folder(info)
+    path = path.expanduser()
+    if base is not None and not path.is_absolute():
+        path = base / path
+    return path.resolve() if base is not None else path
+
+
+def _ca_file(path: Path, info: ValidationInfo) -> Path:
+    from riskiturva.trust_files import read_ca_certificates
+
+    path = _resolved(path, info)
+    read_ca_certificates(path)
+    return path
+
+
+def _anchors_file(path: Path, info: ValidationInfo) -> Path:
+    from riskiturva.trust_files import read_trust_anchors
+
+    path = _resolved(path, info)
+    read_trust_anchors(path)
+    return path
+
+
+def _data_dir(path: Path, info: ValidationInfo) -> Path:
+    path = _resolved(path, info)
+    existing = path
+    while not existing.exists() and existing.parent != existing:
+        existing = existing.parent
+    if not existing.is_dir():
+        what = "is a file" if existing == path else f"cannot be created: {existing} is a file"
+        raise ValueError(f"must be a folder; {path} {what}")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ValueError(f"the folder {existing} is not writable")
+    return path
+
+
+CACertificateFile = Annotated[Path, AfterValidator(_ca_file)]
+TrustAnchorsFile = Annotated[Path, AfterValidator(_anchors_file)]
 
 
 class Criticality(StrEnum):
@@ -81,9 +135,6 @@ class AssetKind(StrEnum):
     URL = "url"
 
 
-HostName = Annotated[str, Field(min_length=1, max_length=253)]
-
-
 def normalise_name(name: str) -> str:
     """Lower-case a DNS name and drop a trailing dot; IDNs become their A-label form."""
     name = name.strip().rstrip(".").lower()
@@ -93,20 +144,97 @@ def normalise_name(name: str) -> str:
         raise ValueError(f"not a valid domain name: {name!r}") from exc
 
 
-def _is_valid_name(name: str) -> bool:
-    labels = name.split(".")
-    return len(labels) >= 2 and all(
+def _is_valid_label(label: str) -> bool:
+    return (
         0 < len(label) <= 63
         and label.replace("-", "").replace("_", "").isalnum()
+        and label.isascii()
         and not label.startswith("-")
         and not label.endswith("-")
-        for label in labels
     )
+
+
+def _is_valid_name(name: str) -> bool:
+    labels = name.split(".")
+    return len(name) <= 253 and len(labels) >= 2 and all(_is_valid_label(x) for x in labels)
 
 
 def name_within(name: str, domain: str) -> bool:
     """True when `name` is `domain` or one of its subdomains."""
     return name == domain or name.endswith("." + domain)
+
+
+AnyNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+
+
+def network_within(network: AnyNetwork, other: AnyNetwork) -> bool:
+    """True when `network` is `other` or lies inside it (same address family)."""
+    return network.version == other.version and network.subnet_of(other)  # type: ignore[arg-type]
+
+
+@functools.cache
+def _public_suffixes() -> Any:
+    """The packaged Public Suffix List (static reference data, parsed once per process)."""
+    from publicsuffixlist import PublicSuffixList
+
+    return PublicSuffixList()
+
+
+def _scope_domain(value: str) -> str:
+    domain = normalise_name(value)
+    if not _is_valid_name(domain):
+        raise ValueError(f"not a valid domain name: {value!r}")
+    if _public_suffixes().is_public(domain):
+        raise ValueError(
+            f"{domain!r} is a public suffix (anyone can register names under it): declare "
+            "the organisation's own registered domains instead"
+        )
+    return domain
+
+
+def _network(value: Any) -> ipaddress.IPv4Network | ipaddress.IPv6Network:
+    if isinstance(value, ipaddress.IPv4Network | ipaddress.IPv6Network):
+        return value
+    if not isinstance(value, str):
+        raise ValueError('must be a network in CIDR notation as a string, e.g. "192.0.2.0/24"')
+    try:
+        return ipaddress.ip_network(value.strip(), strict=True)
+    except ValueError as exc:
+        raise ValueError(f"not an IP network in CIDR notation: {exc}") from exc
+
+
+def _address(value: str) -> str:
+    try:
+        return str(ipaddress.ip_address(value.strip()))
+    except ValueError as exc:
+        raise ValueError(f"not an IP address: {value!r}") from exc
+
+
+def _email(value: str) -> str:
+    import email_validator
+
+    try:
+        # Syntax only, never a DNS lookup; `.test` names are allowed for the lab.
+        checked = email_validator.validate_email(
+            value, check_deliverability=False, test_environment=True
+        )
+    except email_validator.EmailNotValidError as exc:
+        raise ValueError(f"not an e-mail address: {exc}") from exc
+    return checked.normalized
+
+
+def _selector(value: str) -> str:
+    selector = value.strip().lower()
+    if not selector or not all(_is_valid_label(x) for x in selector.split(".")):
+        raise ValueError(f"not a DKIM selector (DNS labels such as 's2026'): {value!r}")
+    return selector
+
+
+ScopeDomain = Annotated[str, AfterValidator(_scope_domain)]
+Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network)]
+IPAddress = Annotated[str, AfterValidator(_address)]
+EmailAddress = Annotated[str, AfterValidator(_email)]
+Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
 class LocalisedName(_Model):
@@ -121,24 +249,25 @@ class LocalisedName(_Model):
 class Scope(_Model):
     """What the organisation has authorised us to scan: domains and IP networks."""
 
-    domains: tuple[str, ...] = Field((), description="domains (and their subdomains) authorised")
-    networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = Field(
+    domains: tuple[ScopeDomain, ...] = Field(
+        (), description="domains (and their subdomains) authorised; never a public suffix"
+    )
+    networks: tuple[Network, ...] = Field(
         (), description="IP networks authorised; every address scanned must lie inside"
     )
+    allow_wide_networks: bool = Field(
+        False,
+        description="accept networks wider than `settings.scope` allows (the owner authorised"
+        " every address in them)",
+    )
 
-    @field_validator("domains", mode="before")
-    @classmethod
-    def _normalise_domains(cls, value: Iterable[str]) -> tuple[str, ...]:
-        domains = tuple(normalise_name(d) for d in value)
-        for domain in domains:
-            if not _is_valid_name(domain):
-                raise ValueError(f"not a valid domain name: {domain!r}")
-        return domains
-
-    @field_validator("networks", mode="before")
-    @classmethod
-    def _parse_networks(cls, value: Iterable[str]) -> tuple[Any, ...]:
-        return tuple(ipaddress.ip_network(n, strict=True) for n in value)
+    @model_validator(mode="after")
+    def _not_empty(self) -> Scope:
+        if not self.domains and not self.networks:
+            raise ValueError(
+                "the scope declares no domains and no networks: nothing may be scanned"
+            )
+        return self
 
     def covers_name(self, name: str) -> bool:
         return any(name_within(normalise_name(name), d) for d in self.domains)
@@ -147,11 +276,8 @@ class Scope(_Model):
         ip = ipaddress.ip_address(address)
         return any(ip in network for network in self.networks)
 
-    def covers_network(self, network: ipaddress.IPv4Network | ipaddress.IPv6Network) -> bool:
-        return any(
-            network.version == n.version and network.subnet_of(n)  # type: ignore[arg-type]
-            for n in self.networks
-        )
+    def covers_network(self, network: AnyNetwork) -> bool:
+        return any(network_within(network, n) for n in self.networks)
 
 
 class Asset(_Model):
@@ -159,27 +285,34 @@ class Asset(_Model):
     value: str = Field(min_length=1, description="the name, address, network or URL")
     criticality: Criticality = Field(Criticality.MEDIUM, description="low, medium or high")
     tags: tuple[str, ...] = Field((), description="e.g. website, e-service, email, services")
-    dkim_selectors: tuple[str, ...] = Field(
+    dkim_selectors: tuple[Annotated[str, AfterValidator(_selector)], ...] = Field(
         (), description="mail_domain only: DKIM selectors in use, besides the common ones"
     )
 
     @model_validator(mode="after")
     def _check_value(self) -> Asset:
         kind, value = self.kind, self.value
-        if kind in (AssetKind.DOMAIN, AssetKind.MAIL_DOMAIN, AssetKind.HOST):
-            if not _is_valid_name(normalise_name(value)):
-                raise ValueError(f"{kind} value is not a valid DNS name: {value!r}")
-            object.__setattr__(self, "value", normalise_name(value))
-        elif kind is AssetKind.IP:
-            object.__setattr__(self, "value", str(ipaddress.ip_address(value)))
-        elif kind is AssetKind.NETWORK:
-            object.__setattr__(self, "value", str(ipaddress.ip_network(value, strict=True)))
-        elif kind is AssetKind.URL:
-            parts = urlsplit(value)
-            if parts.scheme not in ("http", "https") or not parts.hostname:
-                raise ValueError(f"url must be http(s)://host/...: {value!r}")
+        try:
+            if kind in (AssetKind.DOMAIN, AssetKind.MAIL_DOMAIN, AssetKind.HOST):
+                if not _is_valid_name(normalise_name(value)):
+                    raise ValueError(f"{kind} value is not a valid DNS name: {value!r}")
+                object.__setattr__(self, "value", normalise_name(value))
+            elif kind is AssetKind.IP:
+                object.__setattr__(self, "value", _address(value))
+            elif kind is AssetKind.NETWORK:
+                object.__setattr__(self, "value", str(_network(value)))
+            elif kind is AssetKind.URL:
+                parts = urlsplit(value)
+                if parts.scheme not in ("http", "https") or not parts.hostname:
+                    raise ValueError(f"url must be http(s)://host/...: {value!r}")
+                parts.port  # noqa: B018 — raises ValueError for a port out of range
+        except ValueError as exc:
+            raise invalid("Asset", [(("value",), str(exc), value)]) from None
         if self.dkim_selectors and kind is not AssetKind.MAIL_DOMAIN:
-            raise ValueError("dkim_selectors is only meaningful on a mail_domain asset")
+            raise invalid(
+                "Asset",
+                [(("dkim_selectors",), "only meaningful on a mail_domain asset", None)],
+            )
         return self
 
     @property
@@ -193,67 +326,102 @@ class Asset(_Model):
 
 
 class Organisation(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="short stable id")
+    slug: Slug = Field(description="short stable id")
     name: LocalisedName = Field(description="names as a table: { fi = …, sv = …, en = … }")
     scope: Scope = Field(description="what the organisation has authorised to be scanned")
-    assets: tuple[Asset, ...] = Field((), description="[[organisations.assets]] tables")
-    report_recipients: tuple[str, ...] = Field(
+    assets: tuple[Asset, ...] = Field(
+        min_length=1, description="[[organisations.assets]] tables: at least one"
+    )
+    report_recipients: tuple[EmailAddress, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
     )
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
+        problems: list[Problem] = []
         for index, asset in enumerate(self.assets):
             name = asset.host_name
+            message = None
             if name is not None and not self.scope.covers_name(name):
-                raise _ScopeError(
-                    index, asset.value, "host name outside the declared scope domains"
-                )
-            if asset.kind is AssetKind.IP and not self.scope.covers_address(asset.value):
-                raise _ScopeError(index, asset.value, "address outside the declared scope networks")
-            if asset.kind is AssetKind.NETWORK and not self.scope.covers_network(
+                message = "host name outside the declared scope domains"
+            elif asset.kind is AssetKind.IP and not self.scope.covers_address(asset.value):
+                message = "address outside the declared scope networks"
+            elif asset.kind is AssetKind.NETWORK and not self.scope.covers_network(
                 ipaddress.ip_network(asset.value)
             ):
-                raise _ScopeError(index, asset.value, "network outside the declared scope networks")
+                message = "network outside the declared scope networks"
+            if message:
+                problems.append((("assets", index, "value"), message, asset.value))
+        if problems:
+            raise invalid("Organisation", problems)
         return self
 
 
-class _ScopeError(ValueError):
-    """Raised inside validation so the field path can point at the offending asset."""
-
-    def __init__(self, index: int, value: str, message: str):
-        self.index, self.value = index, value
-        super().__init__(message)
-
-
 class Partner(_Model):
-    slug: str = Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$", description="short stable id")
+    slug: Slug = Field(description="short stable id")
     name: str = Field(min_length=1, description="the partner's name")
     organisations: tuple[str, ...] = Field((), description="slugs of the organisations it runs")
+
+
+class SharedScope(_Model):
+    """Scope that several organisations declare on purpose: a partner's name servers or
+    mail relay, a joint service. Each organisation listed sees findings about it."""
+
+    organisations: tuple[str, ...] = Field(
+        min_length=2, description="slugs of the organisations that share it (two or more)"
+    )
+    domains: tuple[ScopeDomain, ...] = Field(
+        (), description="shared domains: each must be in every listed organisation's scope"
+    )
+    networks: tuple[Network, ...] = Field(
+        (), description="shared networks: each must be in every listed organisation's scope"
+    )
+    reason: str = Field(min_length=1, description="why they share it (shown in reviews)")
+
+    @model_validator(mode="after")
+    def _something_shared(self) -> SharedScope:
+        if not self.domains and not self.networks:
+            raise ValueError("declares no shared domains and no shared networks")
+        return self
+
+    def shares(self, a: str, b: str) -> bool:
+        return a in self.organisations and b in self.organisations
+
+
+class ScopeLimits(_Model):
+    """How wide a scope network may be. A wider one is refused unless the organisation's
+    scope sets `allow_wide_networks = true`; a /0 (the whole address space) is always refused."""
+
+    widest_ipv4_network: int = Field(
+        16, ge=1, le=32, description="the shortest IPv4 prefix a scope may declare (/16)"
+    )
+    widest_ipv6_network: int = Field(
+        48, ge=1, le=128, description="the shortest IPv6 prefix a scope may declare (/48)"
+    )
+
+    def widest(self, version: int) -> int:
+        return self.widest_ipv4_network if version == 4 else self.widest_ipv6_network
 
 
 class ResolverSettings(_Model):
     """The one DNS resolver every lookup in the product goes through."""
 
-    nameservers: tuple[str, ...] = Field(
-        ("127.0.0.53",), description="addresses of the resolvers every lookup goes through"
+    nameservers: tuple[IPAddress, ...] = Field(
+        ("127.0.0.53",),
+        min_length=1,
+        description="addresses of the resolvers every lookup goes through",
     )
     port: int = Field(53, ge=1, le=65535, description="their port")
-    timeout: float = Field(3.0, gt=0, description="seconds per query attempt")
+    timeout: float = Field(3.0, gt=0, le=60, description="seconds per query attempt")
     retries: int = Field(1, ge=0, le=10, description="further attempts after a timeout")
-
-    @field_validator("nameservers")
-    @classmethod
-    def _addresses(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        if not value:
-            raise ValueError("at least one nameserver address is needed")
-        return tuple(str(ipaddress.ip_address(v)) for v in value)
 
 
 class TimeoutSettings(_Model):
-    connect: float = Field(5.0, gt=0, description="seconds to open a connection")
-    read: float = Field(10.0, gt=0, description="seconds to wait for an answer")
-    host: float = Field(300.0, gt=0, description="budget for one target, all checks together")
+    connect: float = Field(5.0, gt=0, le=600, description="seconds to open a connection")
+    read: float = Field(10.0, gt=0, le=3600, description="seconds to wait for an answer")
+    host: float = Field(
+        300.0, gt=0, le=86400, description="budget for one target, all checks together"
+    )
 
 
 class ConcurrencySettings(_Model):
@@ -262,19 +430,23 @@ class ConcurrencySettings(_Model):
         5, ge=1, le=100, description="connections open at once to one host"
     )
     requests_per_second: float = Field(
-        10.0, gt=0, description="politeness limit for requests to one host"
+        10.0, gt=0, le=1000, description="politeness limit for requests to one host"
     )
 
 
 class TLSSettings(_Model):
-    extra_ca_files: tuple[Path, ...] = Field(
-        (), description="PEM CA files trusted besides Mozilla's store (an internal CA)"
+    extra_ca_files: tuple[CACertificateFile, ...] = Field(
+        (),
+        description="PEM CA certificates trusted besides Mozilla's store (an internal CA);"
+        " each file must exist and hold CA certificates",
     )
 
 
 class DNSSECSettings(_Model):
-    trust_anchors_file: Path | None = Field(
-        None, description="DS/DNSKEY records in zone-file syntax; none means the IANA root anchors"
+    trust_anchors_file: TrustAnchorsFile | None = Field(
+        None,
+        description="DS/DNSKEY records in zone-file syntax, checked when loaded; none means"
+        " the IANA root anchors",
     )
 
 
@@ -285,11 +457,13 @@ class Schedules(_Model):
     tls: str = Field("45 2 * * *", description="TLS collector: daily")
     web: str = Field("15 3 * * *", description="web collector: daily")
     services: str = Field("30 3 * * 1", description="exposed-services collector: weekly")
-    jitter_seconds: int = Field(600, ge=0, description="random delay added to each start")
+    jitter_seconds: int = Field(600, ge=0, le=86400, description="random delay added to each start")
     misfire_grace_seconds: int = Field(
         3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
     )
-    extra: dict[str, str] = Field(default_factory=dict, description="schedules of other collectors")
+    extra: dict[str, str] = Field(
+        default_factory=dict, description="schedules of other installed collectors, by name"
+    )
 
     timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
 
@@ -301,9 +475,22 @@ class Schedules(_Model):
 
     @field_validator("extra")
     @classmethod
-    def _valid_extra(cls, value: dict[str, str]) -> dict[str, str]:
-        for expression in value.values():
-            parse_schedule(expression)
+    def _valid_extra(cls, value: dict[str, str], info: ValidationInfo) -> dict[str, str]:
+        installed = _option_models(info.context)
+        problems: list[Problem] = []
+        for name, expression in value.items():
+            if name in cls.model_fields:
+                problems.append(((name,), f"has its own key: settings.schedules.{name}", None))
+            elif name not in installed:
+                known = ", ".join(installed) or "none"
+                problems.append(((name,), f"no collector {name!r} is installed ({known})", None))
+            else:
+                try:
+                    parse_schedule(expression)
+                except ValueError as exc:
+                    problems.append(((name,), str(exc), expression))
+        if problems:
+            raise invalid("Schedules", problems)
         return value
 
     @field_validator("timezone")
@@ -395,21 +582,31 @@ class DashboardSettings(_Model):
 class SMTPSettings(_Model):
     """The mail relay that sends the monthly reports (docs/reports.md)."""
 
-    host: str = Field("127.0.0.1", description="relay address, or a name for the resolver")
+    host: str = Field(
+        "127.0.0.1", min_length=1, description="relay address, or a name for the resolver"
+    )
     port: int = Field(587, ge=1, le=65535, description="relay port: 587 for submission")
     starttls: bool = Field(True, description="upgrade to TLS before signing in (on by default)")
     username: str | None = Field(None, description="sign-in name; none sends without signing in")
     password: SecretStr | None = Field(None, description="sign-in password (or password_file)")
     password_file: Path | None = Field(
-        None, description="file holding the password; relative to data_dir"
+        None, description="file holding the password; relative to data_dir; must exist"
     )
-    ca_file: Path | None = Field(
+    ca_file: CACertificateFile | None = Field(
         None, description="CA certificates trusted for the relay; default: the system's"
     )
     from_address: str = Field(
         "riskiturva@localhost", description="sender of the report e-mails (From)"
     )
-    timeout: float = Field(30.0, gt=0, description="seconds per SMTP operation")
+    timeout: float = Field(30.0, gt=0, le=600, description="seconds per SMTP operation")
+
+    @model_validator(mode="after")
+    def _one_password(self) -> SMTPSettings:
+        if self.password is not None and self.password_file is not None:
+            raise invalid(
+                "SMTPSettings", [(("password_file",), "give password or password_file", None)]
+            )
+        return self
 
 
 class ReportSettings(_Model):
@@ -428,55 +625,171 @@ class ReportSettings(_Model):
         return value
 
 
+def _option_models(context: Any) -> Mapping[str, type[CollectorOptions]]:
+    """The options model of each collector: given in the validation context, else the
+    installed collectors' (the `riskiturva.collectors` entry points)."""
+    if isinstance(context, Mapping) and "collectors" in context:
+        given: Mapping[str, type[CollectorOptions]] = context["collectors"]
+        return given
+    from riskiturva.collector import collector_classes
+
+    return {name: cls.options_model for name, cls in collector_classes().items()}
+
+
+@functools.cache
+def _options_table(models: tuple[tuple[str, type[CollectorOptions]], ...]) -> type[_Model]:
+    """A model of `[settings.collectors]`: one optional table per installed collector."""
+    fields: Any = {name: (model, Field(default_factory=model)) for name, model in models}
+    return create_model("CollectorOptionsTable", __base__=_Model, **fields)
+
+
+def _json_value(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(mode="json")
+    if isinstance(value, dt.date | dt.time):
+        return value.isoformat()
+    return str(value)
+
+
 class Settings(_Model):
-    data_dir: Path = Field(Path("data"), description="database, secrets, reports and lab state")
+    data_dir: Annotated[Path, AfterValidator(_data_dir)] = Field(
+        Path("data"), description="database, secrets, reports and lab state (a folder)"
+    )
     database_url: str = Field(
-        "", description="SQLAlchemy URL; empty means SQLite in data_dir (PostgreSQL at scale)"
+        "",
+        description="SQLAlchemy URL: sqlite:///PATH or postgresql+psycopg://USER@HOST/DB;"
+        " empty means SQLite in data_dir",
     )
     user_agent: str = Field(
         f"Riskiturva/{__version__} (security posture scanner; +https://riskiturva.example/scanner)",
+        min_length=1,
         description="HTTP User-Agent of every request: names Riskiturva to the scanned site",
     )
     resolver: ResolverSettings = ResolverSettings()
     timeouts: TimeoutSettings = TimeoutSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
+    scope: ScopeLimits = ScopeLimits()
     tls: TLSSettings = TLSSettings()
     dnssec: DNSSECSettings = DNSSECSettings()
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
-    collectors: dict[str, dict[str, Any]] = Field(
-        default_factory=dict, description="options per collector, validated by the collector"
+    collectors: Mapping[str, CollectorOptions] = Field(
+        default_factory=dict,
+        description="`[settings.collectors.<name>]`: each installed collector's options"
+        " (below); an unknown collector or key is an error",
     )
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value:
+            check_database_url(value)
+        return value
+
+    @field_validator("collectors", mode="plain")
+    @classmethod
+    def _collector_options(cls, value: Any, info: ValidationInfo) -> dict[str, CollectorOptions]:
+        if not isinstance(value, Mapping):
+            raise ValueError("must be a table of [settings.collectors.<name>] tables")
+        models = _option_models(info.context)
+        table = _options_table(tuple(models.items()))
+        # TOML's types exactly, whoever calls: a string is never read as a number.
+        validated = table.model_validate_json(
+            json.dumps(value, default=_json_value), strict=True, context=info.context
+        )
+        return {name: getattr(validated, name) for name in models}
+
+    @model_validator(mode="after")
+    def _files_in_data_dir(self) -> Settings:
+        problems: list[Problem] = []
+        smtp = self.reports.smtp
+        if smtp.password_file is not None:
+            path = self.data_dir / smtp.password_file
+            if not path.is_file():
+                problems.append(
+                    (("reports", "smtp", "password_file"), f"no such file: {path}", None)
+                )
+        key_file = self.dashboard.secret_key_file
+        if key_file is not None:
+            path = self.data_dir / key_file
+            location: Location = ("dashboard", "secret_key_file")
+            if path.exists() and not path.is_file():
+                problems.append((location, f"not a file: {path}", None))
+            elif path.is_file() and len(path.read_bytes().strip()) < 32:
+                problems.append(
+                    (location, f"the key in {path} is shorter than 32 characters", None)
+                )
+        if problems:
+            raise invalid("Settings", problems)
+        return self
 
     @property
     def effective_database_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir / 'riskiturva.db'}"
 
+    @property
+    def shown_database_url(self) -> str:
+        """The database URL with any password hidden, for messages."""
+        return hidden_password(self.effective_database_url)
+
+
+def check_database_url(url: str) -> None:
+    """ValueError unless `url` names a supported database whose driver is installed."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        raise ValueError(
+            "not a database URL such as sqlite:///PATH or postgresql+psycopg://…"
+        ) from None
+    if parsed.get_backend_name() not in SUPPORTED_DATABASES:
+        raise ValueError(
+            f"unsupported database {parsed.get_backend_name()!r}: use "
+            + " or ".join(SUPPORTED_DATABASES)
+        )
+    try:
+        dialect = parsed.get_dialect()
+    except NoSuchModuleError:
+        raise ValueError(f"unknown driver {parsed.get_driver_name()!r}") from None
+    if getattr(dialect, "is_async", False):
+        raise ValueError(f"the driver {parsed.get_driver_name()!r} is asynchronous: use psycopg")
+    module = {"pysqlite": "sqlite3"}.get(dialect.driver, dialect.driver)
+    if importlib.util.find_spec(module) is None:
+        raise ValueError(
+            f"the driver {module!r} is not installed (PostgreSQL: pip install -e '.[postgres]')"
+        )
+
 
 class Config(_Model):
     settings: Settings = Settings()
-    partners: tuple[Partner, ...] = ()
-    organisations: tuple[Organisation, ...] = ()
-    source: Path | None = Field(None, exclude=True)
+    partners: tuple[Partner, ...] = Field((), description="[[partners]] tables")
+    organisations: tuple[Organisation, ...] = Field(
+        min_length=1, description="[[organisations]] tables: at least one"
+    )
+    shared_scope: tuple[SharedScope, ...] = Field(
+        (), description="[[shared_scope]] tables: scope that organisations share on purpose"
+    )
+    _source: Path | None = PrivateAttr(None)
+
+    @property
+    def source(self) -> Path | None:
+        """The file this configuration was read from."""
+        return self._source
 
     @model_validator(mode="after")
-    def _unique_and_linked(self) -> Config:
-        seen: set[str] = set()
-        for index, organisation in enumerate(self.organisations):
-            if organisation.slug in seen:
-                raise _FieldError(
-                    f"organisations[{index}].slug", "duplicate slug", organisation.slug
-                )
-            seen.add(organisation.slug)
-        for index, partner in enumerate(self.partners):
-            for member_index, slug in enumerate(partner.organisations):
-                if slug not in seen:
-                    raise _FieldError(
-                        f"partners[{index}].organisations[{member_index}]",
-                        "no organisation has this slug",
-                        slug,
-                    )
+    def _consistent(self) -> Config:
+        found = [
+            *_organisation_problems(self),
+            *_partner_problems(self),
+            *_shared_scope_problems(self),
+            *_wide_network_problems(self),
+            *_overlap_problems(self),
+        ]
+        if found:
+            raise invalid("Config", found)
         return self
 
     def organisation(self, slug: str) -> Organisation:
@@ -486,100 +799,151 @@ class Config(_Model):
         raise KeyError(slug)
 
 
-class _FieldError(ValueError):
-    def __init__(self, field: str, message: str, value: Any):
-        self.field, self.value = field, value
-        super().__init__(message)
+def _organisation_problems(config: Config) -> Iterator[Problem]:
+    seen: set[str] = set()
+    for index, organisation in enumerate(config.organisations):
+        if organisation.slug in seen:
+            yield ("organisations", index, "slug"), "duplicate slug", organisation.slug
+        seen.add(organisation.slug)
+
+
+def _partner_problems(config: Config) -> Iterator[Problem]:
+    known = {o.slug for o in config.organisations}
+    slugs: set[str] = set()
+    member_of: dict[str, str] = {}
+    for index, partner in enumerate(config.partners):
+        if partner.slug in slugs:
+            yield ("partners", index, "slug"), "duplicate partner slug", partner.slug
+        slugs.add(partner.slug)
+        listed: set[str] = set()
+        for member_index, slug in enumerate(partner.organisations):
+            location = ("partners", index, "organisations", member_index)
+            if slug not in known:
+                yield location, "no organisation has this slug", slug
+            elif slug in listed:
+                yield location, "listed twice", slug
+            elif slug in member_of and member_of[slug] != partner.slug:
+                message = f"already run by partner {member_of[slug]!r}: one partner each"
+                yield location, message, slug
+            listed.add(slug)
+            member_of.setdefault(slug, partner.slug)
+
+
+def _shared_scope_problems(config: Config) -> Iterator[Problem]:
+    scopes = {o.slug: o.scope for o in config.organisations}
+    for index, shared in enumerate(config.shared_scope):
+        for member_index, slug in enumerate(shared.organisations):
+            if slug not in scopes:
+                location = ("shared_scope", index, "organisations", member_index)
+                yield location, "no organisation has this slug", slug
+        members = [s for s in dict.fromkeys(shared.organisations) if s in scopes]
+        for domain_index, domain in enumerate(shared.domains):
+            outside = [s for s in members if not scopes[s].covers_name(domain)]
+            if outside:
+                location = ("shared_scope", index, "domains", domain_index)
+                yield location, f"not in the scope of {', '.join(outside)}", domain
+        for network_index, network in enumerate(shared.networks):
+            outside = [s for s in members if not scopes[s].covers_network(network)]
+            if outside:
+                location = ("shared_scope", index, "networks", network_index)
+                yield location, f"not in the scope of {', '.join(outside)}", str(network)
+
+
+def _wide_network_problems(config: Config) -> Iterator[Problem]:
+    limits = config.settings.scope
+    for index, organisation in enumerate(config.organisations):
+        for network_index, network in enumerate(organisation.scope.networks):
+            location = ("organisations", index, "scope", "networks", network_index)
+            widest = limits.widest(network.version)
+            if network.prefixlen == 0:
+                message = "the whole address space is nobody's to authorise"
+                yield location, message, str(network)
+            elif network.prefixlen < widest and not organisation.scope.allow_wide_networks:
+                field = f"widest_ipv{network.version}_network"
+                message = (
+                    f"wider than /{widest} ({network.num_addresses:,} addresses; limit:"
+                    f" settings.scope.{field}); if the owner authorised every address, set"
+                    " allow_wide_networks = true in this scope"
+                )
+                yield location, message, str(network)
+
+
+def _overlap_problems(config: Config) -> Iterator[Problem]:
+    """Two organisations may declare the same domain or network only if it is shared on
+    purpose: otherwise one tenant's staff would see findings about another's asset."""
+    organisations = config.organisations
+    for later_index, later in enumerate(organisations):
+        for earlier in organisations[:later_index]:
+            if earlier.slug == later.slug:
+                continue
+            for domain_index, domain in enumerate(later.scope.domains):
+                for other in earlier.scope.domains:
+                    if not (name_within(domain, other) or name_within(other, domain)):
+                        continue
+                    narrower = domain if name_within(domain, other) else other
+                    if any(
+                        s.shares(earlier.slug, later.slug)
+                        and any(name_within(narrower, d) for d in s.domains)
+                        for s in config.shared_scope
+                    ):
+                        continue
+                    location = ("organisations", later_index, "scope", "domains", domain_index)
+                    yield location, _overlap_message(earlier.slug, other), domain
+            for network_index, network in enumerate(later.scope.networks):
+                for other_network in earlier.scope.networks:
+                    # Two CIDR networks overlap only when one holds the other.
+                    if network_within(network, other_network):
+                        inner = network
+                    elif network_within(other_network, network):
+                        inner = other_network
+                    else:
+                        continue
+                    if any(
+                        s.shares(earlier.slug, later.slug)
+                        and any(network_within(inner, n) for n in s.networks)
+                        for s in config.shared_scope
+                    ):
+                        continue
+                    location = ("organisations", later_index, "scope", "networks", network_index)
+                    yield location, _overlap_message(earlier.slug, str(other_network)), str(network)
+
+
+def _overlap_message(slug: str, theirs: str) -> str:
+    return (
+        f"overlaps the scope of organisation {slug!r} ({theirs}): one tenant would see"
+        " findings about another's asset; remove it, or declare it in [[shared_scope]]"
+    )
 
 
 def default_config_path() -> Path:
     return Path(os.environ.get(CONFIG_ENV_VAR) or DEFAULT_CONFIG_PATH)
 
 
-def load_config(path: Path | str) -> Config:
-    """Read and validate a configuration file; relative paths resolve against its folder."""
+def load_config(
+    path: Path | str, *, collectors: Mapping[str, type[CollectorOptions]] | None = None
+) -> Config:
+    """Read and validate a configuration file; relative paths resolve against its folder.
+
+    `collectors` maps collector names to their options models; by default the installed
+    collectors' (a configuration may only configure collectors that exist).
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise ConfigError(path, [ConfigProblem("", f"cannot read file: {exc.strerror}")]) from exc
     except UnicodeDecodeError as exc:
         raise ConfigError(path, [ConfigProblem("", "file is not UTF-8")]) from exc
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        raise ConfigError(path, [ConfigProblem("", f"cannot read file: {reason}")]) from exc
+    data = parse_toml(path, text)
+    models = dict(collectors) if collectors is not None else dict(_option_models(None))
+    context = {"base": path.parent.resolve(), "collectors": models}
     try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        # Python 3.11 keeps the position only in the message: "(at line 7, column 3)".
-        match = re.search(r"at line (\d+)", str(exc))
-        line = int(match.group(1)) if match else None
-        raise ConfigError(
-            path, [ConfigProblem("", f"TOML syntax error: {exc}", line=line)]
-        ) from exc
-    try:
-        config = Config.model_validate(data)
+        # Through JSON in strict mode: TOML's types exactly (no "53" for 53, no 1 for true).
+        config = Config.model_validate_json(
+            json.dumps(data, default=_json_value), strict=True, context=context
+        )
     except ValidationError as exc:
-        raise ConfigError(path, _problems(exc, text)) from exc
-    return _resolve_paths(config, path)
-
-
-def _problems(error: ValidationError, text: str) -> list[ConfigProblem]:
-    problems = []
-    for item in error.errors():
-        location: list[str | int] = list(item["loc"])
-        value = item.get("input")
-        message = item["msg"].removeprefix("Value error, ")
-        cause = (item.get("ctx") or {}).get("error")
-        if isinstance(cause, _ScopeError):
-            location += ["assets", cause.index, "value"]
-            value = cause.value
-        elif isinstance(cause, _FieldError):
-            location = _parse_path(cause.field)
-            value = cause.value
-        # pydantic adds the union member or validator name to some paths: drop non-fields.
-        location = [p for p in location if not (isinstance(p, str) and "[" in p)]
-        field = _format_path(location)
-        if isinstance(value, dict):
-            value = None
-        problems.append(ConfigProblem(field, message, value, locate_line(text, location)))
-    return problems
-
-
-def _format_path(location: list[str | int]) -> str:
-    out = ""
-    for part in location:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _parse_path(field: str) -> list[str | int]:
-    parts: list[str | int] = []
-    for piece in field.replace("]", "").split("."):
-        name, *indexes = piece.split("[")
-        parts.append(name)
-        parts.extend(int(i) for i in indexes)
-    return parts
-
-
-def _resolve_paths(config: Config, path: Path) -> Config:
-    base = path.parent.resolve()
-
-    def absolute(p: Path) -> Path:
-        return (p if p.is_absolute() else base / p).resolve()
-
-    settings = config.settings
-    resolved = settings.model_copy(
-        update={
-            "data_dir": absolute(settings.data_dir),
-            "tls": TLSSettings(
-                extra_ca_files=tuple(absolute(p) for p in settings.tls.extra_ca_files)
-            ),
-            "dnssec": DNSSECSettings(
-                trust_anchors_file=absolute(settings.dnssec.trust_anchors_file)
-                if settings.dnssec.trust_anchors_file
-                else None
-            ),
-        }
-    )
-    return config.model_copy(update={"settings": resolved, "source": path.resolve()})
-
-
-LanguageCode = Literal["fi", "sv", "en"]
+        raise ConfigError(path, problems_of(exc, text, Config, models)) from exc
+    config._source = path.resolve()
+    return config

@@ -10,6 +10,7 @@ that fails or is interrupted resolves nothing.
 from __future__ import annotations
 
 import datetime as dt
+import enum
 import os
 import socket
 import traceback
@@ -47,27 +48,99 @@ class UnknownCheckError(RuntimeError):
     """A collector's rule emitted a check id that is not in the registry."""
 
 
+# Error kinds that mean "not checked on purpose" rather than "could not be checked".
+SKIPPED_KINDS = frozenset({ErrorKind.OUT_OF_SCOPE, ErrorKind.CANCELLED})
+
+
+class Outcome(enum.StrEnum):
+    """What became of one target (one subject) of a run; every target has exactly one."""
+
+    OK = "ok"  # scanned completely: findings not seen on it are resolved
+    PARTIAL = "partial"  # some checks ran: findings seen are recorded, none resolved
+    FAILED = "failed"  # nothing could be checked: timeout, refusal, DNS failure, …
+    SKIPPED = "skipped"  # not checked on purpose: outside the scope, or cancelled
+
+
+@dataclass(frozen=True)
+class RunError:
+    """A target that failed, was skipped, or was checked only in part, and why."""
+
+    organisation: str
+    subject: str
+    asset: str
+    outcome: Outcome
+    kind: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {
+            "organisation": self.organisation,
+            "subject": self.subject,
+            "asset": self.asset,
+            "outcome": str(self.outcome),
+            "kind": self.kind,
+            "message": self.message,
+        }
+
+
 @dataclass
 class RunReport:
-    """What one run did: shown by the CLI and stored on the scan run row."""
+    """What one run did: shown by the CLI and stored on the scan run row.
+
+    Counted per target the run reports on (a subject: `www.kunta.fi:443`, `kunta.fi`,
+    `192.0.2.7`): `targets == ok + partial + failed + skipped`, and `errors_by_kind` counts
+    the failed and skipped ones by kind. `errors` names each of those, and each partial
+    target whose collector said why.
+    """
 
     run_id: int
     collector: str
     status: RunStatus
-    targets: int = 0
-    scanned_ok: int = 0
+    ok: int = 0
     partial: int = 0
+    failed: int = 0
+    skipped: int = 0
+    errors: list[RunError] = field(default_factory=list)
     errors_by_kind: Counter[str] = field(default_factory=Counter)
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     duration_s: float = 0.0
     message: str | None = None
 
+    @property
+    def targets(self) -> int:
+        return self.ok + self.partial + self.failed + self.skipped
+
+    @property
+    def checked(self) -> int:
+        """Targets on which at least some checks ran."""
+        return self.ok + self.partial
+
+    def count(self, organisation: str, observation: SubjectObservation) -> None:
+        """Add one observation to the tally (and to `errors` when it carries one)."""
+        outcome = _outcome(observation)
+        setattr(self, outcome.value, getattr(self, outcome.value) + 1)
+        if observation.error is not None:
+            if outcome is not Outcome.PARTIAL:
+                self.errors_by_kind[observation.error.kind] += 1
+            self.errors.append(
+                RunError(
+                    organisation,
+                    observation.subject,
+                    observation.asset,
+                    outcome,
+                    str(observation.error.kind),
+                    observation.error.message,
+                )
+            )
+
     def as_dict(self) -> dict[str, object]:
+        """The counters (stored on the scan run row; JSON output adds `errors`)."""
         return {
             "targets": self.targets,
-            "scanned_ok": self.scanned_ok,
+            "ok": self.ok,
             "partial": self.partial,
-            "errors": sum(self.errors_by_kind.values()),
+            "failed": self.failed,
+            "skipped": self.skipped,
             "errors_by_kind": dict(self.errors_by_kind),
             "opened": self.counts.opened,
             "still_open": self.counts.seen,
@@ -76,6 +149,16 @@ class RunReport:
             "expired": self.counts.expired,
             "duration_s": round(self.duration_s, 3),
         }
+
+
+def _outcome(observation: SubjectObservation) -> Outcome:
+    if observation.status is SubjectStatus.OK:
+        return Outcome.OK
+    if observation.status is SubjectStatus.PARTIAL:
+        return Outcome.PARTIAL
+    if observation.error is not None and observation.error.kind in SKIPPED_KINDS:
+        return Outcome.SKIPPED
+    return Outcome.FAILED
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
@@ -239,6 +322,7 @@ def run_collector(
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
     failure: BaseException | None = None
+    bar = _Bar(collector.name, progress)
     try:
         plans = []
         for organisation in selected:
@@ -246,23 +330,27 @@ def run_collector(
             plans.append((organisation, targets))
             per_org[organisation.slug] = list(errors)
             findings[organisation.slug] = []
-            report.targets += len(targets) + len(errors)
-        done = 0
-        total = sum(len(t) for _, t in plans)
+            bar.total += len(targets) + len(errors)
+            bar.done += len(errors)
+        bar.show()
         for organisation, targets in plans:
             previous = _previous_observations(sessions, organisation.slug, collector.name)
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
                 if context.cancelled.is_set():
                     raise InterruptedError("scan cancelled")
+                # A collector reports on subjects, not targets (a mail domain becomes its MX
+                # hosts, a network its hosts): the bar moves per subject within the task's
+                # share and lands on the task's end when the task is done.
+                task_end = bar.done + len(task.targets)
                 for observation in collector.collect(task, context):
                     if context.cancelled.is_set():
                         raise InterruptedError("scan cancelled")
                     per_org[organisation.slug].append(observation)
                     if observation.status is not SubjectStatus.ERROR:
                         findings[organisation.slug].extend(judge(collector, observation, registry))
-                    done += 1
-                    if progress:
-                        progress(collector.name, min(done, total), total)
+                    bar.advance(task_end)
+                bar.done = task_end
+                bar.show()
         if context.cancelled.is_set():  # a collector may stop early without an observation
             raise InterruptedError("scan cancelled")
     except BaseException as exc:
@@ -276,7 +364,6 @@ def run_collector(
             observations = per_org.get(organisation.slug, [])
             org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))
             assert org_row is not None
-            ok = {o.subject for o in observations if o.status is SubjectStatus.OK}
             states = {
                 state.subject: state
                 for state in session.scalars(
@@ -287,11 +374,7 @@ def run_collector(
             }
             for observation in observations:
                 _record_observation(session, run, org_row.id, states, observation, finished)
-                if observation.status is SubjectStatus.ERROR and observation.error:
-                    report.errors_by_kind[observation.error.kind] += 1
-                elif observation.status is SubjectStatus.PARTIAL:
-                    report.partial += 1
-            report.scanned_ok += len(ok)
+                report.count(organisation.slug, observation)
             counts = reconcile(
                 session,
                 organisation=org_row,
@@ -299,25 +382,57 @@ def run_collector(
                 run_id=run_id,
                 observed=findings.get(organisation.slug, []),
                 # A failed or interrupted run resolves nothing.
-                scanned_ok=set() if failure else ok,
+                scanned_ok=set() if failure else _subjects_ok(observations),
                 now=finished,
             )
             report.counts.add(counts)
-        if failure is None:
-            report.status = (
-                RunStatus.PARTIAL if (report.errors_by_kind or report.partial) else RunStatus.OK
-            )
-        elif isinstance(failure, InterruptedError | KeyboardInterrupt):
-            report.status = RunStatus.INTERRUPTED
-            report.message = "interrupted before the run finished; nothing was resolved"
-        else:
-            report.status = RunStatus.FAILED
-            report.message = "".join(traceback.format_exception_only(failure)).strip()
+        report.status, report.message = _verdict(report, failure)
         run.status, run.finished_at = report.status, finished
         run.counts, run.message = report.as_dict(), report.message
+    bar.finish()
     if isinstance(failure, KeyboardInterrupt | SystemExit):
         raise failure
     return report
+
+
+def _subjects_ok(observations: Iterable[SubjectObservation]) -> set[str]:
+    return {o.subject for o in observations if o.status is SubjectStatus.OK}
+
+
+def _verdict(report: RunReport, failure: BaseException | None) -> tuple[RunStatus, str | None]:
+    """The run's status and message: a run that checked none of its targets has failed."""
+    if isinstance(failure, InterruptedError | KeyboardInterrupt):
+        return RunStatus.INTERRUPTED, "interrupted before the run finished; nothing was resolved"
+    if failure is not None:
+        return RunStatus.FAILED, "".join(traceback.format_exception_only(failure)).strip()
+    if report.targets and not report.checked:
+        kinds = ", ".join(f"{kind} {n}" for kind, n in sorted(report.errors_by_kind.items()))
+        return RunStatus.FAILED, f"nothing could be checked: {report.targets} targets ({kinds})"
+    if report.errors_by_kind or report.partial:
+        return RunStatus.PARTIAL, None
+    return RunStatus.OK, None
+
+
+@dataclass
+class _Bar:
+    """One collector's progress, in targets: ends at its total whatever became of them."""
+
+    collector: str
+    callback: ProgressCallback | None
+    total: int = 0
+    done: int = 0
+
+    def advance(self, limit: int) -> None:
+        self.done = min(self.done + 1, limit)
+        self.show()
+
+    def show(self) -> None:
+        if self.callback is not None and self.total:
+            self.callback(self.collector, self.done, self.total)
+
+    def finish(self) -> None:
+        self.done = self.total
+        self.show()
 
 
 def run_scan(

@@ -55,7 +55,9 @@ def test_duplicate_slug_is_rejected(tmp_path):
     path = _variant(tmp_path, 'slug = "saarela"', 'slug = "jokilaakso"')
     with pytest.raises(ConfigError) as caught:
         load_config(path)
-    (problem,) = caught.value.problems
+    # The partner's list now names a slug no organisation has, too.
+    unlinked, problem = caught.value.problems
+    assert unlinked.field == "partners[0].organisations[2]"
     assert problem.field == "organisations[2].slug"
     assert problem.value == "jokilaakso"
     assert problem.line == _line_of(path, 'slug = "jokilaakso"', occurrence=2)

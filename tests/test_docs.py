@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 from pydantic import BaseModel
 
 from riskiturva import docgen
-from riskiturva.config import Asset, Organisation, Partner, Scope, Settings
+from riskiturva.collector import ErrorKind, collector_classes
+from riskiturva.config import Asset, Organisation, Partner, Scope, Settings, SharedScope
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -39,6 +41,8 @@ def _fields(model: type[BaseModel], path: str):
         (Organisation, "organisations"),
         (Scope, "scope"),
         (Asset, "assets"),
+        (SharedScope, "shared_scope"),
+        *((c.options_model, f"settings.collectors.{n}") for n, c in collector_classes().items()),
     ],
 )
 def test_every_setting_has_a_description(model, path):
@@ -52,3 +56,15 @@ def test_readme_names_every_top_level_command():
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name for name in main.list_commands(None) if f"riskiturva {name}" not in readme]
     assert missing == []
+
+
+@pytest.mark.parametrize("name", sorted(collector_classes()))
+def test_each_collector_says_what_it_checks_on_every_asset_kind_it_takes(name):
+    collector = collector_classes()[name]
+    assert set(collector.coverage) == set(collector.asset_kinds)
+    assert all(text.strip() for text in collector.coverage.values())
+
+
+def test_the_scan_output_schema_knows_every_error_kind():
+    schema = json.loads((ROOT / "docs" / "scan-output.schema.json").read_text(encoding="utf-8"))
+    assert set(schema["$defs"]["error_kind"]["enum"]) == {str(kind) for kind in ErrorKind}

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from pathlib import Path
 
 import pytest
@@ -9,6 +10,7 @@ import pytest
 from riskiturva.checks import CHECK_ID, load_registry
 from riskiturva.config import load_config
 from riskiturva.lab import estate
+from riskiturva.lab._pki import LabCA
 from riskiturva.lab.estate import LabError
 from riskiturva.lab.manifest import load_manifest
 
@@ -73,7 +75,10 @@ def test_missing_system_packages_name_the_apt_get_command(
 
 def test_generated_config_validates_offline(tmp_path: Path) -> None:
     manifest = load_manifest()
-    ca, anchors = tmp_path / "lab-ca.pem", tmp_path / "trust-anchors.txt"
+    # The files the configuration names are checked when it loads: write real ones.
+    ca = LabCA(tmp_path, dt.datetime.now(dt.UTC)).root_path
+    anchors = tmp_path / "trust-anchors.txt"
+    anchors.write_text(". IN DS 20326 8 2 " + "E0" * 32 + "\n")
     path = tmp_path / "riskiturva.toml"
     path.write_text(estate.riskiturva_config(manifest, ca, anchors, 5353), encoding="utf-8")
     config = load_config(path)

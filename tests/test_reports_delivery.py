@@ -38,6 +38,7 @@ from riskiturva.reports.delivery import (
 )
 from riskiturva.reports.models import ArchivedReport
 from riskiturva.store import NotVisible
+from tests.conftest import MINIMAL_CONFIG
 from tests.test_reports_data import NOW, VISIBLE, build_estate
 
 USER, PASSWORD = "riskiturva", "correct horse battery staple"
@@ -296,7 +297,9 @@ def test_the_archive_follows_the_access_rules(sessions, tmp_path):
 
 def test_a_bad_monthly_schedule_is_refused_with_its_place_in_the_file(tmp_path):
     path = tmp_path / "riskiturva.toml"
-    path.write_text('[settings.reports]\nschedule = "0 6 32 * *"\n', encoding="utf-8")
+    path.write_text(
+        '[settings.reports]\nschedule = "0 6 32 * *"\n' + MINIMAL_CONFIG, encoding="utf-8"
+    )
     with pytest.raises(ConfigError) as caught:
         load_config(path)
     (problem,) = caught.value.problems

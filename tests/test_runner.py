@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
+import io
 import json
+from collections import Counter
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import ClassVar
 
 import pytest
+from rich.console import Console
+from rich.progress import Progress, TextColumn
 from sqlalchemy import select
 
+from riskiturva import cli
 from riskiturva.collector import (
     ErrorKind,
     FindingDraft,
@@ -21,7 +26,7 @@ from riskiturva.collector import (
     Target,
     TargetError,
 )
-from riskiturva.config import AssetKind
+from riskiturva.config import Asset, AssetKind
 from riskiturva.models import Finding, ScanError, ScanRun, SubjectState
 from riskiturva.runner import build_context, make_tasks, run_collector
 from tests.conftest import T0
@@ -101,7 +106,7 @@ def test_run_opens_findings_and_records_state(sessions, minimal_config, clock):
     collector = TinyCollector({"127.60.1.10": [53, 443], "127.60.1.11": [443], "127.60.2.10": [53]})
     report = scan(sessions, minimal_config, collector, clock)
     assert report.status == "ok"
-    assert (report.targets, report.scanned_ok, report.counts.opened) == (3, 3, 2)
+    assert (report.targets, report.ok, report.counts.opened) == (3, 3, 2)
     assert statuses(sessions) == {"127.60.1.10:53/tcp": "open", "127.60.2.10:53/tcp": "open"}
     with sessions() as session:
         run = session.get(ScanRun, report.run_id)
@@ -210,3 +215,172 @@ def test_a_cancelled_scan_is_interrupted_even_if_the_collector_stops_quietly(
     context.cancelled.set()
     report = run_collector(sessions, minimal_config, Quiet({}), context=context)
     assert report.status == "interrupted"
+
+
+class Recorder:
+    """A progress callback that keeps every (collector, done, total) it is given."""
+
+    def __init__(self) -> None:
+        self.calls: list[tuple[str, int, int]] = []
+
+    def __call__(self, collector: str, done: int, total: int) -> None:
+        self.calls.append((collector, done, total))
+
+
+def _partition_holds(report) -> None:
+    assert report.targets == report.ok + report.partial + report.failed + report.skipped
+    assert sum(report.errors_by_kind.values()) == report.failed + report.skipped
+    by_outcome = Counter(error.outcome for error in report.errors)
+    assert by_outcome["failed"] == report.failed
+    assert by_outcome["skipped"] == report.skipped
+    assert by_outcome["partial"] <= report.partial
+
+
+def test_every_target_has_one_outcome_and_each_error_is_named(sessions, minimal_config, clock):
+    # Given one target that answers, one that times out, one whose answer is partial, and
+    # one name the runner itself finds outside the scope
+    class Mixed(TinyCollector):
+        asset_kinds = frozenset({AssetKind.IP, AssetKind.HOST})
+        address_kinds = frozenset({AssetKind.HOST})
+
+        def collect(self, task, context):
+            for target in task.targets:
+                if target.address == "127.60.1.11":
+                    yield SubjectObservation(
+                        target.address,
+                        target.asset,
+                        SubjectStatus.PARTIAL,
+                        facts=PortFacts(()),
+                        error=TargetError(ErrorKind.PROTOCOL, "port 443: \x1b[31mreset\x1b[0m"),
+                    )
+                else:
+                    yield from super().collect(
+                        ScanTask(task.run_id, task.organisation, task.collector, (target,)),
+                        context,
+                    )
+
+    class Resolver:
+        def addresses(self, name):
+            return ["192.0.2.99"]  # outside every scope
+
+    config = minimal_config.model_copy(
+        update={
+            "organisations": (
+                minimal_config.organisations[0].model_copy(
+                    update={
+                        "assets": (
+                            *minimal_config.organisations[0].assets,
+                            Asset(kind="host", value="muualla.hyvala.test"),
+                        )
+                    }
+                ),
+                minimal_config.organisations[1],
+            )
+        }
+    )
+    context = build_context(config, clock=clock)
+    context.resolver = Resolver()
+    progress = Recorder()
+    collector = Mixed({"127.60.1.10": [53], "127.60.2.10": ErrorKind.TIMEOUT})
+
+    # When the run is over
+    report = run_collector(sessions, config, collector, context=context, progress=progress)
+
+    # Then every target is counted once, and each not checked completely is named
+    assert (report.targets, report.ok, report.partial, report.failed, report.skipped) == (
+        4,
+        1,
+        1,
+        1,
+        1,
+    )
+    _partition_holds(report)
+    assert report.status == "partial"
+    named = {(e.organisation, e.subject, e.outcome, e.kind) for e in report.errors}
+    assert named == {
+        ("hyvala", "127.60.1.11", "partial", "protocol"),
+        ("hyvala", "muualla.hyvala.test", "skipped", "out_of_scope"),
+        ("rapala", "127.60.2.10", "failed", "timeout"),
+    }
+    # And the progress bar ended at its total, the runner's own refusal counted in it
+    assert progress.calls[-1] == ("tiny", 4, 4)
+    assert all(done <= total for _, done, total in progress.calls)
+    # And the counters stored on the run add up the same way
+    with sessions() as session:
+        stored = session.get(ScanRun, report.run_id).counts
+    assert stored["targets"] == stored["ok"] + stored["partial"] + stored["failed"] + 1
+
+
+def test_a_run_that_checked_nothing_has_failed(sessions, minimal_config, clock):
+    # Given every target times out (the name server down, say)
+    collector = TinyCollector(
+        {
+            "127.60.1.10": ErrorKind.TIMEOUT,
+            "127.60.1.11": ErrorKind.TIMEOUT,
+            "127.60.2.10": ErrorKind.DNS_FAILURE,
+        }
+    )
+    progress = Recorder()
+    report = scan(sessions, minimal_config, collector, clock, progress=progress)
+    # Then the run is failed, not partial, and says why
+    assert report.status == "failed"
+    assert report.message == "nothing could be checked: 3 targets (dns_failure 1, timeout 2)"
+    assert (report.targets, report.failed, report.checked) == (3, 3, 0)
+    _partition_holds(report)
+    assert progress.calls[-1] == ("tiny", 3, 3)
+
+
+def test_progress_ends_at_the_total_when_the_run_fails_or_is_interrupted(
+    sessions, minimal_config, clock
+):
+    crashing = TinyCollector(
+        {"127.60.1.10": [], "127.60.1.11": [], "127.60.2.10": []}, fail_after=1
+    )
+    progress = Recorder()
+    assert scan(sessions, minimal_config, crashing, clock, progress=progress).status == "failed"
+    assert progress.calls[-1] == ("tiny", 3, 3)
+
+    context = build_context(minimal_config, clock=clock)
+    context.cancelled.set()
+    progress = Recorder()
+    report = run_collector(
+        sessions, minimal_config, TinyCollector({}), context=context, progress=progress
+    )
+    assert report.status == "interrupted"
+    assert progress.calls[-1] == ("tiny", 3, 3)
+
+
+def test_progress_moves_per_subject_but_never_past_the_task(sessions, minimal_config, clock):
+    # Given a collector that reports more subjects than it was given targets (a network
+    # becomes its hosts), then the bar stays within the task's share until the task ends
+    class Fanning(TinyCollector):
+        def collect(self, task, context):
+            for target in task.targets:
+                for port in (1, 2, 3):
+                    yield SubjectObservation(
+                        f"{target.address}:{port}", target.asset, SubjectStatus.OK, PortFacts(())
+                    )
+
+    progress = Recorder()
+    report = scan(sessions, minimal_config, Fanning({}), clock, progress=progress)
+    assert report.targets == 9  # subjects, each with its outcome
+    # hyvala's task has two targets (six subjects), rapala's one (three subjects)
+    dones = [done for _, done, _ in progress.calls]
+    assert dones == [0, 1, 2, 2, 2, 2, 2, 2, 3, 3, 3, 3, 3]
+    assert {total for _, _, total in progress.calls} == {3}
+
+
+def test_the_cli_bars_end_full_and_say_how_each_run_ended(sessions, minimal_config, clock):
+    # Given the CLI's bars on a (forced) terminal, and a run whose collector crashes
+    console = Console(file=io.StringIO(), force_terminal=True, width=100)
+    crashing = TinyCollector(
+        {"127.60.1.10": [], "127.60.1.11": [], "127.60.2.10": []}, fail_after=1
+    )
+    with Progress(TextColumn("{task.description}"), console=console) as progress:
+        bars = cli._Bars(progress)
+        report = scan(sessions, minimal_config, crashing, clock, progress=bars)
+        bars.label([report])
+        (task,) = progress.tasks
+    # Then its bar is full and names the outcome
+    assert (task.completed, task.total) == (3, 3)
+    assert task.description == "tiny (failed)"

@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from riskiturva.cli import main
 from riskiturva.config import load_config
+from riskiturva.exit_codes import ExitCode
 from riskiturva.models import Organisation
 from riskiturva.store import ObservedFinding, make_engine, reconcile, session_factory, sync_config
 from tests.conftest import MINIMAL_CONFIG
@@ -91,12 +92,31 @@ def test_table_names_the_organisation_the_answer_and_the_explanation(config_path
     assert "rapala" not in result.output
 
 
-def test_fail_below_exits_1_when_a_grade_is_below_it(config_path):
-    runner = CliRunner()
-    below = runner.invoke(main, ["score", "--config", str(config_path), "--fail-below", "C"])
-    fine = runner.invoke(
-        main, ["score", "--config", str(config_path), "--org", "rapala", "--fail-below", "B"]
-    )
+def _score(config_path: Path, *args: str) -> int:
+    return CliRunner().invoke(main, ["score", "--config", str(config_path), *args]).exit_code
 
-    assert below.exit_code == 1
-    assert fine.exit_code == 0, fine.output
+
+def test_fail_below_exits_3_below_the_grade_and_1_when_never_checked(config_path):
+    # hyvala (an open critical) is below C; rapala was never checked: its A proves nothing
+    assert _score(config_path, "--org", "hyvala", "--fail-below", "C") == ExitCode.THRESHOLD
+    assert _score(config_path, "--org", "rapala", "--fail-below", "B") == ExitCode.FAILED
+    assert _score(config_path, "--fail-below", "C") == ExitCode.FAILED  # failed comes first
+    assert _score(config_path, "--org", "rapala") == ExitCode.OK  # no threshold asked
+    # When rapala has been checked (one low finding seen), its A passes the threshold
+    config = load_config(config_path)
+    sessions = session_factory(make_engine(config.settings.effective_database_url))
+    with sessions.begin() as session:
+        rapala = session.scalar(select(Organisation).filter_by(slug="rapala"))
+        seen = ObservedFinding(
+            "dns.caa.missing", "rapala.test", "rapala.test", "rapala.test", "dns", "low", {}
+        )
+        reconcile(
+            session,
+            organisation=rapala,
+            collector="dns_email",
+            run_id=None,
+            observed=[seen],
+            scanned_ok=set(),
+            now=dt.datetime.now(dt.UTC),
+        )
+    assert _score(config_path, "--org", "rapala", "--fail-below", "B") == ExitCode.OK

@@ -19,6 +19,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -212,7 +213,7 @@ def test_mail_login_without_tls_in_one_nmap_process(sessions, tmp_path):
         # When the collector scans both addresses
         report = scan(sessions, cfg, Clock())
     # Then clear-text mail logins are reported, and the quiet address is scanned clean
-    assert (report.status, report.scanned_ok) == ("ok", 2), report.message
+    assert (report.status, report.ok) == ("ok", 2), report.message
     assert set(findings(sessions)) == {
         ("127.66.0.3:110/tcp", "services.cleartext.pop3"),
         ("127.66.0.3:143/tcp", "services.cleartext.imap"),
@@ -315,7 +316,7 @@ def test_down_filtered_and_missing_hosts_are_errors_never_closed_ports(sessions,
     # When the collector reads it
     report = scan(sessions, cfg, Clock())
     # Then all three are recorded errors: no data, so nothing could be resolved
-    assert report.scanned_ok == 0
+    assert report.ok == 0
     assert errors(sessions, report.run_id) == {
         "127.66.1.1": "unreachable",
         "127.66.1.2": "unreachable",
@@ -408,11 +409,10 @@ def test_an_nmap_that_does_not_work_is_named_broken_and_fails_the_run(
     assert "not found" not in report.message
 
 
-def test_bad_options_fail_the_run_naming_the_setting(sessions):
-    cfg = config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
-    report = scan(sessions, cfg, Clock())
-    assert report.status == "failed"
-    assert "settings.collectors.services" in report.message
+def test_bad_options_are_refused_with_the_configuration_naming_the_setting():
+    # Options are part of the configuration: refused when it loads, before any scan
+    with pytest.raises(ValidationError, match=r"settings\.collectors\.services\.ports"):
+        config({"ports": "everything"}, ip_assets("127.66.0.8"), ["127.66.0.0/24"])
 
 
 # --- the lab -----------------------------------------------------------------------------

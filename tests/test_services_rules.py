@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 
 import pytest
+from pydantic import ValidationError
 
 from collectors.services import ServicesCollector
 from collectors.services._nmap import HostState, NmapBroken, build_command, parse_report
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
-from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.options import ServicesOptions
 from collectors.services.outdated import (
     OutdatedTableError,
     load_table,
@@ -365,7 +366,7 @@ def test_default_command_scans_the_risky_list_without_dns_and_never_port_2024():
 
 
 def test_command_follows_the_options():
-    options = ServicesOptions.parse(
+    options = ServicesOptions.model_validate(
         {"ports": "top1000", "timing": 4, "version_intensity": 2, "scripts": False}
     )
     argv = build_command(["127.60.2.20"], options, privileged=False, host_timeout_s=30).argv()
@@ -383,7 +384,7 @@ def test_every_wait_is_bounded_by_the_options():
     assert "--max-rtt-timeout 1000ms" in argv_text and "--max-retries 2" in argv_text
     assert "--script-timeout 20s" in argv_text
     # And each is a setting
-    options = ServicesOptions.parse(
+    options = ServicesOptions.model_validate(
         {"host_timeout": 15, "max_rtt_timeout": 0.25, "max_retries": 0, "script_timeout": 5}
     )
     argv_text = " ".join(
@@ -411,7 +412,7 @@ def test_a_cut_host_is_replaced_by_its_port_scan_marked_as_cut():
 
 
 def test_udp_adds_the_udp_port_list():
-    options = ServicesOptions.parse({"ports": [22, 3389], "udp": True})
+    options = ServicesOptions.model_validate({"ports": [22, 3389], "udp": True})
     argv = build_command(["127.60.2.20"], options, privileged=True, host_timeout_s=30).argv()
     assert "-sU" in argv and argv[argv.index("-p") + 1] == "T:22,3389,U:161"
 
@@ -428,8 +429,8 @@ def test_udp_adds_the_udp_port_list():
     ],
 )
 def test_bad_options_are_refused_with_the_setting_named(raw, problem):
-    with pytest.raises(ServicesOptionsError, match=problem):
-        ServicesOptions.parse(raw)
+    with pytest.raises(ValidationError, match=problem):
+        ServicesOptions.model_validate(raw)
 
 
 # --- nmap's XML --------------------------------------------------------------------------

@@ -23,6 +23,7 @@ CONFIG = """
 slug = "kunta"
 name = { fi = "Kunta", sv = "Kommun", en = "Municipality" }
 scope = { domains = ["kunta.test"], networks = ["127.60.9.0/24"] }
+assets = [{ kind = "mail_domain", value = "kunta.test" }]
 """
 
 

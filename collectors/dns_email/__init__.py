@@ -19,18 +19,18 @@ from __future__ import annotations
 
 import asyncio
 import ssl
-from collections.abc import Awaitable, Iterable
+from collections.abc import Awaitable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any, ClassVar, TypeVar
 
 from publicsuffixlist import PublicSuffixList
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
-from collectors.dns_email.dnssec import TrustAnchors, load_trust_anchors, validate_name, zone_cuts
+from collectors.dns_email.dnssec import load_trust_anchors, validate_name, zone_cuts
 from collectors.dns_email.facts import DnsEmailFacts
 from collectors.dns_email.mail import (
     MtaStsFacts,
@@ -55,22 +55,27 @@ from riskiturva.collector import (
     Target,
     TargetError,
 )
-from riskiturva.config import AssetKind
+from riskiturva.config import AssetKind, CollectorOptions
+from riskiturva.trust_files import TrustAnchors
 
 __all__ = ["DnsEmailCollector", "DnsEmailFacts"]
 
 T = TypeVar("T")
 
 
-class DnsEmailOptions(BaseModel):
+class DnsEmailOptions(CollectorOptions):
     """`[settings.collectors.dns_email]` in the configuration."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    dkim_selectors: tuple[str, ...] = ()  # asked for every mail domain, with the common ones
-    # Where authoritative nameservers are asked directly (AXFR, lame delegation): 53 on the
-    # internet; a lab on another port sets its own.
-    nameserver_port: int = Field(53, ge=1, le=65535)
+    dkim_selectors: tuple[str, ...] = Field(
+        (), description="DKIM selectors asked for every mail domain, besides the common ones"
+    )
+    nameserver_port: int = Field(
+        53,
+        ge=1,
+        le=65535,
+        description="port of the authoritative name servers asked directly (AXFR, lame"
+        " delegation): 53 on the internet; a lab on another port sets its own",
+    )
 
 
 @dataclass(frozen=True)
@@ -107,6 +112,17 @@ class DnsEmailCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = frozenset()
     check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+    options_model: ClassVar[type[DnsEmailOptions]] = DnsEmailOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.DOMAIN: "DNS through the configured resolver: SPF and DMARC, MX, DNSSEC"
+        " from the trust anchors down, zone transfer (AXFR) and lame delegation at each"
+        " in-scope name server (`nameserver_port`), name-server count and networks, CAA",
+        AssetKind.MAIL_DOMAIN: "SPF, DMARC, MX and, when it receives mail, DKIM (common and"
+        " declared selectors), MTA-STS (its policy over HTTPS at an in-scope address),"
+        " TLS-RPT and DANE of its MX hosts",
+        AssetKind.HOST: "a CNAME that points at a name that does not exist (dangling)",
+        AssetKind.URL: "the URL's host name, as a host: a dangling CNAME",
+    }
 
     @cached_property
     def public_suffixes(self) -> PublicSuffixList:
@@ -117,7 +133,7 @@ class DnsEmailCollector:
         return asyncio.run(self.collect_async(task, context))
 
     async def collect_async(self, task: ScanTask, context: ScanContext) -> list[SubjectObservation]:
-        options = DnsEmailOptions.model_validate(context.options(self.name))
+        options = context.options(self.name, DnsEmailOptions)
         scan = _Scan(
             client=DnsClient(context.settings.resolver, options.nameserver_port),
             context=context,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import enum
-from collections.abc import Mapping
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -26,6 +25,7 @@ import dns.rrset
 import dns.zone
 
 from collectors.dns_email._seam import QueryFunction
+from riskiturva.trust_files import TrustAnchors, parse_trust_anchors, read_trust_anchors
 
 # IANA root anchors, KSK-2017 and KSK-2024 (https://data.iana.org/root-anchors/root-anchors.xml).
 IANA_ROOT_ANCHORS = """
@@ -35,8 +35,6 @@ IANA_ROOT_ANCHORS = """
 # RFC 8624 §3.1: MUST NOT (1 RSAMD5, 3 DSA, 6 DSA-NSEC3-SHA1, 12 ECC-GOST) and
 # NOT RECOMMENDED (5 RSASHA1, 7 RSASHA1-NSEC3-SHA1) for signing.
 WEAK_ALGORITHMS = frozenset({1, 3, 5, 6, 7, 12})
-
-TrustAnchors = Mapping[dns.name.Name, tuple[dns.rdata.Rdata, ...]]
 
 
 class DnssecStatus(enum.StrEnum):
@@ -60,17 +58,7 @@ class DnssecFacts:
 
 def load_trust_anchors(path: Path | None) -> TrustAnchors:
     """DS or DNSKEY records in zone-file syntax; the IANA root anchors when `path` is None."""
-    text = path.read_text(encoding="utf-8") if path is not None else IANA_ROOT_ANCHORS
-    zone = dns.zone.from_text(
-        f"$TTL 0\n{text}", origin=dns.name.root, relativize=False, check_origin=False
-    )
-    anchors: dict[dns.name.Name, list[dns.rdata.Rdata]] = {}
-    for name, _ttl, rdata in zone.iterate_rdatas():
-        if rdata.rdtype in (dns.rdatatype.DS, dns.rdatatype.DNSKEY):
-            anchors.setdefault(name, []).append(rdata)
-    if not anchors:
-        raise ValueError(f"{path}: no DS or DNSKEY records")
-    return {name: tuple(rdatas) for name, rdatas in anchors.items()}
+    return read_trust_anchors(path) if path is not None else parse_trust_anchors(IANA_ROOT_ANCHORS)
 
 
 class _Bogus(Exception):

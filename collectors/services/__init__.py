@@ -24,7 +24,7 @@ from collectors.services._nmap import (
     run_nmap,
 )
 from collectors.services.facts import Baseline, HostFacts
-from collectors.services.options import ServicesOptions, ServicesOptionsError
+from collectors.services.options import RISKY_PORTS, ServicesOptions
 from collectors.services.rules import CHECK_IDS, judge_host
 from riskiturva.collector import (
     ErrorKind,
@@ -38,7 +38,7 @@ from riskiturva.collector import (
 )
 from riskiturva.config import AssetKind
 
-__all__ = ["NmapBroken", "NmapMissing", "ServicesCollector", "ServicesOptionsError"]
+__all__ = ["NmapBroken", "NmapMissing", "ServicesCollector"]
 
 
 @dataclass(frozen=True)
@@ -64,9 +64,17 @@ class ServicesCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = frozenset({AssetKind.HOST})
     check_ids: ClassVar[frozenset[str]] = CHECK_IDS
+    options_model: ClassVar[type[ServicesOptions]] = ServicesOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.IP: "nmap -sV on the TCP ports of `settings.collectors.services.ports`"
+        f" (default 'risky': {', '.join(map(str, RISKY_PORTS))}), UDP `udp_ports` when `udp`"
+        " is on: risky exposed services, outdated banners, logins without TLS, new ports",
+        AssetKind.NETWORK: "as for `ip`, on every address of the network that answers",
+        AssetKind.HOST: "as for `ip`, on each in-scope address the name resolves to",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
-        options = ServicesOptions.parse(context.options(self.name))
+        options = context.options(self.name, ServicesOptions)
         planned, refused = _plan(task, context)
         yield from refused
         if not planned or context.cancelled.is_set():

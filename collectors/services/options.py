@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import Field, field_validator, model_validator
+
+from riskiturva.config import CollectorOptions
 
 # Ports whose services are risky on the internet, plus the common ones around them (web,
 # mail, SSH) so that version checks and change detection see the usual surface.
@@ -19,14 +20,8 @@ EXCLUDED_PORTS: tuple[int, ...] = (2024,)
 TOP_PROFILES = {"top100": 100, "top1000": 1000}
 
 
-class ServicesOptionsError(ValueError):
-    """The services collector's options do not validate."""
-
-
-class ServicesOptions(BaseModel):
+class ServicesOptions(CollectorOptions):
     """How nmap is run. Defaults are polite and fit a weekly scan of a municipality."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     ports: Literal["risky", "top100", "top1000"] | tuple[int, ...] = Field(
         "risky", description="'risky' (about 40 ports), 'top100', 'top1000' or a list of ports"
@@ -74,22 +69,18 @@ class ServicesOptions(BaseModel):
             return tuple(sorted(set(value)))
         return value
 
+    @model_validator(mode="after")
+    def _udp_needs_a_port_list(self) -> ServicesOptions:
+        if self.udp and self.tcp_ports is None:
+            raise ValueError(
+                "UDP scanning needs an explicit TCP port list ('risky' or a list);"
+                " nmap cannot combine --top-ports with a UDP list"
+            )
+        return self
+
     @property
     def tcp_ports(self) -> tuple[int, ...] | None:
         """The explicit TCP port list, or None for a top-N profile."""
         if self.ports == "risky":
             return RISKY_PORTS
         return self.ports if isinstance(self.ports, tuple) else None
-
-    @classmethod
-    def parse(cls, raw: Mapping[str, Any]) -> ServicesOptions:
-        try:
-            options = cls.model_validate(dict(raw))
-        except ValidationError as exc:
-            raise ServicesOptionsError(f"settings.collectors.services: {exc}") from exc
-        if options.udp and options.tcp_ports is None:
-            raise ServicesOptionsError(
-                "settings.collectors.services: UDP scanning needs an explicit TCP port list "
-                "('risky' or a list); nmap cannot combine --top-ports with a UDP list"
-            )
-        return options

@@ -11,7 +11,7 @@ from __future__ import annotations
 import ipaddress
 import smtplib
 import tempfile
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import ClassVar
@@ -37,6 +37,10 @@ from riskiturva.config import AssetKind
 from riskiturva.resolver import DnsFailure
 
 SMTP_PORT = 25
+HTTPS_PORT = 443
+
+
+_CHECKED = "protocols, cipher suites, certificate chain and name, known flaws"
 
 
 class TLSCollector:
@@ -48,6 +52,14 @@ class TLSCollector:
         {AssetKind.DOMAIN, AssetKind.HOST, AssetKind.URL}
     )
     check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+    options_model: ClassVar[type[TLSOptions]] = TLSOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.DOMAIN: f"HTTPS on port {HTTPS_PORT} at the name's lowest in-scope address:"
+        f" {_CHECKED}",
+        AssetKind.HOST: f"as for `domain`: HTTPS on port {HTTPS_PORT}",
+        AssetKind.URL: f"HTTPS on the URL's port (default {HTTPS_PORT}) of its host name",
+        AssetKind.MAIL_DOMAIN: f"STARTTLS on port {SMTP_PORT} of each in-scope MX host: {_CHECKED}",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         endpoints, errors = plan_endpoints(task, context)
@@ -73,7 +85,7 @@ class TLSCollector:
                 )
                 yield SubjectObservation(endpoint.subject, endpoint.asset, SubjectStatus.OK, facts)
         settings = context.settings
-        tls_options = TLSOptions.model_validate(context.options(self.name))
+        tls_options = context.options(self.name, TLSOptions)
         timeout = tls_options.network_timeout or settings.timeouts.connect
         probed = _probe_hello(web, timeout, settings.concurrency.targets)
         yield from (_error(endpoint, error) for endpoint, error in probed if error is not None)
@@ -116,7 +128,7 @@ def _https_port(target: Target) -> int:
         parts = urlsplit(target.url)
         if parts.scheme == "https" and parts.port:
             return parts.port
-    return 443
+    return HTTPS_PORT
 
 
 def plan_endpoints(

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from riskiturva.config import CollectorOptions
 
 
-class TLSOptions(BaseModel):
+class TLSOptions(CollectorOptions):
     """How long sslyze waits on an endpoint, and how often it tries again."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
     network_timeout: float | None = Field(
         None,

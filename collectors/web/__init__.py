@@ -8,7 +8,7 @@ header checks: they are recorded as facts here and judged by the TLS collector.
 from __future__ import annotations
 
 import ipaddress
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
@@ -27,8 +27,19 @@ from riskiturva.collector import (
     SubjectStatus,
     TargetError,
 )
-from riskiturva.config import AssetKind
+from riskiturva.config import AssetKind, CollectorOptions
 from riskiturva.resolver import DnsFailure
+
+
+class WebOptions(CollectorOptions):
+    """`[settings.collectors.web]`: the web collector has no options of its own yet (it uses
+    `settings.timeouts`, `settings.user_agent` and `settings.tls`)."""
+
+
+_WEB_CHECKS = (
+    "HTTP (port 80) to HTTPS (443) redirect, security headers, cookie flags, server banner,"
+    " /.well-known/security.txt, at the name's lowest in-scope address"
+)
 
 
 @dataclass(frozen=True)
@@ -46,6 +57,12 @@ class WebCollector:
     )
     address_kinds: ClassVar[frozenset[AssetKind]] = asset_kinds
     check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
+    options_model: ClassVar[type[WebOptions]] = WebOptions
+    coverage: ClassVar[Mapping[AssetKind, str]] = {
+        AssetKind.DOMAIN: _WEB_CHECKS,
+        AssetKind.HOST: _WEB_CHECKS,
+        AssetKind.URL: f"the URL's host name, as a host: {_WEB_CHECKS}",
+    }
 
     def collect(self, task: ScanTask, context: ScanContext) -> Iterable[SubjectObservation]:
         settings = context.settings

@@ -27,7 +27,8 @@ def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
         targets=counts.get("targets", 0),
         opened=counts.get("opened", 0),
         resolved=counts.get("resolved", 0),
-        errors=counts.get("errors", 0),
+        # Runs recorded before `failed`/`skipped` were counted kept one `errors` total.
+        errors=counts.get("errors", counts.get("failed", 0) + counts.get("skipped", 0)),
         seconds=context.score(float(counts.get("duration_s", 0))),
     )
 

@@ -178,13 +178,15 @@ def _stop(processes: Iterable[Process]) -> list[str]:
         targets += [(f"{p.name} child", c, p.argv) for c in children]
     live = [(n, pid) for n, pid, argv in targets if process_alive(pid) and _is_ours(pid, argv)]
     for _, pid in live:
-        os.kill(pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may end between check and signal
+            os.kill(pid, signal.SIGTERM)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
     for _, pid in live:
         if process_alive(pid):
-            os.kill(pid, signal.SIGKILL)
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + STOP_TIMEOUT
     while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
         time.sleep(0.05)
@@ -296,6 +298,15 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f"name = {_toml_value(manifest.partner.name)}",
         f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
     ]
+    if len(manifest.municipalities) > 1:
+        lines += [
+            "",
+            "# The partner's name servers serve every municipality's zones: each checks them.",
+            "[[shared_scope]]",
+            f"organisations = {_toml_value([m.slug for m in manifest.municipalities])}",
+            f"networks = {_toml_value(dns_networks)}",
+            f"reason = {_toml_value(f'the name servers of {manifest.partner.name}')}",
+        ]
     for m in manifest.municipalities:
         scope = {"domains": [m.domain], "networks": [m.network, *dns_networks]}
         lines += [
