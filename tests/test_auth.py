@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from riskiturva import auth, user_sessions
 from riskiturva.cli import main
-from riskiturva.config import ConfigError, DashboardSettings, Settings, load_config
+from riskiturva.config import DashboardSettings, Settings, load_config
 from riskiturva.models_auth import AuditEvent, User, UserSession
 from riskiturva.signin_throttle import ThrottlePolicy
 from riskiturva.store import sync_config
@@ -249,23 +249,9 @@ def test_disabling_a_new_password_and_sign_out_everywhere_end_every_session(stor
     assert ended == {"sessions_ended": 2}
 
 
-def test_session_and_throttle_settings_are_validated(tmp_path):
+def test_trusted_proxies_are_addresses_or_networks(tmp_path):
+    """(Malformed dashboard settings are in tests/test_config_corpus.py.)"""
     path = tmp_path / "riskiturva.toml"
-    for dashboard, message in (
-        ("session_hours = 1\nsession_idle_minutes = 90", "longer than session_hours"),
-        ('trusted_proxies = ["10.0.0.300"]', "does not appear to be an IPv4 or IPv6"),
-        ('trusted_proxies = ["10.0.0.1/8"]', "has host bits set"),
-        ('trusted_proxies = "10.0.0.1"', "a list of addresses or networks"),
-        ("login_backoff_seconds = 0", "greater than 0"),
-    ):
-        path.write_text(
-            MINIMAL_CONFIG.replace(
-                "[settings.resolver]", f"[settings.dashboard]\n{dashboard}\n[settings.resolver]"
-            )
-        )
-        with pytest.raises(ConfigError, match=message) as raised:
-            load_config(path)
-        assert "settings.dashboard" in str(raised.value)
     path.write_text(
         MINIMAL_CONFIG.replace(
             "[settings.resolver]",
