@@ -120,6 +120,7 @@ def run_status_label(_: Translator, status: str) -> str:
         "partial": _("Partial"),
         "failed": _("Failed"),
         "interrupted": _("Interrupted"),
+        "skipped": _("Skipped"),
     }.get(status, status)
 
 

@@ -196,6 +196,7 @@ class RunView:
     status: str
     started_at: dt.datetime
     finished_at: dt.datetime | None
+    scheduled_for: dt.datetime | None  # the fire time of a scheduled (or skipped) run
     errors: tuple[ScanError, ...]
     counts: Mapping[str, Any] | None
 
@@ -236,6 +237,7 @@ def runs_for(
                 status=str(status),
                 started_at=run.started_at,
                 finished_at=run.finished_at,
+                scheduled_for=run.scheduled_for,
                 errors=tuple(errors[run.id]),
                 counts=dict(run.counts) if whole else None,
             )

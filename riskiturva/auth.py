@@ -20,8 +20,10 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session
+from zxcvbn import zxcvbn
 
 from riskiturva import user_sessions
+from riskiturva._files import private_directory
 from riskiturva.config import Settings
 from riskiturva.models import Organisation
 from riskiturva.models_auth import AuditEvent, Role, User
@@ -47,6 +49,8 @@ __all__ = [
 ]
 
 MIN_PASSWORD_LENGTH = 12
+MIN_PASSWORD_SCORE = 3  # zxcvbn: "safely unguessable", about 10⁸ guesses or more
+ZXCVBN_MAX_LENGTH = 100  # zxcvbn's time grows with length; the rest adds strength anyway
 SECRET_KEY_FILE_NAME = "dashboard-secret.key"  # noqa: S105  (a file name, not a key)
 _HASHER = PasswordHasher()  # Argon2id with the library's maintained defaults (stateless)
 # Verified against when the user name is unknown, so both answers take the same time.
@@ -88,9 +92,31 @@ class Viewer:
         return self.role is Role.PARTNER_ADMIN
 
 
-def hash_password(password: str) -> str:
+def password_weakness(password: str, *, user_inputs: Collection[str] = ()) -> str | None:
+    """Why `password` is refused, or None when it may be used.
+
+    Besides the length: one repeated character or only spaces, and anything zxcvbn (a
+    maintained estimator with lists of common passwords, names, words and keyboard
+    patterns) guesses in fewer than 10⁸ tries (score below 3), counting the user name and
+    the product's own name as known words.
+    """
     if len(password) < MIN_PASSWORD_LENGTH:
-        raise AccountError(f"a password needs at least {MIN_PASSWORD_LENGTH} characters")
+        return f"a password needs at least {MIN_PASSWORD_LENGTH} characters"
+    if not password.strip():
+        return "a password cannot be only spaces"
+    if len(set(password)) == 1:
+        return "a password cannot be one character repeated"
+    verdict = zxcvbn(password[:ZXCVBN_MAX_LENGTH], user_inputs=[*user_inputs, "riskiturva"])
+    if verdict["score"] < MIN_PASSWORD_SCORE:
+        warning = verdict["feedback"].get("warning") or "it is a common pattern"
+        return f"this password is too easy to guess ({warning.rstrip('.')}): choose a longer one"
+    return None
+
+
+def hash_password(password: str, *, user_inputs: Collection[str] = ()) -> str:
+    weakness = password_weakness(password, user_inputs=user_inputs)
+    if weakness:
+        raise AccountError(weakness)
     return _HASHER.hash(password)
 
 
@@ -133,7 +159,7 @@ def create_user(
     user = User(
         username=name,
         display_name=display_name.strip() or name,
-        password_hash=hash_password(password),
+        password_hash=hash_password(password, user_inputs=[name, display_name]),
         role=str(role),
         organisations=_check_organisations(session, role, organisations),
         language=language if language in ("fi", "sv", "en") else "fi",
@@ -217,7 +243,7 @@ def set_password(
 ) -> User:
     """Replace the password (enabling a disabled account) and end its other sessions."""
     user = _get(session, username)
-    user.password_hash = hash_password(password)
+    user.password_hash = hash_password(password, user_inputs=[user.username, user.display_name])
     user.password_changed_at = now
     user.disabled = False
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.NEW_PASSWORD)
@@ -368,7 +394,7 @@ def secret_key(settings: Settings) -> bytes:
     if not path.is_absolute():
         path = settings.data_dir / path
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_directory(path.parent)
         try:
             descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         except FileExistsError:  # another process wrote it first: use theirs

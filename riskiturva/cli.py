@@ -29,12 +29,15 @@ from rich.progress import (
 )
 from rich.table import Table
 from rich.text import Text
+from sqlalchemy.exc import SQLAlchemyError
 
 from riskiturva import __version__
+from riskiturva import _terminal as terminal
 from riskiturva.checks import LANGUAGES, Severity, load_registry
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
 from riskiturva.db import StoreUnavailable, open_store
+from riskiturva.dberrors import StoreWriteError, store_failure_paragraph
 from riskiturva.docgen import checks_markdown
 from riskiturva.exit_codes import SUMMARIES, ExitCode, scan_exit_code, score_exit_code
 from riskiturva.export import spreadsheet_cell, terminal_text
@@ -65,7 +68,9 @@ lang_option = click.option(
 
 def _console() -> Console:
     # Piped output keeps full-width tables rather than rich's 80-column guess.
-    return Console(highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160)
+    return terminal.console(
+        highlight=False, soft_wrap=True, width=None if sys.stdout.isatty() else 160
+    )
 
 
 def read_config(path: Path | None) -> Config:
@@ -86,13 +91,19 @@ def exit_status_help(*codes: ExitCode) -> str:
 
 
 class _Commands(click.Group):
-    """The root group: a database that cannot be opened is a clear error, not a traceback."""
+    """The root group: a database that cannot be opened or written is one paragraph, exit 1,
+    never a traceback."""
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except StoreUnavailable as exc:
             raise click.ClickException(str(exc)) from exc
+        except StoreWriteError as error:
+            click.echo(error.paragraph(), err=True)
+        except SQLAlchemyError as error:
+            click.echo(store_failure_paragraph(error), err=True)
+        sys.exit(ExitCode.FAILED)
 
 
 @click.group(cls=_Commands, context_settings={"help_option_names": ["-h", "--help"]})
@@ -103,6 +114,7 @@ def main() -> None:
     Scans the public-facing assets of the organisations in the configuration (only within
     their declared scope), keeps findings with their lifecycle, and scores them.
     """
+    terminal.protect_standard_streams()
 
 
 main.add_command(lab)
@@ -172,6 +184,55 @@ def db_upgrade(config_path: Path | None) -> None:
     config = read_config(config_path)
     open_store(config)
     click.echo(f"Database at the current schema: {config.settings.shown_database_url}")
+
+
+@db_group.command("prune")
+@config_option
+def db_prune(config_path: Path | None) -> None:
+    """Delete scan runs, their target errors and handled fire times older than
+    `settings.retention.run_history_days` (the scheduler does it weekly).
+
+    Findings and their events are never deleted, nor a run that one of them refers to.
+    """
+    from riskiturva.retention import prune
+
+    config = read_config(config_path)
+    sessions = open_store(config)
+    click.echo(prune(sessions, config.settings.retention, dt.datetime.now(dt.UTC)))
+
+
+@db_group.command("vacuum")
+@config_option
+def db_vacuum(config_path: Path | None) -> None:
+    """Compact an SQLite database file (VACUUM; the scheduler does it weekly).
+
+    Needs free disk space about the size of the database; scans wait while it runs.
+    """
+    from riskiturva.retention import vacuum
+
+    config = read_config(config_path)
+    sessions = open_store(config)
+    click.echo(vacuum(sessions.kw["bind"]))
+
+
+@db_group.command("backup")
+@config_option
+@click.argument("destination", type=click.Path(path_type=Path, dir_okay=False))
+def db_backup(config_path: Path | None, destination: Path) -> None:
+    """Copy the SQLite database to DESTINATION while it is in use (online backup API).
+
+    The copy is consistent even while scans write, checked with `PRAGMA integrity_check`,
+    and readable by its owner only. PostgreSQL: use pg_dump (docs/operations.md).
+    """
+    from riskiturva.retention import backup_sqlite
+
+    config = read_config(config_path)
+    sessions = open_store(config)
+    try:
+        size = backup_sqlite(sessions.kw["bind"], destination)
+    except (ValueError, FileExistsError, RuntimeError) as exc:
+        raise click.ClickException(str(exc)) from exc
+    click.echo(f"{destination}: {size // 1024} KiB, integrity ok")
 
 
 @main.group("checks")
@@ -278,7 +339,9 @@ def findings_list(
             "last_seen",
             "title",
         ]
-        writer = csv.DictWriter(sys.stdout, fieldnames=columns, extrasaction="ignore")
+        writer = csv.DictWriter(
+            sys.stdout, fieldnames=columns, extrasaction="ignore", lineterminator="\n"
+        )
         writer.writeheader()
         writer.writerows({k: spreadsheet_cell(v) for k, v in r.items()} for r in records)
     else:
@@ -391,10 +454,13 @@ def scan(
         )
         if bars is not None:
             bars.label(reports)
-    take_snapshots(
-        sessions, config, dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
-    )
     visible = list(orgs) or [o.slug for o in config.organisations]
+    take_snapshots(
+        sessions,
+        config,
+        dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date(),
+        organisations=visible,
+    )
     with sessions() as session:
         findings = [finding_record(f, lang) for f in list_findings(session, visible)]
     if fmt == "json":
@@ -407,6 +473,9 @@ def scan(
         click.echo(json.dumps(document, ensure_ascii=False, indent=2))
     else:
         _print_run_summary(reports)
+    for report in reports:
+        if report.store_error is not None:
+            click.echo(report.store_error.paragraph(), err=True)
     threshold_reached = fail_on is not None and any(
         f["status"] == "open" and Severity(f["severity"]).rank >= Severity(fail_on).rank
         for f in findings
@@ -469,7 +538,7 @@ class _Bars:
 @contextmanager
 def _progress(wanted: bool) -> Iterator[_Bars | None]:
     """Progress bars on a terminal (stderr); nothing otherwise."""
-    console = Console(stderr=True)
+    console = terminal.console(stderr=True)
     if not (wanted and console.is_terminal):
         yield None
         return
@@ -602,16 +671,31 @@ def scheduler_command(config_path: Path | None) -> None:
     path = config_path or default_config_path()
     config = read_config(path)
     open_store(config)
-    running = scheduler.build_scheduler(config, path)
-    for job in running.get_jobs():
-        click.echo(f"{job.id}: {job.trigger}")
+    _log_to_stderr()
+    schedule = scheduler.Schedule(config, path)
     stop_requested = threading.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         signal.signal(sig, lambda _signum, _frame: stop_requested.set())
-    running.resume()
+    for spec in schedule.specs:
+        click.echo(f"{spec.id}: {spec.schedule}")
+    schedule.start()
     stop_requested.wait()
     click.echo("stopping: running scans finish their current targets…", err=True)
-    scheduler.stop(running)
+    schedule.stop()
+
+
+def _log_to_stderr() -> None:
+    """Log lines of long-running commands (the scheduler's decisions, skipped runs) on
+    standard error, one line each; tracebacks only at debug level."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    root = logging.getLogger()
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    for noisy in ("alembic", "apscheduler", "waitress"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
 @main.command("report")
@@ -869,7 +953,8 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
     from riskiturva import scheduler
 
     sessions = open_store(config)
-    running = scheduler.build_scheduler(config, path) if with_scheduler else None
+    _log_to_stderr()
+    running = scheduler.Schedule(config, path) if with_scheduler else None
     server = dashboard.make_server(dashboard.create_app(config, sessions), host=host, port=port)
 
     def request_stop(_signum: int, _frame: object) -> None:
@@ -877,7 +962,7 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
 
     signal.signal(signal.SIGTERM, request_stop)
     if running is not None:
-        running.resume()
+        running.start()
     click.echo(f"Dashboard at http://{host}:{server.effective_port}/ (Ctrl-C stops)")
     try:
         server.run()
@@ -886,7 +971,7 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
     finally:
         server.close()
         if running is not None:
-            scheduler.stop(running)
+            running.stop()
 
 
 @main.command()

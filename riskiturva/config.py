@@ -464,6 +464,13 @@ class Schedules(_Model):
     extra: dict[str, str] = Field(
         default_factory=dict, description="schedules of other installed collectors, by name"
     )
+    leader_lease_seconds: float = Field(
+        30.0,
+        ge=2,
+        le=600,
+        description="one scheduler leads: on SQLite a standby takes over this long after the"
+        " leader's last heartbeat (at once when the leader's process on this host is gone)",
+    )
 
     timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
 
@@ -618,6 +625,25 @@ class ReportSettings(_Model):
         return value
 
 
+class RetentionSettings(_Model):
+    """How long run history is kept (docs/operations.md). Findings and their events are
+    never deleted."""
+
+    run_history_days: int = Field(
+        400, ge=30, description="scan runs and their target errors older than this are pruned"
+    )
+    prune_schedule: str = Field("20 4 * * 0", description="when the prune job runs (cron)")
+    vacuum_schedule: str = Field(
+        "40 4 * * 0", description="when SQLite's file is compacted (VACUUM; not on PostgreSQL)"
+    )
+
+    @field_validator("prune_schedule", "vacuum_schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+
 def _option_models(context: Any) -> Mapping[str, type[CollectorOptions]]:
     """The options model of each collector: given in the validation context, else the
     installed collectors' (the `riskiturva.collectors` entry points)."""
@@ -658,6 +684,13 @@ class Settings(_Model):
         min_length=1,
         description="HTTP User-Agent of every request: names Riskiturva to the scanned site",
     )
+    write_retry_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3600,
+        description="how long a write that meets a lock or a restarting database server is"
+        " retried before the run is recorded as failed",
+    )
     resolver: ResolverSettings = ResolverSettings()
     timeouts: TimeoutSettings = TimeoutSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
@@ -667,6 +700,7 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    retention: RetentionSettings = RetentionSettings()
     collectors: Mapping[str, CollectorOptions] = Field(
         default_factory=dict,
         description="`[settings.collectors.<name>]`: each installed collector's options"

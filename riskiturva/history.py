@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.checks import Check, load_registry
 from riskiturva.config import Config
+from riskiturva.dberrors import write_with_retry
 from riskiturva.models import Asset, Finding, Organisation, ScoreSnapshot, SubjectState
 from riskiturva.scoring import (
     CRITICALITY_HALVES,
@@ -27,6 +28,7 @@ from riskiturva.scoring import (
     ScoringFinding,
     score_organisation,
 )
+from riskiturva.store import upsert
 
 _SCORED_STATUSES = [str(s) for s in FindingStatus]
 _DECISIONS = (FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE)
@@ -144,20 +146,17 @@ def snapshot_values(score: OrganisationScore) -> dict[str, Any]:
 
 def store_snapshot(
     session: Session, organisation: Organisation, day: dt.date, score: OrganisationScore
-) -> ScoreSnapshot:
-    """Insert or update the organisation's snapshot of `day` (one row per day)."""
-    snapshot = session.scalar(
-        select(ScoreSnapshot).where(
-            ScoreSnapshot.organisation_id == organisation.id, ScoreSnapshot.day == day
-        )
+) -> None:
+    """Insert or replace the organisation's snapshot of `day` (one row per day): an upsert,
+    so scans ending at the same moment in several processes all succeed."""
+    values = snapshot_values(score)
+    upsert(
+        session,
+        ScoreSnapshot,
+        [{"organisation_id": organisation.id, "day": day, **values}],
+        key=["organisation_id", "day"],
+        update_columns=list(values),
     )
-    if snapshot is None:
-        snapshot = ScoreSnapshot(organisation_id=organisation.id, day=day)
-        session.add(snapshot)
-    for name, value in snapshot_values(score).items():
-        setattr(snapshot, name, value)
-    session.flush()
-    return snapshot
 
 
 def take_snapshots(
@@ -166,23 +165,36 @@ def take_snapshots(
     today: dt.date,
     *,
     now: dt.datetime | None = None,
+    organisations: Collection[str] | None = None,
 ) -> dict[str, OrganisationScore]:
-    """Score every configured organisation that is in the store and keep today's snapshot.
+    """Score the configured organisations that are in the store (or only `organisations`,
+    e.g. those just scanned) and keep today's snapshot of each.
 
     Idempotent per organisation and day: a second call the same day replaces the row.
     `now` decides which people's decisions have expired (default: the current time).
     """
     now = now or dt.datetime.now(dt.UTC)
     registry = load_registry()
-    slugs = [o.slug for o in config.organisations]
+    slugs = [
+        o.slug for o in config.organisations if organisations is None or o.slug in organisations
+    ]
     scores: dict[str, OrganisationScore] = {}
-    with sessions.begin() as session:
+
+    def write(session: Session) -> None:
+        scores.clear()
         for organisation in session.scalars(
             select(Organisation).where(Organisation.slug.in_(slugs)).order_by(Organisation.slug)
         ):
             score = score_stored(session, organisation, now=now, registry=registry)
             store_snapshot(session, organisation, today, score)
             scores[organisation.slug] = score
+
+    write_with_retry(
+        sessions,
+        write,
+        what="store today's score snapshots",
+        budget_s=config.settings.write_retry_seconds,
+    )
     return scores
 
 

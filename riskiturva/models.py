@@ -44,6 +44,7 @@ class RunStatus(enum.StrEnum):
     PARTIAL = "partial"  # some targets could not be scanned
     FAILED = "failed"  # the collector itself failed: nothing resolved
     INTERRUPTED = "interrupted"  # the process died or was stopped: nothing resolved
+    SKIPPED = "skipped"  # a scheduled run missed beyond the grace time: never started
 
 
 class FindingStatus(enum.StrEnum):
@@ -102,6 +103,8 @@ class ScanRun(Base):
     collector: Mapped[str] = mapped_column(String(50), index=True)
     organisations: Mapped[list[Any]] = mapped_column(default=list)
     trigger: Mapped[str] = mapped_column(String(20), default="cli")
+    # The fire time of a scheduled run (or the last one a skipped row stands for).
+    scheduled_for: Mapped[dt.datetime | None]
     status: Mapped[str] = mapped_column(String(20), default=RunStatus.RUNNING, index=True)
     started_at: Mapped[dt.datetime]
     finished_at: Mapped[dt.datetime | None]
@@ -218,5 +221,6 @@ class ScoreSnapshot(Base):
     open_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-from riskiturva import models_auth  # noqa: E402, F401  (accounts share the metadata)
+from riskiturva import models_auth  # noqa: E402, F401, I001  (accounts share the metadata)
+from riskiturva import models_schedule  # noqa: E402, F401  (the schedule's tables)
 from riskiturva.reports import models as _report_models  # noqa: E402, F401  (the report archive)

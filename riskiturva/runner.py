@@ -13,13 +13,14 @@ import datetime as dt
 import enum
 import os
 import socket
+import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 
-from sqlalchemy import select
+from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva.checks import Registry, load_registry
@@ -35,6 +36,7 @@ from riskiturva.collector import (
     to_jsonable,
 )
 from riskiturva.config import AssetKind, Config, Organisation
+from riskiturva.dberrors import StoreWriteError, write_with_retry
 from riskiturva.models import Organisation as OrganisationRow
 from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.resolver import DnsFailure, Resolver
@@ -42,6 +44,7 @@ from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
 
 BATCH_SIZE = 50
+UNSAVED_RECORD_BUDGET_S = 30.0  # marking a run failed is one row: do not wait as long again
 
 
 class UnknownCheckError(RuntimeError):
@@ -105,6 +108,7 @@ class RunReport:
     counts: ReconcileCounts = field(default_factory=ReconcileCounts)
     duration_s: float = 0.0
     message: str | None = None
+    store_error: StoreWriteError | None = None  # set when the results could not be saved
 
     @property
     def targets(self) -> int:
@@ -294,22 +298,31 @@ def run_collector(
     organisations: Iterable[str] | None = None,
     context: ScanContext | None = None,
     trigger: str = "cli",
+    scheduled_for: dt.datetime | None = None,
     progress: ProgressCallback | None = None,
     registry: Registry | None = None,
 ) -> RunReport:
-    """Run one collector over the selected organisations and reconcile its findings."""
+    """Run one collector over the selected organisations and reconcile its findings.
+
+    Raises `StoreWriteError` only when the run could not even be started in the database;
+    a run whose results could not be saved is returned failed, with `store_error` set.
+    """
     registry = registry or load_registry()
     context = context or build_context(config)
+    budget = config.settings.write_retry_seconds
     selected = [
         o for o in config.organisations if organisations is None or o.slug in set(organisations)
     ]
     started = context.clock()
-    with sessions.begin() as session:
+
+    def start(session: Session) -> int:
+        _unsaved_outcomes.write_pending(session)
         sync_config(session, config)
         run = ScanRun(
             collector=collector.name,
             organisations=[o.slug for o in selected],
             trigger=trigger,
+            scheduled_for=scheduled_for,
             status=RunStatus.RUNNING,
             started_at=started,
             host=socket.gethostname(),
@@ -317,7 +330,11 @@ def run_collector(
         )
         session.add(run)
         session.flush()
-        run_id = run.id
+        return run.id
+
+    run_id = write_with_retry(
+        sessions, start, what=f"start a {collector.name} run", budget_s=budget
+    )
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
@@ -334,7 +351,14 @@ def run_collector(
             bar.done += len(errors)
         bar.show()
         for organisation, targets in plans:
-            previous = _previous_observations(sessions, organisation.slug, collector.name)
+            previous = write_with_retry(
+                sessions,
+                lambda session, slug=organisation.slug: _previous_observations(
+                    session, slug, collector.name
+                ),
+                what=f"read the previous {collector.name} observations",
+                budget_s=budget,
+            )
             for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
                 if context.cancelled.is_set():
                     raise InterruptedError("scan cancelled")
@@ -357,42 +381,188 @@ def run_collector(
         failure = exc
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
-    with sessions.begin() as session:
-        run = session.get(ScanRun, run_id)
+    _tally(report, per_org, failure)
+    try:
+        persist_run_results(
+            sessions,
+            report,
+            per_org=per_org,
+            findings=findings,
+            resolve=failure is None,
+            finished=finished,
+            budget_s=budget,
+        )
+    except StoreWriteError as error:
+        _record_unsaved_run(sessions, report, error, finished, budget)
+    bar.finish()
+    if isinstance(failure, KeyboardInterrupt | SystemExit):
+        raise failure
+    return report
+
+
+def _tally(
+    report: RunReport,
+    per_org: dict[str, list[SubjectObservation]],
+    failure: BaseException | None,
+) -> None:
+    """The run's outcome counts, status and message, from its observations alone (before
+    the write, which may be retried and must not count twice)."""
+    for slug, observations in per_org.items():
+        for observation in observations:
+            report.count(slug, observation)
+    report.status, report.message = _verdict(report, failure)
+
+
+def persist_run_results(
+    sessions: sessionmaker[Session],
+    report: RunReport,
+    *,
+    per_org: dict[str, list[SubjectObservation]],
+    findings: dict[str, list[ObservedFinding]],
+    resolve: bool,
+    finished: dt.datetime,
+    budget_s: float,
+) -> None:
+    """Save one run's observations, reconcile its findings and close the run: one
+    transaction, retried from scratch on a lock or a lost connection within `budget_s`.
+
+    Writers of the same organisations take turns (the run row's update takes SQLite's
+    write lock before anything is read; PostgreSQL locks the organisation rows), so two
+    runs never both insert a finding. `resolve=False` (a failed or interrupted run)
+    resolves nothing. Raises `StoreWriteError` when it gives up: then nothing was written.
+    """
+
+    def write(session: Session) -> None:
+        session.execute(
+            update(ScanRun).where(ScanRun.id == report.run_id).values(finished_at=finished)
+        )
+        org_rows = {
+            row.slug: row
+            for row in session.scalars(
+                select(OrganisationRow)
+                .where(OrganisationRow.slug.in_(list(per_org)))
+                .order_by(OrganisationRow.id)
+                .with_for_update()
+            )
+        }
+        run = session.get(ScanRun, report.run_id)
         assert run is not None
-        for organisation in selected:
-            observations = per_org.get(organisation.slug, [])
-            org_row = session.scalar(select(OrganisationRow).filter_by(slug=organisation.slug))
-            assert org_row is not None
+        report.counts = ReconcileCounts()
+        for slug, observations in per_org.items():
+            org_row = org_rows[slug]
             states = {
                 state.subject: state
                 for state in session.scalars(
                     select(SubjectState).filter_by(
-                        organisation_id=org_row.id, collector=collector.name
+                        organisation_id=org_row.id, collector=report.collector
                     )
                 )
             }
             for observation in observations:
                 _record_observation(session, run, org_row.id, states, observation, finished)
-                report.count(organisation.slug, observation)
             counts = reconcile(
                 session,
                 organisation=org_row,
-                collector=collector.name,
-                run_id=run_id,
-                observed=findings.get(organisation.slug, []),
+                collector=report.collector,
+                run_id=report.run_id,
+                observed=findings.get(slug, []),
                 # A failed or interrupted run resolves nothing.
-                scanned_ok=set() if failure else _subjects_ok(observations),
+                scanned_ok=_subjects_ok(observations) if resolve else set(),
                 now=finished,
             )
             report.counts.add(counts)
-        report.status, report.message = _verdict(report, failure)
-        run.status, run.finished_at = report.status, finished
-        run.counts, run.message = report.as_dict(), report.message
-    bar.finish()
-    if isinstance(failure, KeyboardInterrupt | SystemExit):
-        raise failure
-    return report
+        _close_run(run, report, finished)
+
+    write_with_retry(
+        sessions,
+        write,
+        what=f"save the results of the {report.collector} run {report.run_id}",
+        budget_s=budget_s,
+    )
+
+
+def _close_run(run: ScanRun, report: RunReport, finished: dt.datetime) -> None:
+    run.status, run.finished_at = report.status, finished
+    run.counts, run.message = report.as_dict(), report.message
+
+
+def _record_unsaved_run(
+    sessions: sessionmaker[Session],
+    report: RunReport,
+    error: StoreWriteError,
+    finished: dt.datetime,
+    budget_s: float,
+) -> None:
+    """The results could not be saved: mark the run failed with the cause (or, if even
+    that cannot be written, keep the outcome for this process's next run to write)."""
+    report.status, report.message = RunStatus.FAILED, str(error)
+    report.counts = ReconcileCounts()
+    report.store_error = error
+
+    def close(session: Session) -> None:
+        run = session.get(ScanRun, report.run_id)
+        assert run is not None
+        _close_run(run, report, finished)
+
+    try:
+        write_with_retry(
+            sessions,
+            close,
+            what=f"record the {report.collector} run {report.run_id} as failed",
+            budget_s=min(budget_s, UNSAVED_RECORD_BUDGET_S),
+        )
+    except StoreWriteError:
+        _unsaved_outcomes.keep(report, finished)
+        error.recorded = (
+            f"The run {report.run_id} could not be marked failed either: it is closed later "
+            "(by the scheduler's next run, or as interrupted by the next riskiturva command)."
+        )
+    else:
+        error.recorded = f"The run {report.run_id} is recorded as failed."
+
+
+class _UnsavedOutcomes:
+    """Outcomes of this process's runs that could not be written when they ended.
+
+    A long-lived process (the scheduler) writes them with its next run, so a run does not
+    stay `running` while the process lives; when the process ends first, the next command
+    marks the run interrupted (`store.mark_interrupted_runs`).
+    """
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: dict[int, tuple[str, str | None, dt.datetime, dict[str, object]]] = {}
+
+    def keep(self, report: RunReport, finished: dt.datetime) -> None:
+        with self._lock:
+            self._pending[report.run_id] = (
+                str(report.status),
+                report.message,
+                finished,
+                report.as_dict(),
+            )
+
+    def write_pending(self, session: Session) -> None:
+        """Write the kept outcomes in `session`'s transaction (forgotten once it commits)."""
+        with self._lock:
+            pending = dict(self._pending)
+        if not pending:
+            return
+        for run_id, (status, message, finished, counts) in pending.items():
+            session.execute(
+                update(ScanRun)
+                .where(ScanRun.id == run_id, ScanRun.status == RunStatus.RUNNING)
+                .values(status=status, message=message, finished_at=finished, counts=counts)
+            )
+
+        @event.listens_for(session, "after_commit", once=True)
+        def _forget(_session: Session) -> None:
+            with self._lock:
+                for run_id in pending:
+                    self._pending.pop(run_id, None)
+
+
+_unsaved_outcomes = _UnsavedOutcomes()
 
 
 def _subjects_ok(observations: Iterable[SubjectObservation]) -> set[str]:
@@ -403,6 +573,8 @@ def _verdict(report: RunReport, failure: BaseException | None) -> tuple[RunStatu
     """The run's status and message: a run that checked none of its targets has failed."""
     if isinstance(failure, InterruptedError | KeyboardInterrupt):
         return RunStatus.INTERRUPTED, "interrupted before the run finished; nothing was resolved"
+    if isinstance(failure, StoreWriteError):
+        return RunStatus.FAILED, f"{failure}; nothing was resolved"
     if failure is not None:
         return RunStatus.FAILED, "".join(traceback.format_exception_only(failure)).strip()
     if report.targets and not report.checked:
@@ -454,8 +626,12 @@ def run_scan(
     context = context or build_context(config)
     selected = list(organisations) if organisations is not None else None
     # Create the organisation and asset rows once, before the runs race to insert them.
-    with sessions.begin() as session:
-        sync_config(session, config)
+    write_with_retry(
+        sessions,
+        lambda session: sync_config(session, config),
+        what="store the configuration's organisations",
+        budget_s=config.settings.write_retry_seconds,
+    )
     with ThreadPoolExecutor(max_workers=max(1, len(collectors)), thread_name_prefix="scan") as pool:
         futures = [
             pool.submit(
@@ -474,15 +650,14 @@ def run_scan(
 
 
 def _previous_observations(
-    sessions: sessionmaker[Session], organisation: str, collector: str
+    session: Session, organisation: str, collector: str
 ) -> dict[str, object]:
-    with sessions() as session:
-        rows = session.execute(
-            select(SubjectState.subject, SubjectState.last_observation)
-            .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
-            .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
-        )
-        return {subject: observation for subject, observation in rows if observation is not None}
+    rows = session.execute(
+        select(SubjectState.subject, SubjectState.last_observation)
+        .join(OrganisationRow, OrganisationRow.id == SubjectState.organisation_id)
+        .where(OrganisationRow.slug == organisation, SubjectState.collector == collector)
+    )
+    return {subject: observation for subject, observation in rows if observation is not None}
 
 
 def _record_observation(

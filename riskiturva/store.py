@@ -15,9 +15,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, select
+from sqlalchemy import Engine, create_engine, event, make_url, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva._files import private_file, tighten
 from riskiturva.config import Config
 from riskiturva.models import (
     Asset,
@@ -31,22 +32,43 @@ from riskiturva.models import (
 )
 
 DECISIONS = (FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE)
+UPSERT_CHUNK = 500  # rows per statement: well below SQLite's limit of bound parameters
 
 
-def make_engine(url: str) -> Engine:
-    """An engine; SQLite gets WAL, foreign keys and a busy timeout, and its folder created."""
-    if url.startswith("sqlite:///") and url != "sqlite:///:memory:":
-        Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_engine(url, future=True)
+def sqlite_path(url: str) -> Path | None:
+    """The file of an SQLite URL (None for another database or an in-memory one)."""
+    parsed = make_url(url)
+    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+        return None
+    return Path(parsed.database)
+
+
+def sqlite_pragmas(dbapi_connection: Any) -> None:
+    """WAL, foreign keys, and a busy timeout: a writer waits 10 s for another's lock."""
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=10000")
+    cursor.close()
+
+
+def make_engine(url: str, **options: Any) -> Engine:
+    """An engine that survives a restarted database server (`pool_pre_ping`).
+
+    SQLite gets WAL, foreign keys and a busy timeout, and its file is created 0600 in a
+    0700 folder (it holds password hashes, the audit trail and the scheduler's jobs).
+    """
+    path = sqlite_path(url)
+    if path is not None:
+        private_file(path)
+        for companion in ("-wal", "-shm"):
+            tighten(path.with_name(path.name + companion))
+    engine = create_engine(url, pool_pre_ping=True, **options)
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=10000")
-            cursor.close()
+            sqlite_pragmas(dbapi_connection)
 
     return engine
 
@@ -62,41 +84,90 @@ def fingerprint(organisation: str, check_id: str, subject: str) -> str:
     ).hexdigest()
 
 
-def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
-    """Make the organisation and asset rows match the configuration (assets are never deleted)."""
-    partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
-    existing = {o.slug: o for o in session.scalars(select(Organisation))}
-    for org_config in config.organisations:
-        org = existing.get(org_config.slug)
-        if org is None:
-            org = Organisation(slug=org_config.slug)
-            session.add(org)
-            existing[org.slug] = org
-        org.name_fi, org.name_sv, org.name_en = (
-            org_config.name.fi,
-            org_config.name.sv,
-            org_config.name.en,
+def upsert(
+    session: Session,
+    model: type[Any],
+    rows: list[dict[str, Any]],
+    *,
+    key: list[str],
+    update_columns: Collection[str],
+) -> None:
+    """INSERT … ON CONFLICT (key) DO UPDATE: safe when other processes write the same rows."""
+    if not rows:
+        return
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif dialect == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - the two supported databases
+        raise NotImplementedError(f"no upsert for {dialect}")
+    for start in range(0, len(rows), UPSERT_CHUNK):
+        statement = insert(model).values(rows[start : start + UPSERT_CHUNK])
+        statement = statement.on_conflict_do_update(
+            index_elements=key, set_={name: statement.excluded[name] for name in update_columns}
         )
-        org.partner = partner_of.get(org.slug)
-        session.flush()
-        assets = {
-            (a.kind, a.value): a
-            for a in session.scalars(select(Asset).filter_by(organisation_id=org.id))
+        session.execute(statement)
+
+
+def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
+    """Make the organisation and asset rows match the configuration (assets are never deleted).
+
+    Upserts, so scans started at the same moment on a never-scanned database both succeed.
+    """
+    partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
+    upsert(
+        session,
+        Organisation,
+        [
+            {
+                "slug": o.slug,
+                "name_fi": o.name.fi,
+                "name_sv": o.name.sv,
+                "name_en": o.name.en,
+                "partner": partner_of.get(o.slug),
+            }
+            for o in config.organisations
+        ],
+        key=["slug"],
+        update_columns=["name_fi", "name_sv", "name_en", "partner"],
+    )
+    fresh = {"populate_existing": True}  # rows read earlier in the session are refreshed
+    organisations = {
+        o.slug: o for o in session.scalars(select(Organisation).execution_options(**fresh))
+    }
+    for org_config in config.organisations:
+        org = organisations[org_config.slug]
+        declared = {
+            (str(a.kind), a.value): {
+                "organisation_id": org.id,
+                "kind": str(a.kind),
+                "value": a.value,
+                "criticality": str(a.criticality),
+                "tags": list(a.tags),
+                "active": True,
+            }
+            for a in org_config.assets
         }
-        declared = set()
-        for asset_config in org_config.assets:
-            key = (str(asset_config.kind), asset_config.value)
-            declared.add(key)
-            asset = assets.get(key) or Asset(organisation_id=org.id, kind=key[0], value=key[1])
-            asset.criticality = str(asset_config.criticality)
-            asset.tags = list(asset_config.tags)
-            asset.active = True
-            session.add(asset)
-        for key, asset in assets.items():
-            if key not in declared:
-                asset.active = False
-    session.flush()
-    return existing
+        upsert(
+            session,
+            Asset,
+            list(declared.values()),
+            key=["organisation_id", "kind", "value"],
+            update_columns=["criticality", "tags", "active"],
+        )
+        stale = [
+            asset.id
+            for asset in session.scalars(
+                select(Asset)
+                .filter_by(organisation_id=org.id, active=True)
+                .execution_options(**fresh)
+            )
+            if (asset.kind, asset.value) not in declared
+        ]
+        if stale:
+            session.execute(update(Asset).where(Asset.id.in_(stale)).values(active=False))
+    return organisations
 
 
 # --- reconcile -------------------------------------------------------------------------
@@ -349,11 +420,14 @@ def list_findings(
     return list(session.scalars(query))
 
 
-def _process_alive(run: ScanRun) -> bool:
-    if run.host != socket.gethostname() or run.pid is None:
+def process_alive(host: str | None, pid: int | None) -> bool:
+    """Whether process `pid` of `host` may still run (True for another host: who knows)."""
+    if host != socket.gethostname():
+        return True
+    if pid is None:
         return False
     try:
-        os.kill(run.pid, 0)
+        os.kill(pid, 0)
     except ProcessLookupError:
         return False
     except PermissionError:
@@ -369,11 +443,13 @@ def mark_interrupted_runs(session: Session, now: dt.datetime) -> list[int]:
     runs = [
         run
         for run in session.scalars(select(ScanRun).where(ScanRun.status == RunStatus.RUNNING))
-        if run.host == socket.gethostname() and not _process_alive(run)
+        if run.host == socket.gethostname() and not process_alive(run.host, run.pid)
     ]
     for run in runs:
         run.status = RunStatus.INTERRUPTED
         run.finished_at = now
-        run.message = "the scanning process ended before the run finished; nothing was resolved"
+        run.message = (
+            "the scanning process ended before the run's outcome was recorded; nothing was resolved"
+        )
     session.flush()
     return [r.id for r in runs]

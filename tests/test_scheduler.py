@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import importlib
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -31,14 +34,28 @@ def write_config(folder: Path, schedules: str = "", base: str = MINIMAL_CONFIG) 
     return path
 
 
-def jobs(path: Path) -> dict[str, str]:
+@contextmanager
+def leading(path: Path) -> Iterator[scheduler.Schedule]:
+    """A started schedule on `path`'s database that holds the lead."""
     config = load_config(path)
     open_store(config)
-    running = scheduler.build_scheduler(config, path)
+    schedule = scheduler.Schedule(config, path)
+    schedule.start()
     try:
-        return {job.id: str(job.trigger) for job in running.get_jobs()}
+        assert schedule.leading.wait(30), "the schedule never took the lead"
+        yield schedule
     finally:
-        scheduler.stop(running)
+        schedule.stop()
+
+
+def jobs(path: Path) -> dict[str, str]:
+    with leading(path) as schedule:
+        return {job.id: str(job.trigger) for job in schedule.jobs()}
+
+
+def next_runs(path: Path) -> dict[str, dt.datetime]:
+    with leading(path) as schedule:
+        return {job.id: job.next_run_time for job in schedule.jobs()}
 
 
 def test_cron_weekdays_count_from_sunday_like_cron():
@@ -62,6 +79,8 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
         "snapshots:daily",
         "reports:monthly",
+        "maintenance:prune",
+        "maintenance:vacuum",
     }
     # A restart with the same configuration changes nothing
     assert jobs(path) == first
@@ -75,18 +94,30 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
 
 def test_jobs_no_longer_configured_are_removed(tmp_path):
     path = write_config(tmp_path)
-    config = load_config(path)
-    open_store(config)
-    running = scheduler.build_scheduler(config, path)
-    running.add_job(
-        "riskiturva.scheduler:scheduled_snapshots",
-        "interval",
-        hours=1,
-        id="collector:retired",
-        args=(str(path),),
-    )
-    scheduler.stop(running)
+    with leading(path) as schedule:
+        schedule._scheduler.add_job(
+            "riskiturva.scheduler:scheduled_snapshots",
+            "interval",
+            hours=1,
+            id="collector:retired",
+            args=(str(path),),
+        )
     assert "collector:retired" not in jobs(path)
+
+
+def test_a_restart_keeps_the_stored_next_run_times(tmp_path):
+    # Given a schedule whose next runs are stored
+    path = write_config(tmp_path, '[settings.schedules]\ntls = "@every 1h"\njitter_seconds = 0')
+    first = next_runs(path)
+    time.sleep(1.5)
+    # When the scheduler restarts with the same configuration, the times are kept (a
+    # restart that recomputed them would skip a run missed while it was down)
+    assert next_runs(path) == first
+    # A changed schedule starts afresh
+    changed = write_config(tmp_path, '[settings.schedules]\ntls = "@every 2h"\njitter_seconds = 0')
+    later = next_runs(changed)
+    assert later["collector:tls"] > first["collector:tls"]
+    assert later["collector:dns_email"] == first["collector:dns_email"]
 
 
 @pytest.mark.lab
@@ -103,25 +134,24 @@ def test_a_fast_trigger_records_a_scheduled_run(lab, tmp_path):
         ),
         encoding="utf-8",
     )
-    config = load_config(path)
-    sessions = open_store(config)
-    running = scheduler.build_scheduler(config, path)
-    running.resume()
-    try:
+    sessions = open_store(load_config(path))
+    with leading(path):
         deadline = time.monotonic() + 90
         run = None
         while time.monotonic() < deadline and run is None:
             time.sleep(0.5)
             with sessions() as session:
+                # (a fire time that came while the previous run was still going is
+                # recorded as skipped: look past those)
                 run = session.scalar(
                     select(ScanRun).where(
-                        ScanRun.trigger == "scheduler", ScanRun.status != "running"
+                        ScanRun.trigger == "scheduler",
+                        ScanRun.status.not_in(["running", "skipped"]),
                     )
                 )
-    finally:
-        scheduler.stop(running)
     assert run is not None, "no scheduled run was recorded within 90 s"
     assert (run.collector, run.status) == ("dns_email", "ok")
+    assert run.scheduled_for is not None  # the fire time it ran for
     # A restart of the scheduler over the same database keeps one job per id
     assert list(jobs(path)).count("collector:dns_email") == 1
 

@@ -33,6 +33,19 @@ def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
     )
 
 
+def _status(context: PageContext, run: queries.RunView) -> str:
+    """The run's status; a skipped one says which fire time it missed."""
+    label = run_status_label(context._, run.status)
+    if run.status == "skipped" and run.scheduled_for is not None:
+        return context._(
+            "{status}: not started at {when} (the scheduler was down for longer than the grace"
+            " time)",
+            status=label,
+            when=context.when(run.scheduled_for),
+        )
+    return label
+
+
 def layout(context: PageContext, slug: str) -> Any:
     _ = context._
     with context.sessions() as session:
@@ -45,7 +58,7 @@ def layout(context: PageContext, slug: str) -> Any:
             [
                 str(run.id),
                 run.collector,
-                run_status_label(_, run.status),
+                _status(context, run),
                 context.when(run.started_at),
                 context.when(run.finished_at),
                 str(len(run.errors)),

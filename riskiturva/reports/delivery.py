@@ -12,7 +12,6 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import ipaddress
-import os
 import smtplib
 import socket
 import ssl
@@ -25,6 +24,7 @@ from pathlib import Path
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva._files import write_private
 from riskiturva.config import Config, ResolverSettings, Settings, SMTPSettings
 from riskiturva.i18n import translator
 from riskiturva.models import Organisation
@@ -82,10 +82,7 @@ def archive(
         raise NotVisible(rendered.organisation)
     relative = Path(rendered.organisation) / rendered.filename
     target = folder / relative
-    target.parent.mkdir(parents=True, exist_ok=True)
-    partial = target.with_suffix(target.suffix + ".part")
-    partial.write_bytes(rendered.content)
-    os.replace(partial, target)
+    write_private(target, rendered.content)
     row = session.scalar(
         select(ArchivedReport).where(
             ArchivedReport.organisation_id == organisation.id,
