@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
 # Packages held to mypy (strict, pydantic plugin; see [tool.mypy] in pyproject.toml). Add one
 # here when it passes: `make lint MYPY_PACKAGES="collectors riskiturva"` tries it first.
-MYPY_PACKAGES ?= collectors
+MYPY_PACKAGES ?= collectors riskiturva dashboard riskiturva_cli
 # Runs a command in a network namespace that has only loopback: nothing can leave the machine,
 # not even a stray lookup through the system resolver (see README, "Network safety").
 LOOPBACK_ONLY := unshare --net sh -c 'ip link set lo up && exec "$$0" "$$@"'

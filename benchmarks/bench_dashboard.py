@@ -25,15 +25,17 @@ import tempfile
 import time
 from pathlib import Path
 
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 
 import dashboard
 from dashboard import ids
 from riskiturva import auth, db
 from riskiturva.checks import load_registry
 from riskiturva.config import Config
+from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
+    CurrentScore,
     Finding,
     FindingEvent,
     Organisation,
@@ -182,6 +184,10 @@ def build(path: Path, seed: int = 7) -> Config:
                     }
                 )
         session.execute(insert(ScoreSnapshot), snapshots)
+        # The store keeps each organisation's current score whenever its findings change;
+        # rows inserted in bulk need it done once, as after the last scan.
+        for org_id in org_ids.values():
+            refresh_current_score(session, org_id, now=NOW - dt.timedelta(hours=3))
         auth.create_user(
             session, username="partner", password=PASSWORD, role=auth.Role.PARTNER_ADMIN, now=NOW
         )
@@ -262,7 +268,12 @@ def main() -> None:
     engine = make_engine(config.settings.effective_database_url)
     app = dashboard.create_app(config, session_factory(engine), clock=lambda: NOW)
     results = [(name, measure(app, user, path, args.repeats)) for name, user, path in CASES]
-    section = render(results, build_seconds, args.repeats)
+    # The same portfolio when no organisation's current score is kept (after an upgrade of
+    # the scoring model, say): every organisation is scored live. Shown, not a target.
+    with engine.begin() as connection:
+        connection.execute(delete(CurrentScore))
+    cold = measure(app, "partner", "/", max(5, args.repeats // 4))
+    section = render(results, build_seconds, args.repeats, cold)
     print(section)
     print(json.dumps({n: r for n, r in results}, indent=1))
     if args.write:
@@ -272,7 +283,12 @@ def main() -> None:
         path.write_text(text + "\n\n" + section, encoding="utf-8")
 
 
-def render(results: list[tuple[str, dict[str, float]]], build_seconds: float, repeats: int) -> str:
+def render(
+    results: list[tuple[str, dict[str, float]]],
+    build_seconds: float,
+    repeats: int,
+    cold: dict[str, float],
+) -> str:
     lines = [
         "## Dashboard",
         "",
@@ -295,12 +311,18 @@ def render(results: list[tuple[str, dict[str, float]]], build_seconds: float, re
     lines += [
         "",
         f"Target (p95 < 300 ms for the portfolio and organisation pages): "
-        f"{'met' if worst < 300 else 'not met'} (worst p95 {worst:.0f} ms). The portfolio reads",
-        "the latest snapshot of each organisation and 19 sampled days for the sparklines, and",
-        "counts open and overdue findings in SQL; the overview scores its organisation live.",
-        "Before the heatmap's 1,545 cell labels were left to Plotly (they were formatted with",
-        "Babel in Python) and the latest-snapshot query was bounded to 90 days, the portfolio's",
-        "p95 was 463 ms. Browser rendering time is not included.",
+        f"{'met' if worst < 300 else 'not met'} (worst p95 {worst:.0f} ms). Every number is",
+        "live at the moment of the request: the overview scores its organisation from the",
+        "findings; the portfolio reads each organisation's current score, which the store",
+        "keeps in the same transaction as every change (the build keeps it once, as the last",
+        "scan would), and scores live any organisation whose kept score no longer holds. The",
+        "sparklines and the 30-day change read 19 sampled days and one baseline day of the",
+        "snapshots. Charts are Plotly's JSON as plain dicts (plotly.graph_objects' validation",
+        "cost more than the data). Browser rendering time is not included.",
+        "",
+        "With no current score kept (every organisation scored live, as after an upgrade of",
+        f"the scoring model until the next scans): portfolio p50 {cold['p50']:.0f} ms, p95",
+        f"{cold['p95']:.0f} ms.",
         "",
     ]
     return "\n".join(lines)

@@ -26,11 +26,11 @@ from riskiturva import db
 from riskiturva.checks import load_registry
 from riskiturva.config import Config
 from riskiturva.models import Organisation, RunStatus, ScanRun, ScoreSnapshot
-from riskiturva.reports.data import organisation_report
+from riskiturva.period import Month
 from riskiturva.reports.delivery import deliver_monthly
-from riskiturva.reports.period import Month
 from riskiturva.reports.render import organisation_html, pdf_from_html
 from riskiturva.store import ObservedFinding, make_engine, reconcile, session_factory, sync_config
+from riskiturva.views.period import organisation_report
 
 MONTH = Month(2026, 10)
 NOW = dt.datetime(2026, 11, 1, 6, 0, tzinfo=dt.UTC)
@@ -137,7 +137,9 @@ def main() -> None:
     for _ in range(args.repeats):
         t0 = time.perf_counter()
         with sessions() as session:
-            report = organisation_report(session, slug, MONTH, visible=[slug], now=NOW)
+            report = organisation_report(
+                session, slug, MONTH, visible=[slug], now=NOW, registry=load_registry()
+            )
         t1 = time.perf_counter()
         html = organisation_html(report, "fi")
         t2 = time.perf_counter()

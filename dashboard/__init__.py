@@ -21,7 +21,7 @@ from dash.exceptions import PreventUpdate
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import ids, pages
-from dashboard.components import Services
+from dashboard.components import Services, aria
 from dashboard.headers import content_security_policy
 from dashboard.i18n import LANGUAGES, text
 from dashboard.security import (
@@ -45,8 +45,8 @@ ASSETS = Path(__file__).parent / "assets"
 class _Dash(dash.Dash):
     """Dash, with `<html lang>` set to the reader's language on every page."""
 
-    def interpolate_index(self, **kwargs: Any) -> str:
-        index = super().interpolate_index(**kwargs)
+    def interpolate_index(self, **kwargs: Any) -> str:  # type: ignore[override]  # keywords only
+        index: str = super().interpolate_index(**kwargs)  # type: ignore[no-untyped-call]
         language = flask.g.get("language") or flask.session.get("lang") or "fi"
         return index.replace("<html>", f'<html lang="{language}">', 1)
 
@@ -65,9 +65,9 @@ def create_app(
     )
     app = _Dash(
         __name__,
-        server=flask.Flask(__name__),
+        server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
         title="Riskiturva",
-        update_title=None,
+        update_title="",  # no "Updating…" in the tab title
         assets_folder=str(ASSETS),
         serve_locally=True,
         suppress_callback_exceptions=False,
@@ -91,7 +91,7 @@ def create_app(
     for module in pages.page_modules():
         module.register(secure, services)
         validation.extend(module.validation_layout())
-    app.validation_layout = html.Div([_shell_components(), *validation])
+    app.validation_layout = html.Div([_shell_components(), *validation])  # type: ignore[assignment]
     # Last: the hashes cover every inline script Dash writes, clientside callbacks included.
     app.server.config[CSP_CONFIG_KEY] = content_security_policy(app.csp_hashes())
     return app
@@ -124,13 +124,14 @@ def _shell() -> Any:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
     if viewer.can_audit:
         links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
+    current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(
             name,
             href=f"/language/{code}",
             lang=code,
             className="language" + (" current" if code == language else ""),
-            **({"aria-current": "true"} if code == language else {}),
+            **(current if code == language else {}),
         )
         for code, name in LANGUAGES.items()
     ]
@@ -143,12 +144,12 @@ def _shell() -> Any:
                     [
                         html.A("Riskiturva", href="/", className="brand"),
                         dbc.Nav(links, className="main-links"),
-                        html.Div(languages, className="languages", **{"aria-label": _("Language")}),
+                        html.Div(languages, className="languages", **aria(_("Language"))),
                         html.Span(viewer.display_name, className="user", id="user-name"),
                         html.Button(_("Sign out"), id=ids.SIGN_OUT, className="btn btn-link"),
                     ],
                     className="topbar",
-                    **{"aria-label": _("Main")},
+                    **aria(_("Main")),
                 )
             ),
             html.Main(id=ids.PAGE, className="content"),

@@ -12,10 +12,10 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import dash_bootstrap_components as dbc
 from dash import dcc, html
+from dash.dash_table.DataTable import DataTable
 from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import ids
@@ -25,9 +25,9 @@ from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
 from riskiturva.config import DashboardSettings
 from riskiturva.i18n import Translator
-from riskiturva.models import Organisation
+from riskiturva.store import NotVisible
+from riskiturva.views import TIMEZONE, OrganisationRef, local_day
 
-TIMEZONE = ZoneInfo("Europe/Helsinki")
 GRADES = ("A", "B", "C", "D", "F")
 GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9e2f", "C": "#b58900", "D": "#d4661c", "F": "#c62828"}
 SEVERITIES = ("critical", "high", "medium", "low", "info")
@@ -64,7 +64,7 @@ class PageContext:
 
     @property
     def today(self) -> dt.date:
-        return self.now.astimezone(TIMEZONE).date()
+        return local_day(self.now)
 
     def when(self, value: dt.datetime | None) -> str:
         return "–" if value is None else self._.datetime(value.astimezone(TIMEZONE))
@@ -78,6 +78,13 @@ class PageContext:
 
     def score(self, value: float | None) -> str:
         return "–" if value is None else self._.number(value, 1)
+
+    def signed(self, value: float | None) -> str:
+        """A change in points with its sign: +3,2 / −1,0 / ±0,0."""
+        if value is None:
+            return "–"
+        sign = "+" if value > 0 else "−" if value < 0 else "±"
+        return sign + self._.number(abs(value), 1)
 
     def title(self, check_id: str) -> str:
         check = self.registry.get(check_id)
@@ -138,7 +145,7 @@ def grade_badge(
         className=f"grade grade-{grade or 'none'}" + (" grade-large" if large else ""),
         title=_("Grade {grade}", grade=letter),
         role="img",
-        **{"aria-label": _("Grade {grade}", grade=letter)},
+        **aria(_("Grade {grade}", grade=letter)),
         **props,
     )
 
@@ -162,11 +169,12 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("findings", "/findings", _("Findings"), True),
         ("assets", "/assets", _("Assets"), True),
         ("score", "/score", _("Scoring explanation"), False),
+        ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
     )
 
 
-def org_header(context: PageContext, org: Organisation, active: str) -> html.Div:
+def org_header(context: PageContext, org: OrganisationRef, active: str) -> html.Div:
     """The organisation's name and its tabs (detail tabs hidden from management viewers,
     who are refused those pages anyway)."""
     _ = context._
@@ -224,6 +232,22 @@ def section(title: str, *children: Any, **props: Any) -> html.Section:
     return html.Section([html.H2(title), *children], className="panel", **props)
 
 
+def data_table(**props: Any) -> DataTable:
+    """A DataTable in the page's fonts whose Markdown cells never render HTML (links made
+    with `markdown_text` only). Dash's generated type hints are stricter than the
+    component (they refuse None cells), so the properties pass through here untyped."""
+    props.setdefault("markdown_options", {"html": False})
+    props.setdefault("style_cell", TABLE_CELL)
+    props.setdefault("style_header", TABLE_HEADER)
+    assert props["markdown_options"].get("html") is False, "tables never render HTML"
+    return DataTable(**props)
+
+
+def aria(label: str) -> dict[str, Any]:
+    """`aria-label` for a component (the attribute's dash is no keyword argument)."""
+    return {"aria-label": label}
+
+
 def graph(figure: Any, **props: Any) -> dcc.Graph:
     return dcc.Graph(figure=figure, config={"displaylogo": False, "displayModeBar": False}, **props)
 
@@ -266,6 +290,15 @@ class Services:
         see (`what`: the kind of thing; `target`: as the browser named it). The viewer
         still gets the same "not found" either way."""
         self.audit(viewer, "access.refused", target=str(target), detail={"what": what})
+
+
+def row_id(value: Any) -> int:
+    """A database id from the browser: a positive 64-bit integer, else not found."""
+    if isinstance(value, str) and value.isdigit():
+        value = int(value)
+    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
+        return value
+    raise NotVisible(value)
 
 
 def plot_text(value: str) -> str:

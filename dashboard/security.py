@@ -27,6 +27,7 @@ from urllib.parse import urlencode, urlsplit
 import dash
 import flask
 from dash.exceptions import DependencyException, PreventUpdate
+from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -318,7 +319,7 @@ def install(
         return _not_found_page(flask.session.get("lang") or "fi")
 
     @server.before_request
-    def guard() -> flask.Response | None:
+    def guard() -> ResponseReturnValue | None:
         request = flask.request
         path, method = request.path, request.method
         flask.g.client = proxies.client_of(
@@ -388,7 +389,7 @@ def install(
         return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
     @server.route(LOGIN_PATH, methods=["GET", "POST"])
-    def login() -> flask.Response:
+    def login() -> ResponseReturnValue:
         language = flask.session.get("lang") or "fi"
         _ = text(language)
         token = flask.session.get("login_csrf") or secrets.token_urlsafe(32)
@@ -441,9 +442,9 @@ def install(
             csrf=secrets.token_urlsafe(32),
             lang=chosen_language or result.viewer.language,
         )
-        response = flask.redirect(next_path)
+        signed_in = flask.redirect(next_path)
         remembered = [n for n in known if n != result.viewer.username][-(DEVICE_ACCOUNTS - 1) :]
-        response.set_cookie(
+        signed_in.set_cookie(
             DEVICE_COOKIE,
             devices.dumps([*remembered, result.viewer.username]),
             max_age=int(device_max_age.total_seconds()),
@@ -451,10 +452,10 @@ def install(
             samesite="Lax",
             secure=dashboard.secure_cookies,
         )
-        return response
+        return signed_in
 
     @server.route("/language/<code>")
-    def choose_language(code: str) -> flask.Response:
+    def choose_language(code: str) -> ResponseReturnValue:
         if code in LANGUAGES:
             flask.session["lang"] = code
         back = urlsplit(flask.request.referrer or "")

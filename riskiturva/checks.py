@@ -108,8 +108,8 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
             raise CheckRegistryError(f"{where}: {field} lacks {', '.join(missing)}")
         texts[field] = {lang: str(value[lang]).strip() for lang in LANGUAGES}
     try:
-        severity = Severity(data.get("severity"))
-        effort = Effort(data.get("effort"))
+        severity = Severity(str(data.get("severity")))
+        effort = Effort(str(data.get("effort")))
     except ValueError as exc:
         raise CheckRegistryError(f"{where}: {exc}") from exc
     references = data.get("references", ())
@@ -144,3 +144,12 @@ def load_registry() -> Registry:
                 )
             checks[check_id] = check
     return Registry(checks)
+
+
+def markdown_table(registry: Mapping[str, Check]) -> str:
+    """Every check as a Markdown table: id, category, severity, effort, English title."""
+    lines = ["| id | category | severity | effort | title (en) |", "|---|---|---|---|---|"]
+    for check in registry.values():
+        row = (check.id, check.category, check.severity, check.effort, check.title["en"])
+        lines.append("| `{}` | {} | {} | {} | {} |".format(*row))
+    return "\n".join(lines) + "\n"

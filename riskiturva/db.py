@@ -55,6 +55,12 @@ def head_revision() -> str | None:
     return ScriptDirectory(_script_location()).get_current_head()
 
 
+def revisions() -> list[str]:
+    """Every migration's revision id, oldest first."""
+    walk = ScriptDirectory(_script_location()).walk_revisions()
+    return [script.revision for script in reversed(list(walk))]
+
+
 def current_revision(engine: Engine) -> str | None:
     with engine.connect() as connection:
         return MigrationContext.configure(connection).get_current_revision()

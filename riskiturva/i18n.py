@@ -2,23 +2,28 @@
 
 Source strings are English; Finnish (the default) and Swedish come from gettext catalogs in
 `riskiturva/locale/<lang>/LC_MESSAGES/<domain>.po`, one domain per part (`dashboard`,
-`reports`). Catalogs are read with Babel at first use — no compile step, nothing generated
-to commit. Numbers and month names are formatted for fi_FI, sv_FI (Finland-Swedish) and
-en_GB; dates and times use patterns of our own (`DATE_PATTERNS`, `TIME_PATTERNS`), so that a
-CLDR update cannot change how a report or page writes a day: Babel 2.19 (CLDR 47) moved
-sv_FI's "short" date from 2026-10-31 to 31.10.2026, which is what Finland-Swedish readers
-expect and what we now write deliberately.
+`reports`, `scoring`). Catalogs are read with Babel at first use and compiled in memory for
+the standard `gettext` (so plural forms follow each catalog's `Plural-Forms`) — no compile
+step, nothing generated to commit. Numbers and month names are formatted for fi_FI, sv_FI
+(Finland-Swedish) and en_GB; dates and times use patterns of our own (`DATE_PATTERNS`,
+`TIME_PATTERNS`), so that a CLDR update cannot change how a report or page writes a day:
+Babel 2.19 (CLDR 47) moved sv_FI's "short" date from 2026-10-31 to 31.10.2026, which is
+what Finland-Swedish readers expect and what we now write deliberately.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import gettext
+import io
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 
 from babel import Locale
 from babel.dates import format_date, format_datetime
+from babel.messages.catalog import Catalog
+from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 
@@ -39,21 +44,42 @@ def normalise_language(language: str | None) -> str:
     return language if language in LANGUAGES else DEFAULT_LANGUAGE
 
 
+def _read(language: str, domain: str) -> Catalog | None:
+    path = resources.files("riskiturva") / "locale" / language / "LC_MESSAGES" / f"{domain}.po"
+    if language == "en" or not path.is_file():
+        return None
+    with path.open("rb") as handle:
+        return read_po(handle, locale=LOCALES[language])
+
+
 @cache
 def catalog(language: str, domain: str) -> dict[str, str]:
-    """msgid → translation for one language and domain (static package data, read once)."""
-    if language == "en":
+    """msgid → translation for one language and domain (a plural message by its singular
+    msgid and first form); static package data, read once."""
+    parsed = _read(language, domain)
+    if parsed is None:
         return {}
-    path = resources.files("riskiturva") / "locale" / language / "LC_MESSAGES" / f"{domain}.po"
-    if not path.is_file():
-        return {}
-    with path.open("rb") as handle:
-        parsed = read_po(handle, locale=LOCALES[language])
-    return {
-        str(message.id): str(message.string)
-        for message in parsed
-        if message.id and message.string and not message.fuzzy
-    }
+    translated = {}
+    for message in parsed:
+        if not message.id or not message.string or message.fuzzy:
+            continue
+        key = message.id[0] if isinstance(message.id, tuple) else message.id
+        value = message.string[0] if isinstance(message.string, tuple) else message.string
+        if value:
+            translated[str(key)] = str(value)
+    return translated
+
+
+@cache
+def _translations(language: str, domain: str) -> gettext.NullTranslations:
+    """The catalog compiled in memory (fuzzy and empty entries left out)."""
+    parsed = _read(language, domain)
+    if parsed is None:
+        return gettext.NullTranslations()
+    compiled = io.BytesIO()
+    write_mo(compiled, parsed)
+    compiled.seek(0)
+    return gettext.GNUTranslations(compiled)
 
 
 @dataclass(frozen=True)
@@ -64,8 +90,13 @@ class Translator:
     domain: str
 
     def __call__(self, message: str, /, **values: object) -> str:
-        text = catalog(self.language, self.domain).get(message, message)
+        text = _translations(self.language, self.domain).gettext(message)
         return text.format(**values) if values else text
+
+    def ngettext(self, singular: str, plural: str, count: int, /, **values: object) -> str:
+        """`_.ngettext("{count} problem", "{count} problems", n)`: the form for `count`."""
+        text = _translations(self.language, self.domain).ngettext(singular, plural, count)
+        return text.format(count=count, **values)
 
     @property
     def locale(self) -> Locale:

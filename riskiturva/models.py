@@ -1,41 +1,16 @@
-"""Database schema (SQLAlchemy 2.0). Migrations live in `riskiturva/migrations/`."""
+"""The findings store's tables (SQLAlchemy 2.0). Migrations live in `riskiturva/migrations/`;
+`riskiturva.schema` gathers every table (these, the accounts', the report archive's)."""
 
 from __future__ import annotations
 
 import datetime as dt
 import enum
-from typing import Any, ClassVar
+from typing import Any
 
-from sqlalchemy import JSON, DateTime, ForeignKey, Index, String, Text, UniqueConstraint
-from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-
-class UTCDateTime(TypeDecorator[dt.datetime]):
-    """Timezone-aware UTC datetimes on every backend (SQLite stores them naive)."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(dt.UTC)
-
-    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=dt.UTC) if value.tzinfo is None else value.astimezone(dt.UTC)
-
-
-class Base(DeclarativeBase):
-    type_annotation_map: ClassVar[dict[Any, Any]] = {
-        dt.datetime: UTCDateTime,
-        dict[str, Any]: JSON,
-        list[Any]: JSON,
-    }
+from riskiturva.orm import Base
 
 
 class RunStatus(enum.StrEnum):
@@ -221,6 +196,20 @@ class ScoreSnapshot(Base):
     open_counts: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
-from riskiturva import models_auth  # noqa: E402, F401, I001  (accounts share the metadata)
-from riskiturva import models_schedule  # noqa: E402, F401  (the schedule's tables)
-from riskiturva.reports import models as _report_models  # noqa: E402, F401  (the report archive)
+class CurrentScore(Base):
+    """An organisation's score summary as of its last change (one row per organisation).
+
+    Written by the store in the same transaction as every change to the organisation's
+    findings, decisions or assets; read by the portfolio, which scores live instead when
+    the row is missing, of another scoring version or registry, or outlived by a decision
+    (`valid_until`). See `riskiturva.current`.
+    """
+
+    __tablename__ = "current_score"
+
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), primary_key=True)
+    computed_at: Mapped[dt.datetime]
+    scoring_version: Mapped[str] = mapped_column(String(20))
+    registry_digest: Mapped[str] = mapped_column(String(64))
+    valid_until: Mapped[dt.datetime | None]  # the first decision in force to run out
+    summary: Mapped[dict[str, Any]] = mapped_column(default=dict)

@@ -10,7 +10,7 @@ from typing import Any
 from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riskiturva.models import Base
+from riskiturva.orm import Base
 
 
 class Role(enum.StrEnum):

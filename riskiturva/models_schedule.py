@@ -15,7 +15,7 @@ import datetime as dt
 from sqlalchemy import Column, Float, LargeBinary, String, Table, Unicode
 from sqlalchemy.orm import Mapped, mapped_column
 
-from riskiturva.models import Base
+from riskiturva.orm import Base
 
 # APScheduler's job store, as `SQLAlchemyJobStore` defines it; created by the migrations so
 # that schedulers starting at the same moment on a new database do not race to create it.

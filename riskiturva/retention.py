@@ -13,8 +13,9 @@ import datetime as dt
 import sqlite3
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import Engine, delete, select
+from sqlalchemy import CursorResult, Engine, Result, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._files import private_file
@@ -59,7 +60,13 @@ def prune(
             )
         )
         fires = session.execute(delete(SchedulerFire).where(SchedulerFire.handled_at < cutoff))
-    return PruneResult(cutoff, runs.rowcount, errors.rowcount, fires.rowcount)
+    return PruneResult(cutoff, _count(runs), _count(errors), _count(fires))
+
+
+def _count(result: Result[Any]) -> int:
+    """Rows a DELETE removed (a DELETE's result is a CursorResult)."""
+    assert isinstance(result, CursorResult)
+    return result.rowcount
 
 
 def vacuum(engine: Engine) -> str:

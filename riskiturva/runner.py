@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import enum
+import functools
 import os
 import socket
 import threading
@@ -353,8 +354,8 @@ def run_collector(
         for organisation, targets in plans:
             previous = write_with_retry(
                 sessions,
-                lambda session, slug=organisation.slug: _previous_observations(
-                    session, slug, collector.name
+                functools.partial(
+                    _previous_observations, organisation=organisation.slug, collector=collector.name
                 ),
                 what=f"read the previous {collector.name} observations",
                 budget_s=budget,

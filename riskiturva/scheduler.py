@@ -95,7 +95,9 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
     settings = config.settings
     schedules = settings.schedules
 
-    def spec(job_id: str, function: str, expression: str, args: tuple[Any, ...], grace: Any):
+    def spec(
+        job_id: str, function: str, expression: str, args: tuple[Any, ...], grace: Any
+    ) -> JobSpec:
         trigger = parse_schedule(expression, schedules.timezone, schedules.jitter_seconds)
         schedule = f"{expression}; {schedules.timezone}; jitter {schedules.jitter_seconds}s"
         return JobSpec(job_id, f"{__name__}:{function}", schedule, trigger, args, grace)
@@ -169,7 +171,8 @@ class Schedule:
         self._engine.dispose()
 
     def jobs(self) -> list[Job]:
-        return self._scheduler.get_jobs()
+        jobs: list[Job] = self._scheduler.get_jobs()
+        return jobs
 
     # --- leadership ---------------------------------------------------------------------
 
@@ -310,7 +313,7 @@ def claim_fire(
     return True
 
 
-class ClaimingExecutor(BaseExecutor):
+class ClaimingExecutor(BaseExecutor):  # type: ignore[misc]  # APScheduler ships no types
     """Runs a job's fire times the way Riskiturva promises (an APScheduler executor).
 
     It gets every fire time due (the scheduler does not coalesce), claims the latest in
@@ -368,7 +371,7 @@ class ClaimingExecutor(BaseExecutor):
         return [JobExecutionEvent(EVENT_JOB_EXECUTED, job.id, jobstore, latest)]
 
 
-class _ResilientJobStore(SQLAlchemyJobStore):
+class _ResilientJobStore(SQLAlchemyJobStore):  # type: ignore[misc]  # APScheduler: no types
     """A job store whose failed update leaves the stored job as it was instead of killing
     the scheduler's thread: the same fire time comes due again, and its claim stops it from
     running twice."""

@@ -1,7 +1,10 @@
-"""The findings store: engine, configuration sync, reconcile, and the queries everyone uses.
+"""The findings store: engine, configuration sync, reconcile, and people's decisions.
 
-Every query that pages, reports or exports use takes the caller's *visible organisations*
-(a collection of slugs) and filters by it in SQL: authorization lives here, not in layouts.
+What pages, reports and the CLI read is the read model's (`riskiturva.views`). Every
+function here that acts for a person takes the caller's *visible organisations* (a
+collection of slugs) and filters by it in SQL: authorization lives here, not in layouts.
+Every change to an organisation's findings, decisions or assets refreshes its current
+score in the same transaction (`current.refresh_current_score`).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._files import private_file, tighten
 from riskiturva.config import Config
+from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
+    CurrentScore,
     EventKind,
     Finding,
     FindingEvent,
@@ -99,7 +104,7 @@ def upsert(
     if dialect == "postgresql":
         from sqlalchemy.dialects.postgresql import insert
     elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
+        from sqlalchemy.dialects.sqlite import insert  # type: ignore[assignment]  # same API
     else:  # pragma: no cover - the two supported databases
         raise NotImplementedError(f"no upsert for {dialect}")
     for start in range(0, len(rows), UPSERT_CHUNK):
@@ -110,11 +115,33 @@ def upsert(
         session.execute(statement)
 
 
-def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
+def _asset_state(session: Session) -> dict[int, set[tuple[Any, ...]]]:
+    """Every organisation's assets as they stand (what scoring reads of them)."""
+    state: dict[int, set[tuple[Any, ...]]] = {}
+    for org_id, kind, value, criticality, tags, active in session.execute(
+        select(
+            Asset.organisation_id,
+            Asset.kind,
+            Asset.value,
+            Asset.criticality,
+            Asset.tags,
+            Asset.active,
+        )
+    ):
+        state.setdefault(org_id, set()).add((kind, value, criticality, tuple(tags or ()), active))
+    return state
+
+
+def sync_config(
+    session: Session, config: Config, *, now: dt.datetime | None = None
+) -> dict[str, Organisation]:
     """Make the organisation and asset rows match the configuration (assets are never deleted).
 
     Upserts, so scans started at the same moment on a never-scanned database both succeed.
+    An organisation whose assets changed (or that has no current score yet) has its current
+    score refreshed.
     """
+    before = _asset_state(session)
     partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
     upsert(
         session,
@@ -167,6 +194,11 @@ def sync_config(session: Session, config: Config) -> dict[str, Organisation]:
         ]
         if stale:
             session.execute(update(Asset).where(Asset.id.in_(stale)).values(active=False))
+    after = _asset_state(session)
+    kept = set(session.scalars(select(CurrentScore.organisation_id)))
+    for org in organisations.values():
+        if before.get(org.id) != after.get(org.id) or org.id not in kept:
+            refresh_current_score(session, org.id, now=now or dt.datetime.now(dt.UTC))
     return organisations
 
 
@@ -207,7 +239,11 @@ def _event(
 
 
 def expire_decisions(session: Session, now: dt.datetime, organisation_id: int | None = None) -> int:
-    """Return accepted risks and false positives whose expiry has passed to open."""
+    """Return accepted risks and false positives whose expiry has passed to open.
+
+    The `expired` event is dated when the decision ran out, not when this noticed it, so
+    what changed in a period does not depend on when the next scan ran.
+    """
     query = select(Finding).where(
         Finding.status.in_(list(DECISIONS)), Finding.decision_until <= now
     )
@@ -216,7 +252,8 @@ def expire_decisions(session: Session, now: dt.datetime, organisation_id: int | 
     expired = 0
     for finding in session.scalars(query):
         finding.status = FindingStatus.OPEN
-        _event(finding, EventKind.EXPIRED, now, None, note=f"{finding.decision} expired")
+        at = finding.decision_until or now
+        _event(finding, EventKind.EXPIRED, at, None, note=f"{finding.decision} expired")
         expired += 1
     return expired
 
@@ -278,7 +315,7 @@ def reconcile(
             counts.opened += 1
         elif finding.status == FindingStatus.RESOLVED:
             finding.status = (
-                FindingStatus(finding.decision)
+                FindingStatus(str(finding.decision))
                 if _decision_holds(finding, now)
                 else FindingStatus.OPEN
             )
@@ -302,6 +339,7 @@ def reconcile(
             _event(finding, EventKind.RESOLVED, now, run_id)
             counts.resolved += 1
     session.flush()
+    refresh_current_score(session, organisation.id, now=now)
     return counts
 
 
@@ -338,49 +376,8 @@ def decide(
     kind = EventKind.ACCEPTED if decision == FindingStatus.ACCEPTED else EventKind.FALSE_POSITIVE
     _event(finding, kind, now, None, actor=actor, note=reason.strip())
     session.flush()
+    refresh_current_score(session, finding.organisation_id, now=now)
     return finding
-
-
-def revoke(
-    session: Session,
-    *,
-    finding_id: int,
-    visible: Collection[str],
-    actor: str,
-    reason: str,
-    now: dt.datetime,
-) -> Finding:
-    """End a person's decision on a finding now (undo an acceptance or a false positive):
-    the finding counts as open again at once (a resolved one stays resolved), a later
-    sighting no longer returns it to the decision, and its history keeps who decided and
-    who revoked, and why."""
-    if not reason.strip():
-        raise ValueError("a reason is required")
-    finding = get_finding(session, finding_id, visible)
-    if finding.decision is None or (
-        finding.decision_until is not None and finding.decision_until <= now
-    ):
-        raise ValueError("no decision in force")
-    if finding.status in DECISIONS:
-        finding.status = FindingStatus.OPEN
-    finding.decision = finding.decided_by = finding.decided_at = None
-    finding.decision_reason = finding.decision_until = None
-    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=reason.strip())
-    session.flush()
-    return finding
-
-
-# --- queries ---------------------------------------------------------------------------
-
-
-def visible_organisations(session: Session, visible: Collection[str]) -> list[Organisation]:
-    return list(
-        session.scalars(
-            select(Organisation)
-            .where(Organisation.slug.in_(list(visible)))
-            .order_by(Organisation.slug)
-        )
-    )
 
 
 def get_finding(session: Session, finding_id: int, visible: Collection[str]) -> Finding:
@@ -394,30 +391,36 @@ def get_finding(session: Session, finding_id: int, visible: Collection[str]) -> 
     return finding
 
 
-def list_findings(
+def revoke(
     session: Session,
-    visible: Collection[str],
     *,
-    organisation: str | None = None,
-    statuses: Collection[str] | None = None,
-    categories: Collection[str] | None = None,
-    severities: Collection[str] | None = None,
-) -> list[Finding]:
-    """Findings of the visible organisations, newest first, with optional filters."""
-    slugs = [s for s in visible if organisation is None or s == organisation]
-    query = (
-        select(Finding)
-        .join(Organisation)
-        .where(Organisation.slug.in_(slugs))
-        .order_by(Organisation.slug, Finding.first_seen.desc(), Finding.id.desc())
-    )
-    if statuses:
-        query = query.where(Finding.status.in_(list(statuses)))
-    if categories:
-        query = query.where(Finding.category.in_(list(categories)))
-    if severities:
-        query = query.where(Finding.severity.in_(list(severities)))
-    return list(session.scalars(query))
+    finding_id: int,
+    visible: Collection[str],
+    actor: str,
+    reason: str,
+    now: dt.datetime,
+) -> Finding:
+    """End a person's decision on a finding now (undo an acceptance or a false positive):
+    the finding counts as open again, and its history keeps who decided and who revoked."""
+    if not reason.strip():
+        raise ValueError("a reason is required")
+    finding = get_finding(session, finding_id, visible)
+    if finding.decision is None or (
+        finding.decision_until is not None and finding.decision_until <= now
+    ):
+        raise ValueError("no decision in force")
+    note = f"{finding.decision} revoked: {reason.strip()}"
+    if finding.status in DECISIONS:
+        finding.status = FindingStatus.OPEN
+    finding.decision = finding.decided_by = finding.decided_at = None
+    finding.decision_reason = finding.decision_until = None
+    _event(finding, EventKind.REVOKED, now, None, actor=actor, note=note)
+    session.flush()
+    refresh_current_score(session, finding.organisation_id, now=now)
+    return finding
+
+
+# --- runs ------------------------------------------------------------------------------
 
 
 def process_alive(host: str | None, pid: int | None) -> bool:

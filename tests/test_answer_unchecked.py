@@ -6,9 +6,9 @@ import json
 
 from click.testing import CliRunner
 
-from riskiturva import cli
 from riskiturva.checks import load_registry
 from riskiturva.scoring import answer, score_organisation
+from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG
 
 

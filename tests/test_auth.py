@@ -12,12 +12,12 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from riskiturva import auth, user_sessions
-from riskiturva.cli import main
 from riskiturva.config import DashboardSettings, Settings, load_config
 from riskiturva.models_auth import AuditEvent, User, UserSession
 from riskiturva.signin_throttle import ThrottlePolicy
 from riskiturva.store import sync_config
 from riskiturva.user_sessions import SessionLimits
+from riskiturva_cli import main
 from tests.conftest import MINIMAL_CONFIG, T0
 
 PASSWORD = "correct horse battery"

@@ -11,10 +11,10 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from riskiturva import cli
 from riskiturva.config import load_config
 from riskiturva.models import Organisation
 from riskiturva.store import ObservedFinding, make_engine, reconcile, session_factory, sync_config
+from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG, T0
 
 ROOT = Path(__file__).resolve().parents[1]

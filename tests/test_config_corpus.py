@@ -21,8 +21,8 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from riskiturva import cli
 from riskiturva.config import ConfigError, load_config
+from riskiturva_cli import commands as cli
 
 RISKITURVA = str(Path(sys.executable).parent / "riskiturva")
 

@@ -16,6 +16,7 @@ import re
 import shutil
 import threading
 import tomllib
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -27,11 +28,11 @@ import dashboard
 from dashboard import ids
 from dashboard.proxies import client_address
 from dashboard.security import CSRF_HEADER, unsecured_callbacks
-from riskiturva import auth
+from riskiturva import auth, views
 from riskiturva.config import Config, DashboardSettings
-from riskiturva.models import Finding, FindingEvent, ScanError, ScanRun, SubjectState
+from riskiturva.models import Finding, FindingEvent, FindingStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models_auth import AuditEvent, UserSession
-from riskiturva.store import ObservedFinding, reconcile, sync_config
+from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
 from tests.conftest import MINIMAL_CONFIG, T0
 from tests.dashboard_http import callback_body, client_from, output_of, post_login
 
@@ -96,9 +97,23 @@ def seed(sessions, config) -> dict[str, int]:
                     "services",
                     "high",
                     banner="<script>alert('salainen')</script>",
-                )
+                ),
+                _observed("dns.axfr.open", "127.60.2.10:53/tcp", "dns", "high"),
             ],
             scanned_ok={"127.60.2.10:3389/tcp"},
+            now=T0,
+        )
+        session.flush()
+        # Rapala's own decision: a forger must not revoke it, nor read its reason.
+        axfr = session.scalar(select(Finding).where(Finding.subject == "127.60.2.10:53/tcp"))
+        decide(
+            session,
+            finding_id=axfr.id,
+            visible=["rapala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="rapala-it",
+            reason="salainen siirto ensi kuussa",
+            until=NOW + dt.timedelta(days=10),
             now=T0,
         )
         for slug, ip in (("hyvala", "127.60.1.11"), ("rapala", "127.60.2.10")):
@@ -655,11 +670,12 @@ ROUTES = (
     "/org/rapala/findings",
     "/org/rapala/assets",
     "/org/rapala/score",
+    "/org/rapala/exceptions",
     "/org/rapala/scans",
 )
 
 
-def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
+def hostile_values(rapala_finding: int, rapala_accepted: int) -> dict[tuple[str, str], list[Any]]:
     """Values a forger would try for each callback input and state, all aimed at Rapala."""
     return {
         (ids.URL, "pathname"): [
@@ -683,6 +699,7 @@ def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
         (ids.EXPORT, "n_clicks"): [1],
         (ids.FINDING_ID, "data"): [
             rapala_finding,
+            rapala_accepted,
             str(rapala_finding),
             f" {rapala_finding}",
             -rapala_finding,
@@ -692,6 +709,7 @@ def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
             None,
         ],
         (ids.DECIDE_SUBMIT, "n_clicks"): [1],
+        (ids.DECIDE_REVOKE, "n_clicks"): [1],
         (ids.REVOKE_SUBMIT, "n_clicks"): [1],
         (ids.DECIDE_KIND, "value"): ["accepted", "false_positive", "open", 5],
         (ids.DECIDE_REASON, "value"): ["hyväksytty"],
@@ -706,6 +724,17 @@ def hostile_values(rapala_finding: int) -> dict[tuple[str, str], list[Any]]:
             ["rapala-staff"],
             None,
         ],
+        (ids.EXCEPTIONS_ORG, "data"): ["rapala", ["rapala"], None],
+        (ids.EXCEPTIONS_TABLE, "selected_row_ids"): [
+            [rapala_accepted],
+            [rapala_finding, rapala_accepted],
+            [str(rapala_accepted)],
+            rapala_accepted,
+            [10**30],
+            ["x"],
+            None,
+        ],
+        (ids.REVOKE_REASON, "value"): ["peruttu"],
     }
 
 
@@ -729,18 +758,19 @@ def without_own_rows(body: Any, attacker: str) -> Any:
     ("attacker", "not_theirs"),
     [
         ("hyvala-staff", {ids.AUDIT_TABLE, ids.END_SESSIONS_MESSAGE}),  # not partner admins
-        ("hyvala-partner", {ids.DECIDE_MESSAGE}),  # decisions are the organisation's own
+        ("hyvala-partner", {ids.DECIDE_MESSAGE, ids.REVOKE_MESSAGE}),  # decisions: staff's
     ],
 )
 def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not_theirs):
     app, sessions, finding_ids = estate
     rapala_finding = finding_ids["127.60.2.10:3389/tcp"]
-    values = hostile_values(rapala_finding)
+    rapala_accepted = finding_ids["127.60.2.10:53/tcp"]
+    values = hostile_values(rapala_finding, rapala_accepted)
     rapala, _ = sign_in(app, "rapala-staff")
     client, _ = sign_in(app, attacker)
     with sessions() as session:
         events_before = session.scalar(select(func.count(FindingEvent.id)))
-    calls = 0
+    tally: Counter[tuple[str, int]] = Counter()  # (callback, status): attempts
     for output, spec in app.callback_map.items():
         dependencies = [(d["id"], d["property"]) for d in spec["inputs"] + spec["state"]]
         missing = [d for d in dependencies if d not in values]
@@ -749,16 +779,17 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
             for value in values[varied]:
                 chosen = {d: values[d][0] for d in dependencies} | {varied: value}
                 response = call(app, client, output, chosen)
-                calls += 1
+                tally[output.strip(".").split(".")[0], response.status_code] += 1
                 assert response.status_code in (200, 204), (output, chosen)
                 body = response.json if response.is_json else response.get_data(as_text=True)
                 shown = json.dumps(without_own_rows(body, attacker), ensure_ascii=False)
                 leaked = [m for m in RAPALA_MARKERS if m in shown]
                 assert not leaked, f"{output} with {chosen} returned {leaked}: {shown[:300]}"
-    assert calls > 75
+    assert tally.total() > 75
     with sessions() as session:
         assert session.scalar(select(func.count(FindingEvent.id))) == events_before
         assert session.get(Finding, rapala_finding).status == "open"
+        assert session.get(Finding, rapala_accepted).status == "accepted"
     assert rapala.get("/_dash-layout").status_code == 200  # her session was not ended
     refusals = audited(sessions, "access.refused") + audited(sessions, "request.refused")
     assert {e.actor for e in refusals} == {attacker}
@@ -767,6 +798,25 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
     assert {"/org/rapala", "rapala"} <= targets
     permission = {e.target for e in audited(sessions, "request.refused")}
     assert permission == {output_of(app, component) for component in not_theirs}
+    print(attack_table(attacker, tally, len(refusals)))  # for the record: `pytest -rP`
+
+
+def attack_table(attacker: str, tally: Counter[tuple[str, int]], audited_refusals: int) -> str:
+    """The attempts per callback and what they got, as a Markdown table."""
+    rows = [
+        f"attacker {attacker}",
+        "| callback | attempts | 200 (nothing of Rapala's) | 204 (refused) |",
+    ]
+    rows.append("|---|---|---|---|")
+    for callback in sorted({c for c, _ in tally}):
+        answered, refused = tally[callback, 200], tally[callback, 204]
+        rows.append(f"| {callback} | {answered + refused} | {answered} | {refused} |")
+    rows.append(
+        f"| all | {tally.total()} | {sum(n for (_, s), n in tally.items() if s == 200)} "
+        f"| {sum(n for (_, s), n in tally.items() if s == 204)} |"
+    )
+    rows.append(f"leaks 0, changes 0, audited refusals {audited_refusals}")
+    return "\n".join(rows)
 
 
 def test_staff_see_their_own_organisation(estate):
@@ -830,7 +880,7 @@ def test_staff_decision_shows_at_once_and_is_written_to_the_audit_trail(estate):
     response = call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
     assert response.status_code == 200
     assert status_shown(response) == "Hyväksytty riski"
-    assert response.json["response"][ids.REVOKE_SUBMIT]["disabled"] is False
+    assert response.json["response"][ids.DECIDE_REVOKE]["disabled"] is False
     with sessions() as session:
         finding = session.get(Finding, own)
         assert (finding.status, finding.decided_by) == ("accepted", "hyvala-staff")
@@ -852,7 +902,7 @@ def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
         (ids.DECIDE_REASON, "value"): "Ei ole RDP vaan VPN",
         (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=60)).isoformat(),
     }
-    revoke = [(ids.REVOKE_SUBMIT, "n_clicks")]
+    revoke = [(ids.DECIDE_REVOKE, "n_clicks")]
     nothing = call(app, client, output, values, changed=revoke)  # nothing to revoke yet
     assert "vain voimassa olevan päätöksen voi perua" in text_of(nothing)
     call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
@@ -862,7 +912,7 @@ def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
     values[(ids.DECIDE_REASON, "value")] = "Sittenkin RDP"
     response = call(app, client, output, values, changed=revoke)
     assert status_shown(response) == "Avoin"
-    assert response.json["response"][ids.REVOKE_SUBMIT]["disabled"] is True
+    assert response.json["response"][ids.DECIDE_REVOKE]["disabled"] is True
     assert "Päätös peruttu" in text_of(response)
     with sessions() as session:
         finding = session.get(Finding, own)
@@ -978,6 +1028,51 @@ def test_a_partner_administrator_signs_out_someone_everywhere(estate):
     assert [e.target for e in audited(sessions, "access.refused")] == ["rapala-staff"]
 
 
+def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
+    app, sessions, finding_ids = estate
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    staff, _ = sign_in(app, "hyvala-staff")
+    decision = {
+        (ids.DECIDE_SUBMIT, "n_clicks"): 1,
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "accepted",
+        (ids.DECIDE_REASON, "value"): "Etätyöpalvelin poistuu joulukuussa",
+        (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=10)).isoformat(),
+    }
+    call(app, staff, next(k for k in app.callback_map if "decide-message" in k), decision)
+    # Given the management viewer: the overview warns of the accepted critical problem and
+    # of the decision ending within 14 days, and the register names who decided and why
+    boss, _ = sign_in(app, "hyvala-boss")
+    overview = text_of(call(app, boss, "page.children", {(ids.URL, "pathname"): "/org/hyvala"}))
+    assert ids.ACCEPTED_WARNING in overview and ids.EXPIRING_WARNING in overview
+    register = text_of(
+        call(app, boss, "page.children", {(ids.URL, "pathname"): "/org/hyvala/exceptions"})
+    )
+    assert "Etätyöpalvelin poistuu joulukuussa" in register and "hyvala-staff" in register
+    output = next(k for k in app.callback_map if "revoke-message" in k)
+    revoke = {
+        (ids.REVOKE_SUBMIT, "n_clicks"): 1,
+        (ids.EXCEPTIONS_ORG, "data"): "hyvala",
+        (ids.EXCEPTIONS_TABLE, "selected_row_ids"): [own],
+        (ids.REVOKE_REASON, "value"): "Päätös tehtiin väärään havaintoon",
+    }
+    assert call(app, boss, output, revoke).status_code == 204  # viewers may not revoke
+    # When the staff revoke it
+    response = call(app, staff, output, revoke)
+    # Then the finding is open again, the register is empty, and the audit trail says who
+    assert response.status_code == 200
+    assert response.json["response"][ids.EXCEPTIONS_TABLE]["data"] == []
+    with sessions() as session:
+        assert session.get(Finding, own).status == "open"
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "finding.revoked"))
+        assert (event.actor, event.organisation, event.target) == (
+            "hyvala-staff",
+            "hyvala",
+            str(own),
+        )
+        assert event.note == "Päätös tehtiin väärään havaintoon"
+
+
 def test_csv_export_neutralises_formulas_and_is_audited(estate):
     app, sessions, _ = estate
     client, _ = sign_in(app, "hyvala-staff")
@@ -1055,20 +1150,19 @@ def test_cookies_are_secure_when_configured(make_estate):
 
 def test_shared_runs_show_each_reader_their_own_part(sessions, minimal_config):
     """On SQLite and PostgreSQL: the run list is found through the JSON list of slugs."""
-    from dashboard import queries
-
     seed(sessions, minimal_config)
     with sessions() as session:
-        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
-        [whole] = queries.runs_for(session, {"hyvala", "rapala"}, "hyvala")
-        assert queries.runs_for(session, {"hyvala"}, "rapala") == []
+        [own] = views.runs(session, {"hyvala"}, "hyvala")
+        [whole] = views.runs(session, {"hyvala", "rapala"}, "hyvala")
+        with pytest.raises(NotVisible):
+            views.runs(session, {"hyvala"}, "rapala")
     assert [e.message for e in own.errors] == ["hyvala timed out"]
     assert (own.status, own.counts) == ("partial", None)  # its own target timed out
     assert (whole.status, whole.counts) == ("partial", {"targets": 3})
     with sessions.begin() as session:
         session.execute(delete(ScanError).where(ScanError.message == "hyvala timed out"))
     with sessions() as session:
-        [own] = queries.runs_for(session, {"hyvala"}, "hyvala")
+        [own] = views.runs(session, {"hyvala"}, "hyvala")
     assert (own.status, own.errors) == ("ok", ())  # the partial part was Rapala's
 
 
@@ -1084,7 +1178,9 @@ def test_filters_narrow_the_findings_table(estate):
         return [row["subject"] for row in response[ids.FINDINGS_TABLE]["data"]]
 
     assert shown() == ["127.60.1.10:3389/tcp"]
-    assert shown(severity=["high"], category=["services"]) == ["127.60.1.10:3389/tcp"]
+    # stored as high, but the registry (the one table) says critical
+    assert shown(severity=["critical"], category=["services"]) == ["127.60.1.10:3389/tcp"]
+    assert shown(severity=["high"]) == []
     assert shown(severity=["low"]) == []
     assert shown(asset=["127.60.1.99"]) == []
     assert shown(status=["resolved"]) == []

@@ -359,6 +359,12 @@ def test_partner_administrator_visits_every_page(browser, base_url, estate):
     visitor.open("/org/rapala/assets", "Kriittisyys", "rapala-assets")
     score = visitor.open("/org/rapala/score", "Suunnitelma arvosanaan B", "rapala-score")
     assert "Miten pisteet muodostuvat" in score
+    register = visitor.open(
+        "/org/rapala/exceptions", "Hyväksytyt riskit ja väärät hälytykset", "rapala-exceptions"
+    )
+    assert "Voimassa ei ole hyväksyttyjä riskejä" in register  # nobody decided anything
+    assert not browser.find_elements(By.ID, ids.REVOKE_SUBMIT)  # and revoking is staff's
+    assert "Viimeisten 30 päivän aikana päättyneet päätökset" in register
     visitor.open("/org/rapala/scans", "Viimeisimmät skannaukset", "rapala-scans")
     audit = visitor.open("/audit", "Kirjautuneina nyt", "audit")
     assert "Tapahtumaloki" in audit and "kumppani" in audit
@@ -380,7 +386,7 @@ def test_staff_see_hostile_text_as_text_and_accept_a_risk(browser, base_url, est
         "Kuvausteksti on tarkoituksellinen; poistetaan seuraavassa DNS-muutoksessa."
     )
     assert visitor.status() == "Avoin"
-    assert not browser.find_element(By.ID, ids.REVOKE_SUBMIT).is_enabled()
+    assert not browser.find_element(By.ID, ids.DECIDE_REVOKE).is_enabled()
     browser.find_element(By.ID, ids.DECIDE_SUBMIT).click()
     visitor.wait("Päätös tallennettu.", "sekala-decided", element=ids.DECIDE_MESSAGE)
     assert visitor.status() == "Hyväksytty riski"  # at once, on the same page
@@ -394,12 +400,26 @@ def test_staff_see_hostile_text_as_text_and_accept_a_risk(browser, base_url, est
     visitor.open(f"/findings/{estate.hostile_finding}", "Näyttö", "sekala-before-revoking")
     assert visitor.status() == "Hyväksytty riski"
     browser.find_element(By.ID, ids.DECIDE_REASON).send_keys("Tietue poistettiin jo.")
-    browser.find_element(By.ID, ids.REVOKE_SUBMIT).click()
+    browser.find_element(By.ID, ids.DECIDE_REVOKE).click()
     visitor.wait("Päätös peruttu.", "sekala-revoked", element=ids.DECIDE_MESSAGE)
     assert visitor.status() == "Avoin"
-    assert not browser.find_element(By.ID, ids.REVOKE_SUBMIT).is_enabled()
+    assert not browser.find_element(By.ID, ids.DECIDE_REVOKE).is_enabled()
     history = browser.find_element(By.ID, ids.HISTORY).text
     assert "Päätös peruttu" in history and "Tietue poistettiin jo." in history
+    decision = browser.find_element(By.ID, ids.DECIDE_REASON)  # decided again…
+    decision.clear()
+    decision.send_keys("Kuvausteksti on tarkoituksellinen; poistetaan seuraavassa DNS-muutoksessa.")
+    browser.find_element(By.ID, ids.DECIDE_SUBMIT).click()
+    visitor.wait("Päätös tallennettu.", "sekala-decided-again", element=ids.DECIDE_MESSAGE)
+    assert visitor.status() == "Hyväksytty riski"
+    # …the decision is in the register, and the staff revoke it there
+    register = visitor.open("/org/sekala/exceptions", "Perumisen syy", "sekala-exceptions")
+    assert "Kuvausteksti on tarkoituksellinen" in register and "sekala-it" in register
+    table = browser.find_element(By.ID, ids.EXCEPTIONS_TABLE)
+    table.find_element(By.CSS_SELECTOR, "input[type='checkbox']").click()
+    browser.find_element(By.ID, ids.REVOKE_REASON).send_keys("Päätös peruttiin kokeeksi.")
+    browser.find_element(By.ID, ids.REVOKE_SUBMIT).click()
+    visitor.wait("Peruttuja päätöksiä: 1", "sekala-revoked-in-register", element=ids.REVOKE_MESSAGE)
     visitor.open(
         "/org/sekala/findings?status=accepted", "Havaintoja näkyvissä: 0", "sekala-none-accepted"
     )
@@ -413,6 +433,7 @@ def test_management_viewer_reads_the_overview_in_swedish(browser, base_url):
     overview = visitor.wait("Betygets grunder", "hyvala-overview-sv")
     assert browser.execute_script("return document.documentElement.lang") == "sv"
     assert "Ja" in browser.find_element(By.ID, ids.ANSWER).text
+    assert "Godkända risker och falsklarm" in overview  # management reads the register
     assert "Observationer" not in overview  # no findings tab for management
     visitor.open("/org/hyvala/findings", "Inte tillgängligt", "hyvala-findings-refused")
     visitor.open("/org/hyvala/score", "Hur poängen bildas", "hyvala-score-sv")

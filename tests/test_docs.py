@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
-from riskiturva import docgen
 from riskiturva.collector import ErrorKind, collector_classes
 from riskiturva.config import Asset, Organisation, Partner, Scope, Settings, SharedScope
+from riskiturva_cli import docgen
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[1]
 def test_generated_page_is_current(name):
     expected = docgen.PAGES[name]()
     actual = (ROOT / "docs" / name).read_text(encoding="utf-8")
-    assert actual == expected, f"docs/{name} is stale: run `python -m riskiturva.docgen`"
+    assert actual == expected, f"docs/{name} is stale: run `python -m riskiturva_cli.docgen`"
 
 
 def _fields(model: type[BaseModel], path: str):
@@ -51,7 +51,7 @@ def test_every_setting_has_a_description(model, path):
 
 
 def test_readme_names_every_top_level_command():
-    from riskiturva.cli import main
+    from riskiturva_cli import main
 
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     missing = [name for name in main.list_commands(None) if f"riskiturva {name}" not in readme]

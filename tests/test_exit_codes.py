@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from riskiturva import cli
 from riskiturva.exit_codes import (
     MEANINGS,
     PRECEDENCE,
@@ -20,6 +19,7 @@ from riskiturva.exit_codes import (
 )
 from riskiturva.models import RunStatus
 from riskiturva.runner import Outcome, RunError, RunReport
+from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG
 
 ROOT = Path(__file__).resolve().parents[1]

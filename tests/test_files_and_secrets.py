@@ -14,12 +14,13 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from riskiturva import _terminal, cli
+from riskiturva import _terminal
 from riskiturva.auth import AccountError, create_user, password_weakness
 from riskiturva.config import load_config
 from riskiturva.db import open_store
 from riskiturva.models import Organisation, ScanRun
 from riskiturva.store import ObservedFinding, reconcile, sync_config
+from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG, T0
 
 RISKITURVA = str(Path(sys.executable).parent / "riskiturva")

@@ -2,21 +2,20 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 
 import pytest
 from sqlalchemy import func, select
 
-from riskiturva.history import (
-    change_since,
-    score_history,
-    score_stored,
-    scoring_inputs,
-    take_snapshots,
-)
-from riskiturva.models import Asset, FindingStatus, Organisation, ScoreSnapshot
+from riskiturva.checks import Severity, load_registry
+from riskiturva.current import ScoreSummary, current_summaries
+from riskiturva.history import score_stored, take_snapshots
+from riskiturva.inputs import scoring_inputs
+from riskiturva.models import Asset, Finding, FindingStatus, Organisation, ScoreSnapshot
 from riskiturva.scoring import SCORING_VERSION, Grade
-from riskiturva.store import ObservedFinding, decide, list_findings, reconcile, sync_config
+from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
+from riskiturva.views.trend import baselines, score_change, score_history
 from tests.conftest import T0
 
 E_SERVICE = "127.60.1.10"  # high criticality, tagged e-service in the minimal config
@@ -75,8 +74,7 @@ def test_inputs_take_the_registrys_severity_and_the_assets_criticality(stored):
 
 def test_a_decision_counts_until_it_expires(stored):
     with stored.begin() as session:
-        axfr = list_findings(session, ["hyvala"])[-1]
-        assert axfr.check_id == "dns.axfr.open"
+        axfr = session.scalar(select(Finding).filter_by(check_id="dns.axfr.open"))
         decide(
             session,
             finding_id=axfr.id,
@@ -173,34 +171,36 @@ def snapshot(sessions, slug: str, day: dt.date, score: float, version=SCORING_VE
         )
 
 
-def test_change_since_30_days_compares_with_the_snapshot_on_or_before_the_cutoff(stored):
+def test_the_live_score_is_compared_with_the_snapshot_on_or_before_30_days_ago(stored):
     today = dt.date(2026, 11, 2)
     for days_ago, score in ((45, 50.0), (31, 60.0), (29, 65.0), (0, 80.5)):
         snapshot(stored, "hyvala", today - dt.timedelta(days=days_ago), score)
-    snapshot(stored, "rapala", today - dt.timedelta(days=10), 20.0)
-    snapshot(stored, "rapala", today, 25.0, version="0.9")
+    snapshot(stored, "rapala", today - dt.timedelta(days=10), 20.0, version="0.9")
+    snapshot(stored, "rapala", today, 25.0)
 
     with stored() as session:
-        changes = change_since(session, ["hyvala", "rapala"], today=today)
-        only_rapala = change_since(session, ["rapala"], today=today)
+        ids = {organisation(session, s).id: s for s in ("hyvala", "rapala")}
+        found = baselines(session, ids, today=today)
+        live = score_stored(session, organisation(session), now=T0)
 
-    hyvala = changes["hyvala"]
-    assert (hyvala.baseline.day, hyvala.current.day) == (today - dt.timedelta(days=31), today)
-    assert hyvala.delta == 20.5 and hyvala.comparable
+    hyvala = score_change(live, found["hyvala"])
+    assert hyvala.since == today - dt.timedelta(days=31)
+    assert hyvala.delta == round(live.score - 60.0, 1) and hyvala.comparable
     # scored for only 10 days: compared with its oldest snapshot, across a model change
-    rapala = changes["rapala"]
-    assert rapala.baseline.day == today - dt.timedelta(days=10)
-    assert rapala.delta == 5.0 and not rapala.comparable
-    assert set(only_rapala) == {"rapala"}
+    rapala = found["rapala"]
+    assert rapala.day == today - dt.timedelta(days=10)
+    assert not score_change(live, rapala).comparable
 
 
-def test_a_single_snapshot_has_no_baseline(stored):
+def test_without_an_earlier_snapshot_there_is_no_baseline(stored):
     snapshot(stored, "hyvala", dt.date(2026, 11, 2), 90.0)
 
     with stored() as session:
-        change = change_since(session, ["hyvala"], today=dt.date(2026, 11, 2))["hyvala"]
+        hyvala = organisation(session)
+        found = baselines(session, {hyvala.id: "hyvala"}, today=dt.date(2026, 11, 2))
+        change = score_change(score_stored(session, hyvala, now=T0), found.get("hyvala"))
 
-    assert change.baseline is None and change.delta is None
+    assert found == {} and change.baseline is None and change.delta is None
 
 
 def test_history_lists_the_visible_organisations_days_in_order(stored, minimal_config):
@@ -215,3 +215,51 @@ def test_history_lists_the_visible_organisations_days_in_order(stored, minimal_c
     assert list(history) == ["hyvala"]
     assert [p.day for p in history["hyvala"]] == [T0.date(), T0.date() + dt.timedelta(days=1)]
     assert history["hyvala"][0].grade == Grade.B
+
+
+# --- current scores ----------------------------------------------------------------------
+
+
+def kept_and_live(sessions, now):
+    """The kept summary of Hyvälä (or None) and its live summary, at `now`."""
+    registry = load_registry()
+    with sessions() as session:
+        hyvala = organisation(session)
+        kept = current_summaries(session, [hyvala.id], now=now, registry=registry)
+        live = ScoreSummary.of(score_stored(session, hyvala, now=now, registry=registry))
+    return kept.get(hyvala.id), live
+
+
+def test_the_store_keeps_the_current_score_with_every_change(stored):
+    # After the scan of the fixture, the kept score is the live one
+    kept, live = kept_and_live(stored, T0)
+    assert kept == live and kept.open_counts["high"] == 1
+    # A decision changes both at once, and the kept one ends with the decision
+    with stored.begin() as session:
+        axfr = session.scalar(select(Finding).filter_by(check_id="dns.axfr.open"))
+        decide(
+            session,
+            finding_id=axfr.id,
+            visible=["hyvala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="it@hyvala.test",
+            reason="moving next week",
+            until=T0 + dt.timedelta(days=7),
+            now=T0 + dt.timedelta(hours=1),
+        )
+    kept, live = kept_and_live(stored, T0 + dt.timedelta(days=1))
+    assert kept == live and kept.open_counts["high"] == 0
+    # once it has run out, the kept score no longer holds: the live one counts it again
+    kept, live = kept_and_live(stored, T0 + dt.timedelta(days=8))
+    assert kept is None and live.open_counts["high"] == 1
+    # and nothing kept holds for a moment before it was kept
+    assert kept_and_live(stored, T0 - dt.timedelta(days=1))[0] is None
+
+
+def test_a_kept_score_of_another_registry_does_not_hold(stored):
+    registry = dict(load_registry())
+    caa = registry["dns.caa.missing"]
+    registry["dns.caa.missing"] = dataclasses.replace(caa, severity=Severity.CRITICAL)
+    with stored() as session:
+        hyvala = organisation(session)
+        assert current_summaries(session, [hyvala.id], now=T0, registry=registry) == {}

@@ -21,8 +21,9 @@ DOMAINS = sorted(
 
 
 def _ids(language: str, domain: str) -> set[str]:
+    """Every msgid of a catalog (a plural message by its singular)."""
     with (LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po").open("rb") as handle:
-        return {str(m.id) for m in read_po(handle) if m.id}
+        return {str(m.id[0] if isinstance(m.id, tuple) else m.id) for m in read_po(handle) if m.id}
 
 
 @pytest.mark.parametrize("domain", DOMAINS)
@@ -32,6 +33,19 @@ def test_finnish_and_swedish_translate_the_same_messages_completely(domain):
         assert set(catalog(language, domain)) == _ids(language, domain), (
             f"{language}/{domain} has untranslated or fuzzy messages"
         )
+
+
+def test_plural_forms_follow_the_catalog():
+    _ = translator("fi", "scoring")
+    assert _.ngettext("{count} critical problem", "{count} critical problems", 1) == (
+        "1 kriittinen ongelma"
+    )
+    assert _.ngettext("{count} critical problem", "{count} critical problems", 3) == (
+        "3 kriittistä ongelmaa"
+    )
+    assert translator("en", "scoring").ngettext("{count} instance", "{count} instances", 2) == (
+        "2 instances"
+    )
 
 
 def test_unknown_language_falls_back_to_finnish_and_english_is_the_source():

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import func, select
 
 from riskiturva.models import Finding, FindingEvent, FindingStatus, Organisation
-from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
+from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, revoke, sync_config
 from tests.conftest import T0
 
 DAY = dt.timedelta(days=1)
@@ -173,6 +173,8 @@ def test_accepted_stays_accepted_until_expiry_then_opens(sessions, org):
     assert row.status == "open"
     assert [e.kind for e in row.events] == ["opened", "accepted", "expired"]
     assert row.events[1].actor == "it@hyvala.test"
+    # dated when the decision ran out, not when the next scan noticed
+    assert row.events[2].at == T0 + 10 * DAY
 
 
 def test_accepted_finding_that_disappears_resolves_and_returns_to_the_decision(sessions, org):
@@ -205,4 +207,44 @@ def test_decision_needs_reason_future_expiry_and_visibility(sessions, org):
             decide(session, visible=["hyvala"], reason="ok", until=T0, **common)
         with pytest.raises(NotVisible):
             decide(session, visible=["rapala"], reason="ok", until=T0 + DAY, **common)
+    assert finding(sessions).status == "open"
+
+
+def test_revoking_a_decision_opens_the_finding_and_keeps_the_history(sessions, org):
+    run(sessions, org, at=T0, seen=[observed()], ok=["hyvala.test"])
+    row_id = finding(sessions).id
+    with sessions.begin() as session:
+        decide(
+            session,
+            finding_id=row_id,
+            visible=["hyvala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="it@hyvala.test",
+            reason="CAA needs a DNS provider change in 2027",
+            until=T0 + 30 * DAY,
+            now=T0,
+        )
+    with sessions.begin() as session:
+        with pytest.raises(ValueError, match="reason"):
+            revoke(session, finding_id=row_id, visible=["hyvala"], actor="x", reason="", now=T0)
+        with pytest.raises(NotVisible):
+            revoke(session, finding_id=row_id, visible=["rapala"], actor="x", reason="y", now=T0)
+        revoke(
+            session,
+            finding_id=row_id,
+            visible=["hyvala"],
+            actor="tietoturva@hyvala.test",
+            reason="accepted by mistake",
+            now=T0 + DAY,
+        )
+    row = finding(sessions)
+    assert (row.status, row.decision, row.decision_until) == ("open", None, None)
+    assert [e.kind for e in row.events] == ["opened", "accepted", "revoked"]
+    assert row.events[2].actor == "tietoturva@hyvala.test"
+    assert "accepted by mistake" in row.events[2].note
+    with sessions.begin() as session, pytest.raises(ValueError, match="no decision"):
+        revoke(session, finding_id=row_id, visible=["hyvala"], actor="x", reason="y", now=T0)
+    # resolved and seen again: open, the revoked decision does not come back
+    run(sessions, org, at=T0 + 2 * DAY, seen=[], ok=["hyvala.test"])
+    run(sessions, org, at=T0 + 3 * DAY, seen=[observed()], ok=["hyvala.test"])
     assert finding(sessions).status == "open"

@@ -7,8 +7,8 @@ from pathlib import Path
 from click.testing import CliRunner, Result
 
 from riskiturva import db
-from riskiturva.cli import main
 from riskiturva.store import make_engine, session_factory
+from riskiturva_cli import main
 from tests.test_reports_data import ESTATE, build_estate
 
 

@@ -28,9 +28,9 @@ from riskiturva.models import (
     ScoreSnapshot,
     SubjectState,
 )
-from riskiturva.reports.data import organisation_report, portfolio_report
-from riskiturva.reports.period import Month, previous_month
+from riskiturva.period import Month, previous_month
 from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
+from riskiturva.views.period import organisation_report, portfolio_report
 
 MONTH = Month(2026, 10)
 SEPTEMBER_SCAN = dt.datetime(2026, 9, 14, 2, 15, tzinfo=dt.UTC)
@@ -222,6 +222,7 @@ def estate(sessions: sessionmaker[Session]) -> Config:
 
 
 VISIBLE = ("hyvala", "rapala")
+REGISTRY = load_registry()
 
 
 def test_month_arithmetic():
@@ -236,8 +237,12 @@ def test_month_arithmetic():
 
 def test_the_month_shows_what_was_fixed_and_what_is_new(sessions, estate):
     with sessions() as session:
-        rapala = organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW)
-        hyvala = organisation_report(session, "hyvala", MONTH, visible=VISIBLE, now=NOW)
+        rapala = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+        hyvala = organisation_report(
+            session, "hyvala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
     assert [(f.check_id, f.subject) for f in rapala.resolved] == [
         ("services.exposed.ftp", "127.60.2.20:21/tcp")
     ]
@@ -253,7 +258,9 @@ def test_the_month_shows_what_was_fixed_and_what_is_new(sessions, estate):
 
 def test_headline_compares_with_the_end_of_the_previous_month(sessions, estate):
     with sessions() as session:
-        report = organisation_report(session, "hyvala", MONTH, visible=VISIBLE, now=NOW)
+        report = organisation_report(
+            session, "hyvala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
     # September's last snapshot is the one taken after the September scan.
     assert report.previous is not None and report.previous.day == SEPTEMBER_SCAN.date()
     assert report.delta == pytest.approx(report.score.score - report.previous.score, abs=0.05)
@@ -267,7 +274,9 @@ def test_headline_compares_with_the_end_of_the_previous_month(sessions, estate):
 
 def test_priorities_due_dates_and_the_appendix(sessions, estate):
     with sessions() as session:
-        report = organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW)
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
     assert len(report.top_actions) == 5
     # The two critical problems come first (scoring decides the order between them).
     assert {a.check_id for a in report.top_actions[:2]} == {
@@ -289,7 +298,9 @@ def test_priorities_due_dates_and_the_appendix(sessions, estate):
 
 def test_coverage_says_what_could_not_be_checked(sessions, estate):
     with sessions() as session:
-        report = organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW)
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
     coverage = report.coverage
     assert coverage.runs == 3
     assert [a.value for a in coverage.incomplete] == ["vanha.rapala.test"]
@@ -303,7 +314,9 @@ def test_coverage_says_what_could_not_be_checked(sessions, estate):
 
 def test_a_report_of_an_invisible_organisation_is_refused(sessions, estate):
     with sessions() as session, pytest.raises(NotVisible):
-        organisation_report(session, "rapala", MONTH, visible=["hyvala"], now=NOW)
+        organisation_report(
+            session, "rapala", MONTH, visible=["hyvala"], now=NOW, registry=REGISTRY
+        )
 
 
 def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estate):
@@ -320,15 +333,21 @@ def test_an_accepted_risk_leaves_the_priorities_and_the_appendix(sessions, estat
             now=NOW - dt.timedelta(hours=1),
         )
     with sessions() as session:
-        report = organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW)
+        report = organisation_report(
+            session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
     assert "services.exposed.rdp" not in {a.check_id for a in report.actions}
     assert "services.exposed.rdp" not in {r.check_id for r in report.appendix}
 
 
 def test_portfolio_lists_every_organisation_common_problems_and_who_worsened(sessions, estate):
     with sessions() as session:
-        report = portfolio_report(session, "seutu", MONTH, visible=VISIBLE, now=NOW)
-        only_hyvala = portfolio_report(session, "seutu", MONTH, visible=["hyvala"], now=NOW)
+        report = portfolio_report(
+            session, "seutu", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+        )
+        only_hyvala = portfolio_report(
+            session, "seutu", MONTH, visible=["hyvala"], now=NOW, registry=REGISTRY
+        )
     assert [r.organisation for r in report.rows] == ["hyvala", "rapala"]
     assert [r.organisation for r in report.worsened] == ["rapala"]
     assert [(p.check_id, p.organisations) for p in report.common] == [

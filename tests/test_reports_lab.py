@@ -28,12 +28,12 @@ from riskiturva.collector import discover_collectors
 from riskiturva.config import Config, load_config
 from riskiturva.history import take_snapshots
 from riskiturva.models import Finding, FindingEvent, ScanRun, SubjectState
-from riskiturva.reports.data import OrganisationReport, organisation_report, portfolio_report
-from riskiturva.reports.period import Month
+from riskiturva.period import Month
 from riskiturva.reports.render import organisation_html, pdf_from_html, portfolio_html
 from riskiturva.runner import run_collector
 from riskiturva.scoring import format_score
 from riskiturva.store import make_engine, session_factory
+from riskiturva.views.period import OrganisationReport, organisation_report, portfolio_report
 
 pytestmark = [pytest.mark.lab, pytest.mark.slow]
 
@@ -119,7 +119,12 @@ def scanned(lab, tmp_path_factory) -> ScannedLab:
 def _report(scanned: ScannedLab, slug: str) -> OrganisationReport:
     with scanned.sessions() as session:
         return organisation_report(
-            session, slug, scanned.month, visible=scanned.visible, now=scanned.now
+            session,
+            slug,
+            scanned.month,
+            visible=scanned.visible,
+            now=scanned.now,
+            registry=load_registry(),
         )
 
 
@@ -176,7 +181,12 @@ def test_the_partners_portfolio_shows_who_worsened(scanned, tmp_path):
     partner = scanned.config.partners[0]
     with scanned.sessions() as session:
         report = portfolio_report(
-            session, partner.slug, scanned.month, visible=scanned.visible, now=scanned.now
+            session,
+            partner.slug,
+            scanned.month,
+            visible=scanned.visible,
+            now=scanned.now,
+            registry=load_registry(),
         )
     assert {r.organisation for r in report.rows} == set(partner.organisations)
     hyvala = next(r for r in report.rows if r.organisation == "hyvala")

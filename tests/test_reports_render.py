@@ -21,9 +21,9 @@ import pytest
 
 from riskiturva.i18n import catalog
 from riskiturva.reports import charts, render
-from riskiturva.reports.data import organisation_report, portfolio_report
 from riskiturva.reports.render import organisation_html, pdf_from_html, portfolio_html
-from tests.test_reports_data import HOSTILE, MONTH, NOW, VISIBLE, build_estate
+from riskiturva.views.period import organisation_report, portfolio_report
+from tests.test_reports_data import HOSTILE, MONTH, NOW, REGISTRY, VISIBLE, build_estate
 
 GOLDEN = Path(__file__).parent / "golden" / "reports"
 UPDATE = os.environ.get("RISKITURVA_UPDATE_GOLDEN") == "1"
@@ -52,9 +52,15 @@ def reports(sessions):
     build_estate(sessions)
     with sessions() as session:
         return {
-            "rapala": organisation_report(session, "rapala", MONTH, visible=VISIBLE, now=NOW),
-            "hyvala": organisation_report(session, "hyvala", MONTH, visible=VISIBLE, now=NOW),
-            "seutu": portfolio_report(session, "seutu", MONTH, visible=VISIBLE, now=NOW),
+            "rapala": organisation_report(
+                session, "rapala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+            ),
+            "hyvala": organisation_report(
+                session, "hyvala", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+            ),
+            "seutu": portfolio_report(
+                session, "seutu", MONTH, visible=VISIBLE, now=NOW, registry=REGISTRY
+            ),
         }
 
 
@@ -182,6 +188,7 @@ def used_messages() -> set[str]:
         render.CATEGORY_MEANINGS,
         render.COLLECTOR_LABELS,
         render.ERROR_LABELS,
+        render.DECISION_LABELS,
     ):
         used.update(table.values())
     return used

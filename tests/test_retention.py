@@ -11,13 +11,13 @@ from click.testing import CliRunner
 from sqlalchemy import func, select
 from sqlalchemy.exc import OperationalError
 
-from riskiturva import cli
 from riskiturva.config import RetentionSettings
 from riskiturva.dberrors import StoreFault, StoreWriteError, classify, write_with_retry
 from riskiturva.models import Finding, FindingEvent, Organisation, ScanError, ScanRun
 from riskiturva.models_schedule import SchedulerFire
 from riskiturva.retention import prune
 from riskiturva.store import ObservedFinding, reconcile, sync_config
+from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG, T0
 
 NOW = T0 + dt.timedelta(days=1000)

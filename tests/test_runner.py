@@ -15,7 +15,6 @@ from rich.console import Console
 from rich.progress import Progress, TextColumn
 from sqlalchemy import select
 
-from riskiturva import cli
 from riskiturva.collector import (
     ErrorKind,
     FindingDraft,
@@ -29,6 +28,7 @@ from riskiturva.collector import (
 from riskiturva.config import Asset, AssetKind
 from riskiturva.models import Finding, ScanError, ScanRun, SubjectState
 from riskiturva.runner import build_context, make_tasks, run_collector
+from riskiturva_cli import commands as cli
 from tests.conftest import T0
 
 

@@ -12,7 +12,6 @@ from riskiturva.checks import Category, Severity, load_registry
 from riskiturva.scoring import (
     CAP_RULES,
     SCORING_VERSION,
-    ContributionKind,
     FindingStatus,
     Grade,
     ScoringAsset,
@@ -25,7 +24,9 @@ from riskiturva.scoring import (
     plan_to_reach,
     priorities,
     score_organisation,
+    score_without,
     weights_markdown,
+    worked_example_markdown,
 )
 
 DAY = dt.date(2026, 10, 1)
@@ -130,14 +131,37 @@ def test_an_open_critical_caps_the_organisation_at_d_and_shows_the_cap():
         "kunta", [finding("services.exposed.rdp", "critical", TESTI)], ASSETS
     )
 
-    # Then the score is held to the top of D, and the explanation says so
+    # Then the score is held to the top of D, and the explanation says what the cap costs
     assert result.tenths == 699
     assert result.grade is Grade.D
-    cap_lines = [c for c in result.contributions if c.kind is ContributionKind.CAP]
-    assert [(c.cap_id, c.points_lost) for c in cap_lines] == [
-        ("open_critical", compress(200) - 699)
-    ]
+    (line,) = result.contributions
+    assert (line.check_id, line.caps) == ("services.exposed.rdp", ("open_critical",))
+    assert line.cap_points == compress(200) - 699
+    assert line.points_lost == 1000 - 699
     assert [(c.id, c.binding) for c in result.caps] == [("open_critical", True)]
+    assert_adds_up(result)
+
+
+def test_the_cost_of_caps_goes_band_by_band_to_the_groups_that_hold_the_score_down():
+    # Given the worked example: a critical (cap D), a self-signed e-service (cap C), a low
+    result = score_organisation(
+        "kunta",
+        [
+            finding("services.exposed.rdp", "critical", TESTI),
+            finding("tls.certificate.self_signed", "high", "ajanvaraus.kunta.test"),
+            finding("web.headers.csp_missing", "low", WWW),
+        ],
+        [*ASSETS, ScoringAsset("ajanvaraus.kunta.test", "low", frozenset({"e-service"}))],
+    )
+    lines = {c.check_id: c for c in result.contributions}
+
+    # Then the band from D (69.9) to C (79.9) is the critical's alone; the band from C to
+    # the uncapped 80.3 is shared by both, since both must be fixed to get through it
+    assert result.overall.uncapped == 803 and result.tenths == 699
+    assert lines["services.exposed.rdp"].cap_points == 100 + 2
+    assert lines["tls.certificate.self_signed"].cap_points == 2
+    assert lines["web.headers.csp_missing"].cap_points == 0
+    assert lines["tls.certificate.self_signed"].caps == ("untrusted_certificate_e_service",)
     assert_adds_up(result)
 
 
@@ -221,10 +245,31 @@ def test_priorities_rank_gain_per_effort_and_give_cisa_due_dates():
     assert not by_id["dns.axfr.open"].overdue
     keys = [a.rank_key() for a in actions]
     assert keys == sorted(keys)
-    # every gain is a real what-if re-score
-    for action in actions:
-        rest = [f for f in rapala_like() if f.check_id != action.check_id]
-        assert score_organisation("kunta", rest, ASSETS).tenths - result.tenths == action.gain
+    # every gain is the action's line of the explanation, and together they are the deficit
+    lines = {c.check_id: c.points_lost for c in result.contributions}
+    assert {a.check_id: a.gain for a in actions} == lines
+    assert sum(a.gain for a in actions) == 1000 - result.tenths
+
+
+def test_a_fix_that_the_cap_hides_is_still_worth_its_share():
+    # Given an open critical capping at D and a serious problem beside it
+    registry = load_registry()
+    findings = [
+        finding("services.exposed.rdp", "critical", TESTI),
+        finding("dns.axfr.open", "high", WWW),
+    ]
+    result = score_organisation("kunta", findings, ASSETS)
+
+    axfr = next(
+        a
+        for a in priorities(result, registry=registry, today=TODAY)
+        if a.check_id == "dns.axfr.open"
+    )
+
+    # Then fixing it alone would not move the capped score, yet its gain is its share of
+    # the points lost, as the explanation says: never "+0, not urgent"
+    assert score_without(result, frozenset({"dns.axfr.open"})) == result.tenths
+    assert axfr.gain == result.overall.contribution("dns.axfr.open").points_lost > 100
 
 
 def test_due_dates_follow_severity():
@@ -320,3 +365,30 @@ def test_every_check_a_cap_names_is_registered_once_its_category_is():
 
 def test_docs_state_the_weights_table_as_the_code_has_it():
     assert weights_markdown() in DOCS.read_text(encoding="utf-8")
+
+
+def test_docs_show_the_worked_example_as_the_model_computes_it():
+    example = worked_example_markdown()
+    assert example in DOCS.read_text(encoding="utf-8")
+    assert "**30.1**" in example and "100.0 − 30.1 = 69.9" in example
+
+
+def _scoring_messages() -> set[str]:
+    from babel.messages.extract import extract_from_dir
+
+    folder = Path(__file__).parents[1] / "riskiturva" / "scoring"
+    found = extract_from_dir(
+        str(folder),
+        method_map=[("**.py", "python")],
+        keywords={"_": None, "N_": None, "ngettext": (1, 2)},
+    )
+    return {m[0] if isinstance(m, tuple) else m for _file, _line, m, _c, _x in found}
+
+
+@pytest.mark.parametrize("language", ["fi", "sv"])
+def test_every_word_of_the_answer_and_the_caps_is_translated(language):
+    from riskiturva.i18n import catalog
+
+    messages = _scoring_messages()
+    assert {rule.reason for rule in CAP_RULES} <= messages
+    assert set(catalog(language, "scoring")) == messages

@@ -10,11 +10,11 @@ import pytest
 from click.testing import CliRunner
 from sqlalchemy import select
 
-from riskiturva.cli import main
 from riskiturva.config import load_config
 from riskiturva.exit_codes import ExitCode
 from riskiturva.models import Organisation
 from riskiturva.store import ObservedFinding, make_engine, reconcile, session_factory, sync_config
+from riskiturva_cli import main
 from tests.conftest import MINIMAL_CONFIG
 
 

@@ -2,8 +2,9 @@
 
 Fixing a finding never lowers a score; adding one never raises it; raising an asset's
 criticality never raises it; every explanation adds up to its score; the result does not
-depend on the order of the input; priorities' gains are real what-if re-scores; the plan
-to reach a grade is the least effort there is.
+depend on the order of the input; the gains of the priorities add up to the distance to 100,
+follow severity × criticality for single findings and never credit a critical fix less than
+a low one; the plan to reach a grade is the least effort there is.
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ import random
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from riskiturva.checks import load_registry
+from riskiturva.checks import Severity, load_registry
 from riskiturva.scoring import (
     CRITICALITY_HALVES,
     EFFORT_UNITS,
+    SEVERITY_WEIGHTS,
     FindingStatus,
     OrganisationScore,
     ScoringAsset,
@@ -27,6 +29,7 @@ from riskiturva.scoring import (
     plan_to_reach,
     priorities,
     score_organisation,
+    score_without,
 )
 
 TODAY = dt.date(2026, 11, 2)
@@ -175,15 +178,53 @@ def test_scores_are_deterministic_and_independent_of_input_order(findings, asset
     )
 
 
-@settings(max_examples=150, deadline=None)
-@given(findings_strategy(max_size=15), assets_strategy)
-def test_each_gain_is_the_what_if_score_without_that_action(findings, assets):
+@settings(max_examples=300, deadline=None)
+@given(findings_strategy(max_size=30), assets_strategy)
+def test_the_gains_add_up_to_the_distance_to_100_and_are_the_explanation(findings, assets):
     result = score_organisation("kunta", findings, assets)
 
-    for action in priorities(result, registry=load_registry(), today=TODAY):
-        rest = [f for f in findings if f.check_id != action.check_id]
-        assert score_organisation("kunta", rest, assets).tenths - result.tenths == action.gain
-        assert action.gain >= 0
+    actions = priorities(result, registry=load_registry(), today=TODAY)
+
+    assert sum(a.gain for a in actions) == 1000 - result.tenths
+    assert {a.check_id: a.gain for a in actions if a.gain} == {
+        c.check_id: c.points_lost for c in result.contributions if c.points_lost
+    }
+    assert all(0 <= a.cap_points <= a.gain for a in actions)
+    # fixing everything the priorities list is worth exactly what they add up to
+    assert score_without(result, frozenset(a.check_id for a in actions)) == 1000
+
+
+def _weight(finding: ScoringFinding, assets: list[ScoringAsset]) -> int:
+    criticality = next((a.criticality for a in assets if a.value == finding.asset), "medium")
+    return SEVERITY_WEIGHTS[Severity(finding.severity)] * CRITICALITY_HALVES[criticality]
+
+
+@settings(max_examples=300, deadline=None)
+@given(findings_strategy(max_size=20), assets_strategy)
+def test_for_single_findings_gains_follow_severity_times_criticality(findings, assets):
+    # one finding per check: every group is a single finding
+    singles = list({f.check_id: f for f in findings if f.status == FindingStatus.OPEN}.values())
+    result = score_organisation("kunta", singles, assets)
+    actions = priorities(result, registry=load_registry(), today=TODAY)
+    gains = {a.check_id: a.gain for a in actions}  # info findings are no action: gain 0
+    capping = {g.check_id for g in result.groups if g.caps}
+
+    for first, second in itertools.permutations(singles, 2):
+        if _weight(first, assets) > _weight(second, assets) and second.check_id not in capping:
+            assert gains.get(first.check_id, 0) >= gains.get(second.check_id, 0), (first, second)
+
+
+@settings(max_examples=300, deadline=None)
+@given(findings_strategy(max_size=30), assets_strategy)
+def test_a_critical_fix_is_never_credited_less_than_a_low_one(findings, assets):
+    result = score_organisation("kunta", findings, assets)
+
+    actions = priorities(result, registry=load_registry(), today=TODAY)
+
+    critical = [a.gain for a in actions if a.severity is Severity.CRITICAL]
+    low = [a.gain for a in actions if a.severity is Severity.LOW]
+    if critical and low:
+        assert min(critical) >= max(low)
 
 
 @settings(max_examples=150, deadline=None)

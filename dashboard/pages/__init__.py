@@ -30,6 +30,7 @@ def all_pages() -> tuple[Page, ...]:
     from dashboard.pages import (
         assets,
         audit,
+        exceptions,
         finding,
         findings,
         organisation,
@@ -46,14 +47,16 @@ def all_pages() -> tuple[Page, ...]:
         finding.PAGE,
         assets.PAGE,
         scoring.PAGE,
+        exceptions.PAGE,
         scans.PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
-    from dashboard.pages import audit, finding, findings
+    """The pages with callbacks."""
+    from dashboard.pages import audit, exceptions, finding, findings
 
-    return (findings, finding, audit)
+    return (findings, finding, exceptions, audit)
 
 
 def known_path(path: str) -> bool:

@@ -6,10 +6,12 @@ from typing import Any
 
 from dash import html
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import PageContext, not_found, org_header, section, simple_table
 from dashboard.pages import Page
 from dashboard.security import Permission
+from riskiturva import views
+from riskiturva.views import NotVisible
 
 
 def _criticality(context: PageContext, value: str) -> str:
@@ -27,40 +29,40 @@ def _scan_status(context: PageContext, status: str) -> str:
     }.get(status, status)
 
 
+def _state_line(context: PageContext, state: views.SubjectStateView) -> html.Li:
+    parts: list[Any] = [
+        html.Strong(state.collector),
+        f" {state.subject}: ",
+        _scan_status(context, state.last_status),
+        f" · {context.when(state.last_scanned_at)}",
+    ]
+    if state.last_error:
+        parts += [" · ", html.Em(state.last_error)]
+    return html.Li(parts)
+
+
 def layout(context: PageContext, slug: str) -> Any:
     _ = context._
     with context.sessions() as session:
-        org = queries.organisation(session, context.viewer.visible, slug)
-        if org is None:
+        try:
+            org = views.organisation(session, context.viewer.visible, slug)
+            found = views.assets(session, context.viewer.visible, slug)
+        except NotVisible:
             return not_found(context)
-        header = org_header(context, org, "assets")
-        views = queries.assets_of(session, context.viewer.visible, slug)
-        rows = [
-            [
-                view.asset.kind,
-                view.asset.value,
-                _criticality(context, view.asset.criticality),
-                ", ".join(view.asset.tags or ()),
-                "" if view.asset.active else _("Removed from the configuration"),
-                html.Ul(
-                    [
-                        html.Li(
-                            [
-                                html.Strong(state.collector),
-                                f" {state.subject}: ",
-                                _scan_status(context, state.last_status),
-                                f" · {context.when(state.last_scanned_at)}",
-                                *([" · ", html.Em(state.last_error)] if state.last_error else []),
-                            ]
-                        )
-                        for state in view.states
-                    ]
-                )
-                if view.states
-                else _("Not scanned yet"),
-            ]
-            for view in views
+    rows: list[list[Any]] = [
+        [
+            asset.kind,
+            asset.value,
+            _criticality(context, asset.criticality),
+            ", ".join(asset.tags),
+            "" if asset.active else _("Removed from the configuration"),
+            html.Ul([_state_line(context, state) for state in asset.states])
+            if asset.states
+            else _("Not scanned yet"),
         ]
+        for asset in found
+    ]
+    header = org_header(context, org, "assets")
     return html.Div(
         [
             header,

@@ -10,27 +10,24 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 
 from dashboard import ids
 from dashboard.components import (
-    TABLE_CELL,
-    TABLE_HEADER,
-    TIMEZONE,
     PageContext,
     Services,
+    data_table,
     section,
     simple_table,
     status_label,
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import audit_log, auth, user_sessions
-from riskiturva.audit_log import AuditEntry
+from riskiturva import auth, views
 from riskiturva.auth import Viewer
 from riskiturva.i18n import Translator
-from riskiturva.store import visible_organisations
 from riskiturva.user_sessions import EndReason, SessionLimits
+from riskiturva.views import TIMEZONE, AuditEntry
 
 PATH = "/audit"
 
@@ -63,7 +60,7 @@ def _group_options(_: Translator) -> list[dict[str, str]]:
         "decisions": _("Decisions on findings"),
         "accounts": _("Accounts"),
     }
-    return [{"label": labels[g], "value": g} for g in audit_log.ACTION_GROUPS]
+    return [{"label": labels[g], "value": g} for g in views.ACTION_GROUPS]
 
 
 def _detail(context: PageContext, entry: AuditEntry) -> str:
@@ -110,7 +107,7 @@ def _when(value: dt.datetime) -> str:
 
 
 def _rows(
-    context: PageContext, entries: list[AuditEntry], names: Mapping[str, str]
+    context: PageContext, entries: tuple[AuditEntry, ...], names: Mapping[str, str]
 ) -> list[dict[str, Any]]:
     _ = context._
     return [
@@ -136,12 +133,12 @@ def _entries(context: PageContext, group: Any, organisation: Any) -> list[dict[s
     with context.sessions() as session:
         names = {
             o.slug: o.name(context.language)
-            for o in visible_organisations(session, context.viewer.visible)
+            for o in views.organisations(session, context.viewer.visible)
         }
-        entries = audit_log.entries(
+        entries = views.audit_entries(
             session,
             context.viewer,
-            group=_choice(group, audit_log.ACTION_GROUPS),
+            group=_choice(group, views.ACTION_GROUPS),
             organisation=_choice(organisation, context.viewer.visible),
         )
     return _rows(context, entries, names)
@@ -150,16 +147,13 @@ def _entries(context: PageContext, group: Any, organisation: Any) -> list[dict[s
 def _sessions_table(context: PageContext, limits: SessionLimits) -> Any:
     _ = context._
     with context.sessions() as session:
-        accounts = {a.id: a for a in audit_log.managed_accounts(session, context.viewer)}
-        live = user_sessions.active_sessions(
-            session, list(accounts), now=context.now, limits=limits
-        )
+        live = views.signed_in_now(session, context.viewer, now=context.now, limits=limits)
     rows = [
         [
             s.username,
-            accounts[s.user_id].display_name,
-            _when(s.created_at),
-            _when(s.last_seen_at),
+            s.display_name,
+            _when(s.signed_in_at),
+            _when(s.last_request_at),
             s.address or "",
         ]
         for s in live
@@ -177,11 +171,11 @@ def layout(context: PageContext) -> Any:
     with context.sessions() as session:
         organisations = [
             {"label": o.name(context.language), "value": o.slug}
-            for o in visible_organisations(session, context.viewer.visible)
+            for o in views.organisations(session, context.viewer.visible)
         ]
         accounts = [
             {"label": f"{a.display_name} ({a.username})", "value": a.username}
-            for a in audit_log.managed_accounts(session, context.viewer)
+            for a in views.managed_accounts(session, context.viewer)
         ]
     columns = [
         ("at", _("When")),
@@ -221,14 +215,12 @@ def layout(context: PageContext) -> Any:
                 ],
                 className="filters",
             ),
-            dash_table.DataTable(
+            data_table(
                 id=ids.AUDIT_TABLE,
                 columns=[{"id": key, "name": name} for key, name in columns],
                 data=_entries(context, None, None),
                 sort_action="native",
                 page_size=50,
-                style_cell=TABLE_CELL,
-                style_header=TABLE_HEADER,
             ),
             section(
                 _("Signed in now"),
@@ -271,7 +263,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         limits = SessionLimits.from_settings(context.settings)
         ended = None
         with services.sessions.begin() as session:
-            managed = {a.username for a in audit_log.managed_accounts(session, viewer)}
+            managed = {a.username for a in views.managed_accounts(session, viewer)}
             if isinstance(username, str) and username in managed:
                 ended = auth.end_sessions(
                     session,
@@ -293,7 +285,7 @@ def validation_layout() -> list[Any]:
     return [
         dcc.Dropdown(id=ids.AUDIT_KIND),
         dcc.Dropdown(id=ids.AUDIT_ORG),
-        dash_table.DataTable(id=ids.AUDIT_TABLE),
+        data_table(id=ids.AUDIT_TABLE),
         html.Div(id=f"{ids.SESSIONS_TABLE}-panel"),
         dcc.Dropdown(id=ids.END_SESSIONS_USER),
         html.Button(id=ids.END_SESSIONS),

@@ -14,11 +14,11 @@ from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
-    TIMEZONE,
     PageContext,
     Services,
     not_found,
     org_header,
+    row_id,
     section,
     severity_badge,
     simple_table,
@@ -26,9 +26,11 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
+from riskiturva import views
 from riskiturva.auth import Viewer
-from riskiturva.models import Finding, FindingStatus
-from riskiturva.store import NotVisible, decide, get_finding, revoke
+from riskiturva.models import FindingStatus
+from riskiturva.store import NotVisible, decide, revoke
+from riskiturva.views import TIMEZONE
 
 DEFAULT_DECISION_DAYS = 180
 MAX_DECISION_DAYS = 730
@@ -48,11 +50,11 @@ def _event_label(context: PageContext, kind: str) -> str:
     }.get(kind, kind)
 
 
-def history(context: PageContext, finding: Finding) -> Any:
+def history(context: PageContext, view: views.FindingView) -> Any:
     _ = context._
     rows = [
         [context.when(e.at), _event_label(context, e.kind), e.actor or "", e.note or ""]
-        for e in reversed(finding.events)
+        for e in reversed(view.events)
     ]
     return simple_table([_("When"), _("Event"), _("By"), _("Note")], rows, id=ids.HISTORY)
 
@@ -61,24 +63,22 @@ def layout(context: PageContext, finding_id: str) -> Any:
     _ = context._
     with context.sessions() as session:
         try:
-            finding = get_finding(session, int(finding_id), context.viewer.visible)
+            view = views.finding(
+                session, context.viewer.visible, int(finding_id), registry=context.registry
+            )
         except NotVisible:
             return not_found(context)
-        check = context.registry.get(finding.check_id)
-        header = org_header(context, finding.organisation, "findings")
-        state = _state(context, finding)
-        decided = finding.decision is not None
-        events = history(context, finding)
-        evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
-        reproduce = finding.reproduce
+    finding = view.finding
+    check = context.registry.get(finding.check_id)
+    evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
     children = [
-        header,
+        org_header(context, view.organisation, "findings"),
         html.H2(
             [severity_badge(_, finding.severity), context.title(finding.check_id)],
             className="finding-title",
         ),
         html.P(html.Code(finding.check_id), className="muted"),
-        html.Div(state, id=ids.FINDING_STATE),
+        html.Div(_state(context, view), id=ids.FINDING_STATE),
         section(
             _("What to do"),
             # Guidance is the registry's own text; shown as text, never as HTML.
@@ -88,23 +88,24 @@ def layout(context: PageContext, finding_id: str) -> Any:
         section(_("Evidence"), html.Pre(evidence, id=ids.EVIDENCE, className="evidence")),
         section(
             _("Reproduce"),
-            html.Pre(reproduce or _("No command recorded."), id=ids.REPRODUCE),
+            html.Pre(finding.reproduce or _("No command recorded."), id=ids.REPRODUCE),
         ),
-        section(_("History"), html.Div(events, id=f"{ids.HISTORY}-panel")),
+        section(_("History"), html.Div(history(context, view), id=f"{ids.HISTORY}-panel")),
     ]
     if context.viewer.can_decide:
-        children.append(_decision_form(context, finding_id, decided))
+        children.append(_decision_form(context, finding_id, view.decision is not None))
     return html.Div(children)
 
 
-def _state(context: PageContext, finding: Finding) -> list[Any]:
-    """The facts with the current status, and the decision that holds, if any."""
+def _state(context: PageContext, view: views.FindingView) -> list[Any]:
+    """The facts with the current status, and the decision in force, if any."""
     _ = context._
+    finding = view.finding
     facts = simple_table(
         [_("Organisation"), _("Subject"), _("Asset"), _("Status"), _("First seen"), _("Last seen")],
         [
             [
-                finding.organisation.name(context.language),
+                view.organisation.name(context.language),
                 finding.subject,
                 finding.asset,
                 html.Span(status_label(_, finding.status), id=ids.FINDING_STATUS),
@@ -113,22 +114,30 @@ def _state(context: PageContext, finding: Finding) -> list[Any]:
             ]
         ],
     )
-    return [facts, _decision_summary(context, finding)]
+    return [facts, _decision_summary(context, view)]
 
 
-def _decision_summary(context: PageContext, finding: Finding) -> Any:
+def _decision_summary(context: PageContext, view: views.FindingView) -> Any:
     _ = context._
-    if finding.decision is None:
+    decision = view.decision
+    if decision is None:
         return html.Div()
     return dbc.Alert(
-        _(
-            "{decision} by {actor} on {when}, until {until}: {reason}",
-            decision=status_label(_, finding.decision),
-            actor=finding.decided_by or "",
-            when=context.when(finding.decided_at),
-            until=context.day(finding.decision_until),
-            reason=finding.decision_reason or "",
-        ),
+        [
+            _(
+                "{decision} by {actor} on {when}, until {until}: {reason}",
+                decision=status_label(_, decision.decision),
+                actor=decision.decided_by or "",
+                when=context.when(decision.decided_at),
+                until=context.day(decision.until),
+                reason=decision.reason or "",
+            ),
+            " ",
+            dcc.Link(
+                _("The exceptions register"),
+                href=f"/org/{view.organisation.slug}/exceptions",
+            ),
+        ],
         color="info",
     )
 
@@ -153,7 +162,7 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
         html.Label(_("Valid until"), htmlFor=ids.DECIDE_UNTIL),
         dcc.Input(
             id=ids.DECIDE_UNTIL,
-            type="date",
+            type="date",  # type: ignore[arg-type]  # the browser's date input; Dash's hint omits it
             value=default_until.isoformat(),
             min=(context.today + dt.timedelta(days=1)).isoformat(),
             max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),
@@ -164,7 +173,7 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
                 html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
                 html.Button(
                     _("Revoke the decision"),
-                    id=ids.REVOKE_SUBMIT,
+                    id=ids.DECIDE_REVOKE,
                     className="btn btn-outline-danger",
                     disabled=not decided,
                 ),
@@ -173,15 +182,6 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
         ),
         html.Div(id=ids.DECIDE_MESSAGE, role="status"),
     )
-
-
-def _row_id(value: Any) -> int:
-    """A database id from the browser: a positive 64-bit integer, else not found."""
-    if isinstance(value, str) and value.isdigit():
-        value = int(value)
-    if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
-        return value
-    raise NotVisible(value)
 
 
 def _expiry(context: PageContext, until: Any) -> dt.datetime:
@@ -197,9 +197,9 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         Output(ids.DECIDE_MESSAGE, "children"),
         Output(ids.FINDING_STATE, "children"),
         Output(f"{ids.HISTORY}-panel", "children"),
-        Output(ids.REVOKE_SUBMIT, "disabled"),
+        Output(ids.DECIDE_REVOKE, "disabled"),
         Input(ids.DECIDE_SUBMIT, "n_clicks"),
-        Input(ids.REVOKE_SUBMIT, "n_clicks"),
+        Input(ids.DECIDE_REVOKE, "n_clicks"),
         State(ids.FINDING_ID, "data"),
         State(ids.DECIDE_KIND, "value"),
         State(ids.DECIDE_REASON, "value"),
@@ -218,13 +218,13 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     ) -> Any:
         context = services.context(viewer, flask.g.language)
         _ = context._
-        revoking = ctx.triggered_id == ids.REVOKE_SUBMIT
+        revoking = ctx.triggered_id == ids.DECIDE_REVOKE
         note = str(reason or "")[:2000].strip()
         try:
-            row = _row_id(finding_id)
+            row = row_id(finding_id)
             with services.sessions.begin() as session:
                 if revoking:
-                    previous = get_finding(session, row, viewer.visible).decision
+                    before = views.finding(session, viewer.visible, row, registry=services.registry)
                     finding = revoke(
                         session,
                         finding_id=row,
@@ -233,6 +233,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                         reason=note,
                         now=context.now,
                     )
+                    previous = before.decision.decision if before.decision else None
                     action, detail = "finding.revoked", {"revoked": previous}
                 else:
                     decision = FindingStatus(kind)
@@ -257,8 +258,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                     detail={"check_id": finding.check_id, **detail},
                     note=note or None,
                 )
-                state, events = _state(context, finding), history(context, finding)
-                decided = finding.decision is not None
+                view = views.finding(session, viewer.visible, row, registry=services.registry)
         except NotVisible:
             services.refused(viewer, "finding", finding_id)
             return dbc.Alert(_("Not found"), color="danger"), no_update, no_update, no_update
@@ -270,7 +270,8 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             )
             return dbc.Alert(message, color="warning"), no_update, no_update, no_update
         saved = _("Decision revoked.") if revoking else _("Decision saved.")
-        return dbc.Alert(saved, color="success"), state, events, not decided
+        state, events = _state(context, view), history(context, view)
+        return dbc.Alert(saved, color="success"), state, events, view.decision is None
 
 
 def validation_layout() -> list[Any]:
@@ -280,7 +281,7 @@ def validation_layout() -> list[Any]:
         dcc.Textarea(id=ids.DECIDE_REASON),
         dcc.Input(id=ids.DECIDE_UNTIL),
         html.Button(id=ids.DECIDE_SUBMIT),
-        html.Button(id=ids.REVOKE_SUBMIT),
+        html.Button(id=ids.DECIDE_REVOKE),
         html.Div(id=ids.DECIDE_MESSAGE),
         html.Div(id=ids.FINDING_STATE),
         html.Div(id=f"{ids.HISTORY}-panel"),

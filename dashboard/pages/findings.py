@@ -8,19 +8,18 @@ from collections.abc import Sequence
 from typing import Any
 
 import flask
-from dash import Input, Output, State, dash_table, dcc, html
+from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import (
     CATEGORIES,
     SEVERITIES,
     STATUSES,
-    TABLE_CELL,
-    TABLE_HEADER,
     PageContext,
     Services,
     category_label,
+    data_table,
     markdown_text,
     not_found,
     org_header,
@@ -29,10 +28,10 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
+from riskiturva import views
 from riskiturva.auth import Viewer
 from riskiturva.export import spreadsheet_cell
-from riskiturva.models import Finding
-from riskiturva.store import list_findings
+from riskiturva.views import FindingRow, NotVisible
 
 DEFAULT_STATUSES = ["open"]
 _SEVERITY_ORDER = {s: i for i, s in enumerate(SEVERITIES)}
@@ -46,26 +45,28 @@ def _query(
     statuses: Sequence[str] | None,
     assets: Sequence[str] | None,
 ) -> tuple[list[dict[str, Any]], list[str]] | None:
-    """The shown rows and every asset with findings; None when the organisation is not
-    visible."""
+    """The shown rows (worst first) and every asset with findings; None when the
+    organisation is not visible."""
     with context.sessions() as session:
-        if queries.organisation(session, context.viewer.visible, slug) is None:
+        try:
+            views.organisation(session, context.viewer.visible, slug)
+        except NotVisible:
             return None
-        findings = list_findings(
+        findings = views.findings(
             session,
             context.viewer.visible,
-            organisation=slug,
-            statuses=statuses or None,
-            categories=categories or None,
-            severities=severities or None,
+            registry=context.registry,
+            organisations=[slug],
+            statuses=statuses,
+            categories=categories,
+            severities=severities,
         )
     all_assets = sorted({f.asset for f in findings})
     shown = [f for f in findings if not assets or f.asset in assets]
-    shown.sort(key=lambda f: (_SEVERITY_ORDER.get(f.severity, 9), f.check_id, f.subject))
     return [_row(context, f) for f in shown], all_assets
 
 
-def _row(context: PageContext, finding: Finding) -> dict[str, Any]:
+def _row(context: PageContext, finding: FindingRow) -> dict[str, Any]:
     _ = context._
     return {
         "id": finding.id,
@@ -102,9 +103,9 @@ def layout(context: PageContext, slug: str) -> Any:
         return not_found(context)
     rows, all_assets = found
     with context.sessions() as session:
-        org = queries.organisation(session, context.viewer.visible, slug)
-        assert org is not None
-        header = org_header(context, org, "findings")
+        header = org_header(
+            context, views.organisation(session, context.viewer.visible, slug), "findings"
+        )
     return html.Div(
         [
             header,
@@ -165,7 +166,7 @@ def _count(context: PageContext, rows: list[dict[str, Any]]) -> str:
     return context._("Findings shown: {count}", count=len(rows))
 
 
-def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTable:
+def table(context: PageContext, rows: list[dict[str, Any]]) -> Any:
     _ = context._
     columns = [
         ("severity", _("Severity")),
@@ -177,22 +178,19 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> dash_table.DataTa
         ("first_seen", _("First seen")),
         ("last_seen", _("Last seen")),
     ]
-    return dash_table.DataTable(
+    return data_table(
         id=ids.FINDINGS_TABLE,
         columns=[
             {"id": key, "name": name, **({"presentation": "markdown"} if key == "title" else {})}
             for key, name in columns
         ],
-        markdown_options={"html": False},
         data=rows,
         sort_action="native",
         page_size=50,
         cell_selectable=True,
-        style_cell=TABLE_CELL,
         style_data_conditional=[
             {"if": {"filter_query": "{severity_rank} < 2"}, "fontWeight": "bold"},
         ],
-        style_header=TABLE_HEADER,
     )
 
 
@@ -279,7 +277,7 @@ def validation_layout() -> list[Any]:
             dcc.Dropdown(id=i)
             for i in (ids.FILTER_CATEGORY, ids.FILTER_SEVERITY, ids.FILTER_STATUS, ids.FILTER_ASSET)
         ),
-        dash_table.DataTable(id=ids.FINDINGS_TABLE),
+        data_table(id=ids.FINDINGS_TABLE),
         html.Span(id=ids.FINDINGS_COUNT),
         html.Button(id=ids.EXPORT),
         dcc.Download(id=ids.DOWNLOAD),

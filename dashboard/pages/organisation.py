@@ -1,16 +1,15 @@
-"""Organisation overview: the answer, grade and score, categories, trend, priorities,
-what changed in the last month, and scan health."""
+"""Organisation overview: the answer, grade and score (live, with the moment), categories,
+trend, priorities, what changed in the last 30 days, the exceptions register, and scan
+health. Management viewers read all of it."""
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Any
 
 import dash_bootstrap_components as dbc
-import plotly.graph_objects as go
 from dash import dcc, html
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
@@ -26,46 +25,25 @@ from dashboard.components import (
     severity_badge,
     simple_table,
 )
-from dashboard.pages import Page
+from dashboard.pages import Page, exceptions
 from dashboard.security import Permission
-from riskiturva.history import has_been_checked, score_history, score_stored
-from riskiturva.scoring import GRADE_FLOORS, POINT, Action, answer, priorities
+from riskiturva import views
+from riskiturva.scoring import GRADE_FLOORS, POINT, Action
+from riskiturva.views import ChangeKind, NotVisible
 
-TREND_DAYS = 90
-CHANGE_DAYS = 30
 TOP_PRIORITIES = 5
 
 
 def layout(context: PageContext, slug: str) -> Any:
     _ = context._
-    visible = context.viewer.visible
     with context.sessions() as session:
-        org = queries.organisation(session, visible, slug)
-        if org is None:
+        try:
+            view = views.overview(
+                session, context.viewer.visible, slug, now=context.now, registry=context.registry
+            )
+        except NotVisible:
             return not_found(context)
-        score = score_stored(session, org, now=context.now, registry=context.registry)
-        actions = priorities(score, registry=context.registry, today=context.today)
-        sentence = answer(
-            score,
-            actions,
-            registry=context.registry,
-            language=context.language,
-            checked=has_been_checked(session, org),
-        )
-        history = score_history(
-            session,
-            visible,
-            since=context.today - dt.timedelta(days=TREND_DAYS),
-            until=context.today,
-            organisation=slug,
-        ).get(slug, [])
-        changes = queries.changes_since(
-            session, visible, slug, since=context.now - dt.timedelta(days=CHANGE_DAYS)
-        )
-        runs = queries.runs_for(session, visible, slug, limit=8)
-        header = org_header(context, org, "overview")
-        changes_panel = _changes(context, changes)
-        health = _scan_health(context, runs)
+    score = view.score
     categories = [
         dbc.Card(
             dbc.CardBody(
@@ -81,27 +59,39 @@ def layout(context: PageContext, slug: str) -> Any:
                 ]
             ),
             className="category-card",
+            id=ids.category_card(c),
         )
         for c in CATEGORIES
     ]
     return html.Div(
         [
-            header,
+            org_header(context, view.organisation, "overview"),
             html.Div(
                 [
                     grade_badge(_, str(score.grade), large=True, id=ids.GRADE),
                     html.Div(
                         [
-                            html.P(sentence, id=ids.ANSWER, className="answer"),
                             html.P(
-                                _("Score {score} / 100", score=context.score(score.score)),
+                                view.answer(registry=context.registry, language=context.language),
+                                id=ids.ANSWER,
+                                className="answer",
+                            ),
+                            html.P(
+                                _score_line(context, view),
+                                id=ids.SCORE_LINE,
                                 className="score-line",
+                            ),
+                            html.P(
+                                _("Situation at {moment}", moment=context.when(view.as_of)),
+                                id=ids.AS_OF,
+                                className="muted",
                             ),
                         ]
                     ),
                 ],
                 className="headline",
             ),
+            *_exception_warnings(context, view.exceptions),
             section(
                 _("Categories"),
                 html.Div(categories, className="category-row"),
@@ -109,57 +99,159 @@ def layout(context: PageContext, slug: str) -> Any:
             ),
             html.Div(
                 [
-                    section(_("Score, last 90 days"), _trend(context, history), id=ids.TREND),
-                    section(_("Changes in the last 30 days"), changes_panel, id=ids.CHANGES),
+                    section(_("Score, last 90 days"), _trend(context, view), id=ids.TREND),
+                    section(
+                        _("Changes in the last 30 days"),
+                        _changes(context, view.changes),
+                        id=ids.CHANGES,
+                    ),
                 ],
                 className="two-columns",
             ),
             section(
                 _("Recovery priorities"),
-                _priorities(context, actions[:TOP_PRIORITIES], slug),
+                _priorities(context, list(view.actions[:TOP_PRIORITIES]), slug),
                 id=ids.PRIORITIES,
             ),
-            section(_("Scan health"), health, id=ids.SCAN_HEALTH),
+            section(
+                _("Accepted risks and false positives"),
+                exceptions.summary(context, view.exceptions, slug),
+                id=ids.EXCEPTIONS,
+            ),
+            section(_("Scan health"), _scan_health(context, list(view.runs)), id=ids.SCAN_HEALTH),
         ]
     )
 
 
-def _trend(context: PageContext, history: list[Any]) -> Any:
+def _score_line(context: PageContext, view: views.Overview) -> str:
     _ = context._
+    line = _("Score {score} / 100", score=context.score(view.score.score))
+    change = view.change
+    if change.baseline is not None:
+        line += " · " + _(
+            "{delta} since {day}", delta=context.signed(change.delta), day=context.day(change.since)
+        )
+        if not change.comparable:
+            line += " " + _("(the scoring model changed in between)")
+    return line
+
+
+def _exception_warnings(context: PageContext, register: views.ExceptionsRegister) -> list[Any]:
+    """Accepted critical and high problems and decisions about to end, above everything:
+    what a person decided never leaves the management view unnoticed."""
+    _ = context._
+    serious = register.by_severity()
+    warnings = []
+    if serious["critical"] or serious["high"]:
+        warnings.append(
+            dbc.Alert(
+                _(
+                    "Not counted in the score because of a person's decision: {critical} critical "
+                    "and {high} high problems. See the accepted risks below.",
+                    critical=serious["critical"],
+                    high=serious["high"],
+                ),
+                color="warning",
+                id=ids.ACCEPTED_WARNING,
+            )
+        )
+    if register.expiring:
+        warnings.append(
+            dbc.Alert(
+                _(
+                    "Decisions ending within {days} days: {count}. Renew them or fix the "
+                    "problems, or they count in the score again.",
+                    days=views.EXPIRY_WARNING_DAYS,
+                    count=len(register.expiring),
+                ),
+                color="warning",
+                id=ids.EXPIRING_WARNING,
+            )
+        )
+    return warnings
+
+
+def _trend(context: PageContext, view: views.Overview) -> Any:
+    _ = context._
+    history = view.trend
     if len(history) < 2:
         return html.P(_("Not enough daily scores yet for a trend."), className="muted")
     tick = "%d/%m" if context.language == "en" else "%-d.%-m."
-    figure = go.Figure(
-        go.Scatter(
-            x=[p.day for p in history],
-            y=[p.score for p in history],
-            mode="lines+markers",
-            text=[f"{context.day(p.day)}: {context.score(p.score)} ({p.grade})" for p in history],
-            hovertemplate="%{text}<extra></extra>",
-            line={"color": "#1f4e79"},
-        )
-    )
+    live = view.score
     # Grade bands behind the line, each labelled with its letter (not colour alone).
+    shapes: list[dict[str, Any]] = []
+    letters: list[dict[str, Any]] = []
     ceiling = 100.0
     for letter, floor in GRADE_FLOORS:
         low = floor / POINT
-        figure.add_hrect(
-            y0=low,
-            y1=ceiling,
-            fillcolor=GRADE_COLOURS[str(letter)],
-            opacity=0.08,
-            line_width=0,
-            annotation_text=str(letter),
-            annotation_position="right",
+        shapes.append(
+            {
+                "type": "rect",
+                "xref": "paper",
+                "x0": 0,
+                "x1": 1,
+                "yref": "y",
+                "y0": low,
+                "y1": ceiling,
+                "fillcolor": GRADE_COLOURS[str(letter)],
+                "opacity": 0.08,
+                "line": {"width": 0},
+                "layer": "below",
+            }
+        )
+        letters.append(
+            {
+                "xref": "paper",
+                "x": 1,
+                "xanchor": "right",
+                "yref": "y",
+                "y": (low + ceiling) / 2,
+                "text": str(letter),
+                "showarrow": False,
+            }
         )
         ceiling = low
-    figure.update_layout(
-        height=260,
-        margin={"l": 40, "r": 30, "t": 10, "b": 30},
-        yaxis={"range": [0, 100], "title": _("Score")},
-        xaxis={"tickformat": tick},
-        plot_bgcolor="white",
-    )
+    # Plotly's JSON as a plain dict: plotly.graph_objects' validation costs more than the
+    # rest of the page.
+    figure = {
+        "data": [
+            {
+                "type": "scatter",
+                "x": [p.day.isoformat() for p in history],
+                "y": [p.score for p in history],
+                "mode": "lines+markers",
+                "text": [
+                    f"{context.day(p.day)}: {context.score(p.score)} ({p.grade})" for p in history
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
+                "line": {"color": "#1f4e79"},
+                "name": _("Daily score"),
+            },
+            # The live score now, apart from the daily scores (which each say their day).
+            {
+                "type": "scatter",
+                "x": [context.today.isoformat()],
+                "y": [live.score],
+                "mode": "markers",
+                "marker": {"color": "#1f4e79", "size": 11, "symbol": "diamond"},
+                "text": [
+                    _("Now: {score} ({grade})", score=context.score(live.score), grade=live.grade)
+                ],
+                "hovertemplate": "%{text}<extra></extra>",
+                "name": _("Now"),
+            },
+        ],
+        "layout": {
+            "height": 260,
+            "margin": {"l": 40, "r": 30, "t": 10, "b": 30},
+            "yaxis": {"range": [0, 100], "title": {"text": _("Score")}},
+            "xaxis": {"tickformat": tick},
+            "showlegend": False,
+            "plot_bgcolor": "white",
+            "shapes": shapes,
+            "annotations": letters,
+        },
+    }
     return graph(figure)
 
 
@@ -172,7 +264,7 @@ def _priorities(context: PageContext, actions: list[Action], slug: str) -> Any:
             context.title(a.check_id),
             severity_badge(_, str(a.severity)),
             str(a.instances),
-            _("+{points} points", points=context.score(a.gain / 10)),
+            _("+{points} points", points=context.score(a.gain / POINT)),
             effort_label(_, str(a.effort)),
             context.day(a.due),
             html.Strong(_("Overdue"), className="overdue") if a.overdue else "",
@@ -198,31 +290,40 @@ def _priorities(context: PageContext, actions: list[Action], slug: str) -> Any:
     )
 
 
-def _changes(context: PageContext, changes: queries.Changes) -> Any:
+def _change_labels(context: PageContext) -> dict[ChangeKind, str]:
     _ = context._
+    return {
+        ChangeKind.NEW: _("New ({count})"),
+        ChangeKind.RESOLVED: _("Resolved ({count})"),
+        ChangeKind.REOPENED: _("Reopened ({count})"),
+        ChangeKind.ACCEPTED: _("Accepted or marked false positive ({count})"),
+        ChangeKind.EXPIRED: _("Decisions expired ({count})"),
+        ChangeKind.REVOKED: _("Decisions revoked ({count})"),
+    }
 
-    def listing(findings: list[Any]) -> Any:
-        if not findings:
-            return html.P(_("None."), className="muted")
+
+def _changes(context: PageContext, changes: views.Changes) -> Any:
+    _ = context._
+    shown = 10
+    parts: list[Any] = []
+    for kind, label in _change_labels(context).items():
+        found = changes.of(kind)
+        if not found and kind not in (ChangeKind.NEW, ChangeKind.RESOLVED):
+            continue  # new and resolved are always stated, the rest when they happened
+        parts.append(html.H3(label.format(count=len(found))))
+        if not found:
+            parts.append(html.P(_("None."), className="muted"))
+            continue
         items = [
-            html.Li([context.title(f.check_id), " — ", html.Code(f.subject)]) for f in findings[:10]
+            html.Li([context.title(c.check_id), " — ", html.Code(c.subject)]) for c in found[:shown]
         ]
-        more = len(findings) - 10
-        if more > 0:
-            items.append(html.Li(_("… and {count} more", count=more)))
-        return html.Ul(items)
-
-    return html.Div(
-        [
-            html.H3(_("New ({count})", count=len(changes.new))),
-            listing(changes.new),
-            html.H3(_("Resolved ({count})", count=len(changes.resolved))),
-            listing(changes.resolved),
-        ]
-    )
+        if len(found) > shown:
+            items.append(html.Li(_("… and {count} more", count=len(found) - shown)))
+        parts.append(html.Ul(items, id=ids.changes_list(kind)))
+    return html.Div(parts)
 
 
-def _scan_health(context: PageContext, runs: list[queries.RunView]) -> Any:
+def _scan_health(context: PageContext, runs: list[views.RunView]) -> Any:
     _ = context._
     if not runs:
         return html.P(_("No scans yet."), className="muted")

@@ -1,24 +1,23 @@
-"""Portfolio: every visible organisation in one table, a category heatmap and the grades."""
+"""Portfolio: every visible organisation in one table, a category heatmap and the grades.
+
+Everything but the trend is live (the overview shows the same numbers at the same moment);
+the trend and the 30-day change come from the daily snapshots."""
 
 from __future__ import annotations
 
 from collections import Counter
 from typing import Any
 
-import plotly.graph_objects as go
-from dash import dash_table, html
-from dash.dash_table.Format import Format, Scheme, Sign
+from dash import html
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
     GRADES,
-    TABLE_CELL,
-    TABLE_HEADER,
-    TIMEZONE,
     PageContext,
     category_label,
+    data_table,
     graph,
     markdown_text,
     plot_text,
@@ -27,6 +26,8 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
+from riskiturva import views
+from riskiturva.views import TIMEZONE
 
 
 def layout(context: PageContext) -> Any:
@@ -36,15 +37,25 @@ def layout(context: PageContext) -> Any:
         return organisation.layout(context, slug=next(iter(context.viewer.visible)))
     _ = context._
     with context.sessions() as session:
-        rows = queries.portfolio(
-            session, context.viewer.visible, today=context.today, language=context.language
+        found = views.portfolio(
+            session, context.viewer.visible, now=context.now, registry=context.registry
         )
+    rows = list(found.rows)
     return html.Div(
         [
             html.H1(_("Portfolio")),
             html.P(
-                _("{count} organisations. Sort or filter by any column.", count=len(rows)),
+                [
+                    _("{count} organisations. Sort or filter by any column.", count=len(rows)),
+                    " ",
+                    _(
+                        "Scores as of {moment}; the trend and the 30-day change come from the "
+                        "daily scores.",
+                        moment=context.when(found.as_of),
+                    ),
+                ],
                 className="muted",
+                id=ids.PORTFOLIO_AS_OF,
             ),
             section(_("Organisations"), _table(context, rows)),
             html.Div(
@@ -61,12 +72,12 @@ def layout(context: PageContext) -> Any:
     )
 
 
-def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table.DataTable:
+def _table(context: PageContext, rows: list[views.PortfolioRow]) -> Any:
     _ = context._
-    decimal = "." if context.language == "en" else ","
-    # Format's setters change the object itself: one object per column format.
-    number = Format(precision=1, scheme=Scheme.fixed).decimal_delimiter(decimal)
-    delta = Format(precision=1, scheme=Scheme.fixed, sign=Sign.positive).decimal_delimiter(decimal)
+    # DataTable's number formats (what dash_table.Format builds), one decimal.
+    locale = {"decimal": "." if context.language == "en" else ","}
+    number = {"locale": locale, "nully": "", "specifier": ".1f"}
+    delta = {"locale": locale, "nully": "", "specifier": "+.1f"}
     columns = [
         {"id": "name", "name": _("Organisation"), "presentation": "markdown"},
         {"id": "grade", "name": _("Grade")},
@@ -76,19 +87,26 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
         {"id": "critical", "name": _("Open critical"), "type": "numeric"},
         {"id": "high", "name": _("Open high"), "type": "numeric"},
         {"id": "overdue", "name": _("Overdue priorities"), "type": "numeric"},
+        {"id": "accepted", "name": _("Accepted critical or high"), "type": "numeric"},
+        {"id": "expiring", "name": _("Decisions ending in 14 days"), "type": "numeric"},
         {"id": "last_success", "name": _("Last successful scan")},
     ]
     data = [
         {
             # Names come from the configuration; links are built from slugs ([a-z0-9-]).
-            "name": f"[{markdown_text(r.name)}](/org/{r.slug})",
-            "grade": r.grade or "–",
-            "score": r.score,
-            "delta": r.delta,
-            "trend": f"{_arrow(r.delta)} {sparkline(r.spark)}",
-            "critical": r.open_critical,
-            "high": r.open_high,
+            "name": f"[{markdown_text(r.organisation.name(context.language))}]"
+            f"(/org/{r.organisation.slug})",
+            "slug": r.organisation.slug,
+            # An organisation never scanned has no grade yet, whatever its findings say.
+            "grade": str(r.grade) if r.checked else "–",
+            "score": r.score if r.checked else None,
+            "delta": r.change.delta if r.checked else None,
+            "trend": f"{_arrow(r.change.delta)} {sparkline(r.trend if r.checked else ())}",
+            "critical": r.open_counts.get("critical", 0),
+            "high": r.open_counts.get("high", 0),
             "overdue": r.overdue,
+            "accepted": r.exceptions.get("critical", 0) + r.exceptions.get("high", 0),
+            "expiring": r.expiring,
             # ISO 8601 in local time: it sorts as text, and Finnish usage accepts it.
             "last_success": (
                 r.last_success.astimezone(TIMEZONE).strftime("%Y-%m-%d %H:%M")
@@ -107,16 +125,14 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
         }
         for g in GRADES
     ]
-    return dash_table.DataTable(
+    return data_table(
         id=ids.PORTFOLIO_TABLE,
         columns=columns,
         data=data,
         sort_action="native",
         filter_action="native",
         page_size=50,
-        markdown_options={"html": False},
         filter_options={"placeholder_text": _("Filter…"), "case": "insensitive"},
-        style_cell=TABLE_CELL,
         style_cell_conditional=[
             {"if": {"column_id": "trend"}, "whiteSpace": "nowrap", "letterSpacing": "-1px"}
         ],
@@ -127,8 +143,15 @@ def _table(context: PageContext, rows: list[queries.PortfolioRow]) -> dash_table
                 "fontWeight": "bold",
             },
             {"if": {"filter_query": "{overdue} > 0", "column_id": "overdue"}, "fontWeight": "bold"},
+            {
+                "if": {"filter_query": "{accepted} > 0", "column_id": "accepted"},
+                "fontWeight": "bold",
+            },
+            {
+                "if": {"filter_query": "{expiring} > 0", "column_id": "expiring"},
+                "fontWeight": "bold",
+            },
         ],
-        style_header=TABLE_HEADER,
     )
 
 
@@ -139,52 +162,65 @@ def _arrow(delta: float | None) -> str:
     return "↑" if delta > 0 else "↓" if delta < 0 else "→"
 
 
-def _grades(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
-    counts = Counter(r.grade for r in rows if r.grade)
-    figure = go.Figure(
-        go.Bar(
-            x=list(GRADES),
-            y=[counts.get(g, 0) for g in GRADES],
-            marker_color=[GRADE_COLOURS[g] for g in GRADES],
-            text=[f"{g}: {counts.get(g, 0)}" for g in GRADES],
-            textposition="outside",
-            hoverinfo="skip",
-        )
-    )
-    figure.update_layout(
-        height=300,
-        margin={"l": 40, "r": 10, "t": 10, "b": 30},
-        yaxis={"title": context._("Organisations"), "dtick": 1, "rangemode": "nonnegative"},
-        plot_bgcolor="white",
-    )
-    return figure
+# The figures are Plotly's JSON as plain dicts: plotly.graph_objects validates every
+# property in Python, which for the heatmap of a few hundred organisations cost more than
+# reading and scoring them.
 
 
-def _heatmap(context: PageContext, rows: list[queries.PortfolioRow]) -> go.Figure:
+def _grades(context: PageContext, rows: list[views.PortfolioRow]) -> dict[str, Any]:
+    counts = Counter(str(r.grade) for r in rows if r.checked)
+    return {
+        "data": [
+            {
+                "type": "bar",
+                "x": list(GRADES),
+                "y": [counts.get(g, 0) for g in GRADES],
+                "marker": {"color": [GRADE_COLOURS[g] for g in GRADES]},
+                "text": [f"{g}: {counts.get(g, 0)}" for g in GRADES],
+                "textposition": "outside",
+                "hoverinfo": "skip",
+            }
+        ],
+        "layout": {
+            "height": 300,
+            "margin": {"l": 40, "r": 10, "t": 10, "b": 30},
+            "yaxis": {
+                "title": {"text": context._("Organisations")},
+                "dtick": 1,
+                "rangemode": "nonnegative",
+            },
+            "plot_bgcolor": "white",
+        },
+    }
+
+
+def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> dict[str, Any]:
     _ = context._
-    scored = [r for r in rows if r.category_scores]
-    z = [[r.category_scores.get(c) for c in CATEGORIES] for r in scored]
-    figure = go.Figure(
-        go.Heatmap(
-            z=z,
-            x=[category_label(_, c) for c in CATEGORIES],
-            y=[plot_text(r.name) for r in scored],
-            texttemplate="%{z:.1f}",
-            zmin=0,
-            zmax=100,
-            colorscale=[[0, "#c62828"], [0.6, "#f2c14e"], [1, "#1a7f37"]],
-            hovertemplate="%{y} · %{x}: %{z:.1f}<extra></extra>",
-            colorbar={"title": _("Score")},
-        )
-    )
-    figure.update_layout(
-        height=max(300, 22 * len(scored) + 80),
-        margin={"l": 10, "r": 10, "t": 10, "b": 30},
-        yaxis={"automargin": True, "autorange": "reversed"},
-        # Plotly formats the 5 × N cell labels itself: decimal mark, then thousands separator.
-        separators=".," if context.language == "en" else ", ",
-    )
-    return figure
+    scored = [r for r in rows if r.checked]
+    return {
+        "data": [
+            {
+                "type": "heatmap",
+                "z": [[r.categories.get(c) for c in CATEGORIES] for r in scored],
+                "x": [category_label(_, c) for c in CATEGORIES],
+                "y": [plot_text(r.organisation.name(context.language)) for r in scored],
+                "texttemplate": "%{z:.1f}",
+                "zmin": 0,
+                "zmax": 100,
+                "colorscale": [[0, "#c62828"], [0.6, "#f2c14e"], [1, "#1a7f37"]],
+                "hovertemplate": "%{y} · %{x}: %{z:.1f}<extra></extra>",
+                "colorbar": {"title": {"text": _("Score")}},
+            }
+        ],
+        "layout": {
+            "height": max(300, 22 * len(scored) + 80),
+            "margin": {"l": 10, "r": 10, "t": 10, "b": 30},
+            "xaxis": {"automargin": True},
+            "yaxis": {"automargin": True, "autorange": "reversed"},
+            # Plotly formats the 5 × N cell labels itself: decimal mark, then thousands.
+            "separators": ".," if context.language == "en" else ", ",
+        },
+    }
 
 
 PAGE = Page("portfolio", r"/(?:portfolio)?", Permission.READ, layout)

@@ -7,7 +7,7 @@ from typing import Any
 
 from dash import html
 
-from dashboard import ids, queries
+from dashboard import ids
 from dashboard.components import (
     PageContext,
     not_found,
@@ -18,6 +18,8 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
+from riskiturva import views
+from riskiturva.views import NotVisible
 
 
 def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
@@ -33,7 +35,7 @@ def _totals(context: PageContext, counts: Mapping[str, Any]) -> str:
     )
 
 
-def _status(context: PageContext, run: queries.RunView) -> str:
+def _status(context: PageContext, run: views.RunView) -> str:
     """The run's status; a skipped one says which fire time it missed."""
     label = run_status_label(context._, run.status)
     if run.status == "skipped" and run.scheduled_for is not None:
@@ -49,28 +51,29 @@ def _status(context: PageContext, run: queries.RunView) -> str:
 def layout(context: PageContext, slug: str) -> Any:
     _ = context._
     with context.sessions() as session:
-        org = queries.organisation(session, context.viewer.visible, slug)
-        if org is None:
+        try:
+            org = views.organisation(session, context.viewer.visible, slug)
+            runs = views.runs(session, context.viewer.visible, slug, limit=30)
+        except NotVisible:
             return not_found(context)
-        header = org_header(context, org, "scans")
-        runs = queries.runs_for(session, context.viewer.visible, slug, limit=30)
-        run_rows = [
-            [
-                str(run.id),
-                run.collector,
-                _status(context, run),
-                context.when(run.started_at),
-                context.when(run.finished_at),
-                str(len(run.errors)),
-                _totals(context, run.counts) if run.counts else "",
-            ]
-            for run in runs
+    header = org_header(context, org, "scans")
+    run_rows = [
+        [
+            str(run.id),
+            run.collector,
+            _status(context, run),
+            context.when(run.started_at),
+            context.when(run.finished_at),
+            str(len(run.errors)),
+            _totals(context, run.counts) if run.counts else "",
         ]
-        error_rows = [
-            [str(run.id), run.collector, error.subject, error.kind, error.message]
-            for run in runs
-            for error in run.errors
-        ]
+        for run in runs
+    ]
+    error_rows = [
+        [str(run.id), run.collector, error.subject, error.kind, error.message]
+        for run in runs
+        for error in run.errors
+    ]
     return html.Div(
         [
             header,

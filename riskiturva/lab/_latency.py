@@ -125,7 +125,7 @@ async def serve(spec: dict[str, Any]) -> None:
     for route in spec["routes"]:
         listen, target = tuple(route["listen"]), tuple(route["target"])
         run = _tcp_route if route["proto"] == "tcp" else _udp_route
-        routes.append(run(listen, target, rtt))  # type: ignore[arg-type]
+        routes.append(run(listen, target, rtt))
     await asyncio.gather(*routes)
 
 

@@ -203,8 +203,8 @@ class LabCA:
                 raise RuntimeError(f"openssl could not re-sign with SHA-1: {result.stderr}")
             return x509.load_pem_x509_certificate(sha1_leaf.read_bytes())
         finally:
-            for path in (issuer_key, issuer_cert, sha256_leaf, sha1_leaf):
-                path.unlink(missing_ok=True)
+            for written in (issuer_key, issuer_cert, sha256_leaf, sha1_leaf):
+                written.unlink(missing_ok=True)
 
     def _ocsp_response(self, leaf: x509.Certificate) -> bytes:
         """A "good" OCSP response from the issuing CA, for servers to staple."""

@@ -481,10 +481,11 @@ def _plan(
 
     # Delay proxy in front of DNS, HTTPS/HTTP and SMTP.
     if latency_ms:
+        backend_of = {e: plan.backends[(e.ip, e.port, e.proto)] for e in plan.endpoints}
         routes = [
-            {"proto": e.proto, "listen": [e.ip, e.port], "target": [plan.backends[k], e.port]}
+            {"proto": e.proto, "listen": [e.ip, e.port], "target": [backend_of[e], e.port]}
             for e in plan.endpoints
-            if (k := (e.ip, e.port, e.proto)) and plan.backends[k] != e.ip
+            if backend_of[e] != e.ip
         ]
         spec = _write_json(directory / "proxy" / "routes.json",
                            {"rtt_ms": latency_ms, "routes": routes})  # fmt: skip

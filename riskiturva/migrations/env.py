@@ -5,15 +5,15 @@ too when pysqlite leaves the transactions to us: see `riskiturva.db`).
 """
 
 from alembic import context
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine
 
-from riskiturva.models import Base
+from riskiturva.schema import metadata
 
 config = context.config
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
-def _run(connection) -> None:
+def _run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=target_metadata,
@@ -30,7 +30,10 @@ def run_migrations() -> None:
     if connection is not None:
         _run(connection)
         return
-    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    url = config.get_main_option("sqlalchemy.url")
+    if url is None:
+        raise RuntimeError("no database: run migrations through riskiturva.db")
+    engine = create_engine(url)
     with engine.connect() as connection:
         _run(connection)
 

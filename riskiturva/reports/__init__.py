@@ -1,13 +1,13 @@
 """Monthly management reports: data from the store, HTML and PDF, archive and e-mail.
 
-- `data`: what a report says (`organisation_report`, `portfolio_report`), no words;
+- what a report says comes from the read model (`riskiturva.views.period`), no words;
 - `render`: HTML from Jinja2 templates (autoescaped) and PDF from it with WeasyPrint;
 - `charts`: Matplotlib charts as SVG;
 - `delivery`: the monthly job (`deliver_monthly`), the archive and its queries
   (`archived_reports`, `open_archived`), and e-mail over SMTP with STARTTLS.
 
 The public names below load their module on first use, so importing the archive's
-model (which `riskiturva.models` does) does not load Matplotlib or WeasyPrint.
+model (which `riskiturva.schema` does) does not load Matplotlib or WeasyPrint.
 """
 
 from __future__ import annotations
@@ -15,13 +15,9 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
+from riskiturva.period import Month, previous_month
+
 _EXPORTS = {
-    "Month": "period",
-    "previous_month": "period",
-    "organisation_report": "data",
-    "portfolio_report": "data",
-    "OrganisationReport": "data",
-    "PortfolioReport": "data",
     "ReportFormat": "render",
     "organisation_html": "render",
     "portfolio_html": "render",
@@ -35,7 +31,21 @@ _EXPORTS = {
     "RenderedReport": "render",
 }
 
-__all__ = sorted(_EXPORTS)
+__all__ = [
+    "ArchivedReport",
+    "Month",
+    "RenderedReport",
+    "ReportFormat",
+    "archived_reports",
+    "deliver_monthly",
+    "open_archived",
+    "organisation_html",
+    "portfolio_html",
+    "previous_month",
+    "render",
+    "render_organisation",
+    "render_portfolio",
+]
 
 
 def __getattr__(name: str) -> Any:

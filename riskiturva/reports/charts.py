@@ -10,16 +10,24 @@ from __future__ import annotations
 import base64
 import io
 from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
 
 import matplotlib
 from matplotlib.figure import Figure
 
 from riskiturva.scoring import GRADE_FLOORS
 
+if TYPE_CHECKING:
+    from matplotlib.typing import RcKeyType
+
 # Grade bands, best first: (grade, lowest score, colour).
 _BAND_COLOURS = {"A": "#d9f0d3", "B": "#eef6d5", "C": "#fdf3cf", "D": "#fde0c5", "F": "#f8d0cc"}
 _LINE = "#1f4e79"
-_SVG_SETTINGS = {"svg.hashsalt": "riskiturva", "svg.fonttype": "path", "font.family": "DejaVu Sans"}
+_SVG_SETTINGS: dict[RcKeyType, Any] = {
+    "svg.hashsalt": "riskiturva",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+}
 
 
 def _bands() -> list[tuple[str, float, float]]:
@@ -63,12 +71,12 @@ def trend_chart(
             )
         positions = range(len(labels))
         axes.plot(positions, [s if s is not None else float("nan") for s in scores], color=_LINE)
-        for x, score, grade in zip(positions, scores, grades, strict=True):
+        for x, score, letter in zip(positions, scores, grades, strict=True):
             if score is None:
                 continue
             axes.plot([x], [score], marker="o", color=_LINE, markersize=4)
             axes.annotate(
-                grade or "",
+                letter or "",
                 (x, score),
                 textcoords="offset points",
                 xytext=(0, 6),

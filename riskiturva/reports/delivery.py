@@ -28,8 +28,8 @@ from riskiturva._files import write_private
 from riskiturva.config import Config, ResolverSettings, Settings, SMTPSettings
 from riskiturva.i18n import translator
 from riskiturva.models import Organisation
+from riskiturva.period import Month, previous_month
 from riskiturva.reports.models import ArchivedReport
-from riskiturva.reports.period import Month, previous_month
 from riskiturva.reports.render import DOMAIN, RenderedReport, ReportFormat, render_organisation
 from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.store import NotVisible

@@ -8,7 +8,8 @@ from typing import Any
 from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
-from riskiturva.models import Base, Organisation
+from riskiturva.models import Organisation
+from riskiturva.orm import Base
 
 
 class ArchivedReport(Base):

@@ -17,16 +17,17 @@ from sqlalchemy.orm import Session
 
 from riskiturva.checks import load_registry
 from riskiturva.i18n import LOCALES, Translator, translator
+from riskiturva.period import Month
 from riskiturva.reports import charts
-from riskiturva.reports.data import (
+from riskiturva.scoring import SCORING_VERSION, answer, format_score
+from riskiturva.views.clock import local_day
+from riskiturva.views.period import (
     MonthPoint,
     OrganisationReport,
     PortfolioReport,
     organisation_report,
     portfolio_report,
 )
-from riskiturva.reports.period import Month
-from riskiturva.scoring import SCORING_VERSION, answer, format_score
 
 DOMAIN = "reports"
 
@@ -63,6 +64,7 @@ CATEGORY_MEANINGS = {
     "web": "Whether your websites use the protections browsers offer: forced HTTPS, "
     "security headers and safe cookies.",
 }
+DECISION_LABELS = {"accepted": "Accepted risk", "false_positive": "False positive"}
 COLLECTOR_LABELS = {
     "tls": "TLS",
     "web": "Websites",
@@ -131,6 +133,8 @@ def _environment(_: Translator) -> Environment:
         error_kind=lambda key: label(ERROR_LABELS, key),
         month=lambda m: month_label(m, language),
         date=_.date,
+        day=lambda t: _.date(local_day(t)),
+        decision=lambda key: label(DECISION_LABELS, key),
         when=lambda t: _.datetime(t.astimezone(dt.UTC)) + " UTC",
         points=lambda score: format_score(round(score * 10), language),
         signed=signed,
@@ -157,11 +161,7 @@ def organisation_html(report: OrganisationReport, language: str) -> str:
     _ = translator(language, DOMAIN)
     registry = load_registry()
     sentence = answer(
-        report.score,
-        report.actions,
-        registry=registry,
-        language=_.language,
-        checked=report.coverage.assets_complete > 0 or bool(report.score.groups),
+        report.score, report.actions, registry=registry, language=_.language, checked=report.checked
     )
     return (
         _environment(_)
@@ -200,7 +200,8 @@ def pdf_from_html(html: str) -> bytes:
     from weasyprint import HTML, URLFetcher  # on use: loading Pango takes a moment
 
     fetcher = URLFetcher(allowed_protocols={"data"}, fail_on_errors=False)
-    return HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    pdf: bytes = HTML(string=html, base_url=None, url_fetcher=fetcher).write_pdf()
+    return pdf
 
 
 def render(html: str, fmt: ReportFormat | str) -> bytes:
@@ -239,15 +240,12 @@ def render_organisation(
     fmt: ReportFormat | str = ReportFormat.PDF,
 ) -> RenderedReport:
     """One organisation's monthly report, rendered in `language` and `fmt`."""
-    report = organisation_report(session, slug, month, visible=visible, now=now)
+    registry = load_registry()
+    report = organisation_report(session, slug, month, visible=visible, now=now, registry=registry)
     _ = translator(language, DOMAIN)
     name = report.names.get(_.language, slug)
     summary = answer(
-        report.score,
-        report.actions,
-        registry=load_registry(),
-        language=_.language,
-        checked=report.coverage.assets_complete > 0 or bool(report.score.groups),
+        report.score, report.actions, registry=registry, language=_.language, checked=report.checked
     )
     return RenderedReport(
         organisation=slug,
@@ -272,7 +270,9 @@ def render_portfolio(
     partner_name: str | None = None,
 ) -> RenderedReport:
     """A partner's portfolio report (its visible organisations), in `language` and `fmt`."""
-    report = portfolio_report(session, partner, month, visible=visible, now=now)
+    report = portfolio_report(
+        session, partner, month, visible=visible, now=now, registry=load_registry()
+    )
     _ = translator(language, DOMAIN)
     name = partner_name or partner
     return RenderedReport(

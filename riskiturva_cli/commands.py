@@ -1,4 +1,4 @@
-"""The `riskiturva` command line. Each command's docstring is its help text."""
+"""The `riskiturva` commands. Each command's docstring is its help text."""
 
 from __future__ import annotations
 
@@ -30,23 +30,21 @@ from rich.progress import (
 from rich.table import Table
 from rich.text import Text
 from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.orm import Session
 
-from riskiturva import __version__
+from riskiturva import __version__, views
 from riskiturva import _terminal as terminal
-from riskiturva.checks import LANGUAGES, Severity, load_registry
+from riskiturva.checks import LANGUAGES, Registry, Severity, load_registry, markdown_table
 from riskiturva.collector import CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
 from riskiturva.db import StoreUnavailable, open_store
 from riskiturva.dberrors import StoreWriteError, store_failure_paragraph
-from riskiturva.docgen import checks_markdown
 from riskiturva.exit_codes import SUMMARIES, ExitCode, scan_exit_code, score_exit_code
 from riskiturva.export import spreadsheet_cell, terminal_text
 from riskiturva.history import take_snapshots
 from riskiturva.i18n import translator
 from riskiturva.lab.cli import lab
-from riskiturva.models import Finding
 from riskiturva.runner import Outcome, RunReport, build_context, run_scan
-from riskiturva.store import list_findings
 
 FORMATS = ("table", "json")
 
@@ -267,7 +265,7 @@ def checks_list(fmt: str, lang: str) -> None:
         ]
         click.echo(json.dumps(rows, ensure_ascii=False, indent=2))
     elif fmt == "markdown":
-        click.echo(checks_markdown(), nl=False)
+        click.echo(markdown_table(load_registry()), nl=False)
     else:
         table = Table("id", "category", "severity", "effort", "title")
         for c in checks:
@@ -280,10 +278,23 @@ def findings_group() -> None:
     """Findings in the store."""
 
 
-def finding_record(finding: Finding, lang: str) -> dict[str, Any]:
+def _now() -> dt.datetime:
+    """The current moment; tests give a fixed clock as `obj={"clock": ...}` to the command."""
+    root = click.get_current_context().find_root()
+    clock = root.obj.get("clock") if isinstance(root.obj, dict) else None
+    return clock() if clock is not None else dt.datetime.now(dt.UTC)
+
+
+def _findings(
+    session: Session, visible: Sequence[str], statuses: Sequence[str] = ()
+) -> list[views.FindingRow]:
+    return views.findings(session, visible, registry=load_registry(), statuses=statuses)
+
+
+def finding_record(finding: views.FindingRow, lang: str) -> dict[str, Any]:
     check = load_registry().get(finding.check_id)
     return {
-        "organisation": finding.organisation.slug,
+        "organisation": finding.organisation,
         "fingerprint": finding.fingerprint,
         "check_id": finding.check_id,
         "title": check.title_in(lang) if check else finding.check_id,
@@ -323,9 +334,7 @@ def findings_list(
     visible = list(orgs) or [o.slug for o in config.organisations]
     sessions = open_store(config)
     with sessions() as session:
-        records = [
-            finding_record(f, lang) for f in list_findings(session, visible, statuses=statuses)
-        ]
+        records = [finding_record(f, lang) for f in _findings(session, visible, statuses)]
     if fmt == "json":
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
     elif fmt == "csv":
@@ -462,7 +471,7 @@ def scan(
         organisations=visible,
     )
     with sessions() as session:
-        findings = [finding_record(f, lang) for f in list_findings(session, visible)]
+        findings = [finding_record(f, lang) for f in _findings(session, visible)]
     if fmt == "json":
         document = {
             "riskiturva_version": __version__,
@@ -579,83 +588,89 @@ def score(
     fail_below: str | None,
     lang: str,
 ) -> None:
-    """Grade, score, the answer, top priorities and the explanation of each organisation.
+    """Grade, score, the answer, priorities, the explanation, the exceptions in force and
+    what changed in the last 30 days, for each organisation (live, at this moment).
 
     The model is documented in docs/scoring.md.
     """
-    from riskiturva.history import change_since, has_been_checked, score_stored
-    from riskiturva.models import Organisation
-    from riskiturva.scoring import score_document
     from riskiturva.store import sync_config
 
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
     slugs = list(orgs) or [o.slug for o in config.organisations]
     sessions = open_store(config)
-    now = dt.datetime.now(dt.UTC)
+    now = _now()
     registry = load_registry()
     with sessions.begin() as session:
-        rows = sync_config(session, config)
-        changes = change_since(session, slugs, today=now.date())
-        documents = []
-        for slug in slugs:
-            organisation: Organisation = rows[slug]
-            document = score_document(
-                score_stored(session, organisation, now=now, registry=registry),
-                registry=registry,
-                today=now.date(),
-                language=lang,
-                target=target,
-                top=top,
-                checked=has_been_checked(session, organisation),
-            )
-            change = changes.get(slug)
-            document["name"] = organisation.name(lang)
-            document["change_30d"] = (
-                {
-                    "delta": change.delta,
-                    "since": change.baseline.day.isoformat(),
-                    "comparable": change.comparable,
-                }
-                if change and change.baseline
-                else None
-            )
-            documents.append(document)
+        sync_config(session, config)
+    with sessions() as session:
+        overviews = [
+            views.overview(session, slugs, slug, now=now, registry=registry) for slug in slugs
+        ]
     if fmt == "json":
+        documents = [
+            o.to_json(registry=registry, language=lang, target=target, top=top) for o in overviews
+        ]
         click.echo(json.dumps(documents, ensure_ascii=False, indent=2))
     else:
-        console = _console()
-        for d in documents:
-            change = d["change_30d"]
-            since = _local_date(change["since"], lang) if change else ""
-            trend = f", {change['delta']:+.1f} since {since}" if change else ""
-            console.print(
-                Text(f"{d['organisation']} — {d['name']}: {d['grade']} {d['score']:.1f}{trend}")
-            )
-            console.print(Text(str(d["answer"])))
-            priorities_table = Table("action", "severity", "instances", "gain", "effort", "due")
-            for p in d["priorities"]:
-                due_day = _local_date(p["due"], lang) if p["due"] else "—"
-                due = f"{due_day} OVERDUE" if p["overdue"] else due_day
-                gain = f"+{p['gain']:.1f}"
-                row = (p["severity"], str(p["instances"]), gain, p["effort"], due)
-                priorities_table.add_row(Text(p["title"]), *row)
-            console.print(priorities_table)
-            plan = d["plan"]
-            goal = f"To reach {plan['target']}: fix {len(plan['check_ids'])} action(s)"
-            after = f"{plan['grade_after']} {plan['score_after']:.1f}"
-            console.print(Text(f"{goal}, effort {plan['effort_units']} → {after}"))
-            why = Table("why (points lost)", "points", title=f"100 → {d['score']:.1f}")
-            for line in d["explanation"]:
-                label = line["title"] if line["kind"] == "finding" else f"cap: {line['title']}"
-                why.add_row(Text(str(label)), f"−{line['points_lost']:.1f}")
-            for cap in d["caps"]:
-                if not cap["binding"]:
-                    why.add_row(Text(f"cap (not binding): {cap['reason']}"), f"≤ {cap['grade']}")
-            console.print(why)
-    sys.exit(
-        score_exit_code(((d["grade"], d["checked"]) for d in documents), fail_below=fail_below)
+        for overview in overviews:
+            _print_score(overview, registry, lang, target, top)
+    grades = ((str(o.score.grade), o.live.checked) for o in overviews)
+    sys.exit(score_exit_code(grades, fail_below=fail_below))
+
+
+def _print_score(
+    overview: views.Overview, registry: Registry, lang: str, target: str, top: int
+) -> None:
+    """One organisation's score as tables on the terminal."""
+    console = _console()
+    d = overview.document(registry=registry, language=lang, target=target, top=top)
+    change = overview.change
+    trend = (
+        f", {change.delta:+.1f} since {_local_date(change.since.isoformat(), lang)}"
+        if change.since is not None and change.delta is not None
+        else ""
     )
+    name = overview.organisation.name(lang)
+    console.print(Text(f"{d.organisation} — {name}: {d.grade} {d.score:.1f}{trend}"))
+    console.print(Text(d.answer))
+    priorities_table = Table("action", "severity", "instances", "gain", "effort", "due")
+    for p in d.priorities:
+        due_day = _local_date(p.due.isoformat(), lang) if p.due else "—"
+        due = f"{due_day} OVERDUE" if p.overdue else due_day
+        row = (str(p.severity), str(p.instances), f"+{p.gain:.1f}", str(p.effort), due)
+        priorities_table.add_row(Text(p.title), *row)
+    console.print(priorities_table)
+    plan = d.plan
+    goal = f"To reach {plan.target}: fix {len(plan.check_ids)} action(s)"
+    after = f"{plan.grade_after} {plan.score_after:.1f}"
+    console.print(Text(f"{goal}, effort {plan.effort_units} → {after}"))
+    why = Table("why (points lost)", "points", "of which caps", title=f"100 → {d.score:.1f}")
+    for line in d.explanation:
+        caps = f"−{line.cap_points:.1f}" if line.cap_points else ""
+        why.add_row(Text(line.title), f"−{line.points_lost:.1f}", caps)
+    for cap in d.caps:
+        why.add_row(Text(f"cap{'' if cap.binding else ' (not binding)'}: {cap.reason}"), "", "")
+    console.print(why)
+    register = overview.exceptions
+    if register.entries:
+        exceptions = Table("accepted / false positive", "severity", "subject", "by", "until")
+        for e in register.entries:
+            until = _local_datetime(e.until.isoformat(), lang) if e.until else "—"
+            if e.expiring:
+                until += f" (ENDS IN {e.days_left} DAYS)"
+            title = registry[e.check_id].title_in(lang) if e.check_id in registry else e.check_id
+            exceptions.add_row(
+                Text(title),
+                str(e.severity),
+                Text(terminal_text(e.subject, 80)),
+                Text(terminal_text(e.decided_by or "", 80)),
+                until,
+            )
+        console.print(exceptions)
+    changes = overview.changes
+    counts = ", ".join(f"{len(changes.of(kind))} {kind}" for kind in views.ChangeKind)
+    console.print(Text(f"last 30 days: {counts}"))
 
 
 @main.command("scheduler")
@@ -756,6 +771,7 @@ def report_command(
             if org is not None:
                 rendered = reports.render_organisation(session, org, period, **options)
             else:
+                assert partner is not None
                 rendered = reports.render_portfolio(
                     session, partner, period, partner_name=partners[partner], **options
                 )

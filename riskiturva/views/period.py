@@ -1,48 +1,43 @@
-"""What a report says, assembled from the store and scoring; no words, no rendering.
+"""A period summary for the monthly reports: what a report says, no words, no rendering.
 
 `organisation_report` and `portfolio_report` read the store for one month with a fixed
-`now` and return frozen dataclasses that render in any language. Every query takes the
-caller's visible organisations, like the store's queries: a report of an organisation the
-caller may not see raises `NotVisible`.
+`now` and return frozen dataclasses that render in any language. Like every view they take
+the caller's visible organisations: a report of an organisation the caller may not see
+raises `NotVisible`.
 
-The findings standing are those in the store when the report is made (the monthly job
-runs on the 1st, so that is the month's end); the trend, the previous month's figure and
-the month's changes come from the snapshots and the findings' events, so they are exact
-for any past month.
+The score is live at the month's end (or `now`, if earlier), from the findings standing
+when the report is made (the monthly job runs on the 1st, so that is the month's end); the
+trend and the previous month's figure come from the snapshots, and the month's changes
+from the findings' events (`views.changes`), so they are exact for any past month. The
+exceptions register is the one in force at the same moment.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from collections import Counter
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskiturva.checks import Check, Severity, load_registry
-from riskiturva.history import SnapshotPoint, score_history, score_stored
-from riskiturva.models import (
-    Asset,
-    EventKind,
-    Finding,
-    FindingEvent,
-    FindingStatus,
-    Organisation,
-    ScanError,
-    ScanRun,
-    SubjectState,
-)
-from riskiturva.reports.period import Month
+from riskiturva.checks import Check, Severity
+from riskiturva.models import Asset, Finding, FindingStatus, ScanError, ScanRun, SubjectState
+from riskiturva.period import Month
 from riskiturva.scoring import Action, OrganisationScore, due_date, priorities
-from riskiturva.store import NotVisible, visible_organisations
+from riskiturva.store import NotVisible
+from riskiturva.views.changes import Change, ChangeKind, Changes, changes
+from riskiturva.views.clock import local_day
+from riskiturva.views.exceptions import ExceptionsRegister, registers
+from riskiturva.views.live import live_score, live_scores
+from riskiturva.views.organisations import OrganisationRef, organisations
+from riskiturva.views.organisations import organisation as visible_organisation
+from riskiturva.views.severity import registry_severity, worst_first_key
+from riskiturva.views.trend import SnapshotPoint, score_history
 
 TREND_MONTHS = 12
 TOP_PRIORITIES = 5
 APPENDIX_SEVERITIES = (Severity.CRITICAL, Severity.HIGH)
-COUNTED_SEVERITIES = (Severity.CRITICAL, Severity.HIGH, Severity.MEDIUM, Severity.LOW)
-_NEW_EVENTS = (EventKind.OPENED, EventKind.REOPENED)
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,16 +49,6 @@ class MonthPoint:
     score: float
     grade: str
     category_scores: Mapping[str, float]
-
-
-@dataclass(frozen=True, slots=True)
-class ChangedFinding:
-    """A finding that appeared or was resolved during the month."""
-
-    check_id: str
-    subject: str
-    severity: str
-    at: dt.datetime
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,26 +112,45 @@ class Coverage:
         return sum(e.occurrences for e in self.errors)
 
 
-def _by_severity(findings: Sequence[ChangedFinding]) -> dict[str, int]:
-    counts = Counter(f.severity for f in findings)
-    return {str(s): counts.get(str(s), 0) for s in COUNTED_SEVERITIES}
-
-
 @dataclass(frozen=True)
 class OrganisationReport:
     organisation: str
     names: Mapping[str, str]  # language → name
     month: Month
     as_of: dt.date  # the day the standing findings and priorities are judged on
+    at: dt.datetime  # the moment the score is live at: the month's end, or `generated_at`
     generated_at: dt.datetime
     score: OrganisationScore
+    checked: bool  # something was scanned successfully at some time
     actions: tuple[Action, ...]  # every priority, best first
     previous: MonthPoint | None  # the end of the previous month
     trend: tuple[MonthPoint | None, ...]  # TREND_MONTHS months, oldest first
-    new: tuple[ChangedFinding, ...]
-    resolved: tuple[ChangedFinding, ...]
+    changes: Changes  # during the month
+    exceptions: ExceptionsRegister  # in force at `at`
     coverage: Coverage
     appendix: tuple[OpenFinding, ...]
+
+    @property
+    def new(self) -> tuple[Change, ...]:
+        return self.changes.new
+
+    @property
+    def resolved(self) -> tuple[Change, ...]:
+        return self.changes.resolved
+
+    @property
+    def reopened(self) -> tuple[Change, ...]:
+        return self.changes.reopened
+
+    @property
+    def worse(self) -> tuple[Change, ...]:
+        """New and reopened problems: what got worse during the month."""
+        return tuple(sorted((*self.new, *self.reopened), key=worst_first_key))
+
+    @property
+    def ended(self) -> tuple[Change, ...]:
+        """Decisions that expired or were revoked during the month."""
+        return tuple(sorted((*self.changes.expired, *self.changes.revoked), key=worst_first_key))
 
     @property
     def delta(self) -> float | None:
@@ -164,28 +168,24 @@ class OrganisationReport:
 
     @property
     def new_by_severity(self) -> dict[str, int]:
-        return _by_severity(self.new)
+        return self.changes.by_severity(ChangeKind.NEW)
+
+    @property
+    def reopened_by_severity(self) -> dict[str, int]:
+        return self.changes.by_severity(ChangeKind.REOPENED)
 
     @property
     def resolved_by_severity(self) -> dict[str, int]:
-        return _by_severity(self.resolved)
+        return self.changes.by_severity(ChangeKind.RESOLVED)
 
     @property
     def trend_months(self) -> tuple[Month, ...]:
         return tuple(self.month.back(TREND_MONTHS - 1 - i) for i in range(TREND_MONTHS))
 
 
-def _organisation(session: Session, slug: str, visible: Collection[str]) -> Organisation:
-    found = [o for o in visible_organisations(session, visible) if o.slug == slug]
-    if not found:
-        raise NotVisible(slug)
-    return found[0]
-
-
 def _as_of(month: Month, now: dt.datetime) -> tuple[dt.date, dt.datetime]:
     """The day and instant the month is judged on: its end, or `now` if that is earlier."""
-    at = min(now, month.end)
-    return min(now.date(), month.last_day), at
+    return min(local_day(now), month.last_day), min(now, month.end)
 
 
 def _monthly_points(points: Sequence[SnapshotPoint]) -> dict[Month, MonthPoint]:
@@ -204,41 +204,7 @@ def _current_point(month: Month, day: dt.date, score: OrganisationScore) -> Mont
     return MonthPoint(month, day, score.score, str(score.grade), categories)
 
 
-def _changes(
-    session: Session, organisation: Organisation, month: Month
-) -> tuple[tuple[ChangedFinding, ...], tuple[ChangedFinding, ...]]:
-    """Findings opened or reopened, and findings resolved, during the month."""
-    rows = session.execute(
-        select(FindingEvent.kind, FindingEvent.at, Finding)
-        .join(Finding, FindingEvent.finding_id == Finding.id)
-        .where(
-            Finding.organisation_id == organisation.id,
-            FindingEvent.kind.in_([*_NEW_EVENTS, EventKind.RESOLVED]),
-            FindingEvent.at >= month.start,
-            FindingEvent.at < month.end,
-        )
-        .order_by(FindingEvent.at, FindingEvent.id)
-    )
-    registry = load_registry()
-    new: dict[str, ChangedFinding] = {}
-    resolved: dict[str, ChangedFinding] = {}
-    for kind, at, finding in rows:
-        check = registry.get(finding.check_id)
-        severity = str(check.severity) if check else finding.severity
-        changed = ChangedFinding(finding.check_id, finding.subject, severity, at)
-        # The latest event of each kind counts once per finding.
-        (new if kind in _NEW_EVENTS else resolved)[finding.fingerprint] = changed
-    return _worst_first(new.values()), _worst_first(resolved.values())
-
-
-_RANK = {str(s): s.rank for s in Severity}
-
-
-def _worst_first(findings: Collection[ChangedFinding]) -> tuple[ChangedFinding, ...]:
-    return tuple(sorted(findings, key=lambda f: (-_RANK.get(f.severity, 0), f.check_id, f.subject)))
-
-
-def _coverage(session: Session, organisation: Organisation, month: Month) -> Coverage:
+def _coverage(session: Session, organisation: OrganisationRef, month: Month) -> Coverage:
     runs = list(
         session.scalars(
             select(ScanRun).where(ScanRun.started_at >= month.start, ScanRun.started_at < month.end)
@@ -290,7 +256,7 @@ def _coverage(session: Session, organisation: Organisation, month: Month) -> Cov
 
 
 def _appendix(
-    session: Session, organisation: Organisation, registry: Mapping[str, Check], today: dt.date
+    session: Session, organisation: OrganisationRef, registry: Mapping[str, Check], today: dt.date
 ) -> tuple[OpenFinding, ...]:
     rows = []
     for finding in session.scalars(
@@ -298,8 +264,7 @@ def _appendix(
             Finding.organisation_id == organisation.id, Finding.status == FindingStatus.OPEN
         )
     ):
-        check = registry.get(finding.check_id)
-        severity = check.severity if check else Severity(finding.severity)
+        severity = registry_severity(finding, registry)
         if severity not in APPENDIX_SEVERITIES:
             continue
         first_seen = finding.first_seen.date()
@@ -318,6 +283,9 @@ def _appendix(
     return tuple(sorted(rows, key=lambda r: (-_RANK[r.severity], r.check_id, r.subject)))
 
 
+_RANK = {str(s): s.rank for s in Severity}
+
+
 def organisation_report(
     session: Session,
     slug: str,
@@ -325,12 +293,12 @@ def organisation_report(
     *,
     visible: Collection[str],
     now: dt.datetime,
+    registry: Mapping[str, Check],
 ) -> OrganisationReport:
     """Everything the monthly report of one organisation says, for `month` as of `now`."""
-    organisation = _organisation(session, slug, visible)
-    registry = load_registry()
+    organisation = visible_organisation(session, visible, slug)
     today, at = _as_of(month, now)
-    score = score_stored(session, organisation, now=at, registry=registry)
+    live = live_score(session, organisation, now=at, registry=registry)
     history = score_history(
         session,
         [slug],
@@ -338,21 +306,22 @@ def organisation_report(
         until=month.previous().last_day,
     ).get(slug, [])
     monthly = _monthly_points(history)
-    monthly[month] = _current_point(month, today, score)
+    monthly[month] = _current_point(month, today, live.score)
     trend = tuple(monthly.get(month.back(TREND_MONTHS - 1 - i)) for i in range(TREND_MONTHS))
-    new, resolved = _changes(session, organisation, month)
     return OrganisationReport(
         organisation=slug,
-        names={"fi": organisation.name_fi, "sv": organisation.name_sv, "en": organisation.name_en},
+        names=organisation.names,
         month=month,
         as_of=today,
+        at=at,
         generated_at=now,
-        score=score,
-        actions=tuple(priorities(score, registry=registry, today=today)),
+        score=live.score,
+        checked=live.checked,
+        actions=tuple(priorities(live.score, registry=registry, today=today)),
         previous=monthly.get(month.previous()),
         trend=trend,
-        new=new,
-        resolved=resolved,
+        changes=changes(session, visible, slug, since=month.start, until=at, registry=registry),
+        exceptions=registers(session, [organisation], now=at, registry=registry)[slug],
         coverage=_coverage(session, organisation, month),
         appendix=_appendix(session, organisation, registry, today),
     )
@@ -415,34 +384,31 @@ def portfolio_report(
     *,
     visible: Collection[str],
     now: dt.datetime,
+    registry: Mapping[str, Check],
     common_limit: int = 10,
 ) -> PortfolioReport:
     """Every visible organisation of the partner: grade, trend, common problems."""
-    organisations = [o for o in visible_organisations(session, visible) if o.partner == partner]
-    if not organisations:
+    refs = organisations(session, visible, partner=partner)
+    if not refs:
         raise NotVisible(partner)
-    registry = load_registry()
     today, at = _as_of(month, now)
     history = score_history(
         session,
-        [o.slug for o in organisations],
+        [o.slug for o in refs],
         since=month.back(TREND_MONTHS - 1).first_day,
         until=month.previous().last_day,
     )
+    scores = live_scores(session, refs, now=at, registry=registry)
     rows = []
     problems: dict[str, tuple[str, list[str], int]] = {}
-    for organisation in organisations:
-        score = score_stored(session, organisation, now=at, registry=registry)
+    for organisation in refs:
+        score = scores[organisation.slug].score
         monthly = _monthly_points(history.get(organisation.slug, []))
         monthly[month] = _current_point(month, today, score)
         rows.append(
             PortfolioRow(
                 organisation=organisation.slug,
-                names={
-                    "fi": organisation.name_fi,
-                    "sv": organisation.name_sv,
-                    "en": organisation.name_en,
-                },
+                names=organisation.names,
                 score=score.score,
                 grade=str(score.grade),
                 previous=monthly.get(month.previous()),

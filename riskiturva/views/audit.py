@@ -1,4 +1,5 @@
-"""Reading the audit trail, and whose accounts a partner administrator looks after.
+"""The audit trail as a partner administrator reads it, whose accounts they look after,
+and who of those is signed in now.
 
 Events about an organisation's people and data are filed under that organisation
 (`audit_event.organisation`): sign-ins and refusals of its staff and viewers, its exports
@@ -19,6 +20,7 @@ from sqlalchemy.orm import Session
 
 from riskiturva.auth import Viewer
 from riskiturva.models_auth import AuditEvent, User
+from riskiturva.user_sessions import SessionLimits, active_sessions
 
 # Kinds of event a reader filters by; an action may belong to several.
 ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
@@ -38,7 +40,7 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
 DEFAULT_LIMIT = 300
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AuditEntry:
     id: int
     at: dt.datetime
@@ -51,7 +53,7 @@ class AuditEntry:
     note: str | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Account:
     id: int
     username: str
@@ -60,14 +62,14 @@ class Account:
     organisations: tuple[str, ...]
 
 
-def entries(
+def audit_entries(
     session: Session,
     viewer: Viewer,
     *,
     group: str | None = None,
     organisation: str | None = None,
     limit: int = DEFAULT_LIMIT,
-) -> list[AuditEntry]:
+) -> tuple[AuditEntry, ...]:
     """The newest events the viewer may see, of one kind (`ACTION_GROUPS`) and one
     organisation when given."""
     query = select(AuditEvent).order_by(AuditEvent.at.desc(), AuditEvent.id.desc()).limit(limit)
@@ -83,7 +85,7 @@ def entries(
         query = query.where(AuditEvent.action.in_(ACTION_GROUPS.get(group, ())))
     if organisation is not None:
         query = query.where(AuditEvent.organisation == organisation)
-    return [
+    return tuple(
         AuditEntry(
             id=e.id,
             at=e.at,
@@ -96,16 +98,44 @@ def entries(
             note=e.note,
         )
         for e in session.scalars(query)
-    ]
+    )
 
 
-def managed_accounts(session: Session, viewer: Viewer) -> list[Account]:
+def managed_accounts(session: Session, viewer: Viewer) -> tuple[Account, ...]:
     """Accounts whose every organisation the viewer sees (every account, for one who sees
     every organisation): whose sessions they may end."""
-    accounts = [
+    accounts = tuple(
         Account(u.id, u.username, u.display_name, u.role, tuple(u.organisations))
         for u in session.scalars(select(User).order_by(User.username))
-    ]
+    )
     if viewer.all_organisations:
         return accounts
-    return [a for a in accounts if a.organisations and set(a.organisations) <= viewer.visible]
+    return tuple(a for a in accounts if a.organisations and set(a.organisations) <= viewer.visible)
+
+
+@dataclass(frozen=True, slots=True)
+class SignedIn:
+    """One live session of a managed account."""
+
+    username: str
+    display_name: str
+    signed_in_at: dt.datetime
+    last_request_at: dt.datetime
+    address: str | None
+
+
+def signed_in_now(
+    session: Session, viewer: Viewer, *, now: dt.datetime, limits: SessionLimits
+) -> tuple[SignedIn, ...]:
+    """The live sessions of the accounts the viewer looks after, latest request first."""
+    accounts = {a.id: a for a in managed_accounts(session, viewer)}
+    return tuple(
+        SignedIn(
+            username=s.username,
+            display_name=accounts[s.user_id].display_name,
+            signed_in_at=s.created_at,
+            last_request_at=s.last_seen_at,
+            address=s.address,
+        )
+        for s in active_sessions(session, list(accounts), now=now, limits=limits)
+    )

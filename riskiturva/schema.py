@@ -1,0 +1,15 @@
+"""The whole schema: every module of tables imported, for migrations and their test.
+
+`metadata` is what Alembic compares the database with (`riskiturva/migrations/env.py`).
+"""
+
+from __future__ import annotations
+
+from riskiturva import models, models_auth, models_schedule
+from riskiturva.orm import Base
+from riskiturva.reports import models as report_models
+
+metadata = Base.metadata
+TABLE_MODULES = (models, models_auth, models_schedule, report_models)
+
+__all__ = ["TABLE_MODULES", "metadata"]

@@ -1,0 +1,101 @@
+"""The read model: the one place every face (CLI, dashboard, reports) reads from.
+
+Every query takes the caller's *visible organisations* (slugs) and returns frozen
+dataclasses; an organisation outside them reads as absent (`NotVisible`). Scores are live
+at the moment given (`now`); snapshots are for trends only and say their day. Severity,
+category and titles come from the check registry. Faces format; they never query or score.
+
+- `organisations`: the one visible-organisation lookup (`organisation`, `organisations`);
+- `live`: scores at a moment, in bulk (and the kept summaries the portfolio uses);
+- `portfolio`: one live row per organisation;
+- `overview`: one organisation's overview (`overview`) and its score explained
+  (`explanation`);
+- `changes`: what changed in a period — the one event-based definition;
+- `exceptions`: the register of accepted risks and false positives in force;
+- `findings`: the findings list and one finding with its history;
+- `scans`: scan runs, the asset inventory and scan health;
+- `trend`: snapshots read back, and the change over 30 days;
+- `period`: the monthly reports' period summaries;
+- `audit`: the audit trail, the accounts a partner administrator looks after and who of
+  them is signed in now.
+"""
+
+from riskiturva.store import NotVisible
+from riskiturva.views.audit import (
+    ACTION_GROUPS,
+    Account,
+    AuditEntry,
+    SignedIn,
+    audit_entries,
+    managed_accounts,
+    signed_in_now,
+)
+from riskiturva.views.changes import Change, ChangeKind, Changes, changes
+from riskiturva.views.clock import TIMEZONE, local_day
+from riskiturva.views.exceptions import (
+    EXPIRY_WARNING_DAYS,
+    ExceptionEntry,
+    ExceptionsRegister,
+    exceptions,
+)
+from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.live import LiveScore
+from riskiturva.views.organisations import OrganisationRef, organisation, organisations
+from riskiturva.views.overview import Overview, ScoreExplanation, explanation, overview
+from riskiturva.views.period import (
+    OrganisationReport,
+    PortfolioReport,
+    organisation_report,
+    portfolio_report,
+)
+from riskiturva.views.portfolio import Portfolio, PortfolioRow, portfolio
+from riskiturva.views.scans import AssetView, RunView, SubjectStateView, assets, runs
+from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
+
+__all__ = [
+    "ACTION_GROUPS",
+    "EXPIRY_WARNING_DAYS",
+    "TIMEZONE",
+    "Account",
+    "AssetView",
+    "AuditEntry",
+    "Change",
+    "ChangeKind",
+    "Changes",
+    "ExceptionEntry",
+    "ExceptionsRegister",
+    "FindingRow",
+    "FindingView",
+    "LiveScore",
+    "NotVisible",
+    "OrganisationRef",
+    "OrganisationReport",
+    "Overview",
+    "Portfolio",
+    "PortfolioReport",
+    "PortfolioRow",
+    "RunView",
+    "ScoreChange",
+    "ScoreExplanation",
+    "SignedIn",
+    "SnapshotPoint",
+    "SubjectStateView",
+    "assets",
+    "audit_entries",
+    "changes",
+    "exceptions",
+    "explanation",
+    "finding",
+    "findings",
+    "local_day",
+    "managed_accounts",
+    "organisation",
+    "organisation_report",
+    "organisations",
+    "overview",
+    "portfolio",
+    "portfolio_report",
+    "runs",
+    "score_history",
+    "signed_in_now",
+]
