@@ -200,8 +200,18 @@ def build(path: Path, seed: int = 7) -> Config:
             now=NOW,
         )
     engine.dispose()
+    # The dashboard reads the store; the configuration only has to be valid (one organisation).
+    first = {
+        "slug": slugs[0],
+        "name": {"fi": "Kunta 0", "sv": "Kommun 0", "en": "Town 0"},
+        "scope": {"domains": ["kunta000.test"]},
+    }
+    first["assets"] = [{"kind": "domain", "value": "kunta000.test", "criticality": "medium"}]
     return Config.model_validate(
-        {"settings": {"data_dir": str(path), "database_url": f"sqlite:///{path / 'bench.db'}"}}
+        {
+            "settings": {"data_dir": str(path), "database_url": f"sqlite:///{path / 'bench.db'}"},
+            "organisations": [first],
+        }
     )
 
 
