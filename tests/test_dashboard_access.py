@@ -918,7 +918,7 @@ def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
         finding = session.get(Finding, own)
         assert (finding.status, finding.decision, finding.decision_until) == ("open", None, None)
         assert finding.events[-1].kind == "revoked"
-        assert finding.events[-1].note.endswith("Sittenkin RDP")
+        assert finding.events[-1].note == "Sittenkin RDP"  # the words as written, nothing added
     [event] = audited(sessions, "finding.revoked")
     assert (event.actor, event.organisation, event.detail["revoked"]) == (
         "hyvala-staff",
@@ -1071,6 +1071,7 @@ def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
             str(own),
         )
         assert event.note == "Päätös tehtiin väärään havaintoon"
+        assert event.detail["revoked"] == "accepted"
 
 
 def test_csv_export_neutralises_formulas_and_is_audited(estate):

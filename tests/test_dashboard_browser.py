@@ -406,6 +406,7 @@ def test_staff_see_hostile_text_as_text_and_accept_a_risk(browser, base_url, est
     assert not browser.find_element(By.ID, ids.DECIDE_REVOKE).is_enabled()
     history = browser.find_element(By.ID, ids.HISTORY).text
     assert "Päätös peruttu" in history and "Tietue poistettiin jo." in history
+    assert "revoked" not in history and "accepted" not in history  # no identifiers
     decision = browser.find_element(By.ID, ids.DECIDE_REASON)  # decided again…
     decision.clear()
     decision.send_keys("Kuvausteksti on tarkoituksellinen; poistetaan seuraavassa DNS-muutoksessa.")

@@ -222,6 +222,9 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             with services.sessions.begin() as session:
                 # All or nothing: one finding not the viewer's undoes the whole request.
                 for finding_id in finding_ids:
+                    decided = views.finding(
+                        session, viewer.visible, finding_id, registry=services.registry
+                    ).decision
                     finding = revoke(
                         session,
                         finding_id=finding_id,
@@ -236,7 +239,10 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                         session=session,
                         organisation=finding.organisation.slug,
                         target=str(finding.id),
-                        detail={"check_id": finding.check_id},
+                        detail={
+                            "check_id": finding.check_id,
+                            "revoked": decided.decision if decided else None,
+                        },
                         note=str(reason or "")[:2000],
                     )
                 current = views.exceptions(
