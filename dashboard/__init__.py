@@ -60,9 +60,7 @@ def create_app(
 ) -> dash.Dash:
     """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
     is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
-    services = Services(
-        sessions, registry or load_registry(), clock or _utc_now, config.settings.dashboard
-    )
+    services = Services(sessions, registry or load_registry(), config, clock or _utc_now)
     app = _Dash(
         __name__,
         server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
@@ -122,6 +120,8 @@ def _shell() -> Any:
     links = [dbc.NavItem(dbc.NavLink(_("Home"), href="/"))]
     if len(viewer.visible) > 1:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
+        if viewer.sees_details:
+            links.append(dbc.NavItem(dbc.NavLink(_("Alerts"), href="/alerts")))
     if viewer.can_audit:
         links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
     current: dict[str, Any] = {"aria-current": "true"}

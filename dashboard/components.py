@@ -23,7 +23,7 @@ from dashboard.i18n import text
 from dashboard.security import audit_in, audit_request
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
-from riskiturva.config import DashboardSettings
+from riskiturva.config import Config, Scope
 from riskiturva.i18n import Translator
 from riskiturva.store import NotVisible
 from riskiturva.views import TIMEZONE, OrganisationRef, local_day
@@ -54,9 +54,14 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config  # the alert settings, the scopes, the dashboard's security settings
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
-    settings: DashboardSettings
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     @cached_property
     def _(self) -> Translator:
@@ -168,9 +173,11 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("overview", "", _("Overview"), False),
         ("findings", "/findings", _("Findings"), True),
         ("assets", "/assets", _("Assets"), True),
+        ("proposals", "/proposals", _("Discovered"), True),
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
         ("scans", "/scans", _("Scans"), True),
+        ("alerts", "/alerts", _("Alerts"), True),
     )
 
 
@@ -254,25 +261,24 @@ def graph(figure: Any, **props: Any) -> dcc.Graph:
 
 @dataclass(frozen=True)
 class Services:
-    """What the app was created with: the store, the check registry, the clock and the
-    dashboard's settings."""
+    """What the app was created with: the store, the check registry, the configuration
+    and the clock."""
 
     sessions: sessionmaker[Session]
     registry: Registry
+    config: Config
     clock: Any  # () -> aware datetime
-    settings: DashboardSettings
+
+    @property
+    def scopes(self) -> dict[str, Scope]:
+        """Each organisation's declared scope, by slug (the authorisation)."""
+        return {o.slug: o.scope for o in self.config.organisations}
 
     def context(
         self, viewer: Viewer, language: str, query: Mapping[str, Sequence[str]] | None = None
     ) -> PageContext:
         return PageContext(
-            viewer,
-            language,
-            self.sessions,
-            self.registry,
-            self.clock(),
-            query or {},
-            self.settings,
+            viewer, language, self.sessions, self.registry, self.config, self.clock(), query or {}
         )
 
     def audit(

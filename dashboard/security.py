@@ -58,6 +58,7 @@ class Permission(enum.Enum):
     READ = "read"  # any signed-in user, within their visible organisations
     DETAILS = "details"  # findings, evidence, assets, scans: not management viewers
     DECIDE = "decide"  # accept a risk or mark a false positive: organisation staff
+    REVIEW_ASSETS = "review_assets"  # decide on discovered assets: staff, partner admins
     AUDIT = "audit"  # the audit trail and sessions of their organisations: partner admins
 
 
@@ -74,6 +75,8 @@ def current_client() -> proxies.Client | None:
 def allowed(viewer: auth.Viewer, permission: Permission) -> bool:
     if permission is Permission.DECIDE:
         return viewer.can_decide
+    if permission is Permission.REVIEW_ASSETS:
+        return viewer.can_review_assets
     if permission is Permission.DETAILS:
         return viewer.sees_details
     if permission is Permission.AUDIT:

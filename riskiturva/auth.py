@@ -82,6 +82,12 @@ class Viewer:
         return self.role is Role.ORG_STAFF
 
     @property
+    def can_review_assets(self) -> bool:
+        """Accept, reject or retire discovered assets: organisation staff (their own) and
+        partner administrators (their partner's organisations)."""
+        return self.role in (Role.ORG_STAFF, Role.PARTNER_ADMIN)
+
+    @property
     def sees_details(self) -> bool:
         """Findings, evidence, assets and scans; management viewers see summaries only."""
         return self.role is not Role.VIEWER

@@ -183,6 +183,16 @@ class FindingDraft:
     reproduce: str | None = None  # a command a person can paste to see it themselves
 
 
+@dataclass(frozen=True)
+class ChangeDraft:
+    """A change a collector noticed against the previous scan (`service.port_opened`,
+    `certificate.new`): stored as a change event for "what changed" and the alerts."""
+
+    kind: str
+    subject: str
+    detail: Mapping[str, Any] = field(default_factory=dict)
+
+
 OptionsT = TypeVar("OptionsT", bound=CollectorOptions)
 Facts = TypeVar("Facts")
 
@@ -270,6 +280,15 @@ class Collector(Protocol):
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         """Pure rules: turn one successful observation into finding drafts."""
         ...
+
+
+def noticed_changes(
+    collector: Collector, previous: Mapping[str, Any] | None, observation: SubjectObservation
+) -> list[ChangeDraft]:
+    """The collector's optional `changes(previous, observation)`: pure, like `judge`; the
+    previous successful observation of the subject comes in its stored JSON form."""
+    changes = getattr(collector, "changes", None)
+    return list(changes(previous, observation)) if changes is not None else []
 
 
 class CollectorLoadError(RuntimeError):

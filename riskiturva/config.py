@@ -28,7 +28,6 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import (
     AfterValidator,
     BaseModel,
-    ConfigDict,
     Field,
     PlainValidator,
     PrivateAttr,
@@ -52,17 +51,16 @@ from riskiturva._config_problems import (
     parse_toml,
     problems_of,
 )
+from riskiturva._config_types import CACertificateFile, EmailAddress, resolved
+from riskiturva._config_types import ConfigModel as _Model
 from riskiturva._cron import parse_schedule
+from riskiturva.alerts.settings import AlertSettings, OrganisationAlerts, PartnerAlerts
 
 Problem = tuple[Location, str, Any]  # where, what is wrong, the value (None: not shown)
 DEFAULT_CONFIG_PATH = Path("config/riskiturva.toml")
 CONFIG_ENV_VAR = "RISKITURVA_CONFIG"
 LANGUAGES = ("fi", "sv", "en")
 SUPPORTED_DATABASES = ("sqlite", "postgresql")
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
 
 
 class CollectorOptions(_Model):
@@ -72,39 +70,16 @@ class CollectorOptions(_Model):
     with TOML's own types (a string is never read as a number)."""
 
 
-def _base_folder(info: ValidationInfo) -> Path | None:
-    context = info.context if isinstance(info.context, Mapping) else {}
-    base = context.get("base")
-    return Path(base) if base is not None else None
-
-
-def _resolved(path: Path, info: ValidationInfo) -> Path:
-    """A relative path resolves against the configuration file's folder."""
-    base = _base_folder(info)
-    path = path.expanduser()
-    if base is not None and not path.is_absolute():
-        path = base / path
-    return path.resolve() if base is not None else path
-
-
-def _ca_file(path: Path, info: ValidationInfo) -> Path:
-    from riskiturva.trust_files import read_ca_certificates
-
-    path = _resolved(path, info)
-    read_ca_certificates(path)
-    return path
-
-
 def _anchors_file(path: Path, info: ValidationInfo) -> Path:
     from riskiturva.trust_files import read_trust_anchors
 
-    path = _resolved(path, info)
+    path = resolved(path, info)
     read_trust_anchors(path)
     return path
 
 
 def _data_dir(path: Path, info: ValidationInfo) -> Path:
-    path = _resolved(path, info)
+    path = resolved(path, info)
     existing = path
     while not existing.exists() and existing.parent != existing:
         existing = existing.parent
@@ -116,7 +91,6 @@ def _data_dir(path: Path, info: ValidationInfo) -> Path:
     return path
 
 
-CACertificateFile = Annotated[Path, AfterValidator(_ca_file)]
 TrustAnchorsFile = Annotated[Path, AfterValidator(_anchors_file)]
 
 
@@ -210,19 +184,6 @@ def _address(value: str) -> str:
         raise ValueError(f"not an IP address: {value!r}") from exc
 
 
-def _email(value: str) -> str:
-    import email_validator
-
-    try:
-        # Syntax only, never a DNS lookup; `.test` names are allowed for the lab.
-        checked = email_validator.validate_email(
-            value, check_deliverability=False, test_environment=True
-        )
-    except email_validator.EmailNotValidError as exc:
-        raise ValueError(f"not an e-mail address: {exc}") from exc
-    return checked.normalized
-
-
 def _selector(value: str) -> str:
     selector = value.strip().lower()
     if not selector or not all(_is_valid_label(x) for x in selector.split(".")):
@@ -233,7 +194,6 @@ def _selector(value: str) -> str:
 ScopeDomain = Annotated[str, AfterValidator(_scope_domain)]
 Network = Annotated[ipaddress.IPv4Network | ipaddress.IPv6Network, PlainValidator(_network)]
 IPAddress = Annotated[str, AfterValidator(_address)]
-EmailAddress = Annotated[str, AfterValidator(_email)]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9][a-z0-9-]{0,62}$")]
 
 
@@ -325,16 +285,55 @@ class Asset(_Model):
         return None
 
 
+def _evidence_source(value: str) -> str:
+    from riskiturva.discovery.facts import Source
+
+    if value not in set(Source):
+        raise ValueError(f"not an evidence source ({', '.join(Source)}): {value!r}")
+    return value
+
+
+class AutoAcceptRule(_Model):
+    """A discovery proposal this organisation accepts without review (docs/discovery.md)."""
+
+    kinds: tuple[AssetKind, ...] = Field(
+        (AssetKind.HOST,), description="asset kinds the rule accepts"
+    )
+    sources: tuple[Annotated[str, AfterValidator(_evidence_source)], ...] = Field(
+        (), description="evidence sources (e.g. nsec, axfr, ptr); empty: any"
+    )
+    networks: tuple[Network, ...] = Field(
+        (), description="every address must lie in these; empty: the declared scope networks"
+    )
+    criticality: Criticality = Field(Criticality.LOW, description="criticality given")
+    tags: tuple[str, ...] = Field((), description="tags given")
+
+
+class OrganisationDiscovery(_Model):
+    """`[organisations.discovery]`: discovery for this organisation."""
+
+    enabled: bool = Field(True, description="run discovery for this organisation")
+    auto_accept: tuple[AutoAcceptRule, ...] = Field(
+        (), description="[[organisations.discovery.auto_accept]] rules"
+    )
+
+
 class Organisation(_Model):
     slug: Slug = Field(description="short stable id")
     name: LocalisedName = Field(description="names as a table: { fi = …, sv = …, en = … }")
     scope: Scope = Field(description="what the organisation has authorised to be scanned")
     assets: tuple[Asset, ...] = Field(
-        min_length=1, description="[[organisations.assets]] tables: at least one"
+        (),
+        description="[[organisations.assets]] tables: the seed inventory; none only when"
+        " discovery is on for the organisation",
     )
     report_recipients: tuple[EmailAddress, ...] = Field(
         (), description="e-mail addresses that receive the monthly report"
     )
+    discovery: OrganisationDiscovery = Field(
+        OrganisationDiscovery(), description="`[organisations.discovery]` (docs/discovery.md)"
+    )
+    alerts: OrganisationAlerts = OrganisationAlerts()
 
     @model_validator(mode="after")
     def _assets_within_scope(self) -> Organisation:
@@ -352,6 +351,15 @@ class Organisation(_Model):
                 message = "network outside the declared scope networks"
             if message:
                 problems.append((("assets", index, "value"), message, asset.value))
+        if not self.assets and not self.discovery.enabled:
+            message = "no assets and discovery is off: nothing would ever be scanned"
+            problems.append((("assets",), message, None))
+        for rule_index, rule in enumerate(self.discovery.auto_accept):
+            for network_index, network in enumerate(rule.networks):
+                if not self.scope.covers_network(network):
+                    location = ("discovery", "auto_accept", rule_index, "networks", network_index)
+                    message = "network outside the declared scope networks"
+                    problems.append((location, message, str(network)))
         if problems:
             raise invalid("Organisation", problems)
         return self
@@ -361,6 +369,7 @@ class Partner(_Model):
     slug: Slug = Field(description="short stable id")
     name: str = Field(min_length=1, description="the partner's name")
     organisations: tuple[str, ...] = Field((), description="slugs of the organisations it runs")
+    alerts: PartnerAlerts = PartnerAlerts()
 
 
 class SharedScope(_Model):
@@ -457,6 +466,7 @@ class Schedules(_Model):
     tls: str = Field("45 2 * * *", description="TLS collector: daily")
     web: str = Field("15 3 * * *", description="web collector: daily")
     services: str = Field("30 3 * * 1", description="exposed-services collector: weekly")
+    discovery: str = Field("30 1 * * *", description="asset discovery: daily, before the scans")
     jitter_seconds: int = Field(600, ge=0, le=86400, description="random delay added to each start")
     misfire_grace_seconds: int = Field(
         3600, ge=1, description="how late a missed run may still start (e.g. after downtime)"
@@ -474,7 +484,7 @@ class Schedules(_Model):
 
     timezone: str = Field("Europe/Helsinki", description="time zone of the cron expressions")
 
-    @field_validator("dns_email", "tls", "web", "services")
+    @field_validator("dns_email", "tls", "web", "services", "discovery")
     @classmethod
     def _valid_schedule(cls, value: str) -> str:
         parse_schedule(value)
@@ -625,6 +635,88 @@ class ReportSettings(_Model):
         return value
 
 
+class DiscoverySource(StrEnum):
+    """The discovery sources that can be turned on and off (docs/discovery.md)."""
+
+    DNS_RECORDS = "dns_records"  # NS, MX, SRV, CNAME, SPF names, TXT verification records
+    NSEC = "nsec"  # walking an NSEC-signed zone
+    AXFR = "axfr"  # the records of an open zone transfer
+    WORDLIST = "wordlist"  # common and Finnish municipal labels, with wildcard detection
+    PARTNER_LABELS = "partner_labels"  # labels of the partner's other organisations
+    TLS_SAN = "tls_san"  # names in certificates the TLS collector saw
+    WEB_LINKS = "web_links"  # names in redirects and links the web collector saw
+    CT = "ct"  # Certificate Transparency search (sends the domains to the CT service)
+    PTR = "ptr"  # reverse DNS of the declared networks
+    PING_SWEEP = "ping_sweep"  # nmap -sn of the declared networks (sends probes to them)
+
+
+# Off unless listed: CT sends the domains to a third party; a sweep probes every address.
+DEFAULT_DISCOVERY_SOURCES = tuple(
+    s for s in DiscoverySource if s not in (DiscoverySource.CT, DiscoverySource.PING_SWEEP)
+)
+
+
+class CertificateTransparencySettings(_Model):
+    """`[settings.discovery.ct]`: the Certificate Transparency search service."""
+
+    source: Literal["crtsh"] = Field("crtsh", description="the service's interface")
+    url: str = Field("https://crt.sh/", description="its address (crt.sh's JSON interface)")
+    timeout: float = Field(60.0, gt=0, le=600, description="seconds per search")
+    min_interval_seconds: float = Field(
+        5.0, ge=0, le=3600, description="pause between two searches (the service is shared)"
+    )
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError(f"url must be http(s)://host/...: {value!r}")
+        return value
+
+
+def _guessed_label(value: str) -> str:
+    try:
+        label = normalise_name(value)
+    except ValueError:
+        label = ""
+    if not label or not all(_is_valid_label(x) for x in label.split(".")):
+        raise ValueError(f"not a DNS label (such as 'ajanvaraus' or 'www.intra'): {value!r}")
+    return label
+
+
+class DiscoverySettings(_Model):
+    """`[settings.discovery]`: the asset discovery stage (docs/discovery.md)."""
+
+    sources: tuple[DiscoverySource, ...] = Field(
+        DEFAULT_DISCOVERY_SOURCES,
+        description="sources to use; ct and ping_sweep are off unless listed",
+    )
+    extra_labels: tuple[Annotated[str, AfterValidator(_guessed_label)], ...] = Field(
+        (), description="labels tried besides the built-in word list"
+    )
+    gone_after_runs: int = Field(
+        3, ge=1, le=100, description="NXDOMAIN this many runs in a row: retirement proposed"
+    )
+    ptr_max_addresses: int = Field(
+        1024,
+        ge=0,
+        le=65536,
+        description="reverse lookups per declared network at most (larger: skipped)",
+    )
+    sweep_max_addresses: int = Field(
+        4096,
+        ge=0,
+        le=65536,
+        description="addresses per declared network the ping sweep covers at most",
+    )
+    walk_max_names: int = Field(
+        10000, ge=1, le=1_000_000, description="names one NSEC walk or AXFR reads"
+    )
+    dns_in_flight: int = Field(64, ge=1, le=1000, description="DNS queries in flight at once")
+    ct: CertificateTransparencySettings = CertificateTransparencySettings()
+
+
 class RetentionSettings(_Model):
     """How long run history is kept (docs/operations.md). Findings and their events are
     never deleted."""
@@ -700,6 +792,8 @@ class Settings(_Model):
     schedules: Schedules = Schedules()
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
+    discovery: DiscoverySettings = DiscoverySettings()
+    alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
     collectors: Mapping[str, CollectorOptions] = Field(
         default_factory=dict,
@@ -814,6 +908,7 @@ class Config(_Model):
             *_shared_scope_problems(self),
             *_wide_network_problems(self),
             *_overlap_problems(self),
+            *_channel_problems(self),
         ]
         if found:
             raise invalid("Config", found)
@@ -854,6 +949,20 @@ def _partner_problems(config: Config) -> Iterator[Problem]:
                 yield location, message, slug
             listed.add(slug)
             member_of.setdefault(slug, partner.slug)
+
+
+def _channel_problems(config: Config) -> Iterator[Problem]:
+    """Every channel an organisation or partner names is declared in settings.alerts."""
+    declared = {c.name for c in config.settings.alerts.channels}
+    tables: list[tuple[str, int, OrganisationAlerts | PartnerAlerts]] = [
+        ("organisations", i, o.alerts) for i, o in enumerate(config.organisations)
+    ]
+    tables += [("partners", i, p.alerts) for i, p in enumerate(config.partners)]
+    for kind, index, alerts in tables:
+        for position, name in enumerate(alerts.channels):
+            if name not in declared:
+                location = (kind, index, "alerts", "channels", position)
+                yield location, "no [[settings.alerts.channels]] has this name", name
 
 
 def _shared_scope_problems(config: Config) -> Iterator[Problem]:

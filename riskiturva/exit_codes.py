@@ -29,7 +29,8 @@ MEANINGS: dict[ExitCode, str] = {
     ExitCode.OK: "done: every run finished and checked something; no threshold reached",
     ExitCode.FAILED: "a run failed or checked nothing (every target an error: name server down,"
     " resolver unreachable, nmap broken); `score --fail-below`: an organisation never checked;"
-    " or the database or a collector could not be opened",
+    " `alerts send|test|retry`: a message failed for good; or the database or a collector"
+    " could not be opened",
     ExitCode.USAGE: "invalid command line or configuration (nothing was run); click's own usage"
     " errors are 2 as well",
     ExitCode.THRESHOLD: "the run was good and the threshold asked for was reached: `scan"

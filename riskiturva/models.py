@@ -8,7 +8,9 @@ import enum
 from typing import Any
 
 from sqlalchemy import JSON, ForeignKey, Index, String, Text, UniqueConstraint
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 
 from riskiturva.orm import Base
 
@@ -56,9 +58,31 @@ class Organisation(Base):
         return {"fi": self.name_fi, "sv": self.name_sv}.get(language, self.name_en)
 
 
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class AssetOrigin(enum.StrEnum):
+    CONFIGURATION = "configuration"  # declared in the TOML file
+    DISCOVERED = "discovered"  # proposed by the discovery stage
+    ADDED = "added"  # added by a person (dashboard or CLI)
+
+
+class AssetState(enum.StrEnum):
+    PROPOSED = "proposed"  # discovered, waiting for a person's decision: never scanned
+    ACTIVE = "active"  # in the inventory: scanned
+    REJECTED = "rejected"  # a person said no: stays out even when seen again
+    RETIRED = "retired"  # no longer in use (or removed from the configuration)
+
+
 class Asset(Base):
+    """One asset of the inventory, whatever its origin; only active ones are scanned."""
+
     __tablename__ = "asset"
-    __table_args__ = (UniqueConstraint("organisation_id", "kind", "value"),)
+    __table_args__ = (
+        UniqueConstraint("organisation_id", "kind", "value"),
+        Index("ix_asset_org_state", "organisation_id", "state"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
@@ -66,9 +90,110 @@ class Asset(Base):
     value: Mapped[str] = mapped_column(String(500))
     criticality: Mapped[str] = mapped_column(String(10))
     tags: Mapped[list[Any]] = mapped_column(default=list)
-    active: Mapped[bool] = mapped_column(default=True)  # false once removed from the config
+    dkim_selectors: Mapped[list[Any]] = mapped_column(default=list)
+    origin: Mapped[str] = mapped_column(String(20), default=AssetOrigin.CONFIGURATION)
+    state: Mapped[str] = mapped_column(String(20), default=AssetState.ACTIVE)
+    owner_note: Mapped[str | None] = mapped_column(Text)
+    first_seen: Mapped[dt.datetime] = mapped_column(default=_utc_now)
+    last_seen: Mapped[dt.datetime] = mapped_column(default=_utc_now)
+    # The latest decision on the asset (the audit trail keeps all of them).
+    state_changed_at: Mapped[dt.datetime | None]
+    state_changed_by: Mapped[str | None] = mapped_column(String(200))
+    state_reason: Mapped[str | None] = mapped_column(Text)
+    # Consecutive discovery runs in which the name did not exist (NXDOMAIN), and when that
+    # made discovery propose retiring it; a person decides, nothing is deleted.
+    gone_runs: Mapped[int] = mapped_column(default=0)
+    retirement_proposed_at: Mapped[dt.datetime | None]
 
     organisation: Mapped[Organisation] = relationship(back_populates="assets")
+    evidence: Mapped[list[AssetEvidence]] = relationship(
+        back_populates="asset", order_by="AssetEvidence.id", cascade="all, delete-orphan"
+    )
+
+    @hybrid_property
+    def active(self) -> bool:
+        """Scanned: in the inventory and not retired, rejected or waiting for review."""
+        return self.state == AssetState.ACTIVE
+
+    @active.inplace.expression
+    @classmethod
+    def _active_expression(cls) -> ColumnElement[bool]:
+        return cls.state == str(AssetState.ACTIVE)
+
+
+class AssetEvidence(Base):
+    """Where discovery saw an asset: one row per (source, where), first and last seen."""
+
+    __tablename__ = "asset_evidence"
+    __table_args__ = (UniqueConstraint("asset_id", "source", "via"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    asset_id: Mapped[int] = mapped_column(ForeignKey("asset.id"), index=True)
+    source: Mapped[str] = mapped_column(String(30))
+    via: Mapped[str] = mapped_column(String(500))  # e.g. "NSEC chain of hyvala.test"
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("scan_run.id"))
+
+    asset: Mapped[Asset] = relationship(back_populates="evidence")
+
+
+class ScopeSighting(Base):
+    """A name or address discovery saw outside the organisation's declared scope.
+
+    Listed so that the owner can extend the authorisation; never resolved further,
+    connected to or scanned.
+    """
+
+    __tablename__ = "scope_sighting"
+    __table_args__ = (UniqueConstraint("organisation_id", "value", "source", "via"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"), index=True)
+    value: Mapped[str] = mapped_column(String(500))
+    kind: Mapped[str] = mapped_column(String(10))  # "name" or "address"
+    source: Mapped[str] = mapped_column(String(30))
+    via: Mapped[str] = mapped_column(String(500))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    first_seen: Mapped[dt.datetime]
+    last_seen: Mapped[dt.datetime]
+    last_run_id: Mapped[int | None] = mapped_column(ForeignKey("scan_run.id"))
+
+
+class ChangeKind(enum.StrEnum):
+    """What changed in an organisation's estate (read by "what changed" and by alerts)."""
+
+    ASSET_PROPOSED = "asset.proposed"
+    ASSET_ACCEPTED = "asset.accepted"
+    ASSET_REJECTED = "asset.rejected"
+    ASSET_RETIRED = "asset.retired"
+    ASSET_ADDED = "asset.added"
+    ASSET_GONE = "asset.gone"  # NXDOMAIN on N consecutive runs: retirement proposed
+    ASSET_RETURNED = "asset.returned"  # a name proposed for retirement exists again
+    SEEN_OUTSIDE_SCOPE = "scope.seen_outside"
+    PORT_OPENED = "service.port_opened"
+    CERTIFICATE_NEW = "certificate.new"
+
+
+class ChangeEvent(Base):
+    """One change: new asset proposed, asset gone, new open port, new certificate, …"""
+
+    __tablename__ = "change_event"
+    __table_args__ = (
+        Index("ix_change_event_org_at", "organisation_id", "at"),
+        Index("ix_change_event_kind_at", "kind", "at"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    organisation_id: Mapped[int] = mapped_column(ForeignKey("organisation.id"))
+    kind: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(500))
+    asset_id: Mapped[int | None] = mapped_column(ForeignKey("asset.id"))
+    run_id: Mapped[int | None] = mapped_column(ForeignKey("scan_run.id"))
+    at: Mapped[dt.datetime]
+    actor: Mapped[str | None] = mapped_column(String(200))
+    detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
 
 
 class ScanRun(Base):

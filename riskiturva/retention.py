@@ -3,8 +3,9 @@ backup`, and the scheduler's `maintenance:*` jobs).
 
 Pruning deletes scan runs, their target errors and the scheduler's handled fire times
 older than `retention.run_history_days`. It never deletes findings or their events, and it
-keeps every run that a finding, an event or a subject's latest state still points at, so
-the history a person reads stays whole.
+keeps every run that a finding, an event, a change event, discovery's evidence, a
+subject's latest state or an alert still points at, so the history a person reads stays
+whole.
 """
 
 from __future__ import annotations
@@ -19,8 +20,19 @@ from sqlalchemy import CursorResult, Engine, Result, delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._files import private_file
+from riskiturva.alerts.models import Alert
 from riskiturva.config import RetentionSettings
-from riskiturva.models import Finding, FindingEvent, RunStatus, ScanError, ScanRun, SubjectState
+from riskiturva.models import (
+    AssetEvidence,
+    ChangeEvent,
+    Finding,
+    FindingEvent,
+    RunStatus,
+    ScanError,
+    ScanRun,
+    ScopeSighting,
+    SubjectState,
+)
 from riskiturva.models_schedule import SchedulerFire
 from riskiturva.store import sqlite_path
 
@@ -48,6 +60,10 @@ def prune(
         select(FindingEvent.run_id).where(FindingEvent.run_id.is_not(None)),
         select(Finding.last_run_id).where(Finding.last_run_id.is_not(None)),
         select(SubjectState.last_run_id),
+        select(ChangeEvent.run_id).where(ChangeEvent.run_id.is_not(None)),
+        select(AssetEvidence.last_run_id).where(AssetEvidence.last_run_id.is_not(None)),
+        select(ScopeSighting.last_run_id).where(ScopeSighting.last_run_id.is_not(None)),
+        select(Alert.run_id).where(Alert.run_id.is_not(None)),
     )
     old_runs = select(ScanRun.id).where(
         ScanRun.started_at < cutoff, ScanRun.status != RunStatus.RUNNING

@@ -20,12 +20,15 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from sqlalchemy import event, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from riskiturva.alerts.outbox import record_run
 from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import (
+    ChangeDraft,
     Collector,
     ErrorKind,
     ScanContext,
@@ -34,12 +37,14 @@ from riskiturva.collector import (
     SubjectStatus,
     Target,
     TargetError,
+    noticed_changes,
     to_jsonable,
 )
-from riskiturva.config import AssetKind, Config, Organisation
+from riskiturva.config import Asset, AssetKind, Config, Organisation
 from riskiturva.dberrors import StoreWriteError, write_with_retry
+from riskiturva.inventory import active_assets
+from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
-from riskiturva.models import RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
@@ -167,6 +172,8 @@ def _outcome(observation: SubjectObservation) -> Outcome:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
+# Called after each organisation's reconcile, inside its transaction.
+AfterReconcile = Callable[[Session, OrganisationRow, list[SubjectObservation]], object]
 
 
 def build_context(config: Config, **overrides: object) -> ScanContext:
@@ -179,15 +186,28 @@ def build_context(config: Config, **overrides: object) -> ScanContext:
 
 
 def expand_targets(
-    organisation: Organisation, collector: Collector, context: ScanContext
+    organisation: Organisation,
+    collector: Collector,
+    context: ScanContext,
+    assets: Sequence[Asset] | None = None,
 ) -> tuple[list[Target], list[SubjectObservation]]:
-    """Assets of the kinds the collector takes → in-scope targets, plus errors as observations."""
+    """Assets of the kinds the collector takes → in-scope targets, plus errors as observations.
+
+    `assets` is the organisation's active inventory (default: the configuration's assets).
+    A name outside the declared scope domains is not resolved; an address outside the
+    declared networks is not scanned: both are recorded as `out_of_scope`.
+    """
     targets: list[Target] = []
     errors: list[SubjectObservation] = []
-    for asset in organisation.assets:
+    for asset in organisation.assets if assets is None else assets:
         if asset.kind not in collector.asset_kinds:
             continue
         name = asset.host_name
+        if name is not None and not context.scope.allows_name(organisation.slug, name):
+            errors.append(
+                _error(name, asset.value, ErrorKind.OUT_OF_SCOPE, "outside the declared domains")
+            )
+            continue
         url = asset.value if asset.kind is AssetKind.URL else None
         if name is None or asset.kind not in collector.address_kinds:
             address = None if name is not None else asset.value
@@ -316,9 +336,10 @@ def run_collector(
     ]
     started = context.clock()
 
-    def start(session: Session) -> int:
-        _unsaved_outcomes.write_pending(session)
-        sync_config(session, config)
+    def start(session: Session) -> tuple[int, dict[str, list[Asset]]]:
+        unsaved_outcomes.write_pending(session)
+        sync_config(session, config, now=started)
+        inventory = {o.slug: active_assets(session, o.slug) for o in selected}
         run = ScanRun(
             collector=collector.name,
             organisations=[o.slug for o in selected],
@@ -331,20 +352,23 @@ def run_collector(
         )
         session.add(run)
         session.flush()
-        return run.id
+        return run.id, inventory
 
-    run_id = write_with_retry(
+    run_id, inventory = write_with_retry(
         sessions, start, what=f"start a {collector.name} run", budget_s=budget
     )
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
+    changes: dict[str, list[ChangeDraft]] = {}
     failure: BaseException | None = None
     bar = _Bar(collector.name, progress)
     try:
         plans = []
         for organisation in selected:
-            targets, errors = expand_targets(organisation, collector, context)
+            targets, errors = expand_targets(
+                organisation, collector, context, inventory[organisation.slug]
+            )
             plans.append((organisation, targets))
             per_org[organisation.slug] = list(errors)
             findings[organisation.slug] = []
@@ -373,6 +397,11 @@ def run_collector(
                     per_org[organisation.slug].append(observation)
                     if observation.status is not SubjectStatus.ERROR:
                         findings[organisation.slug].extend(judge(collector, observation, registry))
+                    if observation.status is SubjectStatus.OK:
+                        before = previous.get(observation.subject)
+                        changes.setdefault(organisation.slug, []).extend(
+                            noticed_changes(collector, before, observation)  # type: ignore[arg-type]
+                        )
                     bar.advance(task_end)
                 bar.done = task_end
                 bar.show()
@@ -383,15 +412,31 @@ def run_collector(
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
     _tally(report, per_org, failure)
+
+    def alerts(session: Session, org_row: OrganisationRow, seen: list[SubjectObservation]) -> None:
+        record_run(
+            session,
+            config,
+            organisation=org_row,
+            collector=collector.name,
+            run_id=run_id,
+            failure=failure,
+            observations=seen,
+            now=finished,
+            registry=registry,
+        )
+
     try:
         persist_run_results(
             sessions,
             report,
             per_org=per_org,
             findings=findings,
+            changes=changes,
             resolve=failure is None,
             finished=finished,
             budget_s=budget,
+            after_reconcile=alerts,
         )
     except StoreWriteError as error:
         _record_unsaved_run(sessions, report, error, finished, budget)
@@ -420,12 +465,17 @@ def persist_run_results(
     *,
     per_org: dict[str, list[SubjectObservation]],
     findings: dict[str, list[ObservedFinding]],
+    changes: dict[str, list[ChangeDraft]] | None = None,
     resolve: bool,
     finished: dt.datetime,
     budget_s: float,
+    after_reconcile: AfterReconcile | None = None,
 ) -> None:
-    """Save one run's observations, reconcile its findings and close the run: one
-    transaction, retried from scratch on a lock or a lost connection within `budget_s`.
+    """Save one run's observations and the changes its collector noticed (change events),
+    reconcile its findings and close the run: one transaction, retried from scratch on a
+    lock or a lost connection within `budget_s`. `after_reconcile` runs after each
+    organisation's reconcile, in the same transaction (the alerts' outbox: findings and
+    their alerts are written together or not at all).
 
     Writers of the same organisations take turns (the run row's update takes SQLite's
     write lock before anything is read; PostgreSQL locks the organisation rows), so two
@@ -461,6 +511,17 @@ def persist_run_results(
             }
             for observation in observations:
                 _record_observation(session, run, org_row.id, states, observation, finished)
+            for change in (changes or {}).get(slug, ()):
+                session.add(
+                    ChangeEvent(
+                        organisation_id=org_row.id,
+                        kind=change.kind,
+                        subject=change.subject,
+                        run_id=report.run_id,
+                        at=finished,
+                        detail=to_jsonable(change.detail),
+                    )
+                )
             counts = reconcile(
                 session,
                 organisation=org_row,
@@ -472,6 +533,8 @@ def persist_run_results(
                 now=finished,
             )
             report.counts.add(counts)
+            if after_reconcile is not None:
+                after_reconcile(session, org_row, observations)
         _close_run(run, report, finished)
 
     write_with_retry(
@@ -513,7 +576,7 @@ def _record_unsaved_run(
             budget_s=min(budget_s, UNSAVED_RECORD_BUDGET_S),
         )
     except StoreWriteError:
-        _unsaved_outcomes.keep(report, finished)
+        unsaved_outcomes.keep(report, finished)
         error.recorded = (
             f"The run {report.run_id} could not be marked failed either: it is closed later "
             "(by the scheduler's next run, or as interrupted by the next riskiturva command)."
@@ -522,8 +585,19 @@ def _record_unsaved_run(
         error.recorded = f"The run {report.run_id} is recorded as failed."
 
 
+class _Outcome(Protocol):
+    """What a run ended with: a scan's `RunReport` or discovery's report."""
+
+    run_id: int
+    status: RunStatus
+    message: str | None
+
+    def as_dict(self) -> dict[str, Any]: ...
+
+
 class _UnsavedOutcomes:
-    """Outcomes of this process's runs that could not be written when they ended.
+    """Outcomes of this process's runs (scans and discovery) that could not be written when
+    they ended.
 
     A long-lived process (the scheduler) writes them with its next run, so a run does not
     stay `running` while the process lives; when the process ends first, the next command
@@ -534,7 +608,7 @@ class _UnsavedOutcomes:
         self._lock = threading.Lock()
         self._pending: dict[int, tuple[str, str | None, dt.datetime, dict[str, object]]] = {}
 
-    def keep(self, report: RunReport, finished: dt.datetime) -> None:
+    def keep(self, report: _Outcome, finished: dt.datetime) -> None:
         with self._lock:
             self._pending[report.run_id] = (
                 str(report.status),
@@ -563,7 +637,7 @@ class _UnsavedOutcomes:
                     self._pending.pop(run_id, None)
 
 
-_unsaved_outcomes = _UnsavedOutcomes()
+unsaved_outcomes = _UnsavedOutcomes()
 
 
 def _subjects_ok(observations: Iterable[SubjectObservation]) -> set[str]:

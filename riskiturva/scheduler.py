@@ -11,8 +11,9 @@
   latest missed fire time of a scan still runs if it is at most `misfire_grace_seconds`
   late; fire times missed beyond that are recorded as *skipped* scan runs, visible on the
   scans page. Snapshots, reports and maintenance always catch up, once.
-- Jobs have stable ids (`collector:tls`, `snapshots:daily`, `reports:monthly`,
-  `maintenance:prune`, `maintenance:vacuum`); jobs no longer configured are removed.
+- Jobs have stable ids (`collector:tls`, `discovery:daily`, `snapshots:daily`, `alerts:send`,
+  `reports:monthly`, `maintenance:prune`, `maintenance:vacuum`); jobs no longer configured
+  are removed.
 """
 
 from __future__ import annotations
@@ -62,6 +63,7 @@ from riskiturva.store import make_engine, session_factory
 log = logging.getLogger(__name__)
 
 JOBS_TABLE = "apscheduler_jobs"
+DISCOVERY_JOB = "discovery:daily"
 SNAPSHOT_SCHEDULE = "50 5 * * *"  # after the nightly scans, before the working day
 EXECUTOR_THREADS = 4
 
@@ -109,7 +111,11 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
         for name in collector_names
         if (expression := schedules.for_collector(name))
     ]
+    specs.append(spec(DISCOVERY_JOB, "scheduled_discovery", schedules.discovery, (path,), grace))
     specs.append(spec("snapshots:daily", "scheduled_snapshots", SNAPSHOT_SCHEDULE, (path,), None))
+    specs.append(
+        spec("alerts:send", "scheduled_alerts", settings.alerts.sender_schedule, (path,), None)
+    )
     specs.append(
         spec("reports:monthly", "scheduled_reports", settings.reports.schedule, (path,), None)
     )
@@ -218,12 +224,13 @@ class Schedule:
             self._record_missed(job, times, "the previous run of this job was still going")
 
     def _record_missed(self, job: Job, times: Sequence[dt.datetime], why: str) -> None:
-        """Fire times that will not run: a skipped scan run for a collector, a log line for
-        the rest (they catch up by themselves)."""
+        """Fire times that will not run: a skipped run for a collector or discovery, a log line
+        for the rest (they catch up by themselves)."""
         when = ", ".join(t.isoformat(timespec="minutes") for t in times[:3])
         more = f" and {len(times) - 3} more" if len(times) > 3 else ""
         log.warning("%s: skipped the run(s) scheduled for %s%s: %s", job.id, when, more, why)
-        if not job.id.startswith("collector:"):
+        collector = _run_collector(job.id)
+        if collector is None:
             return
         now = dt.datetime.now(dt.UTC)
         message = (
@@ -234,7 +241,7 @@ class Schedule:
         def record(session: Session) -> None:
             session.add(
                 ScanRun(
-                    collector=job.id.removeprefix("collector:"),
+                    collector=collector,
                     organisations=[o.slug for o in self.config.organisations],
                     trigger="scheduler",
                     scheduled_for=times[-1],
@@ -256,6 +263,17 @@ class Schedule:
             )
         except StoreWriteError as error:
             log.error("%s", error.paragraph())
+
+
+def _run_collector(job_id: str) -> str | None:
+    """The `scan_run.collector` of a job that records runs: a collector, or discovery."""
+    if job_id.startswith("collector:"):
+        return job_id.removeprefix("collector:")
+    if job_id == DISCOVERY_JOB:
+        from riskiturva.discovery import COLLECTOR
+
+        return COLLECTOR
+    return None
 
 
 def sync_jobs(scheduler: BackgroundScheduler, specs: Sequence[JobSpec]) -> None:
@@ -444,6 +462,24 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
             return
         log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
         _snapshots(sessions, config)
+        _send_alerts(sessions, config)  # the run's urgent alerts now, not at the next pass
+
+
+@_reported("scheduled discovery")
+def scheduled_discovery(config_path: str) -> None:
+    """Job: discovery for every organisation; proposals wait for a person."""
+    from riskiturva.discovery import run_discovery
+
+    with _store(config_path) as (config, sessions):
+        context = build_context(config, cancelled=_shutdown)
+        report = run_discovery(
+            sessions,
+            config,
+            context=context,
+            trigger="scheduler",
+            scheduled_for=current_fire_time(),
+        )
+        log.info("scheduled discovery run %s: %s", report.run_id, report.status)
 
 
 @_reported("score snapshots")
@@ -451,6 +487,21 @@ def scheduled_snapshots(config_path: str) -> None:
     """Job: store each organisation's score for today."""
     with _store(config_path) as (config, sessions):
         _snapshots(sessions, config)
+
+
+@_reported("alerts")
+def scheduled_alerts(config_path: str) -> None:
+    """Job: deliver due alerts (urgent ones, digests at their hour, retries)."""
+    with _store(config_path) as (config, sessions):
+        _send_alerts(sessions, config)
+
+
+def _send_alerts(sessions: sessionmaker[Session], config: Config) -> None:
+    from riskiturva.alerts.sender import deliver_due
+
+    report = deliver_due(sessions, config)
+    if report.batched or report.sent or report.retrying or report.failed:
+        log.info("alerts: %s", report)
 
 
 @_reported("monthly reports")

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, create_engine, event, make_url, select, update
+from sqlalchemy import Engine, case, create_engine, event, make_url, or_, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._files import private_file, tighten
@@ -26,6 +26,8 @@ from riskiturva.config import Config
 from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
+    AssetOrigin,
+    AssetState,
     CurrentScore,
     EventKind,
     Finding,
@@ -96,8 +98,12 @@ def upsert(
     *,
     key: list[str],
     update_columns: Collection[str],
+    also_set: Mapping[str, Any] | None = None,
 ) -> None:
-    """INSERT … ON CONFLICT (key) DO UPDATE: safe when other processes write the same rows."""
+    """INSERT … ON CONFLICT (key) DO UPDATE: safe when other processes write the same rows.
+
+    A conflicting row takes the new values of `update_columns`, and `also_set`'s SQL
+    expressions (which see the row as it was)."""
     if not rows:
         return
     dialect = session.get_bind().dialect.name
@@ -110,9 +116,16 @@ def upsert(
     for start in range(0, len(rows), UPSERT_CHUNK):
         statement = insert(model).values(rows[start : start + UPSERT_CHUNK])
         statement = statement.on_conflict_do_update(
-            index_elements=key, set_={name: statement.excluded[name] for name in update_columns}
+            index_elements=key,
+            set_={
+                **{name: statement.excluded[name] for name in update_columns},
+                **(also_set or {}),
+            },
         )
         session.execute(statement)
+
+
+CONFIGURATION_ACTOR = "configuration"
 
 
 def _asset_state(session: Session) -> dict[int, set[tuple[Any, ...]]]:
@@ -135,12 +148,19 @@ def _asset_state(session: Session) -> dict[int, set[tuple[Any, ...]]]:
 def sync_config(
     session: Session, config: Config, *, now: dt.datetime | None = None
 ) -> dict[str, Organisation]:
-    """Make the organisation and asset rows match the configuration (assets are never deleted).
+    """Import the configuration into the store, idempotently.
+
+    Organisations get their names and partner; every declared asset becomes (or stays) an
+    active asset of origin `configuration` — a declaration wins over an earlier proposal,
+    rejection or retirement. A configuration asset no longer declared is retired (never
+    deleted). Discovered and added assets are the inventory's own and left alone.
 
     Upserts, so scans started at the same moment on a never-scanned database both succeed.
     An organisation whose assets changed (or that has no current score yet) has its current
     score refreshed.
     """
+    now = now or dt.datetime.now(dt.UTC)
+    session.flush()  # nothing pending is lost when the rows are refreshed at the end
     before = _asset_state(session)
     partner_of = {slug: p.slug for p in config.partners for slug in p.organisations}
     upsert(
@@ -163,6 +183,14 @@ def sync_config(
     organisations = {
         o.slug: o for o in session.scalars(select(Organisation).execution_options(**fresh))
     }
+    changed = or_(
+        Asset.state != str(AssetState.ACTIVE), Asset.origin != str(AssetOrigin.CONFIGURATION)
+    )
+    declaration = {
+        "state_changed_at": case((changed, now), else_=Asset.state_changed_at),
+        "state_changed_by": case((changed, CONFIGURATION_ACTOR), else_=Asset.state_changed_by),
+        "state_reason": case((changed, "declared in the configuration"), else_=Asset.state_reason),
+    }
     for org_config in config.organisations:
         org = organisations[org_config.slug]
         declared = {
@@ -172,7 +200,12 @@ def sync_config(
                 "value": a.value,
                 "criticality": str(a.criticality),
                 "tags": list(a.tags),
-                "active": True,
+                "dkim_selectors": list(a.dkim_selectors),
+                "origin": str(AssetOrigin.CONFIGURATION),
+                "state": str(AssetState.ACTIVE),
+                "first_seen": now,
+                "last_seen": now,
+                "gone_runs": 0,
             }
             for a in org_config.assets
         }
@@ -181,24 +214,43 @@ def sync_config(
             Asset,
             list(declared.values()),
             key=["organisation_id", "kind", "value"],
-            update_columns=["criticality", "tags", "active"],
+            update_columns=[
+                "criticality",
+                "tags",
+                "dkim_selectors",
+                "origin",
+                "state",
+                "last_seen",
+            ],
+            also_set=declaration,
         )
         stale = [
             asset.id
             for asset in session.scalars(
                 select(Asset)
-                .filter_by(organisation_id=org.id, active=True)
+                .filter_by(organisation_id=org.id, origin=str(AssetOrigin.CONFIGURATION))
+                .where(Asset.active)
                 .execution_options(**fresh)
             )
             if (asset.kind, asset.value) not in declared
         ]
         if stale:
-            session.execute(update(Asset).where(Asset.id.in_(stale)).values(active=False))
+            session.execute(
+                update(Asset)
+                .where(Asset.id.in_(stale), Asset.active)
+                .values(
+                    state=str(AssetState.RETIRED),
+                    state_changed_at=now,
+                    state_changed_by=CONFIGURATION_ACTOR,
+                    state_reason="removed from the configuration",
+                )
+            )
+    session.expire_all()  # objects read earlier in the session see what the statements wrote
     after = _asset_state(session)
     kept = set(session.scalars(select(CurrentScore.organisation_id)))
     for org in organisations.values():
         if before.get(org.id) != after.get(org.id) or org.id not in kept:
-            refresh_current_score(session, org.id, now=now or dt.datetime.now(dt.UTC))
+            refresh_current_score(session, org.id, now=now)
     return organisations
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import collections
 import csv
 import datetime as dt
 import json
@@ -411,6 +412,11 @@ SEVERITY_NAMES = [str(s) for s in Severity if s is not Severity.INFO]
     default=None,
     help=f"Exit {int(ExitCode.THRESHOLD)} when an open finding at or above this severity exists.",
 )
+@click.option(
+    "--no-alerts",
+    is_flag=True,
+    help="Leave the run's alerts in the outbox for the scheduler (`alerts send`).",
+)
 @lang_option
 def scan(
     config_path: Path | None,
@@ -418,6 +424,7 @@ def scan(
     collector_names: Sequence[str],
     fmt: str,
     fail_on: str | None,
+    no_alerts: bool,
     lang: str,
 ) -> None:
     """Scan the organisations' assets with the registered collectors and reconcile findings.
@@ -429,6 +436,9 @@ def scan(
     runs with every error and every finding (docs/scan-output.schema.json). SIGTERM or
     Ctrl-C stops after the current targets; the run is recorded as interrupted and
     resolves nothing.
+
+    Alerts the scan raises that are due now (urgent ones) are delivered before it ends,
+    unless --no-alerts; the rest wait in the outbox for their digest (docs/alerts.md).
     """
     config = read_config(config_path)
     _require_known_orgs(config, orgs)
@@ -470,6 +480,8 @@ def scan(
         dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date(),
         organisations=visible,
     )
+    if not no_alerts:
+        _send_alerts_after_scan(sessions, config)
     with sessions() as session:
         findings = [finding_record(f, lang) for f in _findings(session, visible)]
     if fmt == "json":
@@ -493,6 +505,19 @@ def scan(
     if code is ExitCode.FAILED and not any(r.checked for r in reports):
         click.echo("nothing was checked: every target failed or was skipped", err=True)
     sys.exit(code)
+
+
+def _send_alerts_after_scan(sessions: Any, config: Config) -> None:
+    """Deliver what the scan raised that is due now; said on stderr, stdout stays the scan's."""
+    from riskiturva.alerts.sender import deliver_due
+
+    report = deliver_due(sessions, config)
+    if report.batched or report.sent or report.retrying or report.failed:
+        click.echo(
+            f"alerts: {report.sent} messages sent, {report.retrying} to retry later, "
+            f"{report.failed} failed",
+            err=True,
+        )
 
 
 def run_record(report: RunReport) -> dict[str, Any]:
@@ -784,6 +809,187 @@ def report_command(
     click.echo(f"{path} ({len(rendered.content) // 1024} KiB): {rendered.subject}")
 
 
+@main.group("alerts")
+def alerts_group() -> None:
+    """Alerts between the monthly reports: what was raised, where it went (docs/alerts.md)."""
+
+
+@alerts_group.command("list")
+@config_option
+@click.option("--org", "orgs", multiple=True, help="Organisation slug (repeatable; default all).")
+@click.option("--days", default=7, show_default=True, help="Alerts of the last DAYS days.")
+@click.option("--limit", default=100, show_default=True, help="At most this many rows.")
+@click.option(
+    "--outbox", is_flag=True, help="The outbox messages (destination, status, attempts) instead."
+)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+@lang_option
+def alerts_list(
+    config_path: Path | None,
+    orgs: Sequence[str],
+    days: int,
+    limit: int,
+    outbox: bool,
+    fmt: str,
+    lang: str,
+) -> None:
+    """List recent alerts and where each went, or the outbox with --outbox.
+
+    With --org, the outbox lists only the messages all about those organisations.
+    """
+    config = read_config(config_path)
+    _require_known_orgs(config, orgs)
+    visible = list(orgs) or [o.slug for o in config.organisations]
+    since = dt.datetime.now(dt.UTC) - dt.timedelta(days=days)
+    sessions = open_store(config)
+    with sessions() as session:
+        if outbox:
+            messages = views.outbox(session, visible, tests=not orgs, limit=limit)
+            _print_outbox(messages, fmt)
+            return
+        rows = views.alerts(session, visible, config, language=lang, since=since, limit=limit)
+    if fmt == "json":
+        records = [
+            {
+                "id": r.uid,
+                "created_at": r.created_at.isoformat(),
+                "organisation": r.organisation.slug,
+                "rule": r.rule,
+                "severity": r.severity,
+                "urgency": r.urgency,
+                "title": r.title,
+                "subject": r.subject,
+                "url": r.url,
+                "repeats": r.repeats,
+                "deliveries": {d.destination: d.state for d in r.deliveries},
+            }
+            for r in rows
+        ]
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = Table("when", "organisation", "severity", "alert", "subject", "deliveries")
+    for r in rows:
+        states = collections.Counter(d.state for d in r.deliveries)
+        table.add_row(
+            _local_datetime(r.created_at.isoformat(), lang),
+            r.organisation.slug,
+            r.severity,
+            Text(r.title),
+            Text(r.subject),
+            ", ".join(f"{n} {state}" for state, n in sorted(states.items())) or "none",
+        )
+    _console().print(table)
+    click.echo(f"{len(rows)} alerts")
+
+
+def _print_outbox(messages: Sequence[views.MessageEntry], fmt: str) -> None:
+    if fmt == "json":
+        records = [
+            {
+                "id": m.id,
+                "key": m.key,
+                "destination": m.destination,
+                "kind": m.kind,
+                "status": m.status,
+                "attempts": m.attempts,
+                "alerts": m.alerts,
+                "organisations": list(m.organisations),
+                "created_at": m.created_at.isoformat(),
+                "next_attempt_at": m.next_attempt_at.isoformat(),
+                "sent_at": m.sent_at.isoformat() if m.sent_at else None,
+                "last_error": m.last_error,
+            }
+            for m in messages
+        ]
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = Table("id", "destination", "kind", "status", "attempts", "alerts", "last error")
+    for m in messages:
+        table.add_row(
+            str(m.id), m.destination, m.kind, m.status, str(m.attempts), str(m.alerts),
+            Text(m.last_error or ""),
+        )  # fmt: skip
+    _console().print(table)
+    click.echo(f"{len(messages)} messages")
+
+
+@alerts_group.command("send")
+@config_option
+def alerts_send(config_path: Path | None) -> None:
+    """Deliver the alerts that are due now (the scheduler does this every few minutes).
+
+    Exit status: 0 when nothing failed for good in this pass, 1 otherwise.
+    """
+    from riskiturva.alerts.sender import deliver_due
+
+    config = read_config(config_path)
+    report = deliver_due(open_store(config), config)
+    click.echo(
+        f"{report.batched} new messages; {report.sent} sent, {report.retrying} to retry later, "
+        f"{report.failed} failed, {report.cancelled} cancelled"
+    )
+    if report.failed:
+        sys.exit(ExitCode.FAILED)
+
+
+@alerts_group.command("test")
+@config_option
+@click.argument("destination")
+@lang_option
+def alerts_test(config_path: Path | None, destination: str, lang: str) -> None:
+    """Send a test message to DESTINATION: a channel name or an e-mail address.
+
+    It goes through the outbox like any alert (and stays in its history). Exit status 0
+    when the receiver took it, 1 otherwise (the reason is printed).
+    """
+    from riskiturva.alerts.sender import send_test
+    from riskiturva.alerts.settings import Contact
+
+    config = read_config(config_path)
+    if "@" in destination:
+        try:
+            key = f"email:{Contact(email=destination).email}"
+        except ValueError as exc:
+            raise click.BadParameter("not an e-mail address", param_hint="DESTINATION") from exc
+    elif config.settings.alerts.channel(destination) is not None:
+        key = f"channel:{destination}"
+    else:
+        names = ", ".join(c.name for c in config.settings.alerts.channels) or "none configured"
+        raise click.BadParameter(
+            f"no channel {destination!r} (channels: {names})", param_hint="DESTINATION"
+        )
+    outcome, error = send_test(open_store(config), config, key, lang)
+    if outcome == "sent":
+        click.echo(f"Sent a test message to {destination}.")
+        return
+    click.echo(f"Could not send to {destination}: {error}", err=True)
+    sys.exit(ExitCode.FAILED)
+
+
+@alerts_group.command("retry")
+@config_option
+@click.argument("message_ids", nargs=-1, type=int)
+@click.option("--failed", "all_failed", is_flag=True, help="Every message that failed for good.")
+def alerts_retry(config_path: Path | None, message_ids: Sequence[int], all_failed: bool) -> None:
+    """Queue failed outbox messages again (by id, see `alerts list --outbox`, or --failed)
+    with a fresh set of attempts, and deliver them now."""
+    from riskiturva.alerts.sender import deliver_due, requeue
+
+    if not message_ids and not all_failed:
+        raise click.UsageError("give message ids or --failed")
+    config = read_config(config_path)
+    sessions = open_store(config)
+    with sessions.begin() as session:
+        queued = requeue(
+            session, dt.datetime.now(dt.UTC), message_ids=message_ids, failed=all_failed
+        )
+    click.echo(f"{len(queued)} messages queued again: {', '.join(map(str, queued)) or '-'}")
+    report = deliver_due(sessions, config)
+    click.echo(f"{report.sent} sent, {report.retrying} to retry later, {report.failed} failed")
+    if report.failed:
+        sys.exit(ExitCode.FAILED)
+
+
 @main.group("users")
 def users_group() -> None:
     """Dashboard accounts: partner administrators, organisation staff, management viewers."""
@@ -1002,7 +1208,8 @@ def _serve(path: Path, config: Config, host: str, port: int, *, with_scheduler: 
 @host_option
 @port_option
 def demo(directory: Path, host: str, port: int) -> None:
-    """Start the lab, scan it, create a demo partner administrator, and serve the dashboard.
+    """Start the lab, scan it, run discovery, create a demo partner administrator, and serve
+    the dashboard.
 
     Everything stays on loopback: the lab's fictitious municipalities under `.test` are
     real servers on 127.x addresses, and every name is resolved through the lab's own name
@@ -1026,6 +1233,11 @@ def demo(directory: Path, host: str, port: int) -> None:
             if bars is not None:
                 bars.label(reports)
         _print_run_summary(reports)
+        from riskiturva.discovery import run_discovery
+
+        found = run_discovery(sessions, config, context=context)
+        proposed = sum(c.proposed for c in found.organisations.values())
+        click.echo(f"Discovery: {proposed} proposals wait in `riskiturva assets proposals`")
         today = dt.datetime.now(ZoneInfo(config.settings.schedules.timezone)).date()
         take_snapshots(sessions, config, today)
         password = secrets.token_urlsafe(12)
@@ -1102,3 +1314,10 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
     if len(errors) > ERRORS_SHOWN:
         more = len(errors) - ERRORS_SHOWN
         console.print(Text(f"  … and {more} more (riskiturva scan --format json lists all)"))
+
+
+# The inventory's commands live in their own module; they use the helpers above.
+from riskiturva_cli.assets import assets_group, discover_command, sync_command  # noqa: E402
+
+for _command in (sync_command, discover_command, assets_group):
+    main.add_command(_command)

@@ -102,6 +102,10 @@ def _describe_model(
     for name, field in model.model_fields.items():
         if field.exclude:
             continue
+        same_as = (field.json_schema_extra or {}).get("same_as")  # type: ignore[union-attr]
+        if same_as:  # the same keys as another table, documented there
+            rows.append(f"| `{name}` | as `[{same_as}]` | {field.description or ''} |")
+            continue
         table = _table_model(field.annotation)
         if table is not None:
             nested.append((f"{prefix}.{name}" if prefix else name, *table))

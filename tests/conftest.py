@@ -11,7 +11,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from riskiturva import db
+from riskiturva import db, views
 from riskiturva.config import Config
 from riskiturva.store import make_engine, session_factory
 from tests.postgres import postgres_server
@@ -68,3 +68,21 @@ assets = [{ kind = "ip", value = "127.60.2.10" }]
 @pytest.fixture
 def minimal_config() -> Config:
     return Config.model_validate(tomllib.loads(MINIMAL_CONFIG))
+
+
+def queued(session: Session, visible: list[str]) -> list[views.InventoryAsset]:
+    """Every visible organisation's review queue, as the read model gives it."""
+    return [
+        asset
+        for slug in visible
+        for asset in views.review_queue(session, visible, slug, scopes={}).proposals
+    ]
+
+
+def seen_outside(session: Session, visible: list[str]) -> list[views.SightingView]:
+    """Every visible organisation's sightings outside its scope."""
+    return [
+        seen
+        for slug in visible
+        for seen in views.review_queue(session, visible, slug, scopes={}).outside_scope
+    ]

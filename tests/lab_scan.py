@@ -42,11 +42,15 @@ def complete(collector: str, manifest: Manifest, observations: list[SubjectObser
     status = {o.subject: o.status for o in observations}
     kinds = errors(observations)
     expected = manifest.errors(collector)  # type: ignore[arg-type]
-    subjects = {e.subject for e in manifest.expectations if e.collector == collector}
+    subjects = {
+        e.subject for e in manifest.expectations if e.collector == collector and not e.discovered
+    }
     return {s: kinds.get(s) if s in expected else status.get(s) for s in subjects}
 
 
 def expected_complete(collector: str, manifest: Manifest) -> dict:
     expected = manifest.errors(collector)  # type: ignore[arg-type]
-    subjects = {e.subject for e in manifest.expectations if e.collector == collector}
+    subjects = {
+        e.subject for e in manifest.expectations if e.collector == collector and not e.discovered
+    }
     return {s: expected.get(s, SubjectStatus.OK) for s in subjects}

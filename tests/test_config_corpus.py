@@ -117,6 +117,7 @@ SHARED = (
 )
 ORGS = 'organisations = ["hyvala", "rapala"]'
 SERVICES = "[settings.collectors.services]\n"
+DISCOVERY = "[settings.discovery]\n"
 
 # One case per line, as a table.
 # fmt: off
@@ -243,6 +244,17 @@ CASES = [
     Case("shared-one-org", PARTNER, SHARED.replace('"hyvala", "rapala"', '"hyvala"') + PARTNER, "shared_scope[0].organisations", "at least 2", 'organisations = ["hyvala"]'),
     Case("shared-no-reason", PARTNER, SHARED.replace('reason = "a joint service"\n', "") + PARTNER, "shared_scope[0].reason", "required, missing", "[[shared_scope]]"),
     Case("shared-nothing", PARTNER, SHARED.replace('networks = ["127.60.1.0/24"]\n', "") + PARTNER, "shared_scope[0]", "no shared domains and no shared networks", "[[shared_scope]]"),
+    # --- discovery ---------------------------------------------------------------------------
+    Case("discovery-source-unknown", RESOLVER, DISCOVERY + 'sources = ["nsec", "nsec3"]\n\n' + RESOLVER, "settings.discovery.sources[1]", "'dns_records', 'nsec', 'axfr'", 'sources = ["nsec", "nsec3"]'),
+    Case("discovery-sources-string", RESOLVER, DISCOVERY + 'sources = "nsec"\n\n' + RESOLVER, "settings.discovery.sources", "must be an array", 'sources = "nsec"'),
+    Case("discovery-unknown-key", RESOLVER, DISCOVERY + 'source = ["nsec"]\n\n' + RESOLVER, "settings.discovery.source", "did you mean 'sources'", 'source = ["nsec"]'),
+    Case("discovery-gone-string", RESOLVER, DISCOVERY + 'gone_after_runs = "3"\n\n' + RESOLVER, "settings.discovery.gone_after_runs", "whole number", 'gone_after_runs = "3"'),
+    Case("discovery-gone-zero", RESOLVER, DISCOVERY + "gone_after_runs = 0\n\n" + RESOLVER, "settings.discovery.gone_after_runs", "greater than or equal to 1", "gone_after_runs = 0"),
+    Case("discovery-in-flight-huge", RESOLVER, DISCOVERY + "dns_in_flight = 100000\n\n" + RESOLVER, "settings.discovery.dns_in_flight", "less than or equal to 1000", "dns_in_flight = 100000"),
+    Case("discovery-label-invalid", RESOLVER, DISCOVERY + 'extra_labels = ["ok", "bad label"]\n\n' + RESOLVER, "settings.discovery.extra_labels[1]", "not a DNS label", 'extra_labels = ["ok", "bad label"]'),
+    Case("discovery-ct-url-scheme", RESOLVER, DISCOVERY + '\n[settings.discovery.ct]\nurl = "ftp://crt.sh/"\n\n' + RESOLVER, "settings.discovery.ct.url", "url must be http(s)", 'url = "ftp://crt.sh/"'),
+    Case("discovery-ct-timeout-inf", RESOLVER, DISCOVERY + "\n[settings.discovery.ct]\ntimeout = inf\n\n" + RESOLVER, "settings.discovery.ct.timeout", "finite", "timeout = inf"),
+    Case("discovery-schedule-invalid", RESOLVER, '[settings.schedules]\ndiscovery = "every night"\n\n' + RESOLVER, "settings.schedules.discovery", "five fields", 'discovery = "every night"'),
     # --- partners ----------------------------------------------------------------------------
     Case("partner-duplicate-slug", PARTNER, f'{PARTNER}\nname = "Toinen"\norganisations = []\n\n{PARTNER}', "partners[1].slug", "duplicate partner slug", 'slug = "seutu"', nth=2),
     Case("org-in-two-partners", PARTNER, f'[[partners]]\nslug = "toinen"\nname = "Toinen"\norganisations = ["rapala"]\n\n{PARTNER}', "partners[1].organisations[1]", "already run by partner 'toinen'", ORGS),
@@ -254,7 +266,13 @@ CASES = [
     Case("org-slug-capitals", 'slug = "rapala"', 'slug = "Rapala"', "organisations[1].slug", "should match pattern", 'slug = "Rapala"'),
     Case("org-name-no-swedish", 'name = { fi = "Rapalan kunta", sv = "Rapala kommun", en = "Rapala" }', 'name = { fi = "Rapalan kunta", en = "Rapala" }', "organisations[1].name.sv", "required, missing", 'name = { fi = "Rapalan kunta", en'),
     Case("org-name-string", 'name = { fi = "Rapalan kunta", sv = "Rapala kommun", en = "Rapala" }', 'name = "Rapala"', "organisations[1].name", "must be a table", 'name = "Rapala"'),
-    Case("org-without-assets", '\n[[organisations.assets]]\nkind = "host"\nvalue = "www.rapala.test"\n', "\n", "organisations[1].assets", "required, missing", RAPALA),
+    Case("org-without-assets-or-discovery", '\n[[organisations.assets]]\nkind = "host"\nvalue = "www.rapala.test"\n', "\n[organisations.discovery]\nenabled = false\n", "organisations[1].assets", "no assets and discovery is off", RAPALA),
+    Case("org-discovery-enabled-string", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[organisations.discovery]\nenabled = "no"', "organisations[0].discovery.enabled", "must be true or false", 'enabled = "no"'),
+    Case("auto-accept-network-outside-scope", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\nnetworks = ["127.60.3.0/24"]', "organisations[0].discovery.auto_accept[0].networks[0]", "network outside the declared scope networks", 'networks = ["127.60.3.0/24"]'),
+    Case("auto-accept-network-not-cidr", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\nnetworks = ["127.60.1.5/24"]', "organisations[0].discovery.auto_accept[0].networks[0]", "not an IP network", 'networks = ["127.60.1.5/24"]'),
+    Case("auto-accept-source-unknown", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\nsources = ["nsec3"]', "organisations[0].discovery.auto_accept[0].sources[0]", "not an evidence source", 'sources = ["nsec3"]'),
+    Case("auto-accept-kind-unknown", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\nkinds = ["server"]', "organisations[0].discovery.auto_accept[0].kinds[0]", "'domain', 'mail_domain', 'host', 'ip', 'network' or 'url'", 'kinds = ["server"]'),
+    Case("auto-accept-unknown-key", HYVALA_SCOPE, HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\ncriticallity = "low"', "organisations[0].discovery.auto_accept[0].criticallity", "did you mean 'criticality'", 'criticallity = "low"'),
     Case("recipient-not-email", '["it@hyvala.test"]', '["tietohallinto"]', "organisations[0].report_recipients[0]", "not an e-mail address", "report_recipients"),
     Case("recipient-no-domain", '["it@hyvala.test"]', '["it@"]', "organisations[0].report_recipients[0]", "not an e-mail address", "report_recipients"),
     Case("recipient-number", '["it@hyvala.test"]', "[5]", "organisations[0].report_recipients[0]", "must be a string", "report_recipients"),
@@ -427,6 +445,37 @@ def test_deliberate_choices_are_accepted(old, new, corpus_dir):
     result = CliRunner().invoke(cli.main, ["config", "check", str(path)])
     assert result.exit_code == 0, result.output
     assert "OK — 2 organisations, 1 partners, 3 assets" in result.output
+
+
+def test_an_organisation_with_only_its_scope_and_discovery_settings_is_accepted(corpus_dir):
+    # Given a municipality onboarded by its scope alone (discovery proposes its assets),
+    # every discovery setting and an auto-accept rule inside the scope
+    text = BASE.replace(
+        '\n[[organisations.assets]]\nkind = "host"\nvalue = "www.rapala.test"\n', "\n"
+    )
+    text = text.replace(
+        RESOLVER,
+        '[settings.discovery]\nsources = ["nsec", "axfr", "ct", "ping_sweep"]\n'
+        'extra_labels = ["Ajanvaraus2", "www.intra"]\ngone_after_runs = 5\n\n'
+        '[settings.discovery.ct]\nurl = "http://127.0.0.1:8080/"\ntimeout = 10\n\n' + RESOLVER,
+    )
+    text = text.replace(
+        HYVALA_SCOPE,
+        HYVALA_SCOPE + '\n\n[[organisations.discovery.auto_accept]]\nsources = ["nsec", "ptr"]\n'
+        'networks = ["127.60.1.0/25"]\ncriticality = "high"\ntags = ["discovered"]',
+    )
+    path = corpus_dir / "riskiturva.toml"
+    path.write_text(text, encoding="utf-8")
+
+    # When it is loaded, then it is valid as written (labels in their normal form)
+    config = load_config(path)
+    assert config.organisation("rapala").assets == ()
+    assert config.settings.discovery.extra_labels == ("ajanvaraus2", "www.intra")
+    assert config.settings.discovery.ct.timeout == 10.0
+    rule = config.organisation("hyvala").discovery.auto_accept[0]
+    assert [str(n) for n in rule.networks] == ["127.60.1.0/25"]
+    result = CliRunner().invoke(cli.main, ["config", "check", str(path)])
+    assert result.exit_code == 0, result.output
 
 
 def test_trust_anchors_in_zone_file_syntax_are_accepted(lab_trust_anchors, corpus_dir):

@@ -30,7 +30,18 @@ from dashboard.proxies import client_address
 from dashboard.security import CSRF_HEADER, unsecured_callbacks
 from riskiturva import auth, views
 from riskiturva.config import Config, DashboardSettings
-from riskiturva.models import Finding, FindingEvent, FindingStatus, ScanError, ScanRun, SubjectState
+from riskiturva.models import (
+    Asset,
+    AssetEvidence,
+    ChangeEvent,
+    Finding,
+    FindingEvent,
+    FindingStatus,
+    ScanError,
+    ScanRun,
+    ScopeSighting,
+    SubjectState,
+)
 from riskiturva.models_auth import AuditEvent, UserSession
 from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
 from tests.conftest import MINIMAL_CONFIG, T0
@@ -139,6 +150,19 @@ def seed(sessions, config) -> dict[str, int]:
                     last_run_id=run.id,
                 )
             )
+        for slug, name in (("hyvala", "uusi.hyvala.test"), ("rapala", "salainen.rapala.test")):
+            propose(session, orgs[slug].id, name, run_id=run.id)
+        session.add(
+            ScopeSighting(
+                organisation_id=orgs["rapala"].id,
+                value="salainen-toimittaja.test",
+                kind="name",
+                source="cname",
+                via="CNAME of vanha.rapala.test",
+                first_seen=T0,
+                last_seen=T0,
+            )
+        )
         for username, role, org in (
             ("hyvala-staff", auth.Role.ORG_STAFF, ["hyvala"]),
             ("hyvala-boss", auth.Role.VIEWER, ["hyvala"]),
@@ -151,6 +175,53 @@ def seed(sessions, config) -> dict[str, int]:
             )
         rows = session.execute(select(Finding.subject, Finding.id)).all()
     return {subject: finding_id for subject, finding_id in rows}
+
+
+def propose(session, organisation_id: int, name: str, *, run_id: int) -> Asset:
+    """A discovered asset waiting for review, seen in its zone's NSEC chain."""
+    asset = Asset(
+        organisation_id=organisation_id,
+        kind="host",
+        value=name,
+        criticality="medium",
+        tags=[],
+        dkim_selectors=[],
+        origin="discovered",
+        state="proposed",
+        first_seen=T0,
+        last_seen=T0,
+        gone_runs=0,
+    )
+    zone = name.split(".", 1)[1]
+    asset.evidence.append(
+        AssetEvidence(
+            source="nsec",
+            via=f"NSEC chain of {zone}",
+            detail={"next": f"www.{zone}"},
+            first_seen=T0,
+            last_seen=T0,
+            last_run_id=run_id,
+        )
+    )
+    session.add(asset)
+    session.flush()
+    session.add(
+        ChangeEvent(
+            organisation_id=organisation_id,
+            kind="asset.proposed",
+            subject=name,
+            asset_id=asset.id,
+            run_id=run_id,
+            at=NOW - dt.timedelta(days=1),
+            detail={"kind": "host", "sources": ["nsec"]},
+        )
+    )
+    return asset
+
+
+def asset_id(sessions, value: str) -> int:
+    with sessions() as session:
+        return session.scalar(select(Asset.id).where(Asset.value == value))
 
 
 class Clock:
@@ -672,10 +743,15 @@ ROUTES = (
     "/org/rapala/score",
     "/org/rapala/exceptions",
     "/org/rapala/scans",
+    "/org/rapala/proposals",
+    "/org/rapala/alerts",
+    "/alerts",
 )
 
 
-def hostile_values(rapala_finding: int, rapala_accepted: int) -> dict[tuple[str, str], list[Any]]:
+def hostile_values(
+    rapala_finding: int, rapala_accepted: int, rapala_asset: int, hyvala_asset: int
+) -> dict[tuple[str, str], list[Any]]:
     """Values a forger would try for each callback input and state, all aimed at Rapala."""
     return {
         (ids.URL, "pathname"): [
@@ -735,6 +811,21 @@ def hostile_values(rapala_finding: int, rapala_accepted: int) -> dict[tuple[str,
             None,
         ],
         (ids.REVOKE_REASON, "value"): ["peruttu"],
+        (ids.PROPOSAL_SUBMIT, "n_clicks"): [1],
+        (ids.PROPOSAL_DECISION, "value"): ["accept", "reject", "delete", None],
+        (ids.PROPOSALS_ORG, "data"): ["rapala", ["rapala"], None, "hyvala"],
+        (ids.PROPOSALS_TABLE, "selected_row_ids"): [
+            [rapala_asset],
+            [hyvala_asset, rapala_asset],
+            [str(rapala_asset)],
+            rapala_asset,
+            [10**30],
+            ["x"],
+            None,
+        ],
+        (ids.PROPOSAL_CRITICALITY, "value"): ["high", "bogus", None],
+        (ids.PROPOSAL_TAGS, "value"): ["web, uusi", None],
+        (ids.PROPOSAL_REASON, "value"): ["hylätty", None],
     }
 
 
@@ -765,11 +856,14 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
     app, sessions, finding_ids = estate
     rapala_finding = finding_ids["127.60.2.10:3389/tcp"]
     rapala_accepted = finding_ids["127.60.2.10:53/tcp"]
-    values = hostile_values(rapala_finding, rapala_accepted)
+    rapala_asset = asset_id(sessions, "salainen.rapala.test")
+    hyvala_asset = asset_id(sessions, "uusi.hyvala.test")
+    values = hostile_values(rapala_finding, rapala_accepted, rapala_asset, hyvala_asset)
     rapala, _ = sign_in(app, "rapala-staff")
     client, _ = sign_in(app, attacker)
     with sessions() as session:
         events_before = session.scalar(select(func.count(FindingEvent.id)))
+        changes_before = session.scalar(select(func.count(ChangeEvent.id)))
     tally: Counter[tuple[str, int]] = Counter()  # (callback, status): attempts
     for output, spec in app.callback_map.items():
         dependencies = [(d["id"], d["property"]) for d in spec["inputs"] + spec["state"]]
@@ -790,12 +884,17 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
         assert session.scalar(select(func.count(FindingEvent.id))) == events_before
         assert session.get(Finding, rapala_finding).status == "open"
         assert session.get(Finding, rapala_accepted).status == "accepted"
+        # Not one proposal decided: Rapala's is Rapala's, and a request naming it with
+        # Hyvälä's own is refused as a whole
+        assert session.get(Asset, rapala_asset).state == "proposed"
+        assert session.get(Asset, hyvala_asset).state == "proposed"
+        assert session.scalar(select(func.count(ChangeEvent.id))) == changes_before
     assert rapala.get("/_dash-layout").status_code == 200  # her session was not ended
     refusals = audited(sessions, "access.refused") + audited(sessions, "request.refused")
     assert {e.actor for e in refusals} == {attacker}
     assert {e.organisation for e in refusals} == {"hyvala"}  # filed under her organisation
     targets = {e.target for e in audited(sessions, "access.refused")}
-    assert {"/org/rapala", "rapala"} <= targets
+    assert {"/org/rapala", "rapala", str([rapala_asset])} <= targets  # page, org, asset
     permission = {e.target for e in audited(sessions, "request.refused")}
     assert permission == {output_of(app, component) for component in not_theirs}
     print(attack_table(attacker, tally, len(refusals)))  # for the record: `pytest -rP`
@@ -1185,3 +1284,127 @@ def test_filters_narrow_the_findings_table(estate):
     assert shown(severity=["low"]) == []
     assert shown(asset=["127.60.1.99"]) == []
     assert shown(status=["resolved"]) == []
+
+
+# --- the review queue of discovered assets -----------------------------------------------
+
+
+def _decide_on_proposals(slug: str, selected: Any, **fields: Any) -> dict[tuple[str, str], Any]:
+    return {
+        (ids.PROPOSAL_SUBMIT, "n_clicks"): 1,
+        (ids.PROPOSAL_DECISION, "value"): fields.get("decision", "accept"),
+        (ids.PROPOSALS_ORG, "data"): slug,
+        (ids.PROPOSALS_TABLE, "selected_row_ids"): selected,
+        (ids.PROPOSAL_CRITICALITY, "value"): fields.get("criticality", "medium"),
+        (ids.PROPOSAL_TAGS, "value"): fields.get("tags"),
+        (ids.PROPOSAL_REASON, "value"): fields.get("reason"),
+    }
+
+
+def _proposal_output(app) -> str:
+    return next(k for k in app.callback_map if ids.PROPOSAL_MESSAGE in k)
+
+
+def test_staff_accept_their_own_proposal_with_criticality_and_tags_and_it_is_audited(estate):
+    app, sessions, _ = estate
+    own = asset_id(sessions, "uusi.hyvala.test")
+    staff, _ = sign_in(app, "hyvala-staff")
+    page = text_of(
+        call(app, staff, "page.children", {(ids.URL, "pathname"): "/org/hyvala/proposals"})
+    )
+    assert "uusi.hyvala.test" in page and "NSEC chain of hyvala.test" in page
+    assert "NSEC-ketju (vyöhykkeen läpikäynti)" in page  # the source, in the reader's words
+    assert not any(m in page for m in RAPALA_MARKERS)
+    # A management viewer may neither open the queue nor decide on it
+    boss, _ = sign_in(app, "hyvala-boss")
+    refused = call(app, boss, "page.children", {(ids.URL, "pathname"): "/org/hyvala/proposals"})
+    assert '"refused"' in text_of(refused)
+    values = _decide_on_proposals("hyvala", [own], criticality="high", tags="web, uusi ,")
+    assert call(app, boss, _proposal_output(app), values).status_code == 204
+    with sessions() as session:
+        assert session.get(Asset, own).state == "proposed"
+    # When the staff accept it
+    response = call(app, staff, _proposal_output(app), values)
+    assert response.status_code == 200
+    assert response.json["response"][ids.PROPOSALS_TABLE]["data"] == []  # the queue is empty
+    assert "Hyväksytty: 1" in text_of(response)
+    with sessions() as session:
+        asset = session.get(Asset, own)
+        assert (asset.state, asset.criticality, asset.tags) == ("active", "high", ["uusi", "web"])
+        assert (asset.state_changed_by, asset.state_changed_at) == ("hyvala-staff", NOW)
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "asset.accepted"))
+        assert (event.actor, event.organisation, event.target) == (
+            "hyvala-staff",
+            "hyvala",
+            "host uusi.hyvala.test",
+        )
+    # The overview's "what changed" lists the estate's changes of the last 30 days
+    overview = text_of(call(app, staff, "page.children", {(ids.URL, "pathname"): "/org/hyvala"}))
+    assert "Inventaariossa (1)" in overview and "Uusi kohde ehdotettu" in overview
+    assert "uusi.hyvala.test" in overview and ids.ESTATE_CHANGES in overview
+
+
+def test_a_rejection_needs_its_reason_and_partner_administrators_decide_too(estate):
+    app, sessions, _ = estate
+    rapalas = asset_id(sessions, "salainen.rapala.test")
+    partner, _ = sign_in(app, "partner")
+    values = _decide_on_proposals("rapala", [rapalas], decision="reject")
+    response = call(app, partner, _proposal_output(app), values)
+    assert "hylkääminen vaatii perustelun" in text_of(response)
+    with sessions() as session:
+        assert session.get(Asset, rapalas).state == "proposed"
+    values[(ids.PROPOSAL_REASON, "value")] = "Toimittajan testipalvelin, ei meidän"
+    response = call(app, partner, _proposal_output(app), values)
+    assert "Hylätty: 1" in text_of(response)
+    with sessions() as session:
+        asset = session.get(Asset, rapalas)
+        assert (asset.state, asset.state_reason) == (
+            "rejected",
+            "Toimittajan testipalvelin, ei meidän",
+        )
+        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "asset.rejected"))
+        assert (event.actor, event.organisation) == ("partner", "rapala")
+
+
+def test_a_sighting_outside_the_scope_says_whose_scope_it_lies_in(estate, minimal_config):
+    # Given Hyvälä's discovery saw a name in Rapala's scope, and Rapala's saw one in nobody's
+    app, sessions, _ = estate
+    with sessions.begin() as session:
+        hyvala = session.scalar(
+            select(Asset.organisation_id).where(Asset.value == "uusi.hyvala.test")
+        )
+        session.add(
+            ScopeSighting(
+                organisation_id=hyvala,
+                value="varaamo.rapala.test",
+                kind="name",
+                source="cname",
+                via="CNAME of liikunta.hyvala.test",
+                first_seen=T0,
+                last_seen=T0,
+            )
+        )
+    scopes = {o.slug: o.scope for o in minimal_config.organisations}
+    with sessions() as session:
+        own = views.review_queue(session, {"hyvala"}, "hyvala", scopes=scopes)
+        both = views.review_queue(session, {"hyvala", "rapala"}, "hyvala", scopes=scopes)
+        rapalas = views.review_queue(session, {"rapala"}, "rapala", scopes=scopes)
+    # Then Hyvälä's staff learn it is another organisation's, without its name
+    [seen] = own.outside_scope
+    assert (seen.in_scope_of, seen.in_another_scope) == ((), True)
+    # the partner administrator, whose it is
+    [seen] = both.outside_scope
+    assert [o.slug for o in seen.in_scope_of] == ["rapala"] and not seen.in_another_scope
+    # and a name in no declared scope is simply outside
+    [seen] = rapalas.outside_scope
+    assert (seen.in_scope_of, seen.in_another_scope) == ((), False)
+    staff, _ = sign_in(app, "hyvala-staff")
+    page = text_of(
+        call(app, staff, "page.children", {(ids.URL, "pathname"): "/org/hyvala/proposals"})
+    )
+    assert "Toisen organisaation rajauksessa" in page and "Rapalan kunta" not in page
+    partner, _ = sign_in(app, "partner")
+    page = text_of(
+        call(app, partner, "page.children", {(ids.URL, "pathname"): "/org/hyvala/proposals"})
+    )
+    assert "Rajauksessa: Rapalan kunta" in page

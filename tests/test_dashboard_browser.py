@@ -18,7 +18,6 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -28,8 +27,6 @@ from typing import Any
 import pytest
 import requests
 from selenium import webdriver
-from selenium.common.exceptions import NoAlertPresentException, TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support import expected_conditions as ec
 from selenium.webdriver.support.ui import WebDriverWait
@@ -47,25 +44,13 @@ from riskiturva.history import take_snapshots
 from riskiturva.models import Finding, Organisation, ScoreSnapshot
 from riskiturva.models_auth import AuditEvent
 from riskiturva.runner import run_scan
+from tests import browser as browser_tools
+from tests.browser import chromium, served
 from tests.dashboard_http import callback_body, client_from, output_of, post_login
 
 pytestmark = [pytest.mark.browser, pytest.mark.lab, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[1]
-SCREENSHOTS = ROOT / "screenshots"
 PASSWORD = "lab password for tests"
-CHROMIUM_FLAGS = (
-    "--headless=new",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-    "--disable-dev-shm-usage",
-    "--window-size=1400,1100",
-    "--lang=fi",  # the browser's own widgets (the date input) as a Finnish user sees them
-)
 HISTORY_DAYS = 60
 PROXY_ADDRESS = "127.0.0.20"  # nginx connects to the dashboard from here: a trusted proxy
 ATTACKER_ADDRESS = "127.0.0.66"  # someone else, on another machine as far as anyone can tell
@@ -166,12 +151,8 @@ def app(estate) -> Any:
 
 @pytest.fixture(scope="module")
 def base_url(app) -> Iterator[str]:
-    server = dashboard.make_server(app, port=0)
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.effective_port}"
-    server.close()
-    thread.join(timeout=5)
+    with served(app) as url:
+        yield url
 
 
 def free_port() -> int:
@@ -241,87 +222,20 @@ def proxy_url(base_url) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def browser() -> Iterator[webdriver.Chrome]:
-    chromium, driver_path = shutil.which("chromium"), shutil.which("chromedriver")
-    if not chromium or not driver_path:
-        pytest.skip("needs Debian's chromium and chromium-driver (make system-packages)")
-    options = webdriver.ChromeOptions()
-    options.binary_location = chromium
-    for flag in CHROMIUM_FLAGS:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP
-    driver = webdriver.Chrome(service=Service(driver_path), options=options)
-    SCREENSHOTS.mkdir(exist_ok=True)
-    yield driver
-    driver.quit()
+    with chromium() as driver:
+        yield driver
 
 
-class Visitor:
-    """One person at the browser: signs in, opens pages, waits for text, takes pictures."""
-
+class Visitor(browser_tools.Visitor):
     def __init__(self, driver: webdriver.Chrome, base: str, name: str):
-        self.driver, self.base, self.name = driver, base, name
-        driver.get_log("browser")  # what an earlier visitor left in the console is theirs
-
-    def sign_in(self, username: str, password: str = PASSWORD) -> None:
-        self.driver.delete_all_cookies()
-        self.driver.get(f"{self.base}/login")
-        self.driver.find_element(By.ID, "username").send_keys(username)
-        self.driver.find_element(By.ID, "password").send_keys(password)
-        self.driver.find_element(By.ID, "login-submit").click()
-
-    def open(self, path: str, expect: str, shot: str) -> str:
-        """Go to `path`, wait until the page shows `expect`, save a screenshot."""
-        self.driver.get(f"{self.base}{path}")
-        return self.wait(expect, shot)
-
-    def wait(self, expect: str, shot: str, element: str = ids.PAGE) -> str:
-        try:
-            WebDriverWait(self.driver, 20).until(
-                ec.text_to_be_present_in_element((By.ID, element), expect)
-            )
-        except TimeoutException:
-            self.screenshot(f"{shot}-FAILED")
-            raise AssertionError(
-                f"{expect!r} never appeared in #{element} for {self.name}"
-            ) from None
-        self.settle()
-        self.screenshot(shot)
-        self.console_is_clean(shot)
-        return self.driver.find_element(By.ID, element).text
-
-    def console_is_clean(self, shot: str, *, expected: tuple[str, ...] = ()) -> None:
-        """Nothing in Chromium's console since the last look: no CSP violation, no error
-        (`expected`: parts of messages this page is meant to cause, such as a 404)."""
-        problems = [
-            entry["message"]
-            for entry in self.driver.get_log("browser")
-            if (
-                entry["level"] in ("SEVERE", "WARNING")
-                or "Content Security Policy" in entry["message"]
-            )
-            and not any(part in entry["message"] for part in expected)
-        ]
-        assert not problems, f"{self.name} {shot}: the console says {problems}"
+        super().__init__(driver, base, name, PASSWORD)
 
     def session_cookie(self) -> dict[str, str]:
         """The browser's cookies for the dashboard, as a cookie thief would copy them."""
         return {c["name"]: c["value"] for c in self.driver.get_cookies()}
 
     def status(self) -> str:
-        return self.driver.find_element(By.ID, ids.FINDING_STATUS).text
-
-    def settle(self) -> None:
-        """Wait for Dash to finish its callbacks (no `_dash-loading` state left)."""
-        WebDriverWait(self.driver, 20).until(
-            lambda d: not d.find_elements(By.CSS_SELECTOR, "[data-dash-is-loading='true']")
-        )
-
-    def screenshot(self, shot: str) -> None:
-        self.driver.save_screenshot(str(SCREENSHOTS / f"{self.name}-{shot}.png"))
-
-    def no_alert(self) -> None:
-        with pytest.raises(NoAlertPresentException):
-            self.driver.switch_to.alert  # noqa: B018
+        return str(self.driver.find_element(By.ID, ids.FINDING_STATUS).text)
 
 
 def test_sign_in_page_refuses_a_wrong_password(browser, base_url):

@@ -26,7 +26,6 @@ from hypothesis import strategies as st
 from publicsuffixlist import PublicSuffixList
 
 from collectors.dns_email import DnsEmailCollector, rules
-from collectors.dns_email._seam import txt_string
 from collectors.dns_email.dkim import DkimFacts, parse_dkim
 from collectors.dns_email.dmarc import (
     DmarcSyntaxError,
@@ -53,6 +52,7 @@ from collectors.dns_email.spf import SpfFacts, SpfSyntaxError, expand_spf, parse
 from collectors.dns_email.zone import Nameserver, ZoneFacts, find_caa, follow_cname
 from riskiturva.checks import load_registry
 from riskiturva.collector import to_jsonable
+from riskiturva.dns_seam import txt_string
 from tests.rule_checks import checked
 from tests.test_dns_email_spf import zone_query
 

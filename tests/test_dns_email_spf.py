@@ -17,8 +17,8 @@ import dns.rrset
 import dns.zone
 import pytest
 
-from collectors.dns_email._seam import Answer, QueryFunction, answer_from
 from collectors.dns_email.spf import SpfSyntaxError, expand_spf, is_spf, parse_spf
+from riskiturva.dns_seam import Answer, QueryFunction, answer_from
 
 
 def zone_query(*zones: str | dns.zone.Zone) -> QueryFunction:

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import BaseModel
 
+from riskiturva.alerts.settings import Channel, Contact
 from riskiturva.collector import ErrorKind, collector_classes
 from riskiturva.config import Asset, Organisation, Partner, Scope, Settings, SharedScope
 from riskiturva_cli import docgen
@@ -42,6 +43,8 @@ def _fields(model: type[BaseModel], path: str):
         (Scope, "scope"),
         (Asset, "assets"),
         (SharedScope, "shared_scope"),
+        (Channel, "channels"),
+        (Contact, "contacts"),
         *((c.options_model, f"settings.collectors.{n}") for n, c in collector_classes().items()),
     ],
 )

@@ -12,9 +12,9 @@ what the grace rules say, and tracebacks shown to the user. Cases:
 - `db upgrade` killed -9 before each SQL statement of every migration, and at random times;
 - N scans started at once, of different and of the same organisations.
 
-Alerts have no sender yet (DESIGN.md: "alerts (outbox)"); when the outbox lands, its case
-belongs here: kill -9 the sender between taking a notification and marking it sent, and
-count notifications lost or sent twice.
+The alert sender's case lives with the alerts (tests/test_alerts_crash.py): the sender
+killed -9 between a receiver taking a message and the outbox marking it sent, on SQLite and
+PostgreSQL, counting messages lost (0) and processed twice (0).
 
 The schedule cases use the lab's DNS and e-mail collector on an `@every` schedule, so a
 fire time comes every few seconds instead of every night.

@@ -9,23 +9,11 @@ to callers who may see the organisation.
 from __future__ import annotations
 
 import datetime as dt
-import email
-import email.policy
 import hashlib
-import ipaddress
-import socket
-import ssl
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 
 import pytest
-from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 from sqlalchemy import select
 
 from riskiturva.config import Config, ConfigError, ReportSettings, SMTPSettings, load_config
@@ -39,142 +27,14 @@ from riskiturva.reports.delivery import (
 from riskiturva.reports.models import ArchivedReport
 from riskiturva.store import NotVisible
 from tests.conftest import MINIMAL_CONFIG
+from tests.smtp import PASSWORD, USER, Relay, free_port, smtp_relay
 from tests.test_reports_data import NOW, VISIBLE, build_estate
-
-USER, PASSWORD = "riskiturva", "correct horse battery staple"
-
-
-def _name(common_name: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-
-
-def make_ca(folder: Path, name: str) -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate, Path]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(name))
-        .issuer_name(_name(name))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=2))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=0), critical=True)
-        .add_extension(
-            x509.KeyUsage(False, False, False, False, False, True, True, False, False),
-            critical=True,
-        )
-        .sign(key, hashes.SHA256())
-    )
-    path = folder / f"{name}.pem"
-    path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    return key, cert, path
-
-
-def server_context(folder: Path, ca_key, ca_cert) -> ssl.SSLContext:
-    """A TLS context for 127.0.0.1, signed by the throw-away CA."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    start = dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("relay.riskiturva.test"))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(start)
-        .not_valid_after(start + dt.timedelta(days=2))
-        .add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]),
-            critical=False,
-        )
-        .sign(ca_key, hashes.SHA256())
-    )
-    cert_path, key_path = folder / "relay.pem", folder / "relay.key"
-    cert_path.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
-    key_path.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM,
-            serialization.PrivateFormat.PKCS8,
-            serialization.NoEncryption(),
-        )
-    )
-    context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    context.load_cert_chain(cert_path, key_path)
-    return context
-
-
-@dataclass
-class Received:
-    sender: str
-    recipients: list[str]
-    message: email.message.EmailMessage
-    over_tls: bool
-    authenticated: bool
-
-
-@dataclass
-class Mailbox:
-    messages: list[Received] = field(default_factory=list)
-    logins: list[str] = field(default_factory=list)
-
-    async def handle_DATA(self, server, session, envelope) -> str:
-        message = email.message_from_bytes(envelope.original_content, policy=email.policy.default)
-        self.messages.append(
-            Received(
-                envelope.mail_from,
-                list(envelope.rcpt_tos),
-                message,
-                session.ssl is not None,
-                session.authenticated,
-            )
-        )
-        return "250 OK"
-
-    def authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
-        ok = isinstance(auth_data, LoginPassword) and (auth_data.login, auth_data.password) == (
-            USER.encode(),
-            PASSWORD.encode(),
-        )
-        if ok:
-            self.logins.append(auth_data.login.decode())
-        return AuthResult(success=ok, handled=False, auth_data=USER.encode() if ok else None)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@dataclass
-class Relay:
-    port: int
-    mailbox: Mailbox
-    ca_file: Path
-    other_ca_file: Path
 
 
 @pytest.fixture
 def relay(tmp_path: Path) -> Iterator[Relay]:
-    """An SMTP relay on 127.0.0.1 that requires STARTTLS before AUTH and before mail."""
-    ca_key, ca_cert, ca_file = make_ca(tmp_path, "reports-test-ca")
-    _, _, other_ca_file = make_ca(tmp_path, "some-other-ca")
-    mailbox = Mailbox()
-    port = _free_port()
-    controller = Controller(
-        mailbox,
-        hostname="127.0.0.1",
-        port=port,
-        tls_context=server_context(tmp_path, ca_key, ca_cert),
-        require_starttls=True,
-        auth_require_tls=True,
-        authenticator=mailbox.authenticate,
-    )
-    controller.start()
-    try:
-        yield Relay(port, mailbox, ca_file, other_ca_file)
-    finally:
-        controller.stop()
+    with smtp_relay(tmp_path) as running:
+        yield running
 
 
 def configured(config: Config, data_dir: Path, **smtp: object) -> Config:
@@ -275,7 +135,7 @@ def test_the_password_is_never_sent_without_starttls(sessions, relay, tmp_path):
 
 def test_the_archive_follows_the_access_rules(sessions, tmp_path):
     # Nothing listens on the relay's port: the reports are archived, the mail fails.
-    config = configured(build_estate(sessions), tmp_path / "data", port=_free_port())
+    config = configured(build_estate(sessions), tmp_path / "data", port=free_port())
     deliveries = deliver_monthly(sessions, config, "2026-10", NOW)
     assert all("ConnectionRefusedError" in (d.error or "") for d in deliveries)
     folder = reports_dir(config.settings)

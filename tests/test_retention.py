@@ -13,7 +13,17 @@ from sqlalchemy.exc import OperationalError
 
 from riskiturva.config import RetentionSettings
 from riskiturva.dberrors import StoreFault, StoreWriteError, classify, write_with_retry
-from riskiturva.models import Finding, FindingEvent, Organisation, ScanError, ScanRun
+from riskiturva.models import (
+    Asset,
+    AssetEvidence,
+    ChangeEvent,
+    Finding,
+    FindingEvent,
+    Organisation,
+    ScanError,
+    ScanRun,
+    ScopeSighting,
+)
 from riskiturva.models_schedule import SchedulerFire
 from riskiturva.retention import prune
 from riskiturva.store import ObservedFinding, reconcile, sync_config
@@ -89,6 +99,64 @@ def test_prune_deletes_old_history_and_keeps_findings_events_and_their_runs(
         assert session.scalar(select(func.count()).select_from(ScanError)) == 1
         assert session.scalar(select(func.count()).select_from(Finding)) == 1
         assert session.scalar(select(func.count()).select_from(FindingEvent)) == 1
+
+
+def test_prune_keeps_old_discovery_runs_that_evidence_or_a_change_points_at(
+    sessions, minimal_config
+):
+    # Given three old discovery runs: one is the last to have seen an asset's evidence, one
+    # wrote a change event and the last sighting outside scope, one nothing anyone points at
+    with sessions.begin() as session:
+        sync_config(session, minimal_config)
+        org = session.scalar(select(Organisation).filter_by(slug="hyvala"))
+        runs = {}
+        for name in ("evidence", "changed", "quiet"):
+            run = ScanRun(
+                collector="discovery", organisations=["hyvala"], started_at=T0, status="ok"
+            )
+            session.add(run)
+            session.flush()
+            runs[name] = run.id
+        asset = Asset(
+            organisation_id=org.id, kind="host", value="uusi.hyvala.test", criticality="low",
+            origin="discovered", state="proposed",
+        )  # fmt: skip
+        asset.evidence.append(
+            AssetEvidence(
+                source="nsec",
+                via="NSEC chain of hyvala.test",
+                first_seen=T0,
+                last_seen=T0,
+                last_run_id=runs["evidence"],
+            )
+        )
+        session.add(asset)
+        session.add(
+            ChangeEvent(
+                organisation_id=org.id,
+                kind="asset.proposed",
+                subject="uusi.hyvala.test",
+                run_id=runs["changed"],
+                at=T0,
+            )
+        )
+        session.add(
+            ScopeSighting(
+                organisation_id=org.id,
+                value="mx.palvelu.example",
+                kind="name",
+                source="mx",
+                via="MX of hyvala.test",
+                first_seen=T0,
+                last_seen=T0,
+                last_run_id=runs["changed"],
+            )
+        )
+    # When old history is pruned, then only the run nothing points at is deleted
+    result = prune(sessions, RetentionSettings(run_history_days=400), NOW)
+    assert result.runs == 1
+    with sessions() as session:
+        assert set(session.scalars(select(ScanRun.id))) == {runs["evidence"], runs["changed"]}
 
 
 def test_db_prune_vacuum_and_backup_commands(tmp_path):

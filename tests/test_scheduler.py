@@ -77,7 +77,9 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     path = write_config(tmp_path)
     first = jobs(path)
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
+        "discovery:daily",
         "snapshots:daily",
+        "alerts:send",
         "reports:monthly",
         "maintenance:prune",
         "maintenance:vacuum",
@@ -154,6 +156,54 @@ def test_a_fast_trigger_records_a_scheduled_run(lab, tmp_path):
     assert run.scheduled_for is not None  # the fire time it ran for
     # A restart of the scheduler over the same database keeps one job per id
     assert list(jobs(path)).count("collector:dns_email") == 1
+
+
+@pytest.mark.lab
+def test_the_discovery_job_records_a_scheduled_discovery_run(lab, tmp_path):
+    # Given the lab's configuration with discovery due every few seconds
+    text = lab.config_path.read_text(encoding="utf-8").replace(
+        'data_dir = "data"', f'data_dir = "{tmp_path / "data"}"', 1
+    )
+    path = write_config(
+        tmp_path, '[settings.schedules]\ndiscovery = "@every 2s"\njitter_seconds = 0', base=text
+    )
+    sessions = open_store(load_config(path))
+    # When the scheduler leads, then a discovery run is recorded for its fire time
+    with leading(path):
+        deadline = time.monotonic() + 120
+        run = None
+        while time.monotonic() < deadline and run is None:
+            time.sleep(0.5)
+            with sessions() as session:
+                run = session.scalar(
+                    select(ScanRun).where(
+                        ScanRun.collector == "discovery",
+                        ScanRun.status.not_in(["running", "skipped"]),
+                    )
+                )
+    assert run is not None, "no scheduled discovery run was recorded within 120 s"
+    assert (run.trigger, run.status) == ("scheduler", "ok")
+    assert run.scheduled_for is not None
+    assert run.counts["proposed"] > 0
+
+
+def test_a_discovery_fire_time_missed_beyond_the_grace_is_a_skipped_discovery_run(tmp_path):
+    # Given a leading schedule whose discovery job has a fire time two hours ago (grace 1 h)
+    path = write_config(tmp_path)
+    missed = dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)
+    with leading(path) as schedule:
+        job = next(j for j in schedule.jobs() if j.id == "discovery:daily")
+        executor = schedule._scheduler._lookup_executor("default")
+        # When the executor is handed that fire time (as after downtime)
+        executor._run(job, "default", [missed])
+    # Then it did not run, and is recorded as a skipped discovery run, like a scan's
+    with open_store(load_config(path))() as session:
+        runs = list(session.scalars(select(ScanRun)))
+    assert [(r.collector, r.status, r.trigger) for r in runs] == [
+        ("discovery", "skipped", "scheduler")
+    ]
+    assert runs[0].scheduled_for == missed
+    assert "did not start" in runs[0].message
 
 
 def test_the_monthly_report_job_runs_from_its_stored_reference(tmp_path):

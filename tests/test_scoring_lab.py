@@ -55,8 +55,8 @@ def lab_score(municipality: Municipality, *, with_may: bool) -> OrganisationScor
     ]
     findings = []
     for expectation in municipality.expect:
-        if expectation.clean and not with_may:
-            continue
+        if expectation.discovered or (expectation.clean and not with_may):
+            continue  # assets only discovery finds are not in this inventory
         checks = expectation.checks + (expectation.may if with_may else ())
         subject = expectation.subject.replace("*", "443/tcp")
         for check_id in checks:

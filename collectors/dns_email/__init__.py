@@ -1,9 +1,10 @@
 """The DNS and e-mail hygiene collector: SPF, DMARC, DKIM, MX, MTA-STS, TLS-RPT, DANE,
 DNSSEC and the DNS hygiene of the organisation's domains.
 
-It talks to the configured resolver through one seam (`_seam.DnsClient`); the only direct
-connections — AXFR and lame-delegation queries to a zone's nameservers, the MTA-STS policy
-fetch and the SMTP STARTTLS handshake for DANE — go to addresses the scope guard allows.
+It talks to the configured resolver through one seam (`riskiturva.dns_seam.DnsClient`); the
+only direct connections — AXFR and lame-delegation queries to a zone's nameservers, the
+MTA-STS policy fetch and the SMTP STARTTLS handshake for DANE — go to addresses the scope
+guard allows.
 What a role checks:
 
 * `domain`: SPF and DMARC (a domain that sends no mail should still say so), DNSSEC,
@@ -27,7 +28,6 @@ from typing import Any, ClassVar, TypeVar
 from publicsuffixlist import PublicSuffixList
 from pydantic import Field
 
-from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, resolve_host
 from collectors.dns_email.dkim import COMMON_SELECTORS, find_dkim
 from collectors.dns_email.dmarc import find_dmarc, organisational_domain
 from collectors.dns_email.dnssec import load_trust_anchors, validate_name, zone_cuts
@@ -56,6 +56,7 @@ from riskiturva.collector import (
     TargetError,
 )
 from riskiturva.config import AssetKind, CollectorOptions
+from riskiturva.dns_seam import DnsClient, LookupFailed, Outcome, resolve_host
 from riskiturva.trust_files import TrustAnchors
 
 __all__ = ["DnsEmailCollector", "DnsEmailFacts"]

@@ -16,7 +16,7 @@ from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives.asymmetric import ed25519, rsa
 from cryptography.hazmat.primitives.serialization import load_der_public_key
 
-from collectors.dns_email._seam import QueryFunction
+from riskiturva.dns_seam import QueryFunction
 
 # Selectors of the common mail platforms and defaults of common signing software.
 COMMON_SELECTORS = (

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 from publicsuffixlist import PublicSuffixList
 
-from collectors.dns_email._seam import QueryFunction
+from riskiturva.dns_seam import QueryFunction
 
 POLICIES = ("none", "quarantine", "reject")
 _TAG = re.compile(r"^([a-z]+)\s*=\s*(.*)$", re.IGNORECASE | re.DOTALL)

@@ -24,7 +24,7 @@ import dns.rdatatype
 import dns.rrset
 import dns.zone
 
-from collectors.dns_email._seam import QueryFunction
+from riskiturva.dns_seam import QueryFunction
 from riskiturva.trust_files import TrustAnchors, parse_trust_anchors, read_trust_anchors
 
 # IANA root anchors, KSK-2017 and KSK-2024 (https://data.iana.org/root-anchors/root-anchors.xml).

@@ -19,7 +19,7 @@ import dns.rdtypes.ANY.TLSA
 from cryptography import x509
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
-from collectors.dns_email._seam import QueryFunction, resolve_host
+from riskiturva.dns_seam import QueryFunction, resolve_host
 
 POLICY_PATH = "/.well-known/mta-sts.txt"
 MAX_POLICY_BYTES = 64 * 1024  # RFC 8461 §3.3 leaves the limit to senders; this is ample

@@ -14,7 +14,7 @@ import ipaddress
 import re
 from dataclasses import dataclass, field
 
-from collectors.dns_email._seam import QueryFunction
+from riskiturva.dns_seam import QueryFunction
 
 MECHANISMS = frozenset({"all", "include", "a", "mx", "ptr", "ip4", "ip6", "exists"})
 # The terms that cost a DNS query and count against the limit of 10 (§4.6.4).

@@ -16,7 +16,7 @@ import dns.flags
 import dns.rcode
 import dns.rdatatype
 
-from collectors.dns_email._seam import DnsClient, LookupFailed, Outcome, QueryFunction, resolve_host
+from riskiturva.dns_seam import DnsClient, LookupFailed, Outcome, QueryFunction, resolve_host
 
 
 @dataclass(frozen=True)

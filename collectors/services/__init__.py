@@ -25,8 +25,9 @@ from collectors.services._nmap import (
 )
 from collectors.services.facts import Baseline, HostFacts
 from collectors.services.options import RISKY_PORTS, ServicesOptions
-from collectors.services.rules import CHECK_IDS, judge_host
+from collectors.services.rules import CHECK_IDS, judge_host, opened_ports
 from riskiturva.collector import (
+    ChangeDraft,
     ErrorKind,
     FindingDraft,
     ScanContext,
@@ -87,6 +88,9 @@ class ServicesCollector:
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return judge_host(observation.facts)
+
+    def changes(self, previous: object, observation: SubjectObservation) -> list[ChangeDraft]:
+        return opened_ports(observation.facts)
 
 
 def _scan(

@@ -10,7 +10,7 @@ from typing import Any
 
 from collectors.services.facts import HostFacts, OpenPort
 from collectors.services.outdated import OutdatedSoftware, load_table
-from riskiturva.collector import FindingDraft, Rule, RuleSet
+from riskiturva.collector import ChangeDraft, FindingDraft, Rule, RuleSet
 
 NO_AUTH = "services.database.no_auth"
 OUTDATED = "services.outdated.software"
@@ -154,6 +154,27 @@ def _new_ports(facts: HostFacts) -> Iterator[FindingDraft]:
     for port in facts.open_ports:
         if baseline and baseline.covered(port) and port.key not in baseline.open:
             yield _draft(NEW_PORT, facts.address, port, {"previously_open": sorted(baseline.open)})
+
+
+def opened_ports(facts: HostFacts) -> list[ChangeDraft]:
+    """Ports open now that the previous scan looked at and found closed."""
+    if facts.baseline is None:
+        return []
+    return [
+        ChangeDraft(
+            "service.port_opened",
+            f"{facts.address}:{port.key}",
+            {
+                "address": facts.address,
+                "port": port.port,
+                "protocol": port.protocol,
+                "service": port.service,
+                "product": port.product,
+            },
+        )
+        for port in facts.open_ports
+        if facts.baseline.covered(port) and port.key not in facts.baseline.open
+    ]
 
 
 def _service_findings(address: str, port: OpenPort) -> Iterator[FindingDraft]:

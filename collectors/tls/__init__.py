@@ -23,6 +23,7 @@ from collectors.tls.facts import TlsFacts
 from collectors.tls.options import TLSOptions
 from collectors.tls.trust import TrustAnchors
 from riskiturva.collector import (
+    ChangeDraft,
     ErrorKind,
     FindingDraft,
     ScanContext,
@@ -112,6 +113,9 @@ class TLSCollector:
 
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return rules.judge(observation.facts)
+
+    def changes(self, previous: object, observation: SubjectObservation) -> list[ChangeDraft]:
+        return rules.new_certificate(previous, observation.facts)
 
 
 def _error(endpoint: Endpoint, error: TargetError) -> SubjectObservation:

@@ -14,7 +14,7 @@ from typing import Any
 
 from collectors.tls import _ciphers
 from collectors.tls.facts import AcceptedSuite, TlsFacts
-from riskiturva.collector import FindingDraft, Rule, RuleSet
+from riskiturva.collector import ChangeDraft, FindingDraft, Rule, RuleSet
 
 STARTTLS_MISSING = "email.smtp.starttls_missing"
 HSTS_ONE_YEAR = 31_536_000
@@ -299,3 +299,21 @@ def judge(facts: TlsFacts) -> list[FindingDraft]:
     A mail server without STARTTLS negotiated nothing, so only its own rule has anything to say.
     """
     return RULES.judge(facts)
+
+
+def new_certificate(previous: object, facts: TlsFacts) -> list[ChangeDraft]:
+    """The endpoint serves another certificate than at its previous successful scan."""
+    before = ((previous or {}) if isinstance(previous, dict) else {}).get("certificate") or {}
+    now = facts.certificate
+    old = before.get("sha256_fingerprint")
+    if now is None or old is None or old == now.sha256_fingerprint:
+        return []
+    detail = {
+        "source": "tls",
+        "fingerprint": now.sha256_fingerprint,
+        "previous_fingerprint": old,
+        "names": list(now.dns_names),
+        "issuer": now.issuer,
+        "not_after": now.not_after.isoformat(),
+    }
+    return [ChangeDraft("certificate.new", facts.endpoint, detail)]

@@ -12,6 +12,7 @@ import ssl
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
+from html.parser import HTMLParser
 from urllib.parse import urljoin, urlsplit
 
 import urllib3
@@ -26,6 +27,8 @@ MAX_REDIRECTS = 5
 warnings.filterwarnings("ignore", category=urllib3.exceptions.InsecureRequestWarning)
 MAX_HEADER_VALUE = 4096
 MAX_SECURITY_TXT = 32_768
+MAX_PAGE = 262_144  # bytes of a page read for its links
+MAX_LINKS = 200
 
 # name → address to connect to, or None when the name may not be contacted (out of scope).
 Locate = Callable[[str], str | None]
@@ -85,7 +88,7 @@ class Client:
         answers: list[HttpAnswer] = []
         for _ in range(MAX_REDIRECTS + 1):
             try:
-                answer, _ = self.get(url, address)
+                answer, body = self.get(url, address, limit=MAX_PAGE)
             except Exception as exc:
                 kind = classify(exc)
                 if kind is None:
@@ -94,7 +97,7 @@ class Client:
             answers.append(answer)
             location = answer.header("location")
             if answer.status not in (301, 302, 303, 307, 308) or not location:
-                return Fetch(tuple(answers))
+                return Fetch(tuple(answers), links=link_hosts(body))
             url = urljoin(url, location)
             parts = urlsplit(url)
             if parts.scheme not in ("http", "https") or not parts.hostname:
@@ -105,6 +108,30 @@ class Client:
                     return Fetch(tuple(answers), stopped=f"redirect leaves scope: {url[:200]}")
                 address = found
         return Fetch(tuple(answers), stopped="too many redirects")
+
+
+class _LinkParser(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.hosts: dict[str, None] = {}
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        for name, value in attrs:
+            if name in ("href", "src", "action") and value and len(self.hosts) < MAX_LINKS:
+                parts = urlsplit(value.strip())
+                if parts.scheme in ("http", "https") and parts.hostname:
+                    self.hosts[parts.hostname.lower()] = None
+
+
+def link_hosts(body: bytes) -> tuple[str, ...]:
+    """Host names of the absolute http(s) links in an HTML page (what discovery follows up)."""
+    parser = _LinkParser()
+    try:
+        parser.feed(body.decode("utf-8", errors="replace"))
+        parser.close()
+    except AssertionError:  # html.parser gives up on some broken markup
+        pass
+    return tuple(parser.hosts)
 
 
 def _lenient_context() -> ssl.SSLContext:

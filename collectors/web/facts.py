@@ -29,6 +29,7 @@ class Fetch:
     error: str | None = None  # an ErrorKind value ("refused", "timeout", …) when no answer came
     error_detail: str | None = None
     stopped: str | None = None  # why redirects were not followed further
+    links: tuple[str, ...] = ()  # host names in absolute links of the final page (discovery)
 
     @property
     def final(self) -> HttpAnswer | None:

@@ -28,6 +28,7 @@ class Page:
 
 def all_pages() -> tuple[Page, ...]:
     from dashboard.pages import (
+        alerts,
         assets,
         audit,
         exceptions,
@@ -35,6 +36,7 @@ def all_pages() -> tuple[Page, ...]:
         findings,
         organisation,
         portfolio,
+        proposals,
         scans,
         scoring,
     )
@@ -46,17 +48,20 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
+        alerts.PAGE,
+        alerts.PORTFOLIO_PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import audit, exceptions, finding, findings
+    from dashboard.pages import audit, exceptions, finding, findings, proposals
 
-    return (findings, finding, exceptions, audit)
+    return (findings, finding, exceptions, proposals, audit)
 
 
 def known_path(path: str) -> bool:

@@ -1,4 +1,5 @@
-"""Assets: the inventory with criticality, tags and the last scan status per collector."""
+"""Assets: the inventory with origin, state, criticality, tags and the last scan status per
+collector."""
 
 from __future__ import annotations
 
@@ -17,6 +18,25 @@ from riskiturva.views import NotVisible
 def _criticality(context: PageContext, value: str) -> str:
     _ = context._
     return {"low": _("Low"), "medium": _("Medium"), "high": _("High")}.get(value, value)
+
+
+def state_label(context: PageContext, state: str) -> str:
+    _ = context._
+    return {
+        "proposed": _("Proposed, waiting for a decision"),
+        "active": _("In the inventory"),
+        "rejected": _("Rejected"),
+        "retired": _("Retired"),
+    }.get(state, state)
+
+
+def origin_label(context: PageContext, origin: str) -> str:
+    _ = context._
+    return {
+        "configuration": _("Configuration"),
+        "discovered": _("Found by discovery"),
+        "added": _("Added by hand"),
+    }.get(origin, origin)
 
 
 def _scan_status(context: PageContext, status: str) -> str:
@@ -55,7 +75,8 @@ def layout(context: PageContext, slug: str) -> Any:
             asset.value,
             _criticality(context, asset.criticality),
             ", ".join(asset.tags),
-            "" if asset.active else _("Removed from the configuration"),
+            origin_label(context, asset.origin),
+            state_label(context, asset.state),
             html.Ul([_state_line(context, state) for state in asset.states])
             if asset.states
             else _("Not scanned yet"),
@@ -69,7 +90,15 @@ def layout(context: PageContext, slug: str) -> Any:
             section(
                 _("Assets"),
                 simple_table(
-                    [_("Kind"), _("Asset"), _("Criticality"), _("Tags"), "", _("Last scans")],
+                    [
+                        _("Kind"),
+                        _("Asset"),
+                        _("Criticality"),
+                        _("Tags"),
+                        _("Origin"),
+                        _("State"),
+                        _("Last scans"),
+                    ],
                     rows,
                     id=ids.ASSETS_TABLE,
                 ),

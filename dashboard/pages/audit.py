@@ -46,6 +46,11 @@ def action_label(_: Translator, action: str) -> str:
         "finding.accepted": _("Risk accepted"),
         "finding.false_positive": _("Marked false positive"),
         "finding.revoked": _("Decision revoked"),
+        "asset.accepted": _("Asset accepted into the inventory"),
+        "asset.rejected": _("Proposal rejected"),
+        "asset.retired": _("Asset retired"),
+        "asset.added": _("Asset added by hand"),
+        "asset.updated": _("Asset settings changed"),
         "user.created": _("Account created"),
         "user.disabled": _("Account disabled"),
         "user.password_set": _("Password set"),
@@ -58,6 +63,7 @@ def _group_options(_: Translator) -> list[dict[str, str]]:
         "refused": _("Refused requests"),
         "exports": _("Exports"),
         "decisions": _("Decisions on findings"),
+        "inventory": _("Decisions on the inventory"),
         "accounts": _("Accounts"),
     }
     return [{"label": labels[g], "value": g} for g in views.ACTION_GROUPS]
@@ -167,7 +173,7 @@ def _sessions_table(context: PageContext, limits: SessionLimits) -> Any:
 
 def layout(context: PageContext) -> Any:
     _ = context._
-    limits = SessionLimits.from_settings(context.settings)
+    limits = SessionLimits.from_settings(context.config.settings.dashboard)
     with context.sessions() as session:
         organisations = [
             {"label": o.name(context.language), "value": o.slug}
@@ -260,7 +266,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     def end_sessions(viewer: Viewer, _clicks: Any, username: Any) -> Any:
         context = services.context(viewer, flask.g.language)
         _ = context._
-        limits = SessionLimits.from_settings(context.settings)
+        limits = SessionLimits.from_settings(context.config.settings.dashboard)
         ended = None
         with services.sessions.begin() as session:
             managed = {a.username for a in views.managed_accounts(session, viewer)}

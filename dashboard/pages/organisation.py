@@ -320,7 +320,55 @@ def _changes(context: PageContext, changes: views.Changes) -> Any:
         if len(found) > shown:
             items.append(html.Li(_("… and {count} more", count=len(found) - shown)))
         parts.append(html.Ul(items, id=ids.changes_list(kind)))
+    parts += _estate_changes(context, changes)
     return html.Div(parts)
+
+
+def estate_label(context: PageContext, kind: str) -> str:
+    _ = context._
+    return {
+        "asset.proposed": _("New asset proposed"),
+        "asset.accepted": _("Asset accepted into the inventory"),
+        "asset.rejected": _("Proposal rejected"),
+        "asset.retired": _("Asset retired"),
+        "asset.added": _("Asset added by hand"),
+        "asset.gone": _("Gone: proposed for retirement"),
+        "asset.returned": _("Exists again"),
+        "scope.seen_outside": _("Seen outside the scope"),
+        "service.port_opened": _("New open port"),
+        "certificate.new": _("New certificate"),
+    }.get(kind, kind)
+
+
+def _estate_changes(context: PageContext, changes: views.Changes) -> list[Any]:
+    """The estate's changes: assets proposed, decided or gone, new ports and certificates."""
+    _ = context._
+    shown = 10
+    found = changes.estate
+    parts: list[Any] = [html.H3(_("In the inventory ({count})", count=len(found)))]
+    if not found:
+        return [*parts, html.P(_("None."), className="muted")]
+    items = [
+        html.Li(
+            [
+                estate_label(context, c.kind),
+                " — ",
+                html.Code(c.subject),
+                f" · {context.day(c.at)}",
+                *([f" · {c.actor}"] if c.actor else []),
+            ]
+        )
+        for c in found[:shown]
+    ]
+    if len(found) > shown:
+        items.append(html.Li(_("… and {count} more", count=len(found) - shown)))
+    parts.append(html.Ul(items, id=ids.ESTATE_CHANGES))
+    if context.viewer.sees_details:
+        parts.append(
+            dcc.Link(_("Discovered assets and their evidence"),
+                     href=f"/org/{changes.organisation}/proposals")
+        )  # fmt: skip
+    return parts
 
 
 def _scan_health(context: PageContext, runs: list[views.RunView]) -> Any:

@@ -9,6 +9,7 @@ but its parent publishes the DS of a key the zone does not have.
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 import textwrap
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +25,7 @@ from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
 from riskiturva.lab._pki import rsa_public_key_b64
-from riskiturva.lab.manifest import Manifest, Municipality
+from riskiturva.lab.manifest import ChildZone, Manifest, Municipality
 
 TTL = 300
 _ALGORITHM = Algorithm.ECDSAP256SHA256
@@ -44,6 +45,11 @@ def _txt(text: str) -> str:
     return " ".join(f'"{chunk}"' for chunk in textwrap.wrap(text, 255, break_on_hyphens=False))
 
 
+def nameserver_name(label: str, manifest: Manifest) -> str:
+    """A nameserver of the manifest: a label under the partner's domain, or a full name."""
+    return label if "." in label else f"{label}.{manifest.partner.domain}"
+
+
 def _header(origin: str, manifest: Manifest, serial: int, nameservers: list[str]) -> list[str]:
     partner = manifest.partner.domain
     lines = [
@@ -51,7 +57,7 @@ def _header(origin: str, manifest: Manifest, serial: int, nameservers: list[str]
         f"$TTL {TTL}",
         f"@ SOA ns1.{partner}. hostmaster.{partner}. {serial} 3600 900 1209600 {TTL}",
     ]
-    lines += [f"@ NS {ns}.{partner}." for ns in nameservers]
+    lines += [f"@ NS {nameserver_name(ns, manifest)}." for ns in nameservers]
     return lines
 
 
@@ -60,9 +66,15 @@ def _municipality_zone(
 ) -> str:
     lines = _header(m.domain, manifest, serial, list(m.nameservers))
     for host in m.hosts:
+        if m.zone_of(host.fqdn) != m.domain:
+            continue  # in a child zone: written there, never into this zone's NSEC chain
         lines.append(f"{host.fqdn}. A {host.ip}")
         if host.smtp and host.smtp.tlsa:
             lines.append(f"_25._tcp.{host.fqdn}. TLSA 3 1 1 {tlsa[host.fqdn]}")
+    for name, address in sorted(m.glue.items()):
+        lines.append(f"{name}. A {address}")
+    for child in m.zones:
+        lines += [f"{child.domain}. NS {nameserver_name(ns, manifest)}." for ns in m.nameservers]
     keys: dict[int, str] = {}
     for d in m.dkim:
         if d.bits not in keys:
@@ -70,6 +82,38 @@ def _municipality_zone(
         lines.append(f"{d.name} TXT {_txt(f'v=DKIM1; k=rsa; p={keys[d.bits]}')}")
     lines += m.records
     return "\n".join(lines) + "\n"
+
+
+def _child_zone(m: Municipality, child: ChildZone, manifest: Manifest, serial: int) -> str:
+    lines = _header(child.domain, manifest, serial, list(m.nameservers))
+    lines += [f"{h.fqdn}. A {h.ip}" for h in m.hosts if m.zone_of(h.fqdn) == child.domain]
+    if child.wildcard:
+        lines.append(f"* A {child.wildcard}")
+    lines += child.records
+    return "\n".join(lines) + "\n"
+
+
+def _reverse_zones(manifest: Manifest, serial: int) -> dict[str, str]:
+    """One `c.b.a.in-addr.arpa` zone per /24 of the estate: PTRs of the hosts in the
+    municipalities' own zones, of the name servers, and the manifest's extra ones."""
+    records: dict[str, str] = {}
+    for m in manifest.municipalities:
+        records |= {h.ip: h.fqdn for h in m.hosts if m.zone_of(h.fqdn) == m.domain}
+        records |= dict(m.ptr)
+    for label, address in manifest.partner.nameservers.items():
+        records[address] = f"{label}.{manifest.partner.domain}"
+    networks = {ipaddress.ip_network(f"{m.network}", strict=False) for m in manifest.municipalities}
+    networks |= {ipaddress.ip_network(f"{a}/24", strict=False) for a in manifest.dns_addresses}
+    zones = {}
+    for network in sorted(networks):
+        a, b, c, _ = str(network.network_address).split(".")
+        origin = f"{c}.{b}.{a}.in-addr.arpa"
+        lines = _header(origin, manifest, serial, sorted(manifest.partner.nameservers))
+        for address, name in sorted(records.items()):
+            if ipaddress.ip_address(address) in network:
+                lines.append(f"{address.rsplit('.', 1)[1]} PTR {name}.")
+        zones[origin] = "\n".join(lines) + "\n"
+    return zones
 
 
 def _partner_zone(manifest: Manifest, serial: int) -> str:
@@ -122,7 +166,7 @@ def build_zones(
 
     parent_lines = [*_header(parent, manifest, serial, list(partner_ns))]
     for domain, text, nameservers, mode in children:
-        parent_lines += [f"{domain}. NS {ns}.{manifest.partner.domain}." for ns in nameservers]
+        parent_lines += [f"{domain}. NS {nameserver_name(ns, manifest)}." for ns in nameservers]
         if mode == "unsigned":
             zone = dns.zone.from_text(text, origin=domain, relativize=False)
         else:
@@ -134,6 +178,16 @@ def build_zones(
             parent_lines.append(f"{domain}. DS {ds.to_text()}")  # type: ignore[no-untyped-call]
         zone.to_file(str(directory / f"{domain}.zone"), relativize=False)
 
+    extra: list[tuple[str, str]] = [
+        (child.domain, _child_zone(m, child, manifest, serial))
+        for m in manifest.municipalities
+        for child in m.zones
+    ]
+    extra += sorted(_reverse_zones(manifest, serial).items())
+    for domain, text in extra:
+        zone = dns.zone.from_text(text, origin=domain, relativize=False)
+        zone.to_file(str(directory / f"{domain}.zone"), relativize=False)
+
     parent_key = _new_key()
     parent_zone = _sign("\n".join(parent_lines) + "\n", parent, parent_key, now,
                         manifest.signature_days)  # fmt: skip
@@ -141,7 +195,7 @@ def build_zones(
     anchor = dns.rrset.from_rdata(dns.name.from_text(parent), TTL, parent_key[1])
     return ZoneSet(
         directory=directory,
-        zones=(parent, *(c[0] for c in children)),
+        zones=(parent, *(c[0] for c in children), *(domain for domain, _ in extra)),
         trust_anchor=anchor.to_text(),
     )
 

@@ -16,7 +16,9 @@ import sys
 from pathlib import Path
 from typing import Any, cast
 
-_UDP_IDLE_SECONDS = 30.0
+# Long enough for any answer (resolver timeouts are a few seconds), short enough that a
+# burst of queries — each from its own source port — does not run out of descriptors.
+_UDP_IDLE_SECONDS = 5.0
 
 
 async def _pump(

@@ -116,8 +116,9 @@ class LabCA:
             .sign(signer, hashes.SHA384())
         )
 
-    def issue(self, hostname: str, kind: str) -> IssuedCert:
-        """Issue the certificate a host of `kind` serves (see `CERT_KINDS`)."""
+    def issue(self, hostname: str, kind: str, extra_names: tuple[str, ...] = ()) -> IssuedCert:
+        """Issue the certificate a host of `kind` serves (see `CERT_KINDS`); `extra_names`
+        are further SANs."""
         if kind not in CERT_KINDS:
             raise ValueError(f"unknown certificate kind {kind!r}")
         key: PrivateKey
@@ -147,7 +148,10 @@ class LabCA:
             .serial_number(x509.random_serial_number())
             .not_valid_before(begin)
             .not_valid_after(end)
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(san)]), critical=False)
+            .add_extension(
+                x509.SubjectAlternativeName([x509.DNSName(n) for n in (san, *extra_names)]),
+                critical=False,
+            )
             .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
             .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), False)
             .add_extension(x509.SubjectKeyIdentifier.from_public_key(key.public_key()), False)

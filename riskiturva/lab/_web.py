@@ -108,8 +108,10 @@ def _server_block(
     tls, web = TLS_PROFILES[host.tls], WEB_PROFILES[host.web]
     root = docroot / host.fqdn
     (root / ".well-known").mkdir(parents=True, exist_ok=True)
+    links = "".join(f'<p><a href="{url}">{url}</a></p>' for url in host.links)
     (root / "index.html").write_text(
-        f"<!doctype html><title>{host.fqdn}</title><h1>{host.fqdn}</h1>\n", encoding="utf-8"
+        f"<!doctype html><title>{host.fqdn}</title><h1>{host.fqdn}</h1>{links}\n",
+        encoding="utf-8",
     )
     if web.security_txt:
         (root / ".well-known" / "security.txt").write_text(

@@ -30,10 +30,12 @@ import dns.message
 import dns.query
 import dns.rdatatype
 
-from riskiturva.lab import _dns, _pki, _web
+from riskiturva.config import DiscoverySource
+from riskiturva.lab import _ct, _dns, _pki, _web
 from riskiturva.lab.manifest import Manifest, load_manifest
 
 DEFAULT_DIRECTORY = Path("lab-state")
+CT_PORT = 80
 STATE_FILE = "state.json"
 CONFIG_FILE = "riskiturva.toml"
 READY_TIMEOUT = 15.0
@@ -271,6 +273,16 @@ def _toml_value(value: Any) -> str:
     raise TypeError(f"cannot write {value!r} as TOML")
 
 
+LAB_DISCOVERY_SOURCES = [str(s) for s in DiscoverySource if s is not DiscoverySource.PING_SWEEP]
+
+
+def ct_address(manifest: Manifest) -> tuple[str, int]:
+    """Where the lab's CT log listens: beside its first name server, one up in the second
+    octet (127.53.0.1 → 127.54.0.1), so two labs with their own name servers never clash."""
+    octets = [int(o) for o in manifest.dns_addresses[0].split(".")]
+    return f"127.{octets[1] + 1}.{octets[2]}.{octets[3]}", CT_PORT
+
+
 def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port: int) -> str:
     """The riskiturva configuration that scans the lab estate (see `riskiturva.config`)."""
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
@@ -288,6 +300,12 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         f"extra_ca_files = {_toml_value([str(ca_file)])}",
         "[settings.dnssec]",
         f"trust_anchors_file = {_toml_value(str(anchors))}",
+        "[settings.discovery]",
+        # Every source but the ping sweep: on loopback every address answers one.
+        f"sources = {_toml_value(LAB_DISCOVERY_SOURCES)}",
+        "[settings.discovery.ct]",
+        f'url = "http://{ct_address(manifest)[0]}/"',
+        "min_interval_seconds = 0.0",
         # Loopback answers at once: half a minute is ample for nmap -sV on a lab address, and
         # the silent one is cut there instead of after the default minute.
         "[settings.collectors.services]",
@@ -404,11 +422,15 @@ def _plan(
 
     ca = _pki.LabCA(directory / "pki", now)
     certs: dict[str, _pki.IssuedCert] = {}
+    logged: list[Path] = []
     for host in manifest.hosts:
         if host.cert:
-            certs[host.fqdn] = ca.issue(host.fqdn, host.cert)
+            certs[host.fqdn] = ca.issue(host.fqdn, host.cert, host.extra_names)
         elif host.smtp and host.smtp.starttls:
             certs[host.fqdn] = ca.issue(host.fqdn, "valid")
+        if host.fqdn in certs and host.ct:
+            logged.append(certs[host.fqdn].leaf)
+    logged += [ca.issue(n, "valid").leaf for m in manifest.municipalities for n in m.ct_names]
 
     # DNS
     tlsa = {h.fqdn: certs[h.fqdn].spki_sha256 for h in manifest.hosts if h.smtp and h.smtp.tlsa}
@@ -478,6 +500,13 @@ def _plan(
                 banners.append({"ip": host.ip, "port": port, "kind": service})
     spec = _write_json(directory / "services" / "banners.json", banners)
     plan.processes.append(("banners", [sys.executable, "-m", "riskiturva.lab._banners", str(spec)]))
+
+    # Certificate Transparency: the certificates issued above, as crt.sh serves them.
+    rows = [_ct.certificate_row(i, p.read_bytes()) for i, p in enumerate(logged, start=1000)]
+    ct_ip, ct_port = ct_address(manifest)
+    spec = _write_json(directory / "pki" / "ct.json", {"listen": [ct_ip, ct_port], "rows": rows})
+    plan.expose(Endpoint("ct", ct_ip, ct_port, "tcp", "ct"), ct_ip)
+    plan.processes.append(("ct-log", [sys.executable, "-m", "riskiturva.lab._ct", str(spec)]))
 
     # Delay proxy in front of DNS, HTTPS/HTTP and SMTP.
     if latency_ms:

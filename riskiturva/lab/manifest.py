@@ -31,6 +31,8 @@ class Expectation:
     checks: tuple[str, ...] = ()
     may: tuple[str, ...] = ()
     clean: bool = False
+    # About an asset only discovery finds: checked after its proposal is accepted.
+    discovered: bool = False
     error: str | None = None  # an ErrorKind value: the subject cannot be checked, no finding
 
     def covers(self, subject: str) -> bool:
@@ -67,12 +69,43 @@ class Host:
     mta_sts: MtaSts | None = None
     smtp: Smtp | None = None
     services: tuple[str, ...] = ()
+    extra_names: tuple[str, ...] = ()  # further SANs of its certificate
+    ct: bool = True  # its certificate is in the lab's CT log
+    links: tuple[str, ...] = ()  # URLs its home page links to
 
 
 @dataclass(frozen=True)
 class Dkim:
     name: str
     bits: int
+
+
+@dataclass(frozen=True)
+class ChildZone:
+    """A zone delegated from a municipality's zone: unsigned, no zone transfer."""
+
+    domain: str
+    wildcard: str | None = None  # the address `*` answers with
+    records: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """An asset discovery must propose, and sources that must be among its evidence."""
+
+    value: str
+    kind: str = "host"
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class DiscoveryTruth:
+    """What discovery must propose, must not, may, and must list as outside the scope."""
+
+    propose: tuple[Proposal, ...] = ()
+    may_propose: tuple[str, ...] = ()
+    not_proposed: tuple[str, ...] = ()  # decoys
+    outside_scope: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -89,6 +122,16 @@ class Municipality:
     hosts: tuple[Host, ...]
     assets: tuple[Mapping[str, Any], ...]
     expect: tuple[Expectation, ...]
+    zones: tuple[ChildZone, ...] = ()
+    glue: Mapping[str, str] = field(default_factory=dict)  # in-zone nameserver → address
+    ptr: Mapping[str, str] = field(default_factory=dict)  # address → name, besides the hosts'
+    ct_names: tuple[str, ...] = ()  # names of certificates only the CT log knows
+    discovery: DiscoveryTruth = DiscoveryTruth()
+
+    def zone_of(self, fqdn: str) -> str:
+        """The zone that holds `fqdn`: a child zone, or the municipality's own."""
+        inside = [z.domain for z in self.zones if fqdn == z.domain or fqdn.endswith("." + z.domain)]
+        return max(inside, key=len) if inside else self.domain
 
 
 @dataclass(frozen=True)
@@ -132,9 +175,15 @@ class Manifest:
         """Every address the lab's name server answers on."""
         return tuple(sorted(set(self.partner.nameservers.values())))
 
-    def planted(self) -> list[tuple[str, str, str]]:
-        """Every (collector, subject, check id) the lab must raise."""
-        return [(e.collector, e.subject, c) for e in self.expectations for c in e.checks]
+    def planted(self, *, discovered: bool = False) -> list[tuple[str, str, str]]:
+        """Every (collector, subject, check id) the lab must raise on its declared assets
+        (and, with `discovered=True`, on the assets only discovery finds)."""
+        return [
+            (e.collector, e.subject, c)
+            for e in self.expectations
+            if discovered or not e.discovered
+            for c in e.checks
+        ]
 
     def clean(self) -> list[Expectation]:
         return [e for e in self.expectations if e.clean]
@@ -154,13 +203,20 @@ class Manifest:
         unexpected = {(s, k) for s, k in found.items() if s in listed and expected.get(s) != k}
         return Verdict(frozenset(missing), frozenset(unexpected))
 
-    def verify(self, collector: Collector, found: Iterable[tuple[str, str]]) -> Verdict:
+    def verify(
+        self, collector: Collector, found: Iterable[tuple[str, str]], *, discovered: bool = False
+    ) -> Verdict:
         """Compare a collector's `(subject, check id)` findings with the ground truth.
 
         Findings on subjects the manifest does not mention are ignored: the manifest
-        speaks only for the endpoints it lists.
+        speaks only for the endpoints it lists. Rows about assets only discovery finds
+        count with `discovered=True` (after their proposals were accepted).
         """
-        rows = [e for e in self.expectations if e.collector == collector]
+        rows = [
+            e
+            for e in self.expectations
+            if e.collector == collector and (discovered or not e.discovered)
+        ]
         found_set = set(found)
         missing = {(e.subject, c) for e in rows for c in e.checks} - found_set
         unexpected = set()
@@ -168,6 +224,34 @@ class Manifest:
             covering = [e for e in rows if e.covers(subject)]
             if covering and not any(check in e.checks or check in e.may for e in covering):
                 unexpected.add((subject, check))
+        return Verdict(frozenset(missing), frozenset(unexpected))
+
+    def verify_discovery(
+        self, proposed: Iterable[tuple[str, str, frozenset[str]]], outside: Iterable[str]
+    ) -> Verdict:
+        """Compare discovery's proposals `(kind, value, evidence sources)` and the values it
+        listed outside the scope with the ground truth, both ways. `missing` holds planted
+        assets not proposed (or without a required source) and outside-scope values not
+        listed; `unexpected` holds decoys and anything neither planted nor allowed."""
+        by_value = {value: (kind, sources) for kind, value, sources in proposed}
+        listed = set(outside)
+        missing: set[tuple[str, str]] = set()
+        unexpected: set[tuple[str, str]] = set()
+        allowed: set[str] = set()
+        for m in self.municipalities:
+            truth = m.discovery
+            for planted in truth.propose:
+                allowed.add(planted.value)
+                got = by_value.get(planted.value)
+                if got is None or got[0] != planted.kind:
+                    missing.add(("proposal", planted.value))
+                for source in planted.sources:
+                    if got is not None and source not in got[1]:
+                        missing.add((f"source {source}", planted.value))
+            allowed |= set(truth.may_propose)
+            missing |= {("outside scope", v) for v in truth.outside_scope if v not in listed}
+            unexpected |= {("decoy", v) for v in truth.not_proposed if v in by_value}
+        unexpected |= {("not planted", v) for v in by_value if v not in allowed}
         return Verdict(frozenset(missing), frozenset(unexpected))
 
 
@@ -183,6 +267,9 @@ def _host(raw: Mapping[str, Any], domain: str) -> Host:
         mta_sts=MtaSts(mta["mode"], tuple(mta["mx"])) if mta else None,
         smtp=Smtp(bool(smtp["starttls"]), bool(smtp["tlsa"])) if smtp else None,
         services=tuple(raw.get("services", ())),
+        extra_names=tuple(raw.get("extra_names", ())),
+        ct=bool(raw.get("ct", True)),
+        links=tuple(raw.get("links", ())),
     )
 
 
@@ -195,6 +282,7 @@ def _expectation(raw: Mapping[str, Any]) -> Expectation:
         checks=tuple(raw.get("checks", ())),
         may=tuple(raw.get("may", ())),
         clean=bool(raw.get("clean", False)),
+        discovered=bool(raw.get("discovered", False)),
         error=raw.get("error"),
     )
     if [exp.clean, bool(exp.checks), bool(exp.error)].count(True) != 1:
@@ -224,6 +312,26 @@ def _municipality(raw: Mapping[str, Any]) -> Municipality:
         hosts=hosts,
         assets=tuple(dict(a) for a in raw.get("assets", ())),
         expect=tuple(_expectation(e) for e in raw.get("expect", ())),
+        zones=tuple(
+            ChildZone(f"{z['name']}.{domain}", z.get("wildcard"), tuple(z.get("records", ())))
+            for z in raw.get("zones", ())
+        ),
+        glue=dict(raw.get("glue", {})),
+        ptr=dict(raw.get("ptr", {})),
+        ct_names=tuple(raw.get("ct_names", ())),
+        discovery=_discovery(raw.get("discovery", {})),
+    )
+
+
+def _discovery(raw: Mapping[str, Any]) -> DiscoveryTruth:
+    return DiscoveryTruth(
+        propose=tuple(
+            Proposal(p["value"], p.get("kind", "host"), tuple(p.get("sources", ())))
+            for p in raw.get("propose", ())
+        ),
+        may_propose=tuple(raw.get("may_propose", ())),
+        not_proposed=tuple(raw.get("not_proposed", ())),
+        outside_scope=tuple(raw.get("outside_scope", ())),
     )
 
 

@@ -11,10 +11,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import ipaddress
-import smtplib
-import socket
-import ssl
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 from email.message import EmailMessage
@@ -25,13 +21,13 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._files import write_private
-from riskiturva.config import Config, ResolverSettings, Settings, SMTPSettings
+from riskiturva.config import Config, Settings
 from riskiturva.i18n import translator
+from riskiturva.mail import DeliveryError, send
 from riskiturva.models import Organisation
 from riskiturva.period import Month, previous_month
 from riskiturva.reports.models import ArchivedReport
 from riskiturva.reports.render import DOMAIN, RenderedReport, ReportFormat, render_organisation
-from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.store import NotVisible
 
 MEDIA_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/html; charset=utf-8"}
@@ -39,10 +35,6 @@ MEDIA_TYPES = {ReportFormat.PDF: "application/pdf", ReportFormat.HTML: "text/htm
 
 class ArchiveError(RuntimeError):
     """An archived report's file is missing or does not match its recorded checksum."""
-
-
-class DeliveryError(RuntimeError):
-    """A report could not be e-mailed (the message says why, for the archive row)."""
 
 
 @dataclass(frozen=True)
@@ -173,67 +165,6 @@ def build_message(
         rendered.content, maintype=maintype, subtype=subtype, filename=rendered.filename
     )
     return message
-
-
-class _SMTPToAddress(smtplib.SMTP):
-    """SMTP to an address resolved beforehand, keeping the relay's name for the
-    certificate check (smtplib would otherwise ask the system resolver)."""
-
-    def __init__(self, host: str, port: int, address: str, timeout: float):
-        self._address = address
-        super().__init__(host, port, timeout=timeout)  # connects
-
-    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
-        return socket.create_connection((self._address, port), timeout, self.source_address)
-
-
-def _relay_address(host: str, resolver: ResolverSettings) -> str:
-    try:
-        return str(ipaddress.ip_address(host))
-    except ValueError:
-        addresses = Resolver(resolver).addresses(host)
-        if not addresses:
-            raise DeliveryError(f"the relay {host} has no address") from None
-        return addresses[0]
-
-
-def _password(smtp: SMTPSettings, data_dir: Path) -> str | None:
-    if smtp.password is not None:
-        return smtp.password.get_secret_value()
-    if smtp.password_file is not None:
-        path = (
-            smtp.password_file
-            if smtp.password_file.is_absolute()
-            else data_dir / smtp.password_file
-        )
-        return path.read_text(encoding="utf-8").strip()
-    return None
-
-
-def send(message: EmailMessage, settings: Settings) -> None:
-    """Send over SMTP: STARTTLS (certificate checked) before any password; errors raise
-    `DeliveryError`."""
-    smtp = settings.reports.smtp
-    try:
-        password = _password(smtp, settings.data_dir)
-        if password is not None and not smtp.starttls:
-            raise DeliveryError("refusing to send the SMTP password without STARTTLS")
-        address = _relay_address(smtp.host, settings.resolver)
-        with _SMTPToAddress(smtp.host, smtp.port, address, smtp.timeout) as client:
-            client.ehlo()
-            if smtp.starttls:
-                context = ssl.create_default_context(
-                    cafile=str(smtp.ca_file) if smtp.ca_file else None
-                )
-                client.starttls(context=context)
-                client.ehlo()
-            if smtp.username and password is not None:
-                client.login(smtp.username, password)
-            refused = client.send_message(message)
-        if refused:
-            raise DeliveryError(f"the relay refused: {', '.join(sorted(refused))}")
-    except (smtplib.SMTPException, OSError, DnsFailure) as exc:
-        raise DeliveryError(f"{type(exc).__name__}: {exc}") from exc
 
 
 # --- the monthly job -------------------------------------------------------------------

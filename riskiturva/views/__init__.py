@@ -14,13 +14,27 @@ category and titles come from the check registry. Faces format; they never query
 - `exceptions`: the register of accepted risks and false positives in force;
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
+- `inventory`: the inventory with origins and states, the review queue of proposals with
+  their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`);
 - `audit`: the audit trail, the accounts a partner administrator looks after and who of
   them is signed in now.
 """
 
 from riskiturva.store import NotVisible
+from riskiturva.views.alerts import (
+    AlertEntry,
+    AlertSetup,
+    Delivery,
+    MessageEntry,
+    Recipient,
+    RuleSetting,
+    alert_setup,
+    alerts,
+    outbox,
+)
 from riskiturva.views.audit import (
     ACTION_GROUPS,
     Account,
@@ -39,6 +53,18 @@ from riskiturva.views.exceptions import (
     exceptions,
 )
 from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.inventory import (
+    EstateChange,
+    EvidenceView,
+    InventoryAsset,
+    ProposalKind,
+    ReviewQueue,
+    ServiceHint,
+    SightingView,
+    estate_changes,
+    inventory,
+    review_queue,
+)
 from riskiturva.views.live import LiveScore
 from riskiturva.views.organisations import OrganisationRef, organisation, organisations
 from riskiturva.views.overview import Overview, ScoreExplanation, explanation, overview
@@ -57,16 +83,23 @@ __all__ = [
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
     "Account",
+    "AlertEntry",
+    "AlertSetup",
     "AssetView",
     "AuditEntry",
     "Change",
     "ChangeKind",
     "Changes",
+    "Delivery",
+    "EstateChange",
+    "EvidenceView",
     "ExceptionEntry",
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "InventoryAsset",
     "LiveScore",
+    "MessageEntry",
     "NotVisible",
     "OrganisationRef",
     "OrganisationReport",
@@ -74,27 +107,39 @@ __all__ = [
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
+    "ProposalKind",
+    "Recipient",
+    "ReviewQueue",
+    "RuleSetting",
     "RunView",
     "ScoreChange",
     "ScoreExplanation",
+    "ServiceHint",
+    "SightingView",
     "SignedIn",
     "SnapshotPoint",
     "SubjectStateView",
+    "alert_setup",
+    "alerts",
     "assets",
     "audit_entries",
     "changes",
+    "estate_changes",
     "exceptions",
     "explanation",
     "finding",
     "findings",
+    "inventory",
     "local_day",
     "managed_accounts",
     "organisation",
     "organisation_report",
     "organisations",
+    "outbox",
     "overview",
     "portfolio",
     "portfolio_report",
+    "review_queue",
     "runs",
     "score_history",
     "signed_in_now",

@@ -35,6 +35,13 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
     "refused": ("access.refused", "request.refused", "login.throttled"),
     "exports": ("findings.exported",),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
+    "inventory": (
+        "asset.accepted",
+        "asset.rejected",
+        "asset.retired",
+        "asset.added",
+        "asset.updated",
+    ),
     "accounts": ("user.created", "user.disabled", "user.password_set", "sessions.ended"),
 }
 DEFAULT_LIMIT = 300

@@ -6,7 +6,9 @@ Each finding counts once per kind, at its latest event of that kind, so a findin
 in October, resolved on 5 November and reopened on 20 November is in November's
 `resolved` and `reopened` both: the regression shows. A decision that ran out before any
 scan noticed it counts as expired at its own end, as the event that scan will write.
-Severities come from the registry.
+Severities come from the registry. The estate's own changes in the period (assets proposed,
+accepted, gone; names seen outside the scope; new open ports and certificates) come along in
+`estate`, newest first.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ from sqlalchemy.orm import Session
 from riskiturva._json import plain
 from riskiturva.checks import Check, Severity
 from riskiturva.models import EventKind, Finding, FindingEvent, FindingStatus
+from riskiturva.views.inventory import EstateChange, estate_changes
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.severity import COUNTED_SEVERITIES, registry_severity, worst_first_key
 
@@ -69,6 +72,7 @@ class Changes:
     since: dt.datetime
     until: dt.datetime
     items: tuple[Change, ...]  # worst severity first
+    estate: tuple[EstateChange, ...] = ()  # newest first
 
     def of(self, kind: ChangeKind) -> tuple[Change, ...]:
         return tuple(c for c in self.items if c.kind is kind)
@@ -107,6 +111,7 @@ class Changes:
             "since": self.since.isoformat(),
             "until": self.until.isoformat(),
             **{str(kind): [plain(c) for c in self.of(kind)] for kind in ChangeKind},
+            "estate": [plain(c) for c in self.estate],
         }
 
 
@@ -171,7 +176,8 @@ def changes(
             ),
         )
     items = sorted(latest.values(), key=lambda c: (*worst_first_key(c), c.at, c.kind))
-    return Changes(org.slug, since, until, tuple(items))
+    estate = estate_changes(session, visible, slug, since=since, until=until)
+    return Changes(org.slug, since, until, tuple(items), estate)
 
 
 def _decision_of(kind: str) -> str | None:

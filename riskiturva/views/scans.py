@@ -101,7 +101,9 @@ class AssetView:
     value: str
     criticality: str
     tags: tuple[str, ...]
-    active: bool  # false once removed from the configuration
+    active: bool  # scanned: in the inventory, not proposed, rejected or retired
+    origin: str  # configuration, discovered or added
+    state: str  # proposed, active, rejected or retired
     states: tuple[SubjectStateView, ...]  # the latest scan of its subjects, per collector
 
 
@@ -131,7 +133,14 @@ def assets(session: Session, visible: Collection[str], slug: str) -> list[AssetV
     )
     return [
         AssetView(
-            a.kind, a.value, a.criticality, tuple(a.tags or ()), a.active, tuple(states[a.value])
+            a.kind,
+            a.value,
+            a.criticality,
+            tuple(a.tags or ()),
+            a.active,
+            a.origin,
+            a.state,
+            tuple(states[a.value]),
         )
         for a in rows
     ]

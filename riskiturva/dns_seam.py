@@ -1,4 +1,5 @@
-"""The collector's one DNS seam: queries to the configured resolver, errors as data.
+"""The one asynchronous DNS seam (the DNS and e-mail collector, discovery): queries to the
+configured resolver, errors as data.
 
 Every lookup goes to the resolver address, port, timeout and retries of the configuration
 (never the system resolver). Queries for SOA, DNSKEY and DS carry the DO bit, so signatures
@@ -21,6 +22,7 @@ import dns.exception
 import dns.flags
 import dns.message
 import dns.name
+import dns.query
 import dns.rcode
 import dns.rdataclass
 import dns.rdatatype
@@ -97,11 +99,14 @@ QueryFunction = Callable[[str, str], Awaitable[Answer]]
 class DnsClient:
     """Queries to the configured resolver, each one asked once per scan."""
 
-    def __init__(self, settings: ResolverSettings, nameserver_port: int = 53):
+    def __init__(
+        self, settings: ResolverSettings, nameserver_port: int = 53, in_flight: int = _MAX_IN_FLIGHT
+    ):
         self.settings = settings
         self.nameserver_port = nameserver_port  # of authoritative servers asked directly
         self._answers: dict[tuple[str, str], asyncio.Future[Answer]] = {}
-        self._in_flight = asyncio.Semaphore(_MAX_IN_FLIGHT)
+        self._in_flight = asyncio.Semaphore(in_flight)
+        self.sent = 0  # DNS messages sent (retries and zone transfers included)
 
     @property
     def server(self) -> str:
@@ -145,6 +150,7 @@ class DnsClient:
         self, request: dns.message.Message, server: str, port: int
     ) -> dns.message.Message:
         async with self._in_flight:
+            self.sent += 1
             try:
                 response, _tcp = await dns.asyncquery.udp_with_fallback(
                     request, server, timeout=self.settings.timeout, port=port
@@ -164,6 +170,59 @@ class DnsClient:
                 ) from exc
             return response
 
+    async def message(self, name: str, rdtype: str) -> dns.message.Message:
+        """The whole response (authority section included) of the configured resolver, asked
+        with the DO and CD bits; NOERROR or NXDOMAIN, else raises `LookupFailed`."""
+        request = dns.message.make_query(
+            name, rdtype, want_dnssec=True, use_edns=0, payload=EDNS_PAYLOAD
+        )
+        request.flags |= dns.flags.CD
+        last: LookupFailed | None = None
+        for _attempt in range(self.settings.retries + 1):
+            for server in self.settings.nameservers:
+                try:
+                    response = await self._send(request, server, self.settings.port)
+                except LookupFailed as exc:
+                    last = exc
+                    continue
+                if response.rcode() in (dns.rcode.NOERROR, dns.rcode.NXDOMAIN):
+                    return response
+                last = LookupFailed(
+                    name, rdtype, ErrorKind.DNS_FAILURE,
+                    f"{server} answered {dns.rcode.to_text(response.rcode())}",
+                )  # fmt: skip
+        assert last is not None
+        raise last
+
+    async def zone_transfer(self, server: str, zone: str, limit: int) -> list[dns.rrset.RRset]:
+        """The records of a whole AXFR of `zone` from `server` (at most `limit` RRsets);
+        raises `LookupFailed` when refused or broken off."""
+
+        def transfer() -> list[dns.rrset.RRset]:
+            records: list[dns.rrset.RRset] = []
+            for message in dns.query.xfr(
+                server,
+                zone,
+                port=self.nameserver_port,
+                timeout=self.settings.timeout,
+                lifetime=self.settings.timeout * 10,
+                relativize=False,
+            ):
+                self.sent += 1
+                records.extend(message.answer)
+                if len(records) >= limit:
+                    break
+            return records[:limit]
+
+        async with self._in_flight:
+            try:
+                return await asyncio.to_thread(transfer)
+            except dns.exception.Timeout as exc:
+                raise LookupFailed(zone, "AXFR", ErrorKind.TIMEOUT, f"{server}: no answer") from exc
+            except (OSError, EOFError, dns.exception.DNSException) as exc:
+                kind = ErrorKind.REFUSED if "REFUSED" in str(exc) else ErrorKind.PROTOCOL
+                raise LookupFailed(zone, "AXFR", kind, f"{server}: {exc}") from exc
+
     async def ask_server(self, server: str, name: str, rdtype: str) -> dns.message.Message:
         """One non-recursive query straight to an authoritative `server`; raises `LookupFailed`."""
         request = dns.message.make_query(name, rdtype, use_edns=0, payload=EDNS_PAYLOAD)
@@ -181,6 +240,7 @@ class DnsClient:
         """The first message of an AXFR of `zone` from `server` over TCP (nothing more is read)."""
         request = dns.message.make_query(zone, dns.rdatatype.AXFR)
         async with self._in_flight:
+            self.sent += 1
             try:
                 return await dns.asyncquery.tcp(
                     request, server, timeout=self.settings.timeout, port=self.nameserver_port
