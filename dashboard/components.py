@@ -32,7 +32,7 @@ GRADES = ("A", "B", "C", "D", "F")
 GRADE_COLOURS = {"A": "#1a7f37", "B": "#4d9e2f", "C": "#b58900", "D": "#d4661c", "F": "#c62828"}
 SEVERITIES = ("critical", "high", "medium", "low", "info")
 STATUSES = ("open", "resolved", "accepted", "false_positive")
-CATEGORIES = ("tls", "email", "dns", "services", "web")
+CATEGORIES = ("tls", "email", "dns", "services", "web", "software")
 FONT = 'system-ui, -apple-system, "Segoe UI", Roboto, sans-serif'
 # DataTable styles: the page's font (DataTable's default is monospace), text that wraps.
 TABLE_CELL = {
@@ -122,6 +122,7 @@ def category_label(_: Translator, category: str) -> str:
         "dns": _("DNS"),
         "services": _("Exposed services"),
         "web": _("Web"),
+        "software": _("Software up to date"),
     }.get(category, category)
 
 

@@ -16,7 +16,7 @@ from functools import cache
 from importlib import resources
 
 LANGUAGES = ("fi", "sv", "en")
-CHECK_ID = re.compile(r"^(tls|email|dns|services|web)(\.[a-z0-9_]+){2,3}$")
+CHECK_ID = re.compile(r"^(tls|email|dns|services|web|software)(\.[a-z0-9_]+){2,3}$")
 
 
 class Category(StrEnum):
@@ -25,6 +25,7 @@ class Category(StrEnum):
     DNS = "dns"
     SERVICES = "services"
     WEB = "web"
+    SOFTWARE = "software"  # known-exploited vulnerabilities and end-of-life software
 
 
 class Severity(StrEnum):
@@ -64,6 +65,7 @@ class Check:
     title: Mapping[str, str]
     guidance: Mapping[str, str]
     references: tuple[str, ...] = ()
+    deadline_days: int | None = None  # overrides the severity's deadline (KEV: 14 days)
 
     def title_in(self, language: str) -> str:
         return self.title.get(language) or self.title["en"]
@@ -95,7 +97,7 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
     where = f"{source}: {check_id}"
     if not CHECK_ID.match(check_id):
         raise CheckRegistryError(f"{where}: malformed id (want category.group.name)")
-    unknown = set(data) - {"severity", "effort", "title", "guidance", "references"}
+    unknown = set(data) - {"severity", "effort", "title", "guidance", "references", "deadline_days"}
     if unknown:
         raise CheckRegistryError(f"{where}: unknown keys {sorted(unknown)}")
     texts = {}
@@ -115,6 +117,9 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
     references = data.get("references", ())
     if not isinstance(references, list | tuple):
         raise CheckRegistryError(f"{where}: references must be a list")
+    deadline = data.get("deadline_days")
+    if deadline is not None and (not isinstance(deadline, int) or deadline < 1):
+        raise CheckRegistryError(f"{where}: deadline_days must be a positive number of days")
     return Check(
         id=check_id,
         category=Category(check_id.split(".", 1)[0]),
@@ -123,6 +128,7 @@ def parse_check(check_id: str, data: Mapping[str, object], source: str) -> Check
         title=texts["title"],
         guidance=texts["guidance"],
         references=tuple(str(r) for r in references),
+        deadline_days=deadline,
     )
 
 

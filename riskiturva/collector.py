@@ -19,13 +19,17 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, Protocol, TypeVar, runtime_checkable
 
 import dns.exception
 
 from riskiturva.config import AssetKind, CollectorOptions, Settings
+from riskiturva.intel.software import SoftwareSighting
 from riskiturva.resolver import Resolver
 from riskiturva.scope import ScopeGuard
+
+if TYPE_CHECKING:
+    from riskiturva.intel.snapshot import IntelSnapshot
 
 ENTRY_POINT_GROUP = "riskiturva.collectors"
 
@@ -242,6 +246,9 @@ class ScanContext:
     scope: ScopeGuard
     clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
     cancelled: threading.Event = field(default_factory=threading.Event)
+    # The vulnerability intelligence the rules judge identified software with (dated; None
+    # when the scan has no store to read it from). See riskiturva/intel/snapshot.py.
+    intel: IntelSnapshot | None = None
 
     @property
     def trusted_ca_files(self) -> tuple[Path, ...]:
@@ -289,6 +296,19 @@ def noticed_changes(
     previous successful observation of the subject comes in its stored JSON form."""
     changes = getattr(collector, "changes", None)
     return list(changes(previous, observation)) if changes is not None else []
+
+
+@runtime_checkable
+class IdentifiesSoftware(Protocol):
+    """A collector whose observations name software (products and versions).
+
+    The runner judges that software with the vulnerability rules (riskiturva/intel/rules.py)
+    and the intelligence in the scan context; the collector only says what it saw.
+    """
+
+    def software(self, observation: SubjectObservation) -> list[SoftwareSighting]:
+        """The software one successful observation identified, with its subjects."""
+        ...
 
 
 class CollectorLoadError(RuntimeError):

@@ -717,6 +717,70 @@ class DiscoverySettings(_Model):
     ct: CertificateTransparencySettings = CertificateTransparencySettings()
 
 
+# endoflife.date products fetched by default: server software, CMSs and operating systems
+# that the collectors can recognise in banners and headers.
+DEFAULT_EOL_PRODUCTS: tuple[str, ...] = (
+    "apache-http-server", "nginx", "iis", "php", "openssl", "tomcat", "exim", "postfix",
+    "proftpd", "mysql", "mariadb", "postgresql", "redis", "elasticsearch", "mongodb",
+    "wordpress", "drupal", "joomla", "debian", "ubuntu", "rhel", "centos", "windows-server",
+)  # fmt: skip
+
+
+class IntelSettings(_Model):
+    """Vulnerability intelligence: where the feeds come from and how old they may be."""
+
+    max_age_days: int = Field(
+        14,
+        ge=1,
+        le=365,
+        description="older data is refused: the scan records 'vulnerability data out of date'",
+    )
+    epss_threshold: float = Field(
+        0.1, gt=0, le=1, description="EPSS score from which a CVE counts as likely exploited"
+    )
+    kev_url: str = Field(
+        "https://www.cisa.gov/sites/default/files/feeds/known_exploited_vulnerabilities.json",
+        description="CISA KEV catalogue (JSON)",
+    )
+    nvd_url: str = Field(
+        "https://services.nvd.nist.gov/rest/json/cves/2.0", description="NVD CVE API 2.0"
+    )
+    nvd_api_key_file: Path | None = Field(
+        None, description="file holding an NVD API key (faster paging); relative to data_dir"
+    )
+    nvd_page_size: int = Field(2000, ge=1, le=2000, description="CVEs per NVD request")
+    nvd_request_delay: float = Field(
+        6.0, ge=0, description="seconds between NVD requests (NVD asks 6 s without a key)"
+    )
+    epss_url: str = Field(
+        "https://epss.cyentia.com/epss_scores-current.csv.gz",
+        description="FIRST EPSS daily scores (CSV, gzip)",
+    )
+    eol_url: str = Field(
+        "https://endoflife.date/api/v1/products/{product}",
+        description="endoflife.date API v1 product URL ({product} is replaced)",
+    )
+    eol_products: tuple[str, ...] = Field(
+        DEFAULT_EOL_PRODUCTS, description="endoflife.date products to fetch"
+    )
+    schedule: str = Field("20 1 * * *", description="when `intel update` runs (cron): daily")
+    timeout: float = Field(60.0, gt=0, description="seconds per feed request")
+
+    @field_validator("kev_url", "nvd_url", "epss_url", "eol_url")
+    @classmethod
+    def _valid_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http(s) URL")
+        return value
+
+    @field_validator("schedule")
+    @classmethod
+    def _valid_schedule(cls, value: str) -> str:
+        parse_schedule(value)
+        return value
+
+
 class RetentionSettings(_Model):
     """How long run history is kept (docs/operations.md). Findings and their events are
     never deleted."""
@@ -793,6 +857,7 @@ class Settings(_Model):
     dashboard: DashboardSettings = DashboardSettings()
     reports: ReportSettings = ReportSettings()
     discovery: DiscoverySettings = DiscoverySettings()
+    intel: IntelSettings = IntelSettings()
     alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
     collectors: Mapping[str, CollectorOptions] = Field(

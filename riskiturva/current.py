@@ -58,8 +58,12 @@ class ScoreSummary:
         return sum(today > due for due in self.dues)
 
     @classmethod
-    def of(cls, score: OrganisationScore) -> ScoreSummary:
-        dues = (due_date(g.severity, g.first_seen) for g in score.groups)
+    def of(cls, score: OrganisationScore, registry: Mapping[str, Check]) -> ScoreSummary:
+        """The summary of a score; each group is due by its check's deadline."""
+        dues = (
+            due_date(g.severity, g.first_seen, _deadline_days(g.check_id, registry))
+            for g in score.groups
+        )
         return cls(
             tenths=score.tenths,
             categories={c: s.tenths for c, s in score.categories.items()},
@@ -87,9 +91,17 @@ class ScoreSummary:
         )
 
 
+def _deadline_days(check_id: str, registry: Mapping[str, Check]) -> int | None:
+    check = registry.get(check_id)
+    return check.deadline_days if check else None
+
+
 def registry_digest(registry: Mapping[str, Check]) -> str:
-    """A fingerprint of what scoring takes from the registry (ids, categories, severities)."""
-    text = "\n".join(f"{c.id} {c.category} {c.severity}" for c in registry.values())
+    """A fingerprint of what scoring takes from the registry (ids, categories, severities,
+    deadlines)."""
+    text = "\n".join(
+        f"{c.id} {c.category} {c.severity} {c.deadline_days}" for c in registry.values()
+    )
     return hashlib.sha256(text.encode()).hexdigest()
 
 
@@ -116,7 +128,7 @@ def refresh_current_score(
     findings, assets = scoring_inputs_of(session, [organisation_id], now=now, registry=registry)[
         organisation_id
     ]
-    summary = ScoreSummary.of(score_organisation(str(organisation_id), findings, assets))
+    summary = ScoreSummary.of(score_organisation(str(organisation_id), findings, assets), registry)
     row = session.get(CurrentScore, organisation_id) or CurrentScore(
         organisation_id=organisation_id
     )

@@ -31,6 +31,7 @@ from riskiturva.collector import (
     ChangeDraft,
     Collector,
     ErrorKind,
+    IdentifiesSoftware,
     ScanContext,
     ScanTask,
     SubjectObservation,
@@ -42,6 +43,8 @@ from riskiturva.collector import (
 )
 from riskiturva.config import Asset, AssetKind, Config, Organisation
 from riskiturva.dberrors import StoreWriteError, write_with_retry
+from riskiturva.intel import rules as software_rules
+from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.inventory import active_assets
 from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
@@ -115,6 +118,8 @@ class RunReport:
     duration_s: float = 0.0
     message: str | None = None
     store_error: StoreWriteError | None = None  # set when the results could not be saved
+    # For collectors that identify software: whether the vulnerability rules could judge it.
+    vulnerability_data: dict[str, object] | None = None
 
     @property
     def targets(self) -> int:
@@ -146,6 +151,7 @@ class RunReport:
     def as_dict(self) -> dict[str, object]:
         """The counters (stored on the scan run row; JSON output adds `errors`)."""
         return {
+            "vulnerability_data": self.vulnerability_data,
             "targets": self.targets,
             "ok": self.ok,
             "partial": self.partial,
@@ -176,13 +182,19 @@ ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
 AfterReconcile = Callable[[Session, OrganisationRow, list[SubjectObservation]], object]
 
 
-def build_context(config: Config, **overrides: object) -> ScanContext:
-    return ScanContext(
+def build_context(
+    config: Config, *, sessions: sessionmaker[Session] | None = None, **overrides: object
+) -> ScanContext:
+    """The scan context; with `sessions`, it carries the vulnerability intelligence too."""
+    context = ScanContext(
         settings=config.settings,
         resolver=Resolver(config.settings.resolver),
         scope=ScopeGuard(config.organisations),
         **overrides,  # type: ignore[arg-type]
     )
+    if sessions is not None and context.intel is None:
+        context.intel = load_snapshot(sessions, config.settings.intel, context.clock())
+    return context
 
 
 def expand_targets(
@@ -286,11 +298,22 @@ def _batch_key(target: Target) -> str:
 
 
 def judge(
-    collector: Collector, observation: SubjectObservation, registry: Registry
+    collector: Collector,
+    observation: SubjectObservation,
+    registry: Registry,
+    context: ScanContext | None = None,
+    software_checks: frozenset[str] = frozenset(),
 ) -> list[ObservedFinding]:
-    """The collector's rules, checked against the registry (an unknown id is a bug)."""
+    """The collector's rules, and the vulnerability rules for the software it identified
+    (`software_checks`: those whose data is fresh), checked against the registry."""
+    drafts = collector.judge(observation)
+    if software_checks and context is not None and context.intel is not None:
+        assert isinstance(collector, IdentifiesSoftware)
+        drafts += software_rules.judge_software(
+            collector.software(observation), context.intel, software_checks
+        )
     observed = []
-    for draft in collector.judge(observation):
+    for draft in drafts:
         check = registry.get(draft.check_id)
         if check is None:
             raise UnknownCheckError(
@@ -329,7 +352,7 @@ def run_collector(
     a run whose results could not be saved is returned failed, with `store_error` set.
     """
     registry = registry or load_registry()
-    context = context or build_context(config)
+    context = context or build_context(config, sessions=sessions)
     budget = config.settings.write_retry_seconds
     selected = [
         o for o in config.organisations if organisations is None or o.slug in set(organisations)
@@ -358,6 +381,7 @@ def run_collector(
         sessions, start, what=f"start a {collector.name} run", budget_s=budget
     )
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
+    software_checks, unjudged = _software_checks(collector, context, report)
     per_org: dict[str, list[SubjectObservation]] = {}
     findings: dict[str, list[ObservedFinding]] = {}
     changes: dict[str, list[ChangeDraft]] = {}
@@ -396,7 +420,9 @@ def run_collector(
                         raise InterruptedError("scan cancelled")
                     per_org[organisation.slug].append(observation)
                     if observation.status is not SubjectStatus.ERROR:
-                        findings[organisation.slug].extend(judge(collector, observation, registry))
+                        findings[organisation.slug].extend(
+                            judge(collector, observation, registry, context, software_checks)
+                        )
                     if observation.status is SubjectStatus.OK:
                         before = previous.get(observation.subject)
                         changes.setdefault(organisation.slug, []).extend(
@@ -412,6 +438,8 @@ def run_collector(
     finished = context.clock()
     report.duration_s = (finished - started).total_seconds()
     _tally(report, per_org, failure)
+    if report.message is None and unjudged:
+        report.message = str((report.vulnerability_data or {}).get("reason"))
 
     def alerts(session: Session, org_row: OrganisationRow, seen: list[SubjectObservation]) -> None:
         record_run(
@@ -436,6 +464,7 @@ def run_collector(
             resolve=failure is None,
             finished=finished,
             budget_s=budget,
+            unjudged=unjudged,
             after_reconcile=alerts,
         )
     except StoreWriteError as error:
@@ -469,6 +498,7 @@ def persist_run_results(
     resolve: bool,
     finished: dt.datetime,
     budget_s: float,
+    unjudged: frozenset[str] = frozenset(),
     after_reconcile: AfterReconcile | None = None,
 ) -> None:
     """Save one run's observations and the changes its collector noticed (change events),
@@ -480,7 +510,8 @@ def persist_run_results(
     Writers of the same organisations take turns (the run row's update takes SQLite's
     write lock before anything is read; PostgreSQL locks the organisation rows), so two
     runs never both insert a finding. `resolve=False` (a failed or interrupted run)
-    resolves nothing. Raises `StoreWriteError` when it gives up: then nothing was written.
+    resolves nothing; findings of `unjudged` checks (vulnerability data out of date) are left
+    as they were. Raises `StoreWriteError` when it gives up: then nothing was written.
     """
 
     def write(session: Session) -> None:
@@ -531,6 +562,7 @@ def persist_run_results(
                 # A failed or interrupted run resolves nothing.
                 scanned_ok=_subjects_ok(observations) if resolve else set(),
                 now=finished,
+                unjudged=unjudged,
             )
             report.counts.add(counts)
             if after_reconcile is not None:
@@ -682,6 +714,50 @@ class _Bar:
         self.show()
 
 
+def _software_checks(
+    collector: Collector, context: ScanContext, report: RunReport
+) -> tuple[frozenset[str], frozenset[str]]:
+    """(checks to judge, checks left unjudged) for the software a collector identifies.
+
+    Checks whose vulnerability data is missing or out of date are not judged: their open
+    findings stay as they were, and the run says why ("vulnerability data out of date").
+    """
+    if not isinstance(collector, IdentifiesSoftware):
+        return frozenset(), frozenset()
+    refused = software_rules.unavailable_checks(context.intel)
+    intel = context.intel
+    as_of = (
+        {str(s): d.date().isoformat() for s, d in intel.freshness.as_of.items()} if intel else {}
+    )
+    status = "ok"
+    if refused:
+        status = (
+            "missing"
+            if intel is None or all("missing" in r for r in refused.values())
+            else "out_of_date"
+        )
+    reason = None
+    if refused:
+        reasons = sorted(set(refused.values()))
+        label = (
+            "vulnerability data missing"
+            if status == "missing"
+            else "vulnerability data out of date"
+        )
+        reason = (
+            f"{label}: {'; '.join(reasons)}. Software was identified but not judged for "
+            f"{', '.join(sorted(refused))}; run `riskiturva intel update`"
+        )
+    report.vulnerability_data = {
+        "status": status,
+        "as_of": as_of,
+        "max_age_days": intel.freshness.max_age_days if intel else None,
+        "not_judged": sorted(refused),
+        "reason": reason,
+    }
+    return software_rules.CHECK_IDS - refused.keys(), frozenset(refused)
+
+
 def run_scan(
     sessions: sessionmaker[Session],
     config: Config,
@@ -698,7 +774,7 @@ def run_scan(
     cancelled context (SIGTERM) makes every run stop after its current target, recorded as
     interrupted, resolving nothing.
     """
-    context = context or build_context(config)
+    context = context or build_context(config, sessions=sessions)
     selected = list(organisations) if organisations is not None else None
     # Create the organisation and asset rows once, before the runs race to insert them.
     write_with_retry(

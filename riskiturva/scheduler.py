@@ -11,9 +11,9 @@
   latest missed fire time of a scan still runs if it is at most `misfire_grace_seconds`
   late; fire times missed beyond that are recorded as *skipped* scan runs, visible on the
   scans page. Snapshots, reports and maintenance always catch up, once.
-- Jobs have stable ids (`collector:tls`, `discovery:daily`, `snapshots:daily`, `alerts:send`,
-  `reports:monthly`, `maintenance:prune`, `maintenance:vacuum`); jobs no longer configured
-  are removed.
+- Jobs have stable ids (`collector:tls`, `discovery:daily`, `snapshots:daily`,
+  `intel:daily`, `alerts:send`, `reports:monthly`, `maintenance:prune`,
+  `maintenance:vacuum`); jobs no longer configured are removed.
 """
 
 from __future__ import annotations
@@ -113,6 +113,9 @@ def job_specs(config: Config, config_path: Path, collector_names: list[str]) -> 
     ]
     specs.append(spec(DISCOVERY_JOB, "scheduled_discovery", schedules.discovery, (path,), grace))
     specs.append(spec("snapshots:daily", "scheduled_snapshots", SNAPSHOT_SCHEDULE, (path,), None))
+    specs.append(
+        spec("intel:daily", "scheduled_intel_update", settings.intel.schedule, (path,), None)
+    )
     specs.append(
         spec("alerts:send", "scheduled_alerts", settings.alerts.sender_schedule, (path,), None)
     )
@@ -448,7 +451,7 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
         if collector is None:
             log.error("scheduled collector %s is not installed", collector_name)
             return
-        context = build_context(config, cancelled=_shutdown)
+        context = build_context(config, sessions=sessions, cancelled=_shutdown)
         report = run_collector(
             sessions,
             config,
@@ -487,6 +490,24 @@ def scheduled_snapshots(config_path: str) -> None:
     """Job: store each organisation's score for today."""
     with _store(config_path) as (config, sessions):
         _snapshots(sessions, config)
+
+
+@_reported("intel update")
+def scheduled_intel_update(config_path: str) -> None:
+    """Job: refresh the vulnerability intelligence (KEV, NVD, EPSS, endoflife.date)."""
+    from riskiturva.intel.feeds import FeedError
+    from riskiturva.intel.update import FeedFetchError, client_for, update
+
+    with _store(config_path) as (config, sessions):
+        now = dt.datetime.now(dt.UTC)
+        try:
+            results = update(sessions, config.settings, client_for(config.settings), now=now)
+        except (FeedError, FeedFetchError, OSError) as error:
+            log.error("intel update: %s; the stored data is kept, the next run tries again", error)
+            return
+        for result in results:
+            log.info("intel %s: %s records, data as of %s", result.source, result.records,
+                     result.data_as_of.isoformat())  # fmt: skip
 
 
 @_reported("alerts")

@@ -7,10 +7,11 @@ from __future__ import annotations
 
 from riskiturva import models, models_auth, models_schedule
 from riskiturva.alerts import models as alert_models
+from riskiturva.intel import models as intel_models
 from riskiturva.orm import Base
 from riskiturva.reports import models as report_models
 
 metadata = Base.metadata
-TABLE_MODULES = (models, models_auth, models_schedule, alert_models, report_models)
+TABLE_MODULES = (models, models_auth, models_schedule, alert_models, intel_models, report_models)
 
 __all__ = ["TABLE_MODULES", "metadata"]

@@ -39,6 +39,9 @@ from riskiturva.models import (
 )
 
 DECISIONS = (FindingStatus.ACCEPTED, FindingStatus.FALSE_POSITIVE)
+# Evidence keys refreshed on every sighting that do not count as a change: the date of the
+# vulnerability data a finding was last judged with changes with every feed update.
+REFRESHED_EVIDENCE = frozenset({"data_as_of"})
 UPSERT_CHUNK = 500  # rows per statement: well below SQLite's limit of bound parameters
 
 
@@ -325,6 +328,7 @@ def reconcile(
     observed: Iterable[ObservedFinding],
     scanned_ok: Collection[str],
     now: dt.datetime,
+    unjudged: Collection[str] = (),
 ) -> ReconcileCounts:
     """Apply one run's observations for one organisation and collector to the findings.
 
@@ -333,7 +337,8 @@ def reconcile(
     - resolved, seen again → reopened (first seen kept), or back to a person's decision
       if it still holds;
     - not seen, and its target was scanned completely (`scanned_ok`) → resolved;
-    - targets that failed, were partial or were not scanned: untouched.
+    - targets that failed, were partial or were not scanned: untouched;
+    - findings of `unjudged` checks (their data was out of date): untouched.
     """
     counts = ReconcileCounts(expired=expire_decisions(session, now, organisation.id))
     current = {
@@ -376,7 +381,7 @@ def reconcile(
             counts.reopened += 1
         else:
             counts.seen += 1
-            if finding.evidence != evidence:
+            if _stable(finding.evidence) != _stable(evidence):
                 _event(finding, EventKind.SEEN, now, run_id, note="evidence changed")
         finding.target, finding.asset = item.target, item.asset
         finding.category, finding.severity = item.category, item.severity
@@ -384,6 +389,8 @@ def reconcile(
         finding.last_seen, finding.last_run_id = now, run_id
     for key, finding in current.items():
         if key in seen or finding.status == FindingStatus.RESOLVED:
+            continue
+        if finding.check_id in unjudged:
             continue
         if finding.target in scanned_ok:
             finding.status = FindingStatus.RESOLVED
@@ -393,6 +400,10 @@ def reconcile(
     session.flush()
     refresh_current_score(session, organisation.id, now=now)
     return counts
+
+
+def _stable(evidence: Mapping[str, Any] | None) -> dict[str, Any]:
+    return {k: v for k, v in (evidence or {}).items() if k not in REFRESHED_EVIDENCE}
 
 
 # --- decisions by people ---------------------------------------------------------------

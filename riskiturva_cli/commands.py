@@ -44,6 +44,9 @@ from riskiturva.exit_codes import SUMMARIES, ExitCode, scan_exit_code, score_exi
 from riskiturva.export import spreadsheet_cell, terminal_text
 from riskiturva.history import take_snapshots
 from riskiturva.i18n import translator
+from riskiturva.intel.feeds import FeedError, Source
+from riskiturva.intel.store import source_states
+from riskiturva.intel.update import FeedFetchError, client_for, import_directory, update
 from riskiturva.lab.cli import lab
 from riskiturva.runner import Outcome, RunReport, build_context, run_scan
 
@@ -461,7 +464,7 @@ def scan(
         c for name, c in installed.items() if not collector_names or name in collector_names
     ]
     sessions = open_store(config)
-    context = build_context(config)
+    context = build_context(config, sessions=sessions)
     with _stop_on_sigterm(context.cancelled), _progress(fmt == "table") as bars:
         reports = run_scan(
             sessions,
@@ -696,6 +699,133 @@ def _print_score(
     changes = overview.changes
     counts = ", ".join(f"{len(changes.of(kind))} {kind}" for kind in views.ChangeKind)
     console.print(Text(f"last 30 days: {counts}"))
+
+
+@main.group("intel")
+def intel_group() -> None:
+    """Vulnerability intelligence: CISA KEV, NVD, FIRST EPSS and endoflife.date, stored locally.
+
+    Scans judge identified software only with data no older than
+    `settings.intel.max_age_days`; older data is refused and the scan says so.
+    See docs/vulnerabilities.md.
+    """
+
+
+SOURCE_NAMES = tuple(str(s) for s in Source)
+
+
+@intel_group.command("update")
+@config_option
+@click.option(
+    "--source",
+    "source_names",
+    multiple=True,
+    type=click.Choice(SOURCE_NAMES),
+    help="Only this source (repeatable; default all).",
+)
+def intel_update(config_path: Path | None, source_names: Sequence[str]) -> None:
+    """Download the feeds (through the configured resolver) and store them with their dates.
+
+    Each source is replaced in one transaction once it has been read completely, so a
+    failed download keeps the previous data. NVD is paged through the CVE API 2.0; after
+    the first download only CVEs modified since then are fetched. Exit status 1 when a
+    source could not be updated.
+    """
+    config = read_config(config_path)
+    sessions = open_store(config)
+    sources = [Source(n) for n in source_names] or list(Source)
+    _update_intel(sessions, config, sources)
+
+
+def _update_intel(sessions: Any, config: Config, sources: Sequence[Source]) -> None:
+    console = _console()
+    try:
+        results = update(
+            sessions,
+            config.settings,
+            client_for(config.settings),
+            now=dt.datetime.now(dt.UTC),
+            sources=sources,
+            progress=lambda message: console.print(Text(message), style="dim"),
+        )
+    except (FeedError, FeedFetchError, OSError) as exc:
+        raise click.ClickException(f"vulnerability data not updated: {exc}") from exc
+    for result in results:
+        console.print(
+            Text(f"{result.source.label}: {result.records} records, data as of "
+                 f"{result.data_as_of:%Y-%m-%d %H:%M} UTC")
+        )  # fmt: skip
+
+
+@intel_group.command("import")
+@config_option
+@click.argument("directory", type=click.Path(path_type=Path, exists=True, file_okay=False))
+def intel_import(config_path: Path | None, directory: Path) -> None:
+    """Import feed files from DIRECTORY (for sites without internet access).
+
+    Recognised files: `known_exploited_vulnerabilities.json` (CISA), `nvdcve-2.0-*.json[.gz]`
+    or `nvd/*.json` (NVD 2.0 feeds or saved CVE API pages; together they replace the NVD
+    data), `epss_scores-YYYY-MM-DD.csv.gz` (FIRST), `endoflife/<product>.json`
+    (endoflife.date API v1). The files' own dates say how old the data is.
+    """
+    config = read_config(config_path)
+    sessions = open_store(config)
+    try:
+        results = import_directory(sessions, directory, now=dt.datetime.now(dt.UTC))
+    except (FeedError, FeedFetchError, OSError) as exc:
+        raise click.ClickException(f"vulnerability data not imported: {exc}") from exc
+    for result in results:
+        click.echo(
+            f"{result.source.label}: {result.records} records, data as of "
+            f"{result.data_as_of:%Y-%m-%d %H:%M} UTC"
+        )
+
+
+@intel_group.command("status")
+@config_option
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def intel_status(config_path: Path | None, fmt: str) -> None:
+    """How old each source is, and whether scans may use it.
+
+    Exit status 1 when a source is missing or older than `settings.intel.max_age_days`.
+    """
+    config = read_config(config_path)
+    sessions = open_store(config)
+    now = dt.datetime.now(dt.UTC)
+    limit = config.settings.intel.max_age_days
+    with sessions() as session:
+        states = source_states(session)
+    rows = []
+    for source in Source:
+        state = states.get(source)
+        age = state.age_days(now) if state else None
+        rows.append(
+            {
+                "source": str(source),
+                "title": source.label,
+                "data_as_of": state.data_as_of.isoformat() if state else None,
+                "age_days": round(age, 1) if age is not None else None,
+                "records": state.records if state else 0,
+                "updated_at": state.updated_at.isoformat() if state else None,
+                "origin": state.origin if state else None,
+                "usable": age is not None and age <= limit,
+            }
+        )
+    if fmt == "json":
+        click.echo(json.dumps({"max_age_days": limit, "sources": rows}, indent=2))
+    else:
+        table = Table("source", "data as of", "age (days)", "records", "usable")
+        for row in rows:
+            table.add_row(
+                str(row["title"]),
+                str(row["data_as_of"] or "missing"),
+                "" if row["age_days"] is None else f"{row['age_days']:g}",
+                str(row["records"]),
+                "yes" if row["usable"] else f"no (limit {limit} days)",
+            )
+        _console().print(table)
+    if not all(row["usable"] for row in rows):
+        sys.exit(ExitCode.FAILED)
 
 
 @main.command("scheduler")
@@ -1226,7 +1356,9 @@ def demo(directory: Path, host: str, port: int) -> None:
         path = Path(state.config_path)
         config = read_config(path)
         sessions = open_store(config)
-        context = build_context(config)
+        # The lab serves its own vulnerability feeds on loopback.
+        _update_intel(sessions, config, Source.all())
+        context = build_context(config, sessions=sessions)
         collectors = list(discover_collectors().values())
         with _stop_on_sigterm(context.cancelled), _progress(True) as bars:
             reports = run_scan(sessions, config, collectors, context=context, progress=bars)

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from riskiturva.collector import Collector, SubjectObservation, SubjectStatus
+from riskiturva.collector import Collector, IdentifiesSoftware, SubjectObservation, SubjectStatus
 from riskiturva.config import Config
+from riskiturva.intel import rules as software_rules
+from riskiturva.intel.snapshot import IntelSnapshot
 from riskiturva.lab.manifest import Manifest
 from riskiturva.runner import build_context, expand_targets, make_tasks
 from tests.rule_checks import checked
@@ -21,14 +23,30 @@ def observe(collector: Collector, config: Config) -> list[SubjectObservation]:
     return seen
 
 
-def found(collector: Collector, observations: list[SubjectObservation]) -> set[tuple[str, str]]:
-    """(subject, check id) of every finding the collector's rules draw from the observations."""
-    return {
-        (draft.subject or observation.subject, draft.check_id)
+def found(
+    collector: Collector,
+    observations: list[SubjectObservation],
+    intel: IntelSnapshot | None = None,
+) -> set[tuple[str, str]]:
+    """(subject, check id) of every finding the collector's rules draw from the observations,
+    and with `intel`, the vulnerability rules' findings on the software it identified."""
+    drafts = [
+        (observation, draft)
         for observation in observations
         if observation.status is not SubjectStatus.ERROR
         for draft in checked(collector.judge, observation)
-    }
+    ]
+    if intel is not None and isinstance(collector, IdentifiesSoftware):
+        allowed = software_rules.CHECK_IDS - software_rules.unavailable_checks(intel).keys()
+        drafts += [
+            (observation, draft)
+            for observation in observations
+            if observation.status is not SubjectStatus.ERROR
+            for draft in software_rules.judge_software(
+                collector.software(observation), intel, allowed
+            )
+        ]
+    return {(draft.subject or observation.subject, draft.check_id) for observation, draft in drafts}
 
 
 def errors(observations: list[SubjectObservation]) -> dict[str, str]:
@@ -42,15 +60,21 @@ def complete(collector: str, manifest: Manifest, observations: list[SubjectObser
     status = {o.subject: o.status for o in observations}
     kinds = errors(observations)
     expected = manifest.errors(collector)  # type: ignore[arg-type]
-    subjects = {
-        e.subject for e in manifest.expectations if e.collector == collector and not e.discovered
-    }
+    subjects = _observed_subjects(collector, manifest)
     return {s: kinds.get(s) if s in expected else status.get(s) for s in subjects}
 
 
 def expected_complete(collector: str, manifest: Manifest) -> dict:
     expected = manifest.errors(collector)  # type: ignore[arg-type]
-    subjects = {
-        e.subject for e in manifest.expectations if e.collector == collector and not e.discovered
-    }
+    subjects = _observed_subjects(collector, manifest)
     return {s: expected.get(s, SubjectStatus.OK) for s in subjects}
+
+
+def _observed_subjects(collector: str, manifest: Manifest) -> set[str]:
+    """The declared (not discovered) subjects the manifest names for `collector`, as
+    observed: a software finding's subject is its host's with `#vendor:product` after it."""
+    return {
+        e.subject.split("#")[0]
+        for e in manifest.expectations
+        if e.collector == collector and not e.discovered
+    }

@@ -226,7 +226,7 @@ def kept_and_live(sessions, now):
     with sessions() as session:
         hyvala = organisation(session)
         kept = current_summaries(session, [hyvala.id], now=now, registry=registry)
-        live = ScoreSummary.of(score_stored(session, hyvala, now=now, registry=registry))
+        live = ScoreSummary.of(score_stored(session, hyvala, now=now, registry=registry), registry)
     return kept.get(hyvala.id), live
 
 

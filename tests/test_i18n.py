@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from importlib import resources
 
 import pytest
@@ -33,6 +34,16 @@ def test_finnish_and_swedish_translate_the_same_messages_completely(domain):
         assert set(catalog(language, domain)) == _ids(language, domain), (
             f"{language}/{domain} has untranslated or fuzzy messages"
         )
+
+
+@pytest.mark.parametrize("language", ["fi", "sv"])
+@pytest.mark.parametrize("domain", DOMAINS)
+def test_no_message_is_defined_twice(language, domain):
+    """Babel keeps one of two definitions silently; gettext's msgfmt refuses the file."""
+    text = (LOCALE_DIR / language / "LC_MESSAGES" / f"{domain}.po").read_text(encoding="utf-8")
+    keys = re.findall(r'^((?:msgctxt .*\n)?msgid ".*"\n(?:".*"\n)*)', text, flags=re.MULTILINE)
+    twice = sorted({key.strip() for key in keys if keys.count(key) > 1})
+    assert not twice, twice
 
 
 def test_plural_forms_follow_the_catalog():

@@ -32,7 +32,9 @@ def test_manifest_plants_every_required_weakness_and_names_clean_endpoints() -> 
         "web.security_txt.missing", "email.smtp.starttls_missing", "services.exposed.telnet",
         "services.exposed.ftp", "services.exposed.rdp", "services.exposed.smb",
         "services.exposed.mysql", "services.exposed.elasticsearch", "services.exposed.redis",
-        "services.database.no_auth", "services.outdated.software",
+        "services.database.no_auth", "software.kev.ransomware", "software.kev.present",
+        "software.kev.unconfirmed", "software.epss.high", "software.eol.past",
+        "software.eol.extended_support",
     }  # fmt: skip
     assert required <= planted
     clean_collectors = {e.collector for e in manifest.clean()}

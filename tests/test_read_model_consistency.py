@@ -25,6 +25,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import dashboard
 from dashboard import ids
+from dashboard.components import CATEGORIES
 from riskiturva import auth
 from riskiturva.checks import load_registry
 from riskiturva.config import Config
@@ -295,10 +296,13 @@ def test_cli_dashboard_and_report_tell_the_same_story(estate):
     assert line.startswith(f"Score {score.score:.1f} / 100")
     assert str(score.grade) == cli["grade"] == row["grade"] == partner_row.grade
     assert text(by_id(overview, ids.GRADE)) == cli["grade"]
+    # And the line about known-exploited and end-of-life software is the same view's
+    assert text(by_id(overview, ids.PATCH_LINE)) == report.patch.line("en")
     categories = {c: s.score for c, s in score.categories.items()}
     assert {c: v["score"] for c, v in cli["categories"].items()} == categories
     rapala_cells = heatmap["z"][heatmap["y"].index("Municipality of Rapala")]
-    assert rapala_cells == [categories[c] for c in ("tls", "email", "dns", "services", "web")]
+    # A category without findings is full marks (100) in the heatmap.
+    assert rapala_cells == [categories.get(c, 100.0) for c in CATEGORIES]
     for category, value in categories.items():
         assert text(by_id(overview, ids.category_card(category))).endswith(f"{value:.1f}")
     assert cli["open_counts"] == dict(score.open_counts) == dict(partner_row.open_counts)

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from riskiturva.checks import CHECK_ID, LANGUAGES, CheckRegistryError, load_registry, parse_check
-from riskiturva.collector import discover_collectors
+from riskiturva.collector import IdentifiesSoftware, discover_collectors
+from riskiturva.intel import rules as software_rules
 from riskiturva.lab.manifest import load_manifest
 
 REGISTRY = load_registry()
@@ -35,8 +36,20 @@ def test_every_id_a_collector_can_emit_is_registered(name):
 
 
 def test_every_registered_check_has_a_rule():
-    emitted = set().union(*(c.check_ids for c in COLLECTORS.values()))
+    emitted = set().union(*(c.check_ids for c in COLLECTORS.values()), software_rules.CHECK_IDS)
     assert sorted(set(REGISTRY) - emitted) == []
+
+
+def test_software_checks_are_registered_and_judged_for_the_collectors_that_name_software():
+    registered = {c for c in REGISTRY if c.startswith("software.")}
+    assert registered == software_rules.CHECK_IDS
+    assert {n for n, c in COLLECTORS.items() if isinstance(c, IdentifiesSoftware)} == {
+        "services",
+        "web",
+    }
+    # Known-exploited vulnerabilities are fixed within 14 days (CISA KEV practice, CyHy).
+    assert REGISTRY[software_rules.KEV].deadline_days == 14
+    assert REGISTRY[software_rules.KEV_RANSOMWARE].deadline_days == 14
 
 
 def test_the_lab_manifest_names_only_registered_checks():

@@ -41,6 +41,12 @@ def config_path(lab, tmp_path) -> Path:
     path.write_text(
         text.replace('data_dir = "data"', f'data_dir = "{tmp_path / "data"}"', 1), encoding="utf-8"
     )
+    # The operator's first step: the vulnerability feeds, from the lab's publisher on
+    # loopback (its name resolved through the lab's name server).
+    subprocess.run(
+        [RISKITURVA, "intel", "update", "--config", str(path)], check=True, timeout=120,
+        capture_output=True,
+    )  # fmt: skip
     return path
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import importlib
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -18,9 +21,11 @@ from riskiturva import scheduler
 from riskiturva._cron import parse_schedule
 from riskiturva.config import ConfigError, load_config
 from riskiturva.db import open_store
+from riskiturva.intel.store import source_states
 from riskiturva.models import ScanRun
 from riskiturva.store import sync_config
 from tests.conftest import MINIMAL_CONFIG
+from tests.intel_data import feeds as lab_feeds
 
 COLLECTORS = ["dns_email", "services", "tls", "web"]
 
@@ -79,6 +84,7 @@ def test_jobs_follow_the_configuration_without_duplicates(tmp_path):
     assert set(first) == {f"collector:{name}" for name in COLLECTORS} | {
         "discovery:daily",
         "snapshots:daily",
+        "intel:daily",
         "alerts:send",
         "reports:monthly",
         "maintenance:prune",
@@ -221,3 +227,37 @@ def test_the_monthly_report_job_runs_from_its_stored_reference(tmp_path):
         "hyvala",
         "rapala",
     ]
+
+
+def test_the_daily_intel_job_updates_the_feeds_from_its_stored_reference(tmp_path):
+    # Given a publisher on loopback serving the lab's feed files (static, as a mirror would)
+    directory = lab_feeds(tmp_path)
+    handler = functools.partial(SimpleHTTPRequestHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    base = f"http://127.0.0.1:{server.server_address[1]}"
+    intel = (
+        "[settings.intel]\n"
+        f'kev_url = "{base}/known_exploited_vulnerabilities.json"\n'
+        f'nvd_url = "{base}/nvd/cves.json"\n'
+        "nvd_request_delay = 0\n"
+        f'epss_url = "{base}/epss_scores-current.csv.gz"\n'
+        f'eol_url = "{base}/endoflife/{{product}}.json"\n'
+        'eol_products = ["php", "debian"]\n'
+    )
+    path = write_config(tmp_path, intel)
+    config = load_config(path)
+    sessions = open_store(config)
+    try:
+        # When the job runs as the scheduler would run it, from its stored reference
+        job = {spec.id: spec for spec in scheduler.job_specs(config, path, [])}["intel:daily"]
+        module, function = job.func.split(":")
+        getattr(importlib.import_module(module), function)(*job.args)
+    finally:
+        server.shutdown()
+        server.server_close()
+    # Then all four sources are stored
+    with sessions() as session:
+        assert {str(s): st.records for s, st in source_states(session).items()} == {
+            "kev": 6, "nvd": 9, "epss": 9, "eol": 2,
+        }  # fmt: skip

@@ -27,6 +27,7 @@ from collectors.services import ServicesCollector
 from riskiturva import db
 from riskiturva.collector import ErrorKind, ScanTask, SubjectStatus, Target
 from riskiturva.config import AssetKind, Config, load_config
+from riskiturva.intel.update import import_directory
 from riskiturva.models import Finding, ScanError, SubjectState
 from riskiturva.runner import build_context, run_collector
 from riskiturva.store import make_engine, session_factory
@@ -172,9 +173,8 @@ class Clock:
 
 
 def scan(sessions, cfg: Config, clock: Clock):
-    return run_collector(
-        sessions, cfg, ServicesCollector(), context=build_context(cfg, clock=clock)
-    )
+    context = build_context(cfg, sessions=sessions, clock=clock)
+    return run_collector(sessions, cfg, ServicesCollector(), context=context)
 
 
 def findings(sessions) -> dict[tuple[str, str], str]:
@@ -432,6 +432,8 @@ def test_lab_every_planted_service_is_found_and_the_clean_host_raises_nothing(la
             "settings": cfg.settings.model_copy(update={"collectors": {"services": {"timing": 4}}})
         }
     )
+    # And the lab's vulnerability feeds in the store
+    import_directory(sessions, lab.directory / "intel", now=dt.datetime.now(dt.UTC))
     # When the services collector runs over it
     report = scan(sessions, cfg, Clock())
     # Then every address was scanned (the lab's dangling names have nothing to scan), but the

@@ -1,4 +1,4 @@
-"""Services collector, offline: rules on small facts, the outdated table, options, nmap's XML."""
+"""Services collector, offline: rules on small facts, software identification, options, XML."""
 
 from __future__ import annotations
 
@@ -11,15 +11,11 @@ from collectors.services import ServicesCollector
 from collectors.services._nmap import HostState, NmapBroken, build_command, parse_report
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
 from collectors.services.options import ServicesOptions
-from collectors.services.outdated import (
-    OutdatedTableError,
-    load_table,
-    parse_table,
-    version_tuple,
-)
 from collectors.services.rules import SERVICE_RULES, judge_host
+from collectors.services.software import identify
 from riskiturva.checks import load_registry
 from riskiturva.collector import SubjectObservation, SubjectStatus, to_jsonable
+from riskiturva.intel.software import Confidence
 from tests.rule_checks import checked
 
 ADDRESS = "127.60.2.20"
@@ -180,90 +176,108 @@ def test_no_auth_is_only_judged_on_databases():
     assert findings(port(80, "http", scripts={"redis-info": REDIS_INFO})) == set()
 
 
-# --- outdated software -------------------------------------------------------------------
+# --- software identification (judged by riskiturva/intel; see test_software_rules.py) -----
 
 
 @pytest.mark.parametrize(
-    ("open_port", "software"),
+    ("open_port", "product", "version", "key"),
     [
         (
             port(22, "ssh", product="OpenSSH", version="7.4", cpe=("cpe:/a:openbsd:openssh:7.4",)),
             "OpenSSH",
+            "7.4",
+            "openbsd:openssh",
         ),
-        (port(80, "http", cpe=("cpe:/a:apache:http_server:2.2.34",)), "Apache httpd"),
-        (port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx:1.18.0",)), "nginx"),
+        (
+            port(80, "http", product="Apache httpd", cpe=("cpe:/a:apache:http_server:2.2.34",)),
+            "Apache httpd",
+            "2.2.34",
+            "apache:http_server",
+        ),
+        (port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx:1.18.0",)), "nginx", "1.18.0", "f5:nginx"),
         (
             port(80, "http", cpe=("cpe:/a:microsoft:internet_information_services:7.5",)),
-            "Microsoft IIS",
+            "internet_information_services",
+            "7.5",
+            "microsoft:internet_information_services",
         ),
-        (port(443, "http", extrainfo="(CentOS) OpenSSL/1.0.2k-fips PHP/8.3.1"), "OpenSSL"),
-        (port(80, "http", extrainfo="PHP/7.4.33"), "PHP"),
-        (port(3306, "mysql", cpe=("cpe:/a:mysql:mysql:5.7.44",)), "MySQL"),
+        (port(80, "http", extrainfo="PHP/7.4.33"), "PHP", "7.4.33", "php:php"),
+        (
+            port(3306, "mysql", cpe=("cpe:/a:mysql:mysql:5.7.44",)),
+            "mysql",
+            "5.7.44",
+            "oracle:mysql",
+        ),
     ],
 )
-def test_outdated_versions_are_reported_with_their_source(open_port, software):
-    (draft,) = [
-        d
-        for d in checked(judge_host, HostFacts(ADDRESS, (open_port,), {}))
-        if d.check_id == "services.outdated.software"
-    ]
-    assert draft.evidence["software"] == software
-    assert draft.evidence["source"].startswith("https://")
-    assert draft.subject == f"{ADDRESS}:{open_port.key}"
+def test_nmap_names_software_with_its_upstream_version(open_port, product, version, key):
+    (software,) = identify(open_port)
+    assert (software.product, software.version, software.key) == (product, version, key)
+    assert software.confidence is Confidence.HIGH
+    assert software.evidence.startswith(f"nmap -sV {open_port.key}:")
+
+
+def test_distribution_banner_is_low_confidence_and_names_the_release():
+    debian = port(
+        22,
+        "ssh",
+        product="OpenSSH",
+        version="9.2p1 Debian 2+deb12u3",
+        extrainfo="protocol 2.0",
+        cpe=("cpe:/a:openbsd:openssh:9.2p1", "cpe:/o:linux:linux_kernel"),
+    )
+    found = {s.key: s for s in identify(debian)}
+    assert set(found) == {"openbsd:openssh", "debian:debian_linux"}
+    ssh = found["openbsd:openssh"]
+    assert (ssh.version, ssh.confidence, ssh.distribution, ssh.package) == (
+        "9.2p1",
+        Confidence.LOW,
+        "Debian 12",
+        "2+deb12u3",
+    )
+    system = found["debian:debian_linux"]
+    assert (system.version, system.confidence) == ("12", Confidence.MEDIUM)
+    assert system.cpe.startswith("cpe:2.3:o:debian:debian_linux:12:")
+
+
+def test_tls_stack_and_php_in_extra_info_are_software_too():
+    web = port(
+        443,
+        "http",
+        product="Apache httpd",
+        version="2.4.6",
+        extrainfo="(CentOS) OpenSSL/1.0.2k-fips PHP/5.4.16",
+        cpe=("cpe:/a:apache:http_server:2.4.6",),
+    )
+    found = {s.key: s for s in identify(web)}
+    assert set(found) == {"apache:http_server", "openssl:openssl", "php:php"}
+    assert found["openssl:openssl"].version == "1.0.2k"
+    assert all(s.confidence is Confidence.LOW for s in found.values())  # a CentOS build
 
 
 @pytest.mark.parametrize(
     "open_port",
     [
-        port(22, "ssh", cpe=("cpe:/a:openbsd:openssh:9.2p1",)),
-        port(22, "ssh", cpe=("cpe:/a:openbsd:openssh:8.0",)),  # the bound itself is fixed
-        port(80, "http", cpe=("cpe:/a:apache:http_server:2.4.62",)),
-        port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx:1.20.1",)),
-        port(80, "http", cpe=("cpe:/a:microsoft:internet_information_services:10.0",)),
-        port(443, "http", extrainfo="OpenSSL/3.0.15"),
-        port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx",)),  # no version: no verdict
-        port(3306, "mysql", cpe=("cpe:/a:mariadb:mariadb:10.3.39",)),  # MariaDB is not MySQL
+        port(80, "http", cpe=("cpe:/a:igor_sysoev:nginx",)),  # no version
+        port(21, "ftp", product="vsftpd", version="2.0.8 or later", cpe=("cpe:/a:vsftpd:vsftpd",)),
+        port(3389, "ms-wbt-server", probed=False, cpe=("cpe:/a:microsoft:rdp:10",)),  # guessed
     ],
 )
-def test_current_or_unknown_versions_are_not_outdated(open_port):
-    assert not any(c == "services.outdated.software" for _, c in findings(open_port))
+def test_unknown_or_guessed_versions_give_no_version(open_port):
+    assert all(not s.version for s in identify(open_port))
 
 
-def test_every_outdated_row_cites_a_source():
-    table = load_table()
-    assert {r.name for r in table} >= {
-        "OpenSSH",
-        "Apache httpd",
-        "nginx",
-        "Microsoft IIS",
-        "OpenSSL",
-    }
-    assert all(r.source.startswith("https://") and r.reason for r in table)
+def test_services_collector_hands_its_software_to_the_vulnerability_rules():
+    ssh = port(22, "ssh", product="OpenSSH", version="7.4", cpe=("cpe:/a:openbsd:openssh:7.4",))
+    from collectors.services import _observation
+    from collectors.services._nmap import HostReport
 
-
-@pytest.mark.parametrize(
-    ("row", "problem"),
-    [
-        (
-            'name="x"\nreason="r"\nsource="s"\ncpe="c"\nbelow="1"\nseries="1"',
-            "exactly one of below",
-        ),
-        ('name="x"\nreason="r"\nsource="s"\nbelow="1"', "exactly one of cpe or pattern"),
-        ('name="x"\nreason="r"\ncpe="c"\nbelow="1"', "source are required"),
-        ('name="x"\nreason="r"\nsource="s"\npattern="v(\\\\d)"\nbelow="new"', "not a version"),
-        ('name="x"\nreason="r"\nsource="s"\npattern="v\\\\d"\nbelow="1"', "needs a group"),
-        ('name="x"\nreason="r"\nsource="s"\ncpe="c"\nbelow="1"\nsince="2"', "unknown keys"),
-    ],
-)
-def test_malformed_outdated_rows_are_refused(row, problem):
-    with pytest.raises(OutdatedTableError, match=problem):
-        parse_table(f"[[software]]\n{row}\n")
-
-
-def test_version_tuple_reads_the_leading_numbers_only():
-    assert version_tuple("9.2p1 Debian 2+deb12u3") == (9, 2)
-    assert version_tuple("1.0.2k-fips") == (1, 0, 2)
-    assert version_tuple("unknown") == ()
+    observation = _observation(
+        ADDRESS, "palvelin", HostReport(ADDRESS, HostState.UP, (ssh,)), {}, {}
+    )
+    (sighting,) = ServicesCollector().software(observation)
+    assert sighting.subject == f"{ADDRESS}:22/tcp"
+    assert sighting.reproduce == f"nmap -n -Pn -sT -sV -p 22 {ADDRESS}"
 
 
 # --- change detection --------------------------------------------------------------------

@@ -8,6 +8,7 @@ from collectors.web import WebCollector
 from riskiturva.collector import ErrorKind, ScanTask, SubjectObservation, SubjectStatus, Target
 from riskiturva.config import AssetKind, load_config
 from riskiturva.runner import build_context
+from tests.intel_data import fresh_snapshot
 from tests.lab_scan import complete, errors, expected_complete, found, observe
 
 pytestmark = pytest.mark.lab
@@ -18,8 +19,10 @@ def observations(lab) -> list[SubjectObservation]:
     return observe(WebCollector(), load_config(lab.config_path))
 
 
-def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(lab, observations):
-    verdict = lab.manifest.verify("web", found(WebCollector(), observations))
+def test_every_planted_weakness_is_found_and_clean_hosts_raise_nothing(lab, observations, tmp_path):
+    # The software the sites name is judged with the lab's vulnerability feeds too.
+    intel = fresh_snapshot(tmp_path)
+    verdict = lab.manifest.verify("web", found(WebCollector(), observations, intel))
     assert verdict.missing == frozenset()
     assert verdict.unexpected == frozenset()
 

@@ -1,8 +1,9 @@
 """The exposed-services collector: one nmap run per batch of addresses, pure rules judge.
 
 Finds risky services open to the internet (remote desktop, file sharing, databases, admin
-panels), outdated software in service banners, login protocols without TLS, and ports that
-were not open in the previous successful scan of the same address.
+panels), login protocols without TLS, and ports that were not open in the previous
+successful scan of the same address. The software the banners name is handed to the
+vulnerability rules (riskiturva/intel): known-exploited and end-of-life versions.
 """
 
 from __future__ import annotations
@@ -25,7 +26,8 @@ from collectors.services._nmap import (
 )
 from collectors.services.facts import Baseline, HostFacts
 from collectors.services.options import RISKY_PORTS, ServicesOptions
-from collectors.services.rules import CHECK_IDS, judge_host, opened_ports
+from collectors.services.rules import CHECK_IDS, judge_host, opened_ports, reproduce_command
+from collectors.services.software import identify
 from riskiturva.collector import (
     ChangeDraft,
     ErrorKind,
@@ -38,6 +40,7 @@ from riskiturva.collector import (
     TargetError,
 )
 from riskiturva.config import AssetKind
+from riskiturva.intel.software import SoftwareSighting
 
 __all__ = ["NmapBroken", "NmapMissing", "ServicesCollector"]
 
@@ -91,6 +94,9 @@ class ServicesCollector:
 
     def changes(self, previous: object, observation: SubjectObservation) -> list[ChangeDraft]:
         return opened_ports(observation.facts)
+
+    def software(self, observation: SubjectObservation) -> list[SoftwareSighting]:
+        return list(observation.facts.software)
 
 
 def _scan(
@@ -228,6 +234,11 @@ def _observation(
         scanned=dict(scanned),
         closed_ports=host.closed_ports,
         baseline=Baseline.from_previous(previous[address]) if address in previous else None,
+        software=tuple(
+            SoftwareSighting(f"{address}:{port.key}", software, reproduce_command(address, port))
+            for port in host.open_ports
+            for software in identify(port)
+        ),
     )
     if host.versions_cut_after is not None:
         error = TargetError(

@@ -6,6 +6,8 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from riskiturva.intel.software import SoftwareSighting
+
 
 @dataclass(frozen=True)
 class OpenPort:
@@ -83,6 +85,7 @@ class HostFacts:
     scanned: Mapping[str, str]  # protocol → nmap port ranges, from nmap's own scaninfo
     closed_ports: int = 0  # answered "closed": proof the host was reachable
     baseline: Baseline | None = None
+    software: tuple[SoftwareSighting, ...] = ()  # what the open ports' banners identified
 
 
 def parse_port_ranges(ranges: str) -> frozenset[int]:

@@ -9,11 +9,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from collectors.services.facts import HostFacts, OpenPort
-from collectors.services.outdated import OutdatedSoftware, load_table
 from riskiturva.collector import ChangeDraft, FindingDraft, Rule, RuleSet
 
 NO_AUTH = "services.database.no_auth"
-OUTDATED = "services.outdated.software"
 NEW_PORT = "services.change.new_port"
 MAX_SCRIPT_EVIDENCE = 600  # characters of NSE output kept as evidence
 
@@ -143,12 +141,6 @@ def _services(facts: HostFacts) -> Iterator[FindingDraft]:
         yield from _service_findings(facts.address, port)
 
 
-def _outdated(facts: HostFacts) -> Iterator[FindingDraft]:
-    table = load_table()
-    for port in facts.open_ports:
-        yield from _outdated_findings(facts.address, port, table)
-
-
 def _new_ports(facts: HostFacts) -> Iterator[FindingDraft]:
     baseline = facts.baseline
     for port in facts.open_ports:
@@ -209,27 +201,6 @@ def no_auth_proof(port: OpenPort) -> tuple[str, str] | None:
     return None
 
 
-def _outdated_findings(
-    address: str, port: OpenPort, table: tuple[OutdatedSoftware, ...]
-) -> Iterator[FindingDraft]:
-    for row in table:
-        version = row.affected_version(port)
-        if version is not None:
-            affected = f"< {row.below}" if row.below else f"{row.series}.x"
-            yield _draft(
-                OUTDATED,
-                address,
-                port,
-                {
-                    "software": row.name,
-                    "detected_version": version,
-                    "affected": affected,
-                    "reason": row.reason,
-                    "source": row.source,
-                },
-            )
-
-
 def _draft(
     check_id: str,
     address: str,
@@ -266,11 +237,12 @@ def reproduce_command(address: str, port: OpenPort, scripts: tuple[str, ...] = (
     return shlex.join([*words, address])
 
 
-# The collector's check ids are what these rules declare: the service table's ids and three more.
+# The collector's check ids are what these rules declare: the service table's ids and two more.
+# Outdated and vulnerable software is judged by the vulnerability rules (riskiturva/intel) from
+# the software the ports identified (`HostFacts.software`).
 RULES: RuleSet[HostFacts] = RuleSet(
     (
         Rule(_services, frozenset({*(r.check_id for r in SERVICE_RULES), NO_AUTH})),
-        Rule(_outdated, frozenset({OUTDATED})),
         Rule(_new_ports, frozenset({NEW_PORT})),
     )
 )
@@ -278,5 +250,5 @@ CHECK_IDS = RULES.check_ids
 
 
 def judge_host(facts: HostFacts) -> list[FindingDraft]:
-    """Every finding for one address: exposure, clear text, no auth, outdated, new port."""
+    """Every finding for one address: exposure, clear text, no auth, new port."""
     return RULES.judge(facts)

@@ -1,4 +1,5 @@
-"""The web collector: HTTP→HTTPS redirect, security headers, cookies, banner, security.txt.
+"""The web collector: HTTP→HTTPS redirect, security headers, cookies, banner, security.txt,
+and the software a site names (headers, generator tags, CMS version files).
 
 Each host name is fetched at one address (the lowest in-scope one, as the TLS collector
 does) with the Host header and SNI set to the name. Certificate failures do not stop the
@@ -8,15 +9,17 @@ header checks: they are recorded as facts here and judged by the TLS collector.
 from __future__ import annotations
 
 import ipaddress
+import shlex
 from collections.abc import Iterable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import ClassVar
+from urllib.parse import urlsplit
 
 from urllib3.exceptions import SSLError
 
 from collectors.tls.trust import TrustAnchors
-from collectors.web import _fetch, rules
+from collectors.web import _fetch, rules, software
 from collectors.web.facts import Fetch, WebFacts
 from riskiturva.collector import (
     ErrorKind,
@@ -28,6 +31,7 @@ from riskiturva.collector import (
     TargetError,
 )
 from riskiturva.config import AssetKind, CollectorOptions
+from riskiturva.intel.software import Software, SoftwareSighting, best_per_product
 from riskiturva.resolver import DnsFailure
 
 
@@ -95,6 +99,9 @@ class WebCollector:
     def judge(self, observation: SubjectObservation) -> list[FindingDraft]:
         return rules.judge(observation.facts)
 
+    def software(self, observation: SubjectObservation) -> list[SoftwareSighting]:
+        return list(observation.facts.software)
+
 
 def _address_order(address: str) -> tuple[int, int]:
     ip = ipaddress.ip_address(address)
@@ -143,6 +150,7 @@ def _observe(
             if _fetch.classify(exc) is None:
                 raise
             security_txt_error = f"{_fetch.classify(exc)}: {str(exc)[:300]}"
+    sightings, software_error = _software(host, client, https if https.answers else http)
     facts = WebFacts(
         hostname=host.name,
         address=host.address,
@@ -154,6 +162,8 @@ def _observe(
         security_txt=security_txt,
         security_txt_error=security_txt_error,
         other_addresses=host.other_addresses,
+        software=sightings,
+        software_error=software_error,
     )
     if not https.answers and not http.answers:
         return SubjectObservation(
@@ -161,15 +171,82 @@ def _observe(
         )
     # Port 80 refusing is a configuration (HTTPS only); any other failure left checks undone.
     incomplete = (
-        not https.answers or (not http.answers and http.error != "refused") or security_txt_error
+        not https.answers
+        or (not http.answers and http.error != "refused")
+        or security_txt_error
+        or software_error
     )
     if incomplete:
         failed = https if not https.answers else http
         error = _error(failed, "HTTPS" if failed is https else "HTTP") if failed.error else None
-        if error is None:
+        if error is None and security_txt_error:
             error = TargetError(ErrorKind.PROTOCOL, f"security.txt: {security_txt_error}")
+        if error is None:
+            error = TargetError(ErrorKind.PROTOCOL, f"software identification: {software_error}")
         return SubjectObservation(host.name, host.asset, SubjectStatus.PARTIAL, facts, error)
     return SubjectObservation(host.name, host.asset, SubjectStatus.OK, facts)
+
+
+def _software(
+    host: _Host, client: _fetch.Client, fetch: Fetch
+) -> tuple[tuple[SoftwareSighting, ...], str | None]:
+    """What the headers, the front page and (for a CMS it shows) one version file name."""
+    final = fetch.final
+    if final is None:
+        return (), None
+    parts = urlsplit(final.url)
+    scheme, page = parts.scheme, parts.path or "/"
+    found: list[Software] = list(software.from_headers(fetch.answers))
+    reproduce = {s.key: _curl(host, scheme, page, head=True) for s in found}
+    html, error = "", None
+    same_host = parts.hostname == host.name
+    if final.status == 200 and same_host:
+        try:
+            _, body = client.get(final.url, host.address, limit=software.MAX_PAGE)
+            html = body.decode("utf-8", errors="replace")
+        except Exception as exc:
+            if _fetch.classify(exc) is None:
+                raise
+            error = f"{final.url}: {_fetch.classify(exc)}"
+    for item in software.from_page(html):
+        found.append(item)
+        reproduce.setdefault(
+            item.key, _curl(host, scheme, page, head=False) + " | grep -i generator"
+        )
+    for cms in software.cms_seen(html, fetch.answers):
+        url = f"{scheme}://{host.name}{cms.version_file}"
+        try:
+            answer, body = client.get(url, host.address, limit=software.MAX_PAGE)
+        except Exception as exc:
+            if _fetch.classify(exc) is None:
+                raise
+            error = f"{url}: {_fetch.classify(exc)}"
+            continue
+        if answer.status != 200:
+            continue
+        named = software.from_version_file(cms, body.decode("utf-8", "replace"), url)
+        if named is not None:
+            found.append(named)
+            reproduce[named.key] = _curl(host, scheme, cms.version_file, head=False) + " | head"
+    sightings = tuple(
+        SoftwareSighting(host.name, item, reproduce.get(item.key, _curl(host, scheme, page, True)))
+        for item in best_per_product(found)
+    )
+    return sightings, error
+
+
+def _curl(host: _Host, scheme: str, path: str, head: bool) -> str:
+    """A curl command that shows what named the software (`--resolve`: no DNS lookup)."""
+    port = 443 if scheme == "https" else 80
+    return shlex.join(
+        [
+            "curl",
+            "-skI" if head else "-sk",
+            "--resolve",
+            f"{host.name}:{port}:{host.address}",
+            f"{scheme}://{host.name}{path}",
+        ]
+    )
 
 
 def _error(fetch: Fetch, what: str) -> TargetError:

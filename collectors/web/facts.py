@@ -5,6 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 
+from riskiturva.intel.software import SoftwareSighting
+
 
 @dataclass(frozen=True)
 class HttpAnswer:
@@ -58,3 +60,5 @@ class WebFacts:
     security_txt: SecurityTxt | None = None
     security_txt_error: str | None = None
     other_addresses: tuple[str, ...] = ()
+    software: tuple[SoftwareSighting, ...] = ()  # headers, generator tags, CMS version files
+    software_error: str | None = None  # a CMS version file could not be read

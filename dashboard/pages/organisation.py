@@ -1,4 +1,5 @@
-"""Organisation overview: the answer, grade and score (live, with the moment), categories,
+"""Organisation overview: the answer, grade and score (live, with the moment), the line about
+known-exploited vulnerabilities and end of support, categories,
 trend, priorities, what changed in the last 30 days, the exceptions register, and scan
 health. Management viewers read all of it."""
 
@@ -80,6 +81,11 @@ def layout(context: PageContext, slug: str) -> Any:
                                 _score_line(context, view),
                                 id=ids.SCORE_LINE,
                                 className="score-line",
+                            ),
+                            html.P(
+                                view.patch.line(context.language),
+                                id=ids.PATCH_LINE,
+                                className="patch-line",
                             ),
                             html.P(
                                 _("Situation at {moment}", moment=context.when(view.as_of)),

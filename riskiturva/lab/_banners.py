@@ -3,8 +3,9 @@
 Run as `python -m riskiturva.lab._banners SPEC.json`; SPEC lists `{"ip", "port", "kind"}`.
 Each kind sends what nmap's service probes match (see nmap-service-probes): a Linux
 telnetd's option negotiation, a Windows RDP and SMB negotiation reply, a MySQL handshake,
-an SSH identification string, an Elasticsearch REST answer. None of them does more. One
-kind, `silent_https`, accepts connections on 443 and never says a word.
+SSH identification strings (upstream and Debian builds), an Exim SMTP greeting, an Apache
+`Server` header, an Elasticsearch REST answer. None of them does more. One kind,
+`silent_https`, accepts connections on 443 and never says a word.
 """
 
 from __future__ import annotations
@@ -114,6 +115,26 @@ async def _elasticsearch(reader: asyncio.StreamReader, writer: asyncio.StreamWri
     await _close(writer)
 
 
+def _http(server: str) -> Handler:
+    """Answer any request like a web server whose `Server` header is `server`."""
+    body = b"<!doctype html><title>It works!</title><h1>It works!</h1>\n"
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if await _read(reader):
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nDate: Tue, 01 Dec 2026 10:00:00 GMT\r\n"
+                + f"Server: {server}\r\n".encode()
+                + b"Last-Modified: Mon, 11 Jun 2007 18:53:14 GMT\r\nAccept-Ranges: bytes\r\n"
+                + f"Content-Length: {len(body)}\r\n".encode()
+                + b"Connection: close\r\nContent-Type: text/html\r\n\r\n"
+                + body
+            )
+            await writer.drain()
+        await _close(writer)
+
+    return handle
+
+
 async def _silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Accept, then never answer: a stalled server, or a middlebox that holds connections."""
     with contextlib.suppress(OSError):
@@ -129,6 +150,12 @@ HANDLERS: dict[str, Handler] = {
     "mysql": _greeting(_mysql_handshake("8.0.36")),
     "ssh_outdated": _greeting(b"SSH-2.0-OpenSSH_7.4\r\n"),
     "ssh_current": _greeting(b"SSH-2.0-OpenSSH_9.2p1 Debian-2+deb12u3\r\n"),
+    "ssh_debian9": _greeting(b"SSH-2.0-OpenSSH_7.4p1 Debian-10+deb9u7\r\n"),
+    "smtp_exim": _greeting(
+        b"220 palvelin.rapala.test ESMTP Exim 4.89 Tue, 01 Dec 2026 12:00:00 +0200\r\n"
+    ),
+    "http_apache": _http("Apache/2.4.49 (Unix)"),
+    "http_apache_debian": _http("Apache/2.4.38 (Debian)"),
     "elasticsearch": _elasticsearch,
     "silent_https": _silent,
 }

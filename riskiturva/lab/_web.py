@@ -65,6 +65,7 @@ class WebProfile:
     security_txt: str | None  # "valid", "expired" or None
     server_tokens: bool = False
     insecure_cookie: bool = False
+    site: str | None = None  # a CMS site in SITES: its front page and files
 
 
 WEB_PROFILES: dict[str, WebProfile] = {
@@ -81,6 +82,51 @@ WEB_PROFILES: dict[str, WebProfile] = {
         "expired",
     ),
     "bare": WebProfile({}, "content", None, server_tokens=True, insecure_cookie=True),
+    # A Drupal 7.57 site on PHP 7.4.33 that says so in its headers.
+    "drupal7": WebProfile(
+        {
+            **_HARDENED_HEADERS,
+            "X-Powered-By": "PHP/7.4.33",
+            "X-Generator": "Drupal 7 (http://drupal.org)",
+        },
+        "redirect",
+        "valid",
+        site="drupal7",
+    ),
+    # WordPress on the current release (its generator tag and feed name it).
+    "wordpress": WebProfile(_HARDENED_HEADERS, "redirect", "valid", site="wordpress"),
+}
+
+# Files of the CMS sites, relative to the document root ({host} is the host name).
+SITES: dict[str, dict[str, str]] = {
+    "drupal7": {
+        "index.html": (
+            '<!DOCTYPE html>\n<html lang="fi"><head>\n'
+            '<meta name="Generator" content="Drupal 7 (http://drupal.org)" />\n'
+            '<link rel="stylesheet" href="https://{host}/sites/default/files/css/css_lab.css" />\n'
+            "<title>Uutiset | Rapalan kunta</title></head>\n"
+            "<body><h1>Uutiset</h1></body></html>\n"
+        ),
+        "CHANGELOG.txt": (
+            "\nDrupal 7.57, 2018-02-21\n-----------------------\n"
+            "- Fixed security issues (multiple vulnerabilities). See SA-CORE-2018-001.\n\n"
+            "Drupal 7.56, 2017-06-21\n-----------------------\n"
+            "- Fixed security issues (access bypass). See SA-CORE-2017-003.\n"
+        ),
+    },
+    "wordpress": {
+        "index.html": (
+            '<!DOCTYPE html>\n<html lang="sv"><head>\n'
+            '<meta name="generator" content="WordPress 7.1" />\n'
+            '<link rel="https://api.w.org/" href="https://{host}/wp-json/" />\n'
+            "<title>Blogi | Sekala</title></head>\n<body><h1>Blogi</h1></body></html>\n"
+        ),
+        "feed/index.html": (
+            '<?xml version="1.0" encoding="UTF-8"?>\n<rss version="2.0"><channel>'
+            "<title>Blogi</title><generator>https://wordpress.org/?v=7.1.0</generator>"
+            "</channel></rss>\n"
+        ),
+    },
 }
 
 
@@ -113,6 +159,9 @@ def _server_block(
         f"<!doctype html><title>{host.fqdn}</title><h1>{host.fqdn}</h1>{links}\n",
         encoding="utf-8",
     )
+    for relative, content in SITES.get(web.site or "", {}).items():
+        (root / relative).parent.mkdir(parents=True, exist_ok=True)
+        (root / relative).write_text(content.replace("{host}", host.fqdn), encoding="utf-8")
     if web.security_txt:
         (root / ".well-known" / "security.txt").write_text(
             _security_txt(host, web.security_txt, now), encoding="utf-8"
@@ -165,15 +214,32 @@ def web_ports(host: Host) -> list[int]:
     return [443] if WEB_PROFILES[host.web].http == "closed" else [80, 443]
 
 
+def feeds_block(address: str, root: Path) -> str:
+    """The lab's vulnerability feeds as static files over plain HTTP (port 80)."""
+    return "\n".join(
+        [
+            "server {",
+            f"    listen {address}:80;",
+            "    server_tokens off;",
+            f"    root {root};",
+            "    location / { default_type application/octet-stream; }",
+            "    location ~ \\.json$ { default_type application/json; }",
+            "}",
+        ]
+    )
+
+
 def nginx_config(
     servers: list[tuple[Host, str, IssuedCert]],
     workdir: Path,
     dh_params: Path,
     now: dt.datetime,
+    extra_blocks: tuple[str, ...] = (),
 ) -> str:
     """A complete nginx.conf for `servers`, a list of (host, address to bind, certificate)."""
     docroot = workdir / "html"
     blocks = [_server_block(h, ip, c, docroot, dh_params, now) for h, ip, c in servers]
+    blocks += extra_blocks
     return "\n".join(
         [
             "worker_processes 1;",

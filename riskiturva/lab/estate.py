@@ -31,7 +31,7 @@ import dns.query
 import dns.rdatatype
 
 from riskiturva.config import DiscoverySource
-from riskiturva.lab import _ct, _dns, _pki, _web
+from riskiturva.lab import _ct, _dns, _intel, _pki, _web
 from riskiturva.lab.manifest import Manifest, load_manifest
 
 DEFAULT_DIRECTORY = Path("lab-state")
@@ -54,7 +54,11 @@ SERVICE_PORTS = {
     "ftp": 21,
     "ssh_outdated": 22,
     "ssh_current": 22,
+    "ssh_debian9": 22,
     "telnet": 23,
+    "smtp_exim": 25,
+    "http_apache_debian": 80,
+    "http_apache": 8080,
     "smb": 445,
     "mysql": 3306,
     "rdp": 3389,
@@ -284,7 +288,11 @@ def ct_address(manifest: Manifest) -> tuple[str, int]:
 
 
 def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port: int) -> str:
-    """The riskiturva configuration that scans the lab estate (see `riskiturva.config`)."""
+    """The riskiturva configuration that scans the lab estate (see `riskiturva.config`).
+
+    Its vulnerability feeds are the lab's own, served on loopback (`riskiturva/lab/_intel.py`).
+    """
+    feeds = f"http://{_intel.FEEDS_HOST}"  # resolved through the lab's name server
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
                            for ip in manifest.dns_addresses})  # fmt: skip
     lines = [
@@ -306,6 +314,13 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
         "[settings.discovery.ct]",
         f'url = "http://{ct_address(manifest)[0]}/"',
         "min_interval_seconds = 0.0",
+        "[settings.intel]",
+        f'kev_url = "{feeds}/known_exploited_vulnerabilities.json"',
+        f'nvd_url = "{feeds}/nvd/cves.json"',
+        "nvd_request_delay = 0",
+        f'epss_url = "{feeds}/epss_scores-current.csv.gz"',
+        f'eol_url = "{feeds}/endoflife/{{product}}.json"',
+        f"eol_products = {_toml_value(_intel.lab_products())}",
         # Loopback answers at once: half a minute is ample for nmap -sV on a lab address, and
         # the silent one is cut there instead of after the default minute.
         "[settings.collectors.services]",
@@ -415,7 +430,7 @@ class _Plan:
 def _plan(
     manifest: Manifest, directory: Path, dns_port: int, latency_ms: int, now: dt.datetime
 ) -> tuple[_Plan, Path, Path]:
-    for sub in ("pki", "dns", "web", "mail", "services", "logs", "proxy"):
+    for sub in ("pki", "dns", "web", "mail", "services", "logs", "proxy", "intel"):
         shutil.rmtree(directory / sub, ignore_errors=True)
         (directory / sub).mkdir(parents=True)
     plan = _Plan()
@@ -459,8 +474,15 @@ def _plan(
     web_dir = directory / "web"
     (web_dir / "tmp").mkdir()
     dh = _pki.write_weak_dh_params(directory / "pki" / "dh1024.pem")
+    # Vulnerability feeds in their published formats, dated today, for `intel update`.
+    feeds = _intel.write_feeds(directory / "intel", now)
+    plan.expose(Endpoint("feeds", _intel.FEEDS_ADDRESS, 80, "tcp", "http"), _intel.FEEDS_ADDRESS)
     nginx_conf = web_dir / "nginx.conf"
-    nginx_conf.write_text(_web.nginx_config(servers, web_dir, dh, now))
+    nginx_conf.write_text(
+        _web.nginx_config(
+            servers, web_dir, dh, now, (_web.feeds_block(_intel.FEEDS_ADDRESS, feeds),)
+        )
+    )
     nginx = _which("nginx") or "nginx"
     plan.processes.append(
         ("nginx", [nginx, "-c", str(nginx_conf), "-p", str(web_dir), "-g", "daemon off;"])

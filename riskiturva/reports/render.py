@@ -51,6 +51,7 @@ CATEGORY_LABELS = {
     "dns": "Name service (DNS)",
     "services": "Exposed services",
     "web": "Websites",
+    "software": "Software up to date",
 }
 CATEGORY_MEANINGS = {
     "tls": "Whether connections to your web and mail servers are encrypted with current "
@@ -63,6 +64,8 @@ CATEGORY_MEANINGS = {
     "can be reached from the internet.",
     "web": "Whether your websites use the protections browsers offer: forced HTTPS, "
     "security headers and safe cookies.",
+    "software": "Whether the software your services run still gets security updates and is "
+    "free of vulnerabilities known to be exploited.",
 }
 DECISION_LABELS = {"accepted": "Accepted risk", "false_positive": "False positive"}
 COLLECTOR_LABELS = {

@@ -33,6 +33,7 @@ from riskiturva.scoring.model import (
 from riskiturva.scoring.plan import Action, Plan, due_date, plan_to_reach, priorities
 from riskiturva.scoring.tables import (
     CAP_RULES,
+    CHECK_WEIGHTS,
     CRITICALITY_HALVES,
     DEADLINE_DAYS,
     EFFORT_UNITS,
@@ -53,6 +54,7 @@ from riskiturva.scoring.tables import (
 
 __all__ = [
     "CAP_RULES",
+    "CHECK_WEIGHTS",
     "CRITICALITY_HALVES",
     "DEADLINE_DAYS",
     "EFFORT_UNITS",

@@ -36,10 +36,10 @@ from riskiturva.scoring.tables import (
     PENALTY_SCALE,
     POINT,
     SCORING_VERSION,
-    SEVERITY_WEIGHTS,
     CapRule,
     Grade,
     Scope,
+    check_weight,
     grade_for,
 )
 
@@ -203,7 +203,9 @@ class AssetScores(Mapping[str, ScopeScore]):
                     for rule in _candidate_rules(group.check_id, group.severity)
                     if Scope.ASSET in rule.scopes and _cap_matches(rule, group.severity, asset)
                 )
-                penalty = _instance_points(SEVERITY_WEIGHTS[group.severity], halves, count)
+                penalty = _instance_points(
+                    check_weight(group.severity, group.check_id), halves, count
+                )
                 lines.append(
                     _Line(penalty, group.check_id, group.category, group.severity, count, caps)
                 )
@@ -435,7 +437,7 @@ def score_organisation(
             severity = _SEVERITY_BY_RANK[rank_of[first.severity]]
             asset_counts = {first.asset: 1}
             halves = asset_info.get(first.asset, _DEFAULT_ASSET)[0]
-            penalty = _instance_points(SEVERITY_WEIGHTS[severity], halves, 1)
+            penalty = _instance_points(check_weight(severity, check_id), halves, 1)
             subjects: tuple[str, ...] = (first.subject,)
             first_seen = first.first_seen
         else:
@@ -448,7 +450,7 @@ def score_organisation(
                 halves = asset_info.get(value, _DEFAULT_ASSET)[0]
                 by_halves[halves] = by_halves.get(halves, 0) + count
             penalty = _group_points(
-                SEVERITY_WEIGHTS[severity], sorted(by_halves.items(), reverse=True)
+                check_weight(severity, check_id), sorted(by_halves.items(), reverse=True)
             )
             subjects = tuple(sorted(f.subject for f in same))
             first_seen = min(f.first_seen for f in same)

@@ -60,8 +60,11 @@ class Action:
         return (-self.gain / units, -self.penalty / units, -self.severity.rank, self.check_id)
 
 
-def due_date(severity: Severity | str, first_seen: dt.date) -> dt.date | None:
-    days = DEADLINE_DAYS[Severity(severity)]
+def due_date(
+    severity: Severity | str, first_seen: dt.date, deadline_days: int | None = None
+) -> dt.date | None:
+    """First seen + the check's own deadline (KEV: 14 days), else the severity's."""
+    days = deadline_days if deadline_days is not None else DEADLINE_DAYS[Severity(severity)]
     return None if days is None else first_seen + dt.timedelta(days=days)
 
 
@@ -80,7 +83,8 @@ def priorities(
         if group.penalty == 0 and not group.caps:
             continue
         line = lines.get(group.check_id)
-        due = due_date(group.severity, group.first_seen)
+        check = registry.get(group.check_id)
+        due = due_date(group.severity, group.first_seen, check.deadline_days if check else None)
         actions.append(
             Action(
                 check_id=group.check_id,

@@ -15,7 +15,7 @@ from riskiturva.checks import Effort, Severity
 
 # Major.minor: the major changes when a score would change; the minor when only the
 # explanation or the priorities do (scores of the same major compare across minors).
-SCORING_VERSION = "1.1"
+SCORING_VERSION = "1.2"  # 1.2: the software category; ransomware KEV weighs more
 
 POINT = 10  # scores are kept in tenths of a point: 1000 is 100.0
 FULL_SCORE = 100 * POINT
@@ -53,6 +53,9 @@ SEVERITY_WEIGHTS: Mapping[Severity, int] = {
     Severity.LOW: 20,
     Severity.INFO: 0,
 }
+# Checks that weigh more than their severity: a known-exploited vulnerability that CISA says
+# ransomware uses is fixed before other critical ones (CISA #StopRansomware, KEV).
+CHECK_WEIGHTS: Mapping[str, int] = {"software.kev.ransomware": 600}
 # The penalty (in points) that leaves 100/e ≈ 36.8 points.
 PENALTY_SCALE = 150
 # Multipliers in halves: high 1.5, medium 1.0, low 0.5.
@@ -215,8 +218,10 @@ CAP_RULES: tuple[CapRule, ...] = (
 CAP_RULES_BY_ID: Mapping[str, CapRule] = {rule.id: rule for rule in CAP_RULES}
 
 
-def check_weight(severity: Severity | str) -> int:
+def check_weight(severity: Severity | str, check_id: str | None = None) -> int:
     """Points (tenths) one instance of a check of this severity loses on a medium asset."""
+    if check_id is not None and check_id in CHECK_WEIGHTS:
+        return CHECK_WEIGHTS[check_id]
     return SEVERITY_WEIGHTS[Severity(severity)]
 
 
@@ -231,6 +236,9 @@ def weights_markdown() -> str:
     for severity, weight in SEVERITY_WEIGHTS.items():
         days = DEADLINE_DAYS[severity]
         lines.append(f"| {severity} | {weight / POINT:g} | {f'{days} days' if days else '—'} |")
+    lines += ["", "| check weighing more than its severity | points lost (medium asset) |"]
+    lines += ["|---|---|"]
+    lines += [f"| `{c}` | {w / POINT:g} |" for c, w in CHECK_WEIGHTS.items()]
     lines += ["", "| asset criticality | multiplier |", "|---|---|"]
     lines += [f"| {name} | {halves / 2:g} |" for name, halves in CRITICALITY_HALVES.items()]
     lines += ["", "| grade | score at least |", "|---|---|"]

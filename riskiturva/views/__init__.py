@@ -18,6 +18,7 @@ category and titles come from the check registry. Faces format; they never query
   their evidence, sightings outside the scope, and the estate's changes;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
+- `software`: known-exploited vulnerabilities, end of support and the manager's line;
 - `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`);
 - `audit`: the audit trail, the accounts a partner administrator looks after and who of
   them is signed in now.
@@ -76,6 +77,13 @@ from riskiturva.views.period import (
 )
 from riskiturva.views.portfolio import Portfolio, PortfolioRow, portfolio
 from riskiturva.views.scans import AssetView, RunView, SubjectStateView, assets, runs
+from riskiturva.views.software import (
+    PatchStatus,
+    SoftwareFinding,
+    SoftwareView,
+    VulnerabilityData,
+    software,
+)
 from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 
 __all__ = [
@@ -104,6 +112,7 @@ __all__ = [
     "OrganisationRef",
     "OrganisationReport",
     "Overview",
+    "PatchStatus",
     "Portfolio",
     "PortfolioReport",
     "PortfolioRow",
@@ -118,7 +127,10 @@ __all__ = [
     "SightingView",
     "SignedIn",
     "SnapshotPoint",
+    "SoftwareFinding",
+    "SoftwareView",
     "SubjectStateView",
+    "VulnerabilityData",
     "alert_setup",
     "alerts",
     "assets",
@@ -143,4 +155,5 @@ __all__ = [
     "runs",
     "score_history",
     "signed_in_now",
+    "software",
 ]

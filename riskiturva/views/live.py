@@ -78,6 +78,6 @@ def live_summaries(
     missing = [o for o in organisations if o.id not in kept]
     inputs = scoring_inputs_of(session, [o.id for o in missing], now=now, registry=registry)
     for o in missing:
-        kept[o.id] = ScoreSummary.of(score_organisation(o.slug, *inputs[o.id]))
+        kept[o.id] = ScoreSummary.of(score_organisation(o.slug, *inputs[o.id]), registry)
     checked = checked_organisations(session, ids)
     return {o.slug: LiveSummary(o, kept[o.id], o.id in checked, now) for o in organisations}

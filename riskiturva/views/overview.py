@@ -2,8 +2,8 @@
 
 `overview` is what the organisation page and `riskiturva score` show: the live score and
 answer, the categories, the priorities, the change over 30 days, what changed in the last
-30 days, the exceptions register and scan health. `explanation` is the scoring page: the
-typed `ScoreDocument` with the plan to reach a grade.
+30 days, the exceptions register, scan health and the manager's line about software.
+`explanation` is the scoring page: the typed `ScoreDocument` with the plan to reach a grade.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from riskiturva.views.live import LiveScore, live_score
 from riskiturva.views.organisations import OrganisationRef
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.scans import RunView, runs
+from riskiturva.views.software import PatchStatus, patch_status
 from riskiturva.views.trend import (
     CHANGE_DAYS,
     ScoreChange,
@@ -48,6 +49,7 @@ class Overview:
     changes: Changes  # in the last CHANGE_DAYS
     exceptions: ExceptionsRegister
     runs: tuple[RunView, ...]  # the latest, newest first
+    patch: PatchStatus  # the manager's line about known-exploited and end-of-life software
 
     @property
     def as_of(self) -> dt.datetime:
@@ -145,6 +147,7 @@ def overview(
         ),
         exceptions=registers(session, [org], now=now, registry=registry)[slug],
         runs=tuple(runs(session, visible, slug, limit=RUNS_SHOWN)),
+        patch=patch_status(session, org, today=today, registry=registry),
     )
 
 

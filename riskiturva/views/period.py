@@ -33,6 +33,7 @@ from riskiturva.views.live import live_score, live_scores
 from riskiturva.views.organisations import OrganisationRef, organisations
 from riskiturva.views.organisations import organisation as visible_organisation
 from riskiturva.views.severity import registry_severity, worst_first_key
+from riskiturva.views.software import PatchStatus, patch_status
 from riskiturva.views.trend import SnapshotPoint, score_history
 
 TREND_MONTHS = 12
@@ -129,6 +130,7 @@ class OrganisationReport:
     exceptions: ExceptionsRegister  # in force at `at`
     coverage: Coverage
     appendix: tuple[OpenFinding, ...]
+    patch: PatchStatus  # known-exploited vulnerabilities and end of support, on `as_of`
 
     @property
     def new(self) -> tuple[Change, ...]:
@@ -268,7 +270,8 @@ def _appendix(
         if severity not in APPENDIX_SEVERITIES:
             continue
         first_seen = finding.first_seen.date()
-        due = due_date(severity, first_seen)
+        check = registry.get(finding.check_id)
+        due = due_date(severity, first_seen, check.deadline_days if check else None)
         rows.append(
             OpenFinding(
                 check_id=finding.check_id,
@@ -324,6 +327,7 @@ def organisation_report(
         exceptions=registers(session, [organisation], now=at, registry=registry)[slug],
         coverage=_coverage(session, organisation, month),
         appendix=_appendix(session, organisation, registry, today),
+        patch=patch_status(session, organisation, today=today, registry=registry),
     )
 
 
