@@ -22,8 +22,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from dashboard import ids, pages
 from dashboard.components import Services, aria
+from dashboard.headers import content_security_policy
 from dashboard.i18n import LANGUAGES, text
-from dashboard.security import SecureCallbacks, current_viewer, install, sign_out
+from dashboard.security import (
+    CSP_CONFIG_KEY,
+    SecureCallbacks,
+    audit_request,
+    current_viewer,
+    install,
+    sign_out,
+)
 from riskiturva.checks import Registry, load_registry
 from riskiturva.config import Config
 
@@ -32,6 +40,15 @@ __all__ = ["DEFAULT_HOST", "DEFAULT_PORT", "create_app", "make_server", "run"]
 DEFAULT_HOST = "127.0.0.1"
 DEFAULT_PORT = 8050
 ASSETS = Path(__file__).parent / "assets"
+
+
+class _Dash(dash.Dash):
+    """Dash, with `<html lang>` set to the reader's language on every page."""
+
+    def interpolate_index(self, **kwargs: Any) -> str:  # type: ignore[override]  # keywords only
+        index: str = super().interpolate_index(**kwargs)  # type: ignore[no-untyped-call]
+        language = flask.g.get("language") or flask.session.get("lang") or "fi"
+        return index.replace("<html>", f'<html lang="{language}">', 1)
 
 
 def create_app(
@@ -44,7 +61,7 @@ def create_app(
     """The dashboard for the organisations in `sessions`' store. `clock` (an aware `now`)
     is for tests; the secret key comes from `config.settings.dashboard` or the data dir."""
     services = Services(sessions, registry or load_registry(), config, clock or _utc_now)
-    app = dash.Dash(
+    app = _Dash(
         __name__,
         server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
         title="Riskiturva",
@@ -53,9 +70,19 @@ def create_app(
         serve_locally=True,
         suppress_callback_exceptions=False,
     )
-    install(app, sessions, config.settings, services.clock)
+    install(app, sessions, config.settings, services.clock, pages.known_path)
     app.layout = _shell
-    secure = SecureCallbacks(app)
+    secure = SecureCallbacks(
+        app,
+        on_refused=lambda viewer, output: audit_request(
+            sessions,
+            services.clock(),
+            viewer,
+            "request.refused",
+            target=output,
+            detail={"reason": "permission"},
+        ),
+    )
     app.secure_callbacks = secure  # type: ignore[attr-defined]  # read by the tests
     _register_shell(secure, services)
     validation: list[Any] = []
@@ -63,6 +90,8 @@ def create_app(
         module.register(secure, services)
         validation.extend(module.validation_layout())
     app.validation_layout = html.Div([_shell_components(), *validation])  # type: ignore[assignment]
+    # Last: the hashes cover every inline script Dash writes, clientside callbacks included.
+    app.server.config[CSP_CONFIG_KEY] = content_security_policy(app.csp_hashes())
     return app
 
 
@@ -93,6 +122,8 @@ def _shell() -> Any:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
         if viewer.sees_details:
             links.append(dbc.NavItem(dbc.NavLink(_("Alerts"), href="/alerts")))
+    if viewer.can_audit:
+        links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
     current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(
@@ -121,7 +152,7 @@ def _shell() -> Any:
                     **aria(_("Main")),
                 )
             ),
-            html.Main(id=ids.PAGE, className="content", lang=language),
+            html.Main(id=ids.PAGE, className="content"),
         ]
     )
 
@@ -133,7 +164,10 @@ def _register_shell(secure: SecureCallbacks, services: Services) -> None:
     def route(viewer: Any, path: str | None, search: str | None) -> Any:
         query = parse_qs(str(search or "").lstrip("?"))
         context = services.context(viewer, flask.g.language, query)
-        return pages.render(context, str(path or "/"))
+        page = pages.render(context, str(path or "/"))
+        if getattr(page, "id", None) == ids.NOT_FOUND:
+            services.refused(viewer, "page", path)
+        return page
 
     @secure.callback(
         Output(ids.REDIRECT, "href"), Input(ids.SIGN_OUT, "n_clicks"), prevent_initial_call=True
@@ -141,7 +175,7 @@ def _register_shell(secure: SecureCallbacks, services: Services) -> None:
     def sign_out_clicked(viewer: Any, clicks: int | None) -> str:
         if not clicks:
             raise PreventUpdate
-        sign_out()
+        sign_out(services.sessions, services.clock())
         return "/login"
 
 
@@ -150,7 +184,16 @@ def make_server(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT
     `.run()` serves until `.close()`."""
     import waitress
 
-    return waitress.create_server(app.server, host=host, port=port, threads=8, ident="Riskiturva")
+    return waitress.create_server(
+        app.server,
+        host=host,
+        port=port,
+        threads=8,
+        ident="Riskiturva",
+        # Waitress would strip X-Forwarded-* from every peer it was not told to trust; the
+        # dashboard's guard decides that itself, from settings.dashboard.trusted_proxies.
+        clear_untrusted_proxy_headers=False,
+    )
 
 
 def run(app: dash.Dash, *, host: str = DEFAULT_HOST, port: int = DEFAULT_PORT) -> None:

@@ -18,7 +18,9 @@ from dash import dcc, html
 from dash.dash_table.DataTable import DataTable
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboard import ids
 from dashboard.i18n import text
+from dashboard.security import audit_in, audit_request
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
 from riskiturva.config import Config, Scope
@@ -52,7 +54,7 @@ class PageContext:
     language: str
     sessions: sessionmaker[Session]
     registry: Registry
-    config: Config  # alert settings; owners, requirement profiles and peer groups
+    config: Config  # alerts, scopes, dashboard security, owners, profiles, peer groups
     now: dt.datetime
     query: Mapping[str, Sequence[str]]
 
@@ -208,7 +210,7 @@ def not_found(context: PageContext) -> html.Div:
     return html.Div(
         [html.H1(_("Not found")), html.P(_("There is nothing here, or it is not yours to see."))],
         className="not-found",
-        id="not-found",
+        id=ids.NOT_FOUND,
     )
 
 
@@ -279,6 +281,22 @@ class Services:
         return PageContext(
             viewer, language, self.sessions, self.registry, self.config, self.clock(), query or {}
         )
+
+    def audit(
+        self, viewer: Viewer, action: str, *, session: Session | None = None, **fields: Any
+    ) -> None:
+        """Write what the viewer did in this request to the audit trail: in `session`'s
+        transaction (with the change it records), else in one of its own."""
+        if session is None:
+            audit_request(self.sessions, self.clock(), viewer, action, **fields)
+        else:
+            audit_in(session, self.clock(), viewer, action, **fields)
+
+    def refused(self, viewer: Viewer, what: str, target: Any) -> None:
+        """Audit a request for something that does not exist or is not the viewer's to
+        see (`what`: the kind of thing; `target`: as the browser named it). The viewer
+        still gets the same "not found" either way."""
+        self.audit(viewer, "access.refused", target=str(target), detail={"what": what})
 
 
 def row_id(value: Any) -> int:

@@ -1,12 +1,15 @@
-"""Sign-in, sessions, CSRF and the one way to register a callback.
+"""Sign-in, sessions, request checks and the one way to register a callback.
 
-Flask (the Dash app's server) refuses every request without a valid signed session — pages,
-layouts, `/_dash-*` callbacks, component bundles and downloads — except the sign-in page and
-the stylesheet. Every POST carries the session's CSRF token (Dash's renderer sends the
-`_csrf_token` cookie back as the `X-CSRFToken` header; the sign-in form as a hidden field).
-Callbacks are registered only through `SecureCallbacks.callback`, which hands each one the
-signed-in `Viewer` (and its visible organisations) and refuses roles without the permission;
-`unsecured_callbacks` lists any that slipped past it.
+Flask (the Dash app's server) refuses every request without a live server-side session
+(`riskiturva.user_sessions`) — pages, layouts, `/_dash-*` callbacks, component bundles and
+downloads — except the sign-in page, the language links and the stylesheet. A state-changing
+request must come from this site (`Origin`, `Sec-Fetch-Site`) and carry the session's CSRF
+token (Dash's renderer sends the `_csrf_token` cookie back as the `X-CSRFToken` header; the
+sign-in form as a hidden field); a callback body must have the shape of the callback it
+names (`dashboard.callback_body`). Callbacks are registered only through
+`SecureCallbacks.callback`, which hands each one the signed-in `Viewer` (and its visible
+organisations) and refuses roles without the permission; `unsecured_callbacks` lists any
+that slipped past it. Refused requests of signed-in people are audited.
 """
 
 from __future__ import annotations
@@ -15,26 +18,40 @@ import datetime as dt
 import enum
 import functools
 import hmac
+import math
 import secrets
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 import dash
 import flask
-from dash.exceptions import PreventUpdate
+from dash.exceptions import DependencyException, PreventUpdate
 from flask.typing import ResponseReturnValue
+from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
 
+from dashboard import callback_body, proxies
+from dashboard.headers import security_headers
 from dashboard.i18n import LANGUAGES, language_of, text
-from riskiturva import auth
+from riskiturva import auth, user_sessions
 from riskiturva.config import Settings
+from riskiturva.signin_throttle import ThrottlePolicy
+from riskiturva.user_sessions import SessionLimits
 
 CSRF_COOKIE = "_csrf_token"
 CSRF_HEADER = "X-CSRFToken"
 SESSION_COOKIE = "riskiturva_session"
+DEVICE_COOKIE = "riskiturva_device"  # accounts this browser signed in to (signin_throttle)
+DEVICE_ACCOUNTS = 10  # at most this many names in it
 LOGIN_PATH = "/login"
-PUBLIC_PREFIXES = ("/assets/",)  # our stylesheet only: no data, no scripts
+CALLBACK_PATH = "/_dash-update-component"
+PUBLIC_PREFIXES = ("/assets/", "/_favicon.ico")  # our stylesheet and script, an icon: no data
+READS = ("GET", "HEAD")  # uptime monitors ask HEAD: it answers like GET
+SAFE_METHODS = (*READS, "OPTIONS")
+MAX_BODY_BYTES = 1 << 20
+CATCH_ALL_RULE = "/<path:path>"  # Dash's: every path no other route took
+CSP_CONFIG_KEY = "RISKITURVA_CSP"  # set by create_app once every callback is registered
 
 
 class Permission(enum.Enum):
@@ -42,6 +59,7 @@ class Permission(enum.Enum):
     DETAILS = "details"  # findings, evidence, assets, scans: not management viewers
     DECIDE = "decide"  # accept a risk or mark a false positive: organisation staff
     REVIEW_ASSETS = "review_assets"  # decide on discovered assets: staff, partner admins
+    AUDIT = "audit"  # the audit trail and sessions of their organisations: partner admins
 
 
 def current_viewer() -> auth.Viewer | None:
@@ -49,37 +67,96 @@ def current_viewer() -> auth.Viewer | None:
     return flask.g.get("viewer") if flask.has_request_context() else None
 
 
-def _allowed(viewer: auth.Viewer, permission: Permission) -> bool:
+def current_client() -> proxies.Client | None:
+    """The client of this request as the guard resolved it (trusted proxies applied)."""
+    return flask.g.get("client") if flask.has_request_context() else None
+
+
+def allowed(viewer: auth.Viewer, permission: Permission) -> bool:
     if permission is Permission.DECIDE:
         return viewer.can_decide
     if permission is Permission.REVIEW_ASSETS:
         return viewer.can_review_assets
     if permission is Permission.DETAILS:
         return viewer.sees_details
+    if permission is Permission.AUDIT:
+        return viewer.can_audit
     return True
 
 
-class SecureCallbacks:
-    """Registers Dash callbacks that receive the signed-in viewer as their first argument."""
+def audit_in(
+    session: Session,
+    now: dt.datetime,
+    viewer: auth.Viewer,
+    action: str,
+    *,
+    organisation: str | None = None,
+    target: str | None = None,
+    detail: Mapping[str, Any] | None = None,
+    note: str | None = None,
+) -> None:
+    """One audit row, in `session`'s transaction, for something the signed-in viewer did in
+    this request, from the client address the guard resolved; filed under the viewer's own
+    organisation unless `organisation` says otherwise."""
+    client = current_client()
+    auth.audit(
+        session,
+        actor=viewer.username,
+        action=action,
+        organisation=organisation or viewer.home_organisation,
+        target=None if target is None else target[:200],
+        address=client.address if client else None,
+        now=now,
+        detail=detail,
+        note=note,
+    )
 
-    def __init__(self, app: dash.Dash):
+
+def audit_request(
+    sessions: sessionmaker[Session],
+    now: dt.datetime,
+    viewer: auth.Viewer,
+    action: str,
+    **fields: Any,
+) -> None:
+    """`audit_in`, in a transaction of its own."""
+    with sessions.begin() as session:
+        audit_in(session, now, viewer, action, **fields)
+
+
+class SecureCallbacks:
+    """Registers Dash callbacks that receive the signed-in viewer as their first argument.
+    `on_refused(viewer, output)` hears of a role calling a callback it may not."""
+
+    def __init__(
+        self, app: dash.Dash, on_refused: Callable[[auth.Viewer, str], None] | None = None
+    ):
         self.app = app
         self.registered: set[str] = set()
+        self.on_refused = on_refused
 
     def callback(
         self, *dependencies: Any, permission: Permission = Permission.READ, **options: Any
     ) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
         def register(function: Callable[..., Any]) -> Callable[..., Any]:
+            outputs: list[str] = []
+
             @functools.wraps(function)
             def checked(*values: Any) -> Any:
                 viewer = current_viewer()
-                if viewer is None or not _allowed(viewer, permission):
+                if viewer is None:
+                    raise PreventUpdate
+                if not allowed(viewer, permission):
+                    if self.on_refused is not None:
+                        self.on_refused(viewer, outputs[0])
                     raise PreventUpdate
                 return function(viewer, *values)
 
             before = set(self.app.callback_map)
             self.app.callback(*dependencies, **options)(checked)
-            self.registered |= set(self.app.callback_map) - before
+            added = set(self.app.callback_map) - before
+            outputs.extend(added)
+            self.registered |= added
             return function
 
         return register
@@ -98,6 +175,31 @@ def _safe_next(target: str | None) -> str:
     if parts.scheme or parts.netloc or not target.startswith("/") or target.startswith("//"):
         return "/"
     return target
+
+
+def _not_found_page(language: str) -> flask.Response:
+    _ = text(language)
+    body = flask.render_template_string(
+        NOT_FOUND_TEMPLATE,
+        lang=language,
+        title=_("Not found"),
+        message=_("There is nothing here, or it is not yours to see."),
+        home=_("Home"),
+    )
+    response = flask.make_response(body, 404)
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+NOT_FOUND_TEMPLATE = """<!doctype html>
+<html lang="{{ lang }}"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{{ title }} · Riskiturva</title>
+<link rel="icon" href="/_favicon.ico">
+<link rel="stylesheet" href="/assets/riskiturva.css"></head>
+<body class="login-body"><main class="login-card" id="not-found">
+<h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">{{ home }}</a></p></main></body></html>
+"""
 
 
 def _login_page(
@@ -128,6 +230,7 @@ LOGIN_TEMPLATE = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · Riskiturva</title>
+<link rel="icon" href="/_favicon.ico">
 <link rel="stylesheet" href="/assets/riskiturva.css"></head>
 <body class="login-body"><main class="login-card" aria-labelledby="login-heading">
 <h1 id="login-heading">{{ heading }}</h1><p class="muted">{{ subtitle }}</p>
@@ -154,8 +257,10 @@ def install(
     sessions: sessionmaker[Session],
     settings: Settings,
     clock: Callable[[], dt.datetime],
+    known_path: Callable[[str], bool],
 ) -> None:
-    """Configure the Flask server's sessions and put the sign-in guard in front of it."""
+    """Configure the Flask server's cookies and put the guard in front of it.
+    `known_path(path)`: a page path the router knows (anything else is 404)."""
     server: flask.Flask = app.server
     dashboard = settings.dashboard
     server.secret_key = auth.secret_key(settings)
@@ -165,46 +270,126 @@ def install(
         SESSION_COOKIE_SAMESITE="Lax",
         SESSION_COOKIE_SECURE=dashboard.secure_cookies,
         PERMANENT_SESSION_LIFETIME=dt.timedelta(hours=dashboard.session_hours),
+        MAX_CONTENT_LENGTH=MAX_BODY_BYTES,
     )
+    limits = SessionLimits.from_settings(dashboard)
+    policy = ThrottlePolicy.from_settings(dashboard)
+    devices = URLSafeTimedSerializer(server.secret_key, salt="riskiturva.known-device")
+    device_max_age = dt.timedelta(days=dashboard.known_device_days)
+
+    def refuse(
+        viewer: auth.Viewer | None, status: int, reason: str, message: str
+    ) -> flask.Response:
+        """Refuse the request; audit it when it came with a live session (`reason`: a
+        code, `message`: for the client)."""
+        if viewer is not None:
+            audit_request(
+                sessions,
+                clock(),
+                viewer,
+                "request.refused",
+                target=flask.request.path,
+                detail={"reason": reason, "method": flask.request.method, "message": message},
+            )
+        return flask.make_response(({"error": message}, status))
+
+    def resume_viewer() -> auth.Viewer | None:
+        token = flask.session.get("sid")
+        if not isinstance(token, str):
+            return None
+        now = clock()
+        with sessions.begin() as session:
+            resumed = user_sessions.resume(session, token, now=now, limits=limits)
+            if resumed is None:
+                return None
+            user = session.get(auth.User, resumed.user_id)
+            if resumed.ended is not None and user is not None:
+                auth.audit(
+                    session,
+                    actor=user.username,
+                    action="session.expired",
+                    target=user.username,
+                    organisation=auth.home_organisation(user),
+                    address=flask.g.client.address,
+                    now=now,
+                    detail={"reason": resumed.ended},
+                )
+            return auth.load_viewer(session, resumed.user_id) if resumed.live else None
+
+    @server.errorhandler(404)
+    @server.errorhandler(DependencyException)  # a component bundle Dash does not have
+    def not_found(_error: Exception) -> flask.Response:
+        return _not_found_page(flask.session.get("lang") or "fi")
 
     @server.before_request
     def guard() -> ResponseReturnValue | None:
-        path = flask.request.path
-        if path.startswith(PUBLIC_PREFIXES) or path == LOGIN_PATH or path.startswith("/language/"):
+        request = flask.request
+        path, method = request.path, request.method
+        flask.g.client = proxies.client_of(
+            request.remote_addr,
+            {k.lower(): v for k, v in request.headers.items()},
+            request.scheme,
+            request.host,
+            dashboard.trusted_proxies,
+        )
+        if path.startswith(PUBLIC_PREFIXES) or path.startswith("/language/"):
+            return None  # no data, nothing changes: no session to look up
+        viewer = resume_viewer()
+        if viewer is None and "sid" in flask.session:
+            # A sign-in that ended: forget it, keep the chosen language.
+            language = flask.session.get("lang")
+            flask.session.clear()
+            if language:
+                flask.session["lang"] = language
+        if method not in SAFE_METHODS and not _from_this_site(flask.g.client):
+            return refuse(viewer, 403, "cross_site", "a request from another site")
+        unknown = request.url_rule is not None and request.url_rule.rule == CATCH_ALL_RULE
+        if unknown and not known_path(path):
+            if viewer is None:
+                return _not_found_page(flask.session.get("lang") or "fi")
+            flask.g.not_found = True  # the app renders its own "not found" with this status
+        if path == LOGIN_PATH:
             return None
-        viewer = None
-        user_id, epoch = flask.session.get("uid"), flask.session.get("epoch")
-        if isinstance(user_id, int) and isinstance(epoch, int):
-            with sessions() as session:
-                viewer = auth.load_viewer(session, user_id, epoch)
         if viewer is None:
-            if (
-                "uid" in flask.session
-            ):  # a sign-in that ended: forget it (keep a login form's token)
-                flask.session.clear()
-            if flask.request.method == "GET" and not path.startswith("/_"):
-                target = urlencode({"next": flask.request.full_path.rstrip("?")})
+            if method in READS and not path.startswith("/_"):
+                target = urlencode({"next": request.full_path.rstrip("?")})
                 return flask.redirect(f"{LOGIN_PATH}?{target}")
             return flask.make_response(({"error": "sign in first"}, 401))
-        if flask.request.method != "GET" and not _csrf_ok(flask.request.headers.get(CSRF_HEADER)):
-            return flask.make_response(({"error": "missing or wrong CSRF token"}, 403))
+        if method not in SAFE_METHODS and not _csrf_ok(request.headers.get(CSRF_HEADER)):
+            return refuse(viewer, 403, "csrf", "missing or wrong CSRF token")
+        if path == CALLBACK_PATH and method == "POST":
+            problem = callback_body.problem(request.get_json(silent=True), app.callback_map)
+            if problem is not None:
+                return refuse(viewer, 400, "malformed", f"malformed callback: {problem}")
         flask.g.viewer = viewer
         flask.g.language = language_of(viewer)
         return None
 
     @server.after_request
     def headers(response: flask.Response) -> flask.Response:
+        if flask.g.get("not_found") and response.status_code == 200:
+            response.status_code = 404
         token = flask.session.get("csrf")
         if token and flask.request.cookies.get(CSRF_COOKIE) != token:
             response.set_cookie(
                 CSRF_COOKIE, token, samesite="Strict", secure=dashboard.secure_cookies
             )
-        response.headers.setdefault("X-Content-Type-Options", "nosniff")
-        response.headers.setdefault("X-Frame-Options", "DENY")
-        response.headers.setdefault("Referrer-Policy", "same-origin")
+        csp = server.config[CSP_CONFIG_KEY]
+        for name, value in security_headers(csp, https=dashboard.secure_cookies).items():
+            response.headers.setdefault(name, value)
         if flask.g.get("viewer") is not None:
             response.headers["Cache-Control"] = "no-store"
         return response
+
+    def known_accounts() -> list[str]:
+        cookie = flask.request.cookies.get(DEVICE_COOKIE)
+        if not cookie:
+            return []
+        try:
+            names = devices.loads(cookie, max_age=int(device_max_age.total_seconds()))
+        except BadSignature:
+            return []
+        return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
     @server.route(LOGIN_PATH, methods=["GET", "POST"])
     def login() -> ResponseReturnValue:
@@ -213,40 +398,64 @@ def install(
         token = flask.session.get("login_csrf") or secrets.token_urlsafe(32)
         flask.session["login_csrf"] = token
         next_path = _safe_next(flask.request.values.get("next"))
-        if flask.request.method == "GET":
+        if flask.request.method != "POST":
             return _login_page(language, token, next_path, None)
         if not hmac.compare_digest(str(flask.request.form.get("csrf", "")), token):
             return _login_page(language, token, next_path, _("The form expired. Try again."), 400)
         now = clock()
+        username = str(flask.request.form.get("username", ""))
+        client = flask.g.client
+        known = known_accounts()
         with sessions.begin() as session:
             result = auth.authenticate(
                 session,
-                str(flask.request.form.get("username", "")),
+                username,
                 str(flask.request.form.get("password", "")),
-                address=flask.request.remote_addr,
+                address=client.address,
+                known_client=username.strip().lower() in known,
                 now=now,
-                attempts=dashboard.login_attempts,
-                window=dt.timedelta(seconds=dashboard.login_window_seconds),
+                policy=policy,
             )
+            if result.viewer is not None:
+                session_token = user_sessions.start(
+                    session,
+                    result.viewer.user_id,
+                    now=now,
+                    limits=limits,
+                    address=client.address,
+                    user_agent=flask.request.user_agent.string,
+                )
+        if result.retry_after is not None:
+            response = _login_page(
+                language,
+                token,
+                next_path,
+                _("Too many failed sign-ins. Wait a while and try again."),
+                429,
+            )
+            response.headers["Retry-After"] = str(math.ceil(result.retry_after.total_seconds()))
+            return response
         if result.viewer is None:
-            message = (
-                _("Too many failed sign-ins. Wait a while and try again.")
-                if result.throttled
-                else _("Wrong user name or password.")
-            )
-            return _login_page(
-                language, token, next_path, message, 429 if result.throttled else 401
-            )
+            return _login_page(language, token, next_path, _("Wrong user name or password."), 401)
         chosen_language = flask.session.get("lang")
         flask.session.clear()  # a fresh session: no fixation
         flask.session.permanent = True
         flask.session.update(
-            uid=result.viewer.user_id,
-            epoch=result.viewer.session_epoch,
+            sid=session_token,
             csrf=secrets.token_urlsafe(32),
             lang=chosen_language or result.viewer.language,
         )
-        return flask.redirect(next_path)
+        signed_in = flask.redirect(next_path)
+        remembered = [n for n in known if n != result.viewer.username][-(DEVICE_ACCOUNTS - 1) :]
+        signed_in.set_cookie(
+            DEVICE_COOKIE,
+            devices.dumps([*remembered, result.viewer.username]),
+            max_age=int(device_max_age.total_seconds()),
+            httponly=True,
+            samesite="Lax",
+            secure=dashboard.secure_cookies,
+        )
+        return signed_in
 
     @server.route("/language/<code>")
     def choose_language(code: str) -> ResponseReturnValue:
@@ -257,11 +466,32 @@ def install(
         return flask.redirect(_safe_next(flask.request.args.get("next") or referrer))
 
 
+def _from_this_site(client: proxies.Client) -> bool:
+    """A state-changing request a browser sent from one of our own pages: `Origin` (sent
+    by browsers on every POST) names this site, and `Sec-Fetch-Site` does not say
+    otherwise. Requests without either come from no browser page, so from no other site."""
+    headers = flask.request.headers
+    origin = headers.get("Origin")
+    if origin is not None and not proxies.same_origin(origin, client):
+        return False
+    return headers.get("Sec-Fetch-Site", "same-origin") in ("same-origin", "none")
+
+
 def _csrf_ok(sent: str | None) -> bool:
     expected = flask.session.get("csrf")
     return bool(expected and sent and hmac.compare_digest(sent, expected))
 
 
-def sign_out() -> None:
-    """End the current session (called from the sign-out callback)."""
+def sign_out(sessions: sessionmaker[Session], now: dt.datetime) -> None:
+    """End the current session on the server (a copied cookie stops working at once) and
+    forget it in the browser; the chosen language stays for the sign-in page."""
+    token, viewer = flask.session.get("sid"), current_viewer()
+    if isinstance(token, str):
+        with sessions.begin() as session:
+            user_sessions.end(session, token, now=now)
+    if viewer is not None:
+        audit_request(sessions, now, viewer, "session.signed_out", target=viewer.username)
+    language = flask.session.get("lang")
     flask.session.clear()
+    if language:
+        flask.session["lang"] = language

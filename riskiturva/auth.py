@@ -1,5 +1,6 @@
 """Dashboard accounts: users, password hashes (Argon2id), roles, visible organisations,
-the sign-in rate limit, the audit trail and the session-signing secret.
+sign-in (throttled by `signin_throttle`), the audit trail and the session-signing secret.
+Sessions themselves live in `user_sessions`.
 
 The dashboard and the `riskiturva users` commands are thin layers over these functions.
 """
@@ -7,6 +8,7 @@ The dashboard and the `riskiturva users` commands are thin layers over these fun
 from __future__ import annotations
 
 import datetime as dt
+import math
 import os
 import secrets
 from collections.abc import Collection, Mapping
@@ -16,14 +18,17 @@ from typing import Any
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
-from sqlalchemy import func, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 from zxcvbn import zxcvbn
 
+from riskiturva import user_sessions
 from riskiturva._files import private_directory
 from riskiturva.config import Settings
 from riskiturva.models import Organisation
 from riskiturva.models_auth import AuditEvent, Role, User
+from riskiturva.signin_throttle import ThrottlePolicy, retry_after
+from riskiturva.user_sessions import EndReason
 
 __all__ = [
     "AccountError",
@@ -35,6 +40,7 @@ __all__ = [
     "authenticate",
     "create_user",
     "disable_user",
+    "end_sessions",
     "list_users",
     "load_viewer",
     "secret_key",
@@ -65,7 +71,10 @@ class Viewer:
     role: Role
     visible: frozenset[str]  # organisation slugs: every query filters by these
     language: str
-    session_epoch: int
+    all_organisations: bool = False  # a partner administrator of every organisation
+    # Their one organisation (staff, viewers, a one-organisation partner administrator):
+    # audit events about them are filed under it.
+    home_organisation: str | None = None
 
     @property
     def can_decide(self) -> bool:
@@ -82,6 +91,11 @@ class Viewer:
     def sees_details(self) -> bool:
         """Findings, evidence, assets and scans; management viewers see summaries only."""
         return self.role is not Role.VIEWER
+
+    @property
+    def can_audit(self) -> bool:
+        """The audit trail and the sessions of their organisations' people."""
+        return self.role is Role.PARTNER_ADMIN
 
 
 def password_weakness(password: str, *, user_inputs: Collection[str] = ()) -> str | None:
@@ -156,7 +170,6 @@ def create_user(
         organisations=_check_organisations(session, role, organisations),
         language=language if language in ("fi", "sv", "en") else "fi",
         disabled=False,
-        session_epoch=0,
         created_at=now,
         password_changed_at=now,
     )
@@ -167,6 +180,7 @@ def create_user(
         actor=actor,
         action="user.created",
         target=name,
+        organisation=home_organisation(user),
         now=now,
         detail={"role": str(role), "organisations": user.organisations},
     )
@@ -184,13 +198,50 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def home_organisation(user: User) -> str | None:
+    """The organisation events about the user are filed under: their one organisation."""
+    return user.organisations[0] if len(user.organisations) == 1 else None
+
+
 def disable_user(session: Session, username: str, *, now: dt.datetime, actor: str = "cli") -> User:
     """Refuse the account's sign-ins and end its sessions."""
     user = _get(session, username)
     user.disabled = True
-    user.session_epoch += 1
-    audit(session, actor=actor, action="user.disabled", target=user.username, now=now)
+    ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.DISABLED)
+    audit(
+        session,
+        actor=actor,
+        action="user.disabled",
+        target=user.username,
+        organisation=home_organisation(user),
+        now=now,
+        detail={"sessions_ended": ended},
+    )
     return user
+
+
+def end_sessions(
+    session: Session,
+    username: str,
+    *,
+    now: dt.datetime,
+    actor: str = "cli",
+    address: str | None = None,
+) -> int:
+    """Sign the user out everywhere: end every live session now. Returns how many."""
+    user = _get(session, username)
+    ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.EVERYWHERE)
+    audit(
+        session,
+        actor=actor,
+        action="sessions.ended",
+        target=user.username,
+        organisation=home_organisation(user),
+        address=address,
+        now=now,
+        detail={"sessions_ended": ended},
+    )
+    return ended
 
 
 def set_password(
@@ -201,8 +252,16 @@ def set_password(
     user.password_hash = hash_password(password, user_inputs=[user.username, user.display_name])
     user.password_changed_at = now
     user.disabled = False
-    user.session_epoch += 1
-    audit(session, actor=actor, action="user.password_set", target=user.username, now=now)
+    ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.NEW_PASSWORD)
+    audit(
+        session,
+        actor=actor,
+        action="user.password_set",
+        target=user.username,
+        organisation=home_organisation(user),
+        now=now,
+        detail={"sessions_ended": ended},
+    )
     return user
 
 
@@ -223,15 +282,15 @@ def _viewer(session: Session, user: User) -> Viewer:
         role=Role(user.role),
         visible=visible_slugs(session, user),
         language=user.language,
-        session_epoch=user.session_epoch,
+        all_organisations=not user.organisations and Role(user.role) is Role.PARTNER_ADMIN,
+        home_organisation=home_organisation(user),
     )
 
 
-def load_viewer(session: Session, user_id: int, session_epoch: int) -> Viewer | None:
-    """The viewer of a signed session, or None when the account is gone, disabled, or its
-    password changed since the session began."""
+def load_viewer(session: Session, user_id: int) -> Viewer | None:
+    """The viewer of a live session, or None when the account is gone or disabled."""
     user = session.get(User, user_id)
-    if user is None or user.disabled or user.session_epoch != session_epoch:
+    if user is None or user.disabled:
         return None
     return _viewer(session, user)
 
@@ -239,7 +298,11 @@ def load_viewer(session: Session, user_id: int, session_epoch: int) -> Viewer | 
 @dataclass(frozen=True)
 class SignIn:
     viewer: Viewer | None
-    throttled: bool = False
+    retry_after: dt.timedelta | None = None  # throttled: refused unchecked, try again then
+
+    @property
+    def throttled(self) -> bool:
+        return self.retry_after is not None
 
 
 def authenticate(
@@ -247,28 +310,39 @@ def authenticate(
     username: str,
     password: str,
     *,
-    address: str | None,
+    address: str,
+    known_client: bool,
     now: dt.datetime,
-    attempts: int,
-    window: dt.timedelta,
+    policy: ThrottlePolicy,
 ) -> SignIn:
-    """Check a sign-in; every attempt is audited. After `attempts` failures within `window`
-    for the same user name or address, further attempts are refused unchecked."""
+    """Check a sign-in from the client at `address`; every attempt is audited. A client
+    that has failed too often for this name is refused unchecked until its wait is over
+    (`signin_throttle`); `known_client`: this browser signed in to the account before."""
     try:
         name = _normalise_username(username)
     except AccountError:
         name = username.strip().lower()[:100]
-    recent_failures = session.scalar(
-        select(func.count(AuditEvent.id)).where(
-            AuditEvent.action == "login.failed",
-            AuditEvent.at > now - window,
-            or_(AuditEvent.target == name, AuditEvent.address == address),
-        )
-    )
-    if (recent_failures or 0) >= attempts:
-        audit(session, actor=name, action="login.throttled", target=name, address=address, now=now)
-        return SignIn(None, throttled=True)
     user = session.scalar(select(User).where(User.username == name))
+    organisation = home_organisation(user) if user else None
+
+    def attempt(action: str, **detail: Any) -> None:
+        audit(
+            session,
+            actor=name,
+            action=action,
+            target=name,
+            organisation=organisation,
+            address=address,
+            now=now,
+            detail=detail,
+        )
+
+    wait = retry_after(
+        session, name, address=address, known_client=known_client, now=now, policy=policy
+    )
+    if wait is not None:
+        attempt("login.throttled", wait_seconds=math.ceil(wait.total_seconds()))
+        return SignIn(None, retry_after=wait)
     if (
         _verify(user.password_hash if user else _DUMMY_HASH, password)
         and user
@@ -277,9 +351,9 @@ def authenticate(
         if _HASHER.check_needs_rehash(user.password_hash):
             user.password_hash = _HASHER.hash(password)
         user.last_login_at = now
-        audit(session, actor=name, action="login.ok", target=name, address=address, now=now)
+        attempt("login.ok", known_client=known_client)
         return SignIn(_viewer(session, user))
-    audit(session, actor=name, action="login.failed", target=name, address=address, now=now)
+    attempt("login.failed", known_client=known_client)
     return SignIn(None)
 
 

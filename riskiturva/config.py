@@ -585,19 +585,69 @@ class Schedules(_Model):
 
 
 class DashboardSettings(_Model):
-    """Sign-in and sessions of the dashboard (docs/dashboard.md)."""
+    """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md)."""
 
     secret_key_file: Path | None = Field(
         None,
         description="signs session cookies; relative to data_dir; default: generated once"
         " into <data_dir>/dashboard-secret.key",
     )
-    session_hours: float = Field(12.0, gt=0, le=720, description="a sign-in lasts this long")
+    session_hours: float = Field(
+        12.0, gt=0, le=720, description="a sign-in ends this long after it began, however used"
+    )
+    session_idle_minutes: int = Field(
+        60,
+        ge=1,
+        le=43200,
+        description="a sign-in ends after this long without a request (at most session_hours)",
+    )
     secure_cookies: bool = Field(False, description="mark cookies Secure (served over HTTPS)")
     login_attempts: int = Field(
-        5, ge=1, le=100, description="failed sign-ins per user name or address per window"
+        5,
+        ge=1,
+        le=100,
+        description="failed sign-ins per (user name, client address) per window before backoff",
     )
-    login_window_seconds: int = Field(900, ge=10, description="the rate limit's window")
+    login_window_seconds: int = Field(
+        900, ge=10, le=86400, description="the window failures are counted in; the longest wait"
+    )
+    login_backoff_seconds: float = Field(
+        30.0,
+        gt=0,
+        le=3600,
+        description="the first wait after the free failures; doubles with each further failure",
+    )
+    login_account_attempts: int = Field(
+        100,
+        ge=1,
+        le=100000,
+        description="failed sign-ins to one user name from all clients per account window before"
+        " clients not known to the account wait too (a distributed attack)",
+    )
+    login_account_window_hours: float = Field(
+        24.0, gt=0, le=720, description="the window account-wide failures are counted in"
+    )
+    known_device_days: int = Field(
+        90,
+        ge=1,
+        le=730,
+        description="a browser that signed in to an account stays known to it this long"
+        " (exempt from the account-wide wait)",
+    )
+    trusted_proxies: tuple[Network, ...] = Field(
+        (),
+        description="reverse proxies (addresses or networks) whose X-Forwarded-For,"
+        " X-Forwarded-Proto and X-Forwarded-Host are believed; none: the peer is the client",
+    )
+
+    @model_validator(mode="after")
+    def _idle_within_lifetime(self) -> DashboardSettings:
+        if self.session_idle_minutes > self.session_hours * 60:
+            raise ValueError(
+                f"session_idle_minutes ({self.session_idle_minutes}) is longer than"
+                f" session_hours ({self.session_hours} h)"
+            )
+        return self
 
 
 class SMTPSettings(_Model):

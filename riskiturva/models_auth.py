@@ -1,4 +1,5 @@
-"""Tables of the dashboard's accounts and audit trail (SQLAlchemy 2.0; migration 0002)."""
+"""Tables of the dashboard's accounts, sign-in sessions and audit trail (SQLAlchemy 2.0;
+migrations 0002 and 0005)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riskiturva.orm import Base
@@ -30,18 +31,40 @@ class User(Base):
     organisations: Mapped[list[Any]] = mapped_column(default=list)
     language: Mapped[str] = mapped_column(String(2), default="fi")
     disabled: Mapped[bool] = mapped_column(default=False)
-    # Raised by a password change or disabling: signed session cookies of older epochs die.
-    session_epoch: Mapped[int] = mapped_column(default=0)
     created_at: Mapped[dt.datetime]
     password_changed_at: Mapped[dt.datetime]
     last_login_at: Mapped[dt.datetime | None]
+
+
+class UserSession(Base):
+    """One sign-in. The browser holds a random token; only its SHA-256 is stored, so a copy
+    of the database opens no session. Ended sessions are kept (`ended_at`, `ended_reason`)
+    until they are older than the longest session, then pruned."""
+
+    __tablename__ = "dashboard_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard_user.id", ondelete="CASCADE"), index=True
+    )
+    created_at: Mapped[dt.datetime]
+    last_seen_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]  # the absolute end, whatever the activity
+    ended_at: Mapped[dt.datetime | None]
+    ended_reason: Mapped[str | None] = mapped_column(String(20))
+    address: Mapped[str | None] = mapped_column(String(64))
+    user_agent: Mapped[str | None] = mapped_column(String(200))
 
 
 class AuditEvent(Base):
     """Who did what, when, from where: sign-ins, decisions on findings, exports, accounts."""
 
     __tablename__ = "audit_event"
-    __table_args__ = (Index("ix_audit_event_action_at", "action", "at"),)
+    __table_args__ = (
+        Index("ix_audit_event_action_at", "action", "at"),
+        Index("ix_audit_event_target_at", "target", "at"),  # the sign-in throttle's counts
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     at: Mapped[dt.datetime]

@@ -464,7 +464,9 @@ def revoke(
     now: dt.datetime,
 ) -> Finding:
     """End a person's decision on a finding now (undo an acceptance or a false positive):
-    the finding counts as open again, and its history keeps who decided and who revoked."""
+    the finding counts as open again, and its history keeps who decided and who revoked.
+    The event's note is the person's reason as written (shown as it is, in any language);
+    the decision revoked is the event before it."""
     if not reason.strip():
         raise ValueError("a reason is required")
     finding = get_finding(session, finding_id, visible)
@@ -472,7 +474,7 @@ def revoke(
         finding.decision_until is not None and finding.decision_until <= now
     ):
         raise ValueError("no decision in force")
-    note = f"{finding.decision} revoked: {reason.strip()}"
+    note = reason.strip()
     if finding.status in DECISIONS:
         finding.status = FindingStatus.OPEN
     finding.decision = finding.decided_by = finding.decided_at = None

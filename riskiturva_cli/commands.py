@@ -1249,6 +1249,25 @@ def users_disable(config_path: Path | None, username: str) -> None:
     click.echo(f"Disabled {username}.")
 
 
+@users_group.command("sign-out")
+@config_option
+@click.argument("usernames", nargs=-1)
+@click.option("--all", "everyone", is_flag=True, help="Every account (e.g. after a leak).")
+def users_sign_out(config_path: Path | None, usernames: Sequence[str], everyone: bool) -> None:
+    """End every dashboard session of the accounts at once (sign out everywhere)."""
+    from riskiturva.auth import end_sessions, list_users
+
+    if everyone == bool(usernames):
+        raise click.UsageError("name the accounts, or give --all")
+
+    def sign_out(session: Any, now: dt.datetime, actor: str) -> list[tuple[str, int]]:
+        names = [u.username for u in list_users(session)] if everyone else usernames
+        return [(n, end_sessions(session, n, now=now, actor=actor)) for n in names]
+
+    for username, ended in _account_command(config_path, sign_out):
+        click.echo(f"{username}: {ended} session(s) ended.")
+
+
 @users_group.command("set-password")
 @config_option
 @click.argument("username")

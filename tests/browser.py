@@ -48,6 +48,7 @@ def chromium() -> Iterator[webdriver.Chrome]:
     options.binary_location = binary
     for flag in CHROMIUM_FLAGS:
         options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})  # the console, for CSP
     driver = webdriver.Chrome(service=Service(driver_path), options=options)
     SCREENSHOTS.mkdir(exist_ok=True)
     try:
@@ -70,10 +71,12 @@ def served(app: Any) -> Iterator[str]:
 
 
 class Visitor:
-    """One person at the browser: signs in, opens pages, waits for text, takes pictures."""
+    """One person at the browser: signs in, opens pages, waits for text, takes pictures,
+    and finds the console clean on every page (no CSP violation, no error)."""
 
     def __init__(self, driver: webdriver.Chrome, base: str, name: str, password: str):
         self.driver, self.base, self.name, self.password = driver, base, name, password
+        driver.get_log("browser")  # what an earlier visitor left in the console is theirs
 
     def sign_in(self, username: str, password: str | None = None) -> None:
         self.driver.delete_all_cookies()
@@ -99,7 +102,22 @@ class Visitor:
             ) from None
         self.settle()
         self.screenshot(shot)
+        self.console_is_clean(shot)
         return str(self.driver.find_element(By.ID, element).text)
+
+    def console_is_clean(self, shot: str, *, expected: tuple[str, ...] = ()) -> None:
+        """Nothing in Chromium's console since the last look: no CSP violation, no error
+        (`expected`: parts of messages this page is meant to cause, such as a 404)."""
+        problems = [
+            entry["message"]
+            for entry in self.driver.get_log("browser")
+            if (
+                entry["level"] in ("SEVERE", "WARNING")
+                or "Content Security Policy" in entry["message"]
+            )
+            and not any(part in entry["message"] for part in expected)
+        ]
+        assert not problems, f"{self.name} {shot}: the console says {problems}"
 
     def settle(self) -> None:
         """Wait for Dash to finish its callbacks (no `_dash-loading` state left)."""

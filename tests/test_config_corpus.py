@@ -143,6 +143,11 @@ CASES = [
     Case("jitter-negative", RESOLVER, "[settings.schedules]\njitter_seconds = -5\n" + RESOLVER, "settings.schedules.jitter_seconds", "greater than or equal to 0", "jitter_seconds"),
     Case("user-agent-empty", SETTINGS, SETTINGS + 'user_agent = ""\n', "settings.user_agent", "at least 1 character", "user_agent"),
     Case("session-hours-inf", RESOLVER, "[settings.dashboard]\nsession_hours = inf\n" + RESOLVER, "settings.dashboard.session_hours", "finite", "session_hours"),
+    Case("idle-longer-than-session", RESOLVER, "[settings.dashboard]\nsession_hours = 1.0\nsession_idle_minutes = 90\n" + RESOLVER, "settings.dashboard", "longer than session_hours", "[settings.dashboard]"),
+    Case("trusted-proxy-a-name", RESOLVER, '[settings.dashboard]\ntrusted_proxies = ["proxy.example"]\n' + RESOLVER, "settings.dashboard.trusted_proxies[0]", "not an IP network", "trusted_proxies"),
+    Case("trusted-proxy-host-bits", RESOLVER, '[settings.dashboard]\ntrusted_proxies = ["10.0.0.1/8"]\n' + RESOLVER, "settings.dashboard.trusted_proxies[0]", "host bits set", "trusted_proxies"),
+    Case("trusted-proxies-not-array", RESOLVER, '[settings.dashboard]\ntrusted_proxies = "10.0.0.1"\n' + RESOLVER, "settings.dashboard.trusted_proxies", "must be an array", "trusted_proxies"),
+    Case("login-backoff-zero", RESOLVER, "[settings.dashboard]\nlogin_backoff_seconds = 0.0\n" + RESOLVER, "settings.dashboard.login_backoff_seconds", "greater than 0", "login_backoff_seconds"),
     Case("allow-wide-string", HYVALA_SCOPE, HYVALA_SCOPE + '\nallow_wide_networks = "yes"', "organisations[0].scope.allow_wide_networks", "true or false", "allow_wide_networks"),
     Case("scope-limit-zero", RESOLVER, "[settings.scope]\nwidest_ipv4_network = 0\n" + RESOLVER, "settings.scope.widest_ipv4_network", "greater than or equal to 1", "widest_ipv4_network"),
     # --- the data folder and the database --------------------------------------------------

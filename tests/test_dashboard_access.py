@@ -1,16 +1,23 @@
-"""Who sees what: sign-in, sessions, CSRF, and the cross-tenant test.
+"""Who sees what: sign-in and its throttle, server-side sessions, forged and malformed
+requests, headers, the audit trail, and the cross-tenant test.
 
 Given two municipalities in one store, staff of Hyvälä sign in and send hand-crafted
 `/_dash-update-component` requests to every callback of the app, with every route and
 every id that names Rapala's organisation, findings and exports. Nothing of Rapala's may
-come back, and nothing of Rapala's may change.
+come back, nothing of Rapala's may change, and every attempt is in the audit trail.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import re
+import shutil
+import threading
+import tomllib
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -19,9 +26,11 @@ from sqlalchemy import delete, func, select
 
 import dashboard
 from dashboard import ids
+from dashboard.proxies import client_address
 from dashboard.security import CSRF_HEADER, unsecured_callbacks
 from riskiturva import auth, views
 from riskiturva.checks import load_registry
+from riskiturva.config import Config, DashboardSettings
 from riskiturva.models import (
     Asset,
     AssetEvidence,
@@ -34,9 +43,10 @@ from riskiturva.models import (
     ScopeSighting,
     SubjectState,
 )
-from riskiturva.models_auth import AuditEvent
+from riskiturva.models_auth import AuditEvent, UserSession
 from riskiturva.store import NotVisible, ObservedFinding, decide, reconcile, sync_config
-from tests.conftest import T0
+from tests.conftest import MINIMAL_CONFIG, T0
+from tests.dashboard_http import callback_body, client_from, output_of, post_login
 
 PASSWORD = "correct horse battery"
 NOW = T0 + dt.timedelta(days=40)
@@ -157,7 +167,9 @@ def seed(sessions, config) -> dict[str, int]:
         for username, role, org in (
             ("hyvala-staff", auth.Role.ORG_STAFF, ["hyvala"]),
             ("hyvala-boss", auth.Role.VIEWER, ["hyvala"]),
+            ("rapala-staff", auth.Role.ORG_STAFF, ["rapala"]),
             ("partner", auth.Role.PARTNER_ADMIN, []),
+            ("hyvala-partner", auth.Role.PARTNER_ADMIN, ["hyvala"]),
         ):
             auth.create_user(
                 session, username=username, password=PASSWORD, role=role, organisations=org, now=T0
@@ -213,33 +225,88 @@ def asset_id(sessions, value: str) -> int:
         return session.scalar(select(Asset.id).where(Asset.value == value))
 
 
-@pytest.fixture
-def estate(tmp_path, minimal_config):
+class Clock:
+    """A clock the test moves: `clock.now += dt.timedelta(minutes=61)`."""
+
+    def __init__(self, now: dt.datetime = NOW):
+        self.now = now
+
+    def __call__(self) -> dt.datetime:
+        return self.now
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """One store seeded for the whole module (hashing five passwords takes seconds); each
+    test gets its own copy of the file."""
     from riskiturva import db
     from riskiturva.store import make_engine, session_factory
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    path = tmp_path_factory.mktemp("seeded") / "riskiturva.db"
+    engine = make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
-    sessions = session_factory(engine)
-    config = minimal_config.model_copy(
-        update={"settings": minimal_config.settings.model_copy(update={"data_dir": tmp_path})}
+    finding_ids = seed(
+        session_factory(engine), Config.model_validate(tomllib.loads(MINIMAL_CONFIG))
     )
-    finding_ids = seed(sessions, config)
-    app = dashboard.create_app(config, sessions, clock=lambda: NOW)
-    yield app, sessions, finding_ids
+    engine.dispose()
+    return path, finding_ids
+
+
+@pytest.fixture
+def make_estate(tmp_path, minimal_config, seeded):
+    """`make_estate(clock, **dashboard_settings)`: the two municipalities, the app on them."""
+    from riskiturva.store import make_engine, session_factory
+
+    template, finding_ids = seeded
+    shutil.copyfile(template, tmp_path / "riskiturva.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    sessions = session_factory(engine)
+
+    def make(clock=lambda: NOW, **dashboard_settings):
+        settings = minimal_config.settings.model_copy(
+            update={"data_dir": tmp_path, "dashboard": DashboardSettings(**dashboard_settings)}
+        )
+        config = minimal_config.model_copy(update={"settings": settings})
+        return dashboard.create_app(config, sessions, clock=clock), sessions, finding_ids
+
+    yield make
     engine.dispose()
 
 
-def sign_in(app, username: str, password: str = PASSWORD, *, address: str = "127.0.0.1"):
-    client = app.server.test_client()
+@pytest.fixture
+def estate(make_estate):
+    return make_estate()
+
+
+def sign_in(
+    app,
+    username: str,
+    password: str = PASSWORD,
+    *,
+    address: str = "127.0.0.1",
+    client=None,
+    headers: dict[str, str] | None = None,
+):
+    """Sign in as a browser would: the form, its token, a POST from `address`."""
+    client = client or app.server.test_client()
     page = client.get("/login").get_data(as_text=True)
     token = re.search(r'name="csrf" value="([^"]+)"', page).group(1)
     response = client.post(
         "/login",
         data={"csrf": token, "username": username, "password": password, "next": "/"},
         environ_base={"REMOTE_ADDR": address},
+        headers=headers or {},
     )
     return client, response
+
+
+def audited(sessions, action: str) -> list[AuditEvent]:
+    with sessions() as session:
+        return list(
+            session.scalars(
+                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
+            )
+        )
 
 
 def text_of(response) -> str:
@@ -255,32 +322,23 @@ def csrf_of(client) -> str:
     return cookie.value
 
 
-def call(app, client, output: str, values: dict[tuple[str, str], Any], *, csrf: str | None = ""):
-    """POST one callback as the renderer would, with the given input and state values."""
-    spec = app.callback_map[output]
-
-    def items(kind: str) -> list[dict[str, Any]]:
-        return [
-            {
-                "id": d["id"],
-                "property": d["property"],
-                "value": values.get((d["id"], d["property"])),
-            }
-            for d in spec[kind]
-        ]
-
-    outputs = [
-        {"id": o.split(".")[0], "property": o.split(".")[1]} for o in output.strip(".").split("...")
-    ]
-    body = {
-        "output": output,
-        "outputs": outputs if output.startswith("..") else outputs[0],
-        "inputs": items("inputs"),
-        "state": items("state"),
-        "changedPropIds": [f"{d['id']}.{d['property']}" for d in spec["inputs"]],
-    }
-    headers = {} if csrf is None else {CSRF_HEADER: csrf or csrf_of(client)}
-    return client.post("/_dash-update-component", json=body, headers=headers)
+def call(
+    app,
+    client,
+    output: str,
+    values: dict[tuple[str, str], Any],
+    *,
+    csrf: str | None = "",
+    changed: list[tuple[str, str]] | None = None,
+    headers: dict[str, str] | None = None,
+):
+    """POST one callback as the renderer would, with the given input and state values;
+    `changed`: the inputs that fired (default: all of them)."""
+    sent = dict(headers or {})
+    if csrf is not None:
+        sent[CSRF_HEADER] = csrf or csrf_of(client)
+    body = callback_body(app, output, values, changed)
+    return client.post("/_dash-update-component", json=body, headers=sent)
 
 
 # --- sign-in, sessions, CSRF -----------------------------------------------------------
@@ -301,6 +359,7 @@ def test_nothing_is_served_without_a_session(estate):
         assert client.get(path).status_code == 401, path
     assert client.post("/_dash-update-component", json={}).status_code == 401
     assert client.get("/assets/riskiturva.css").status_code == 200  # style only, no data
+    assert client.get("/assets/session.js").status_code == 200  # no data either
     assert "Kirjaudu" in client.get("/login").get_data(as_text=True)
 
 
@@ -308,35 +367,336 @@ def test_session_cookie_is_httponly_samesite_and_signed_with_a_generated_key(est
     app, _, _ = estate
     client, response = sign_in(app, "hyvala-staff")
     assert response.status_code == 302
-    cookie = next(h for h in response.headers.getlist("Set-Cookie") if "riskiturva_session" in h)
-    assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Secure" not in cookie
+    cookies = response.headers.getlist("Set-Cookie")
+    session = next(c for c in cookies if c.startswith("riskiturva_session="))
+    assert "HttpOnly" in session and "SameSite=Lax" in session and "Secure" not in session
+    device = next(c for c in cookies if c.startswith("riskiturva_device="))
+    assert "HttpOnly" in device and "Max-Age=7776000" in device  # 90 days
     key_file = tmp_path / "dashboard-secret.key"
     assert key_file.stat().st_mode & 0o077 == 0
     assert app.server.secret_key == key_file.read_text().strip().encode()
     assert client.get("/_dash-layout").status_code == 200
 
 
-def test_wrong_password_and_rate_limit_are_audited(estate):
+def test_the_session_table_holds_only_a_hash_of_the_browsers_token(estate):
+    app, sessions, _ = estate
+    client, _ = sign_in(app, "hyvala-staff", address="127.0.0.7")
+    signed = client.get_cookie("riskiturva_session").value
+    cookie = app.server.session_interface.get_signing_serializer(app.server).loads(signed)
+    with sessions() as session:
+        [row] = session.scalars(select(UserSession))
+    assert row.token_hash == hashlib.sha256(cookie["sid"].encode()).hexdigest()
+    assert cookie["sid"] not in row.token_hash
+    assert (row.address, row.ended_at) == ("127.0.0.7", None)
+
+
+def replay(app, cookie: str):
+    """A second browser (or `requests`) holding a copy of someone's session cookie."""
+    thief = app.server.test_client()
+    thief.set_cookie("riskiturva_session", cookie)
+    return thief
+
+
+def test_a_cookie_copied_before_sign_out_stops_working_at_once(estate):
+    app, sessions, finding_ids = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    copied = client.get_cookie("riskiturva_session").value
+    csrf = csrf_of(client)
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    thief = replay(app, copied)
+    assert thief.get("/_dash-layout").status_code == 200  # a copy works while signed in…
+    response = call(app, client, "redirect.href", {(ids.SIGN_OUT, "n_clicks"): 1})
+    assert response.json["response"]["redirect"]["href"] == "/login"
+    thief = replay(app, copied)  # …and not at all once signed out:
+    assert thief.get("/_dash-layout").status_code == 401
+    assert thief.get("/org/hyvala").status_code == 302
+    route = {(ids.URL, "pathname"): "/org/hyvala"}
+    assert call(app, thief, "page.children", route, csrf=csrf).status_code == 401
+    export = {(ids.EXPORT, "n_clicks"): 1, (ids.FINDINGS_ORG, "data"): "hyvala"}
+    assert call(app, thief, "download.data", export, csrf=csrf).status_code == 401
+    decision = {
+        (ids.DECIDE_SUBMIT, "n_clicks"): 1,
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "accepted",
+        (ids.DECIDE_REASON, "value"): "varastettu eväste",
+        (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=30)).isoformat(),
+    }
+    response = call(app, thief, output_of(app, ids.DECIDE_MESSAGE), decision, csrf=csrf)
+    assert response.status_code == 401
+    with sessions() as session:
+        assert session.get(Finding, own).status == "open"
+    assert [e.actor for e in audited(sessions, "session.signed_out")] == ["hyvala-staff"]
+
+
+def test_sessions_end_after_the_idle_limit_and_the_lifetime(make_estate):
+    clock = Clock()
+    app, sessions, _ = make_estate(clock, session_hours=2, session_idle_minutes=30)
+    idle, _ = sign_in(app, "hyvala-staff")
+    busy, _ = sign_in(app, "hyvala-boss")
+    for _ in range(3):  # a request every 29 minutes keeps one session alive
+        clock.now += dt.timedelta(minutes=29)
+        assert busy.get("/_dash-layout").status_code == 200
+    assert idle.get("/_dash-layout").status_code == 401
+    clock.now = NOW + dt.timedelta(hours=2)
+    assert busy.get("/_dash-layout").status_code == 401  # however busy
+    reasons = [(e.actor, e.detail["reason"]) for e in audited(sessions, "session.expired")]
+    assert reasons == [("hyvala-staff", "idle"), ("hyvala-boss", "expired")]
+
+
+def test_a_failed_sign_in_slows_that_name_from_that_client_only(estate):
     app, sessions, _ = estate
     for _attempt in range(5):
-        _, response = sign_in(app, "hyvala-staff", "wrong password!", address="127.0.0.9")
+        _, response = sign_in(app, "hyvala-staff", "wrong password!", address="203.0.113.9")
         assert response.status_code == 401
-    _, response = sign_in(app, "hyvala-staff", address="127.0.0.9")  # right, but too late
+    _, response = sign_in(app, "hyvala-staff", address="203.0.113.9")  # right, but too soon
     assert response.status_code == 429
-    _, response = sign_in(app, "partner", address="127.0.0.9")  # same address, other name
-    assert response.status_code == 429
+    assert response.headers["Retry-After"] == "30"
+    assert "Liian monta" in response.get_data(as_text=True)
+    _, response = sign_in(app, "hyvala-staff", address="127.0.0.1")  # the user, elsewhere
+    assert response.status_code == 302
+    _, response = sign_in(app, "partner", address="203.0.113.9")  # another name, same client
+    assert response.status_code == 302
     with sessions() as session:
         actions = list(session.scalars(select(AuditEvent.action).order_by(AuditEvent.id)))
-    assert actions[-7:] == ["login.failed"] * 5 + ["login.throttled"] * 2
+    assert actions[-8:] == ["login.failed"] * 5 + ["login.throttled", "login.ok", "login.ok"]
+
+
+def test_the_known_browser_signs_in_through_a_distributed_attack(make_estate):
+    app, sessions, _ = make_estate(login_account_attempts=8)
+    browser, _ = sign_in(app, "hyvala-staff", address="192.0.2.10")  # her own, earlier
+    call(app, browser, "redirect.href", {(ids.SIGN_OUT, "n_clicks"): 1})
+    for n in range(8):  # a botnet: one guess from each address
+        _, response = sign_in(app, "hyvala-staff", "guess", address=f"198.51.100.{n}")
+        assert response.status_code == 401
+    _, response = sign_in(app, "hyvala-staff", address="198.51.100.99")
+    assert response.status_code == 429  # a client the account does not know waits…
+    _, response = sign_in(app, "hyvala-staff", address="192.0.2.77", client=browser)
+    assert response.status_code == 302  # …her browser, from a new address, does not
+    _, response = sign_in(app, "partner", address="198.51.100.99")
+    assert response.status_code == 302  # and other accounts are untouched
+    assert audited(sessions, "login.ok")[-2].detail == {"known_client": True}
+
+
+def test_a_forged_device_cookie_is_not_a_known_browser(make_estate):
+    app, _, _ = make_estate(login_account_attempts=3)
+    for n in range(3):
+        sign_in(app, "hyvala-staff", "guess", address=f"198.51.100.{n}")
+    forger = app.server.test_client()
+    forger.set_cookie("riskiturva_device", '["hyvala-staff"].forged')
+    _, response = sign_in(app, "hyvala-staff", client=forger, address="198.51.100.50")
+    assert response.status_code == 429
+
+
+def test_x_forwarded_for_is_believed_only_from_trusted_proxies(make_estate):
+    app, sessions, _ = make_estate(trusted_proxies=["127.0.0.20"])
+    forwarded = {"X-Forwarded-For": "203.0.113.5"}
+    sign_in(app, "hyvala-staff", "wrong", address="127.0.0.20", headers=forwarded)  # proxy
+    sign_in(app, "hyvala-staff", "wrong", address="127.0.0.5", headers=forwarded)  # a liar
+    addresses = [e.address for e in audited(sessions, "login.failed")]
+    assert addresses == ["203.0.113.5", "127.0.0.5"]
+    for _ in range(5):  # a liar cannot spend the proxy's clients' attempts
+        sign_in(app, "partner", "wrong", address="127.0.0.5", headers=forwarded)
+    _, response = sign_in(app, "partner", address="127.0.0.20", headers=forwarded)
+    assert response.status_code == 302
+
+
+def test_the_served_app_sees_the_proxy_headers_and_believes_only_trusted_peers(make_estate):
+    """Through waitress itself (which strips X-Forwarded-* by default), over real sockets."""
+    app, sessions, _ = make_estate(trusted_proxies=["127.0.0.20"])
+    server = dashboard.make_server(app, port=0)
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    base = f"http://127.0.0.1:{server.effective_port}"
+    try:
+        for peer in ("127.0.0.20", "127.0.0.5"):  # the proxy, then someone else
+            client = client_from(peer)
+            client.headers["X-Forwarded-For"] = "203.0.113.5"
+            assert post_login(client, base, "hyvala-staff", "wrong").status_code == 401
+    finally:
+        server.close()
+        thread.join(timeout=5)
+    assert [e.address for e in audited(sessions, "login.failed")] == ["203.0.113.5", "127.0.0.5"]
+
+
+def test_the_client_is_the_right_most_untrusted_hop():
+    trusted = DashboardSettings(trusted_proxies=["127.0.0.20", "10.0.0.0/8"]).trusted_proxies
+    assert client_address("127.0.0.20", "203.0.113.5", trusted) == "203.0.113.5"
+    assert client_address("127.0.0.20", "1.2.3.4, 203.0.113.5, 10.0.0.3", trusted) == (
+        "203.0.113.5"  # the left-most entry is the client's own claim
+    )
+    assert client_address("127.0.0.20", "10.0.0.3, 10.0.0.4", trusted) == "10.0.0.3"
+    assert client_address("127.0.0.20", "junk, 10.0.0.3", trusted) == "10.0.0.3"
+    assert client_address("127.0.0.5", "203.0.113.5", trusted) == "127.0.0.5"
+    assert client_address("::ffff:127.0.0.20", "2001:db8::1", trusted) == "2001:db8::1"
+    assert client_address("127.0.0.20", None, trusted) == "127.0.0.20"
+    assert client_address("127.0.0.20", "203.0.113.5", ()) == "127.0.0.20"
 
 
 def test_callbacks_need_the_csrf_header(estate):
-    app, _, _ = estate
+    app, sessions, _ = estate
     client, _ = sign_in(app, "hyvala-staff")
     route = {(ids.URL, "pathname"): "/org/hyvala"}
     assert call(app, client, "page.children", route, csrf=None).status_code == 403
     assert call(app, client, "page.children", route, csrf="forged").status_code == 403
     assert call(app, client, "page.children", route).status_code == 200
+    reasons = [e.detail["reason"] for e in audited(sessions, "request.refused")]
+    assert reasons == ["csrf", "csrf"]
+
+
+def test_state_changing_requests_from_another_site_are_refused(make_estate):
+    app, sessions, _ = make_estate(trusted_proxies=["127.0.0.20"])
+    client, _ = sign_in(app, "hyvala-staff", headers={"Origin": "http://localhost"})
+    route = {(ids.URL, "pathname"): "/org/hyvala"}
+    for headers in (
+        {"Origin": "https://evil.example"},
+        {"Origin": "null"},
+        {"Origin": "http://localhost:8050"},  # another port is another site
+        {"Sec-Fetch-Site": "cross-site"},
+        {"Sec-Fetch-Site": "same-site"},
+    ):
+        assert call(app, client, "page.children", route, headers=headers).status_code == 403
+    same_site = call(app, client, "page.children", route, headers={"Origin": "http://localhost"})
+    assert same_site.status_code == 200
+    behind_proxy = {
+        "Origin": "https://riskiturva.example",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "riskiturva.example",
+    }
+    through_proxy = client.post(
+        "/_dash-update-component",
+        json={},
+        headers={**behind_proxy, CSRF_HEADER: csrf_of(client)},
+        environ_base={"REMOTE_ADDR": "127.0.0.20"},
+    )
+    assert through_proxy.status_code == 400  # past the origin check; the body is empty
+    not_through_proxy = client.post(
+        "/_dash-update-component", json={}, headers={**behind_proxy, CSRF_HEADER: csrf_of(client)}
+    )
+    assert not_through_proxy.status_code == 403
+    _, login = sign_in(app, "partner", headers={"Origin": "https://evil.example"})
+    assert login.status_code == 403  # no sign-in from another site's form either
+    refused = audited(sessions, "request.refused")
+    assert [e.detail["reason"] for e in refused] == ["cross_site"] * 5 + [
+        "malformed",
+        "cross_site",
+    ]
+
+
+MALFORMED_BODIES = (
+    b"not json",
+    b"[1, 2]",
+    b"{}",
+    b'{"output": "page.children"}',
+    b'{"output": "nosuch.children", "outputs": {"id": "nosuch", "property": "children"},'
+    b' "inputs": []}',
+    b'{"output": "page.children", "outputs": {"id": "page", "property": "children"},'
+    b' "inputs": [{"id": "url", "property": "pathname"}]}',
+    b'{"output": "page.children", "outputs": {"id": "page", "property": "children"},'
+    b' "inputs": "everything"}',
+    b'{"output": "page.children", "outputs": {"id": "page", "property": "children"},'
+    b' "inputs": [{"id": {"type": "x"}, "property": "pathname"},'
+    b' {"id": "url", "property": "search"}]}',
+    b'{"output": "page.children", "outputs": [{"id": "page", "property": "title"}],'
+    b' "inputs": [{"id": "url", "property": "pathname"}, {"id": "url", "property": "search"}]}',
+    b'{"output": "page.children", "outputs": {"id": "page", "property": "children"},'
+    b' "inputs": [{"id": "url", "property": "pathname"}, {"id": "url", "property": "search"}],'
+    b' "changedPropIds": ["sign-out.n_clicks"]}',
+    b'{"output": "page.children", "outputs": {"id": "page", "property": "children"},'
+    b' "inputs": [{"id": "url", "property": "pathname"}, {"id": "url", "property": "search"}],'
+    b' "state": [{"id": "findings-org", "property": "data"}]}',
+)
+
+
+def test_a_malformed_callback_body_is_a_400_not_a_500(estate):
+    app, sessions, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    for body in MALFORMED_BODIES:
+        response = client.post(
+            "/_dash-update-component",
+            data=body,
+            content_type="application/json",
+            headers={CSRF_HEADER: csrf_of(client)},
+        )
+        assert response.status_code == 400, (body, response.get_data(as_text=True))
+    refused = audited(sessions, "request.refused")
+    assert len(refused) == len(MALFORMED_BODIES)
+    assert {(e.actor, e.detail["reason"]) for e in refused} == {("hyvala-staff", "malformed")}
+
+
+def test_a_huge_callback_body_is_refused_before_it_is_read(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    response = client.post(
+        "/_dash-update-component",
+        data=b"[" + b"0," * (1 << 20) + b"0]",
+        content_type="application/json",
+        headers={CSRF_HEADER: csrf_of(client)},
+    )
+    assert response.status_code == 413
+
+
+def test_head_answers_like_get(estate):
+    app, _, _ = estate
+    anonymous = app.server.test_client()
+    assert anonymous.head("/login").status_code == 200
+    assert anonymous.head("/").status_code == 302
+    assert anonymous.head("/assets/riskiturva.css").status_code == 200
+    client, _ = sign_in(app, "hyvala-staff")
+    for path in ("/", "/org/hyvala", "/_dash-layout", "/_dash-dependencies"):
+        head, get = client.head(path), client.get(path)
+        assert head.status_code == get.status_code == 200, path
+        assert head.data == b"" and head.headers["Content-Type"] == get.headers["Content-Type"]
+    assert client.head("/nowhere").status_code == 404
+
+
+def test_unknown_paths_are_404(estate):
+    app, _, _ = estate
+    anonymous = app.server.test_client()
+    for path in ("/nowhere", "/org/hyvala/nothing", "/_dash-nothing", "/wp-login.php"):
+        response = anonymous.get(path)
+        assert response.status_code == 404, path
+        assert '<html lang="fi">' in response.get_data(as_text=True)
+    client, _ = sign_in(app, "hyvala-staff")
+    for path in (
+        "/nowhere",
+        "/findings/x",
+        "/_dash-component-suites/dash/nothing.js",
+        "/_dash-component-suites/nothing/x.js",
+        "/assets/nothing.css",
+    ):
+        assert client.get(path).status_code == 404, path
+    assert client.get("/org/hyvala").status_code == 200
+    # Someone else's organisation has a path like any other: the page itself says "not
+    # found", the same as for one that does not exist.
+    assert client.get("/org/rapala").status_code == 200
+    assert client.get("/org/nowhere").status_code == 200
+
+
+def test_every_response_carries_the_content_security_policy(estate):
+    app, _, _ = estate
+    anonymous = app.server.test_client()
+    client, _ = sign_in(app, "hyvala-staff")
+    for response in (anonymous.get("/login"), client.get("/"), client.get("/_dash-layout")):
+        policy = dict(
+            d.strip().split(" ", 1) for d in response.headers["Content-Security-Policy"].split(";")
+        )
+        script = policy["script-src"].split()
+        assert script[0] == "'self'" and all(s.startswith("'sha256-") for s in script[1:])
+        assert len(script) == 2  # the renderer's start-up line: the one inline script
+        assert "'unsafe-eval'" not in policy["script-src"]
+        assert policy["object-src"] == "'none'" and policy["frame-ancestors"] == "'none'"
+        assert "camera=()" in response.headers["Permissions-Policy"]
+        assert response.headers["X-Frame-Options"] == "DENY"
+
+
+def test_the_page_says_its_language(estate):
+    app, _, _ = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    assert client.get("/").get_data(as_text=True).startswith('<!DOCTYPE html>\n<html lang="fi">')
+    client.get("/language/sv")
+    assert '<html lang="sv">' in client.get("/org/hyvala").get_data(as_text=True)
+    client.get("/language/en")
+    assert '<html lang="en">' in client.get("/login").get_data(as_text=True)
 
 
 def test_disabling_or_a_new_password_ends_existing_sessions(estate):
@@ -346,13 +706,9 @@ def test_disabling_or_a_new_password_ends_existing_sessions(estate):
     with sessions.begin() as session:
         auth.set_password(session, "hyvala-staff", "another long password", now=NOW)
     assert client.get("/_dash-layout").status_code == 401
-
-
-def test_sign_out_clears_the_session(estate):
-    app, _, _ = estate
-    client, _ = sign_in(app, "hyvala-staff")
-    response = call(app, client, "redirect.href", {(ids.SIGN_OUT, "n_clicks"): 1})
-    assert response.json["response"]["redirect"]["href"] == "/login"
+    client, _ = sign_in(app, "hyvala-staff", "another long password")
+    with sessions.begin() as session:
+        auth.disable_user(session, "hyvala-staff", now=NOW)
     assert client.get("/_dash-layout").status_code == 401
 
 
@@ -403,23 +759,49 @@ def hostile_values(
             *ROUTES,
             f"/findings/{rapala_finding}",
             "/findings/999999999999",
+            "/org/RAPALA",
+            "/org/rapala/",
+            "//org/rapala",
+            "/org/hyvala/../rapala",
+            "/audit",
             5,
         ],
         (ids.URL, "search"): ["", "?status=open&status=resolved", 7],
         (ids.SIGN_OUT, "n_clicks"): [None],
-        (ids.FINDINGS_ORG, "data"): ["rapala", ["rapala"], {"slug": "rapala"}],
+        (ids.FINDINGS_ORG, "data"): ["rapala", "RAPALA", " rapala", ["rapala"], {"slug": "rapala"}],
         (ids.FILTER_CATEGORY, "value"): [None, 5, {"x": 1}, "high"],
         (ids.FILTER_SEVERITY, "value"): [None, 5, {"x": 1}, "high"],
         (ids.FILTER_STATUS, "value"): [["open", "resolved"]],
         (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
         (ids.FILTER_REQUIREMENT, "value"): [None, ["tiedonhallintalaki.15_1_integrity"], "x"],
         (ids.EXPORT, "n_clicks"): [1],
-        (ids.FINDING_ID, "data"): [rapala_finding, str(rapala_finding), 10**30, "x", None],
+        (ids.FINDING_ID, "data"): [
+            rapala_finding,
+            rapala_accepted,
+            str(rapala_finding),
+            f" {rapala_finding}",
+            -rapala_finding,
+            True,
+            10**30,
+            "x",
+            None,
+        ],
         (ids.DECIDE_SUBMIT, "n_clicks"): [1],
-        (ids.DECIDE_KIND, "value"): ["accepted", "false_positive"],
+        (ids.DECIDE_REVOKE, "n_clicks"): [1],
+        (ids.REVOKE_SUBMIT, "n_clicks"): [1],
+        (ids.DECIDE_KIND, "value"): ["accepted", "false_positive", "open", 5],
         (ids.DECIDE_REASON, "value"): ["hyväksytty"],
         (ids.DECIDE_UNTIL, "value"): [(NOW.date() + dt.timedelta(days=30)).isoformat()],
-        (ids.REVOKE_SUBMIT, "n_clicks"): [1],
+        (ids.AUDIT_KIND, "value"): [None, "refused", 5],
+        (ids.AUDIT_ORG, "value"): ["rapala", "RAPALA", None, ["rapala"]],
+        (ids.END_SESSIONS, "n_clicks"): [1],
+        (ids.END_SESSIONS_USER, "value"): [
+            "rapala-staff",
+            "RAPALA-STAFF",
+            "partner",
+            ["rapala-staff"],
+            None,
+        ],
         (ids.EXCEPTIONS_ORG, "data"): ["rapala", ["rapala"], None],
         (ids.EXCEPTIONS_TABLE, "selected_row_ids"): [
             [rapala_accepted],
@@ -449,18 +831,42 @@ def hostile_values(
     }
 
 
-def test_staff_of_one_municipality_get_nothing_of_another(estate):
+def without_own_rows(body: Any, attacker: str) -> Any:
+    """The response, less the audit rows of the attacker's own attempts (which echo what
+    they typed, Rapala's slug included): those are theirs to see. Rows are dropped from
+    the audit table wherever it is: a page's layout, or a callback's output."""
+    if isinstance(body, list):
+        return [without_own_rows(item, attacker) for item in body]
+    if not isinstance(body, dict):
+        return body
+    table = body.get(ids.AUDIT_TABLE)  # a callback's output
+    if body.get("id") == ids.AUDIT_TABLE:  # a component's props
+        table = body
+    if isinstance(table, dict) and isinstance(table.get("data"), list):
+        table["data"] = [row for row in table["data"] if row["actor"] != attacker]
+    return {key: without_own_rows(value, attacker) for key, value in body.items()}
+
+
+@pytest.mark.parametrize(
+    ("attacker", "not_theirs"),
+    [
+        ("hyvala-staff", {ids.AUDIT_TABLE, ids.END_SESSIONS_MESSAGE}),  # not partner admins
+        ("hyvala-partner", {ids.DECIDE_MESSAGE, ids.REVOKE_MESSAGE}),  # decisions: staff's
+    ],
+)
+def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not_theirs):
     app, sessions, finding_ids = estate
     rapala_finding = finding_ids["127.60.2.10:3389/tcp"]
     rapala_accepted = finding_ids["127.60.2.10:53/tcp"]
     rapala_asset = asset_id(sessions, "salainen.rapala.test")
     hyvala_asset = asset_id(sessions, "uusi.hyvala.test")
     values = hostile_values(rapala_finding, rapala_accepted, rapala_asset, hyvala_asset)
-    client, _ = sign_in(app, "hyvala-staff")
+    rapala, _ = sign_in(app, "rapala-staff")
+    client, _ = sign_in(app, attacker)
     with sessions() as session:
         events_before = session.scalar(select(func.count(FindingEvent.id)))
         changes_before = session.scalar(select(func.count(ChangeEvent.id)))
-    calls = 0
+    tally: Counter[tuple[str, int]] = Counter()  # (callback, status): attempts
     for output, spec in app.callback_map.items():
         dependencies = [(d["id"], d["property"]) for d in spec["inputs"] + spec["state"]]
         missing = [d for d in dependencies if d not in values]
@@ -469,12 +875,13 @@ def test_staff_of_one_municipality_get_nothing_of_another(estate):
             for value in values[varied]:
                 chosen = {d: values[d][0] for d in dependencies} | {varied: value}
                 response = call(app, client, output, chosen)
-                calls += 1
+                tally[output.strip(".").split(".")[0], response.status_code] += 1
                 assert response.status_code in (200, 204), (output, chosen)
-                body = text_of(response)
-                leaked = [m for m in RAPALA_MARKERS if m in body]
-                assert not leaked, f"{output} with {chosen} returned {leaked}: {body[:300]}"
-    assert calls > 20
+                body = response.json if response.is_json else response.get_data(as_text=True)
+                shown = json.dumps(without_own_rows(body, attacker), ensure_ascii=False)
+                leaked = [m for m in RAPALA_MARKERS if m in shown]
+                assert not leaked, f"{output} with {chosen} returned {leaked}: {shown[:300]}"
+    assert tally.total() > 75
     with sessions() as session:
         assert session.scalar(select(func.count(FindingEvent.id))) == events_before
         assert session.get(Finding, rapala_finding).status == "open"
@@ -484,6 +891,33 @@ def test_staff_of_one_municipality_get_nothing_of_another(estate):
         assert session.get(Asset, rapala_asset).state == "proposed"
         assert session.get(Asset, hyvala_asset).state == "proposed"
         assert session.scalar(select(func.count(ChangeEvent.id))) == changes_before
+    assert rapala.get("/_dash-layout").status_code == 200  # her session was not ended
+    refusals = audited(sessions, "access.refused") + audited(sessions, "request.refused")
+    assert {e.actor for e in refusals} == {attacker}
+    assert {e.organisation for e in refusals} == {"hyvala"}  # filed under her organisation
+    targets = {e.target for e in audited(sessions, "access.refused")}
+    assert {"/org/rapala", "rapala", str([rapala_asset])} <= targets  # page, org, asset
+    permission = {e.target for e in audited(sessions, "request.refused")}
+    assert permission == {output_of(app, component) for component in not_theirs}
+    print(attack_table(attacker, tally, len(refusals)))  # for the record: `pytest -rP`
+
+
+def attack_table(attacker: str, tally: Counter[tuple[str, int]], audited_refusals: int) -> str:
+    """The attempts per callback and what they got, as a Markdown table."""
+    rows = [
+        f"attacker {attacker}",
+        "| callback | attempts | 200 (nothing of Rapala's) | 204 (refused) |",
+    ]
+    rows.append("|---|---|---|---|")
+    for callback in sorted({c for c, _ in tally}):
+        answered, refused = tally[callback, 200], tally[callback, 204]
+        rows.append(f"| {callback} | {answered + refused} | {answered} | {refused} |")
+    rows.append(
+        f"| all | {tally.total()} | {sum(n for (_, s), n in tally.items() if s == 200)} "
+        f"| {sum(n for (_, s), n in tally.items() if s == 204)} |"
+    )
+    rows.append(f"leaks 0, changes 0, audited refusals {audited_refusals}")
+    return "\n".join(rows)
 
 
 def test_staff_see_their_own_organisation(estate):
@@ -521,7 +955,17 @@ def test_management_viewer_is_refused_details(estate):
     assert call(app, client, "download.data", export).status_code == 204
 
 
-def test_staff_decision_is_written_to_the_audit_trail(estate):
+def status_shown(response) -> str:
+    """The status the finding page shows after a decision callback."""
+    state = response.json["response"][ids.FINDING_STATE]["children"]
+    return next(
+        c["props"]["children"]
+        for c in components(state)
+        if c["props"].get("id") == ids.FINDING_STATUS
+    )
+
+
+def test_staff_decision_shows_at_once_and_is_written_to_the_audit_trail(estate):
     app, sessions, finding_ids = estate
     own = finding_ids["127.60.1.10:3389/tcp"]
     client, _ = sign_in(app, "hyvala-staff")
@@ -533,17 +977,156 @@ def test_staff_decision_is_written_to_the_audit_trail(estate):
         (ids.DECIDE_REASON, "value"): "Palvelu poistuu käytöstä joulukuussa",
         (ids.DECIDE_UNTIL, "value"): until,
     }
-    output = next(k for k in app.callback_map if "decide-message" in k)
-    response = call(app, client, output, values)
+    output = output_of(app, ids.DECIDE_MESSAGE)
+    response = call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
     assert response.status_code == 200
+    assert status_shown(response) == "Hyväksytty riski"
+    assert response.json["response"][ids.DECIDE_REVOKE]["disabled"] is False
     with sessions() as session:
         finding = session.get(Finding, own)
         assert (finding.status, finding.decided_by) == ("accepted", "hyvala-staff")
-        event = session.scalar(select(AuditEvent).where(AuditEvent.action == "finding.accepted"))
-        assert (event.actor, event.organisation, event.at) == ("hyvala-staff", "hyvala", NOW)
-        assert event.note == "Palvelu poistuu käytöstä joulukuussa"
+    [event] = audited(sessions, "finding.accepted")
+    assert (event.actor, event.organisation, event.at) == ("hyvala-staff", "hyvala", NOW)
+    assert (event.note, event.address) == ("Palvelu poistuu käytöstä joulukuussa", "127.0.0.1")
     viewer_client, _ = sign_in(app, "hyvala-boss")
     assert call(app, viewer_client, output, values).status_code == 204  # no permission
+
+
+def test_staff_revoke_a_decision_and_the_finding_is_open_again(estate):
+    app, sessions, finding_ids = estate
+    own = finding_ids["127.60.1.10:3389/tcp"]
+    client, _ = sign_in(app, "hyvala-staff")
+    output = output_of(app, ids.DECIDE_MESSAGE)
+    values = {
+        (ids.FINDING_ID, "data"): own,
+        (ids.DECIDE_KIND, "value"): "false_positive",
+        (ids.DECIDE_REASON, "value"): "Ei ole RDP vaan VPN",
+        (ids.DECIDE_UNTIL, "value"): (NOW.date() + dt.timedelta(days=60)).isoformat(),
+    }
+    revoke = [(ids.DECIDE_REVOKE, "n_clicks")]
+    nothing = call(app, client, output, values, changed=revoke)  # nothing to revoke yet
+    assert "vain voimassa olevan päätöksen voi perua" in text_of(nothing)
+    call(app, client, output, values, changed=[(ids.DECIDE_SUBMIT, "n_clicks")])
+    values[(ids.DECIDE_REASON, "value")] = ""
+    unexplained = call(app, client, output, values, changed=revoke)
+    assert "Kirjoita, miksi päätös perutaan" in text_of(unexplained)
+    values[(ids.DECIDE_REASON, "value")] = "Sittenkin RDP"
+    response = call(app, client, output, values, changed=revoke)
+    assert status_shown(response) == "Avoin"
+    assert response.json["response"][ids.DECIDE_REVOKE]["disabled"] is True
+    assert "Päätös peruttu" in text_of(response)
+    with sessions() as session:
+        finding = session.get(Finding, own)
+        assert (finding.status, finding.decision, finding.decision_until) == ("open", None, None)
+        assert finding.events[-1].kind == "revoked"
+        assert finding.events[-1].note == "Sittenkin RDP"  # the words as written, nothing added
+    [event] = audited(sessions, "finding.revoked")
+    assert (event.actor, event.organisation, event.detail["revoked"]) == (
+        "hyvala-staff",
+        "hyvala",
+        "false_positive",
+    )
+
+
+# --- the audit page ----------------------------------------------------------------------
+
+
+def audit_rows(app, client, **filters: Any) -> list[dict[str, Any]]:
+    values = {
+        (ids.AUDIT_KIND, "value"): filters.get("kind"),
+        (ids.AUDIT_ORG, "value"): filters.get("org"),
+    }
+    response = call(app, client, output_of(app, ids.AUDIT_TABLE), values)
+    assert response.status_code == 200
+    return response.json["response"][ids.AUDIT_TABLE]["data"]
+
+
+def test_partner_administrators_read_their_organisations_audit_trail(estate):
+    app, _, _ = estate
+    sign_in(app, "hyvala-staff", "wrong password!", address="203.0.113.1")
+    sign_in(app, "rapala-staff", "wrong password!", address="203.0.113.2")
+    sign_in(app, "nobody", "wrong password!", address="203.0.113.3")
+    staff, _ = sign_in(app, "hyvala-staff")
+    call(app, staff, "page.children", {(ids.URL, "pathname"): "/org/rapala"})  # refused
+    partner, _ = sign_in(app, "partner")
+    everything = audit_rows(app, partner)
+    failed = {
+        (r["actor"], r["address"])
+        for r in everything
+        if r["event"] == "Epäonnistunut kirjautuminen"
+    }
+    assert failed == {
+        ("hyvala-staff", "203.0.113.1"),
+        ("rapala-staff", "203.0.113.2"),
+        ("nobody", "203.0.113.3"),
+    }
+    hyvala_admin, _ = sign_in(app, "hyvala-partner")
+    own = audit_rows(app, hyvala_admin)
+    assert {r["organisation"] for r in own} <= {"Hyvälän kunta", ""}
+    assert not [r for r in own if "203.0.113.2" in r["address"] or r["actor"] == "nobody"]
+    assert {r["actor"] for r in own} == {"cli", "hyvala-staff", "hyvala-partner"}
+    refused = audit_rows(app, hyvala_admin, kind="refused")
+    assert [(r["actor"], r["target"], r["detail"]) for r in refused] == [
+        ("hyvala-staff", "/org/rapala", "sivu")
+    ]
+    assert {r["organisation"] for r in audit_rows(app, hyvala_admin, org="rapala")} <= {
+        "Hyvälän kunta",
+        "",
+    }
+    page = text_of(call(app, hyvala_admin, "page.children", {(ids.URL, "pathname"): "/audit"}))
+    assert "Tapahtumaloki" in page
+    assert "rapala-staff" not in page and "Rapalan kunta" not in page
+
+
+def test_only_partner_administrators_have_an_audit_page(estate):
+    app, sessions, _ = estate
+    for username in ("hyvala-staff", "hyvala-boss"):
+        client, _ = sign_in(app, username)
+        page = call(app, client, "page.children", {(ids.URL, "pathname"): "/audit"})
+        assert '"not-found"' in text_of(page)
+        table = call(
+            app, client, output_of(app, ids.AUDIT_TABLE), {(ids.AUDIT_KIND, "value"): None}
+        )
+        assert table.status_code == 204
+    refused = [e.detail["what"] for e in audited(sessions, "access.refused")]
+    assert refused == ["page", "page"]
+
+
+def test_a_partner_administrator_signs_out_someone_everywhere(estate):
+    app, sessions, _ = estate
+    laptop, _ = sign_in(app, "hyvala-staff")
+    phone, _ = sign_in(app, "hyvala-staff")
+    other, _ = sign_in(app, "rapala-staff")
+    admin, _ = sign_in(app, "hyvala-partner")
+    page = text_of(call(app, admin, "page.children", {(ids.URL, "pathname"): "/audit"}))
+    assert page.count('"hyvala-staff"') >= 2  # both of her sessions are listed
+    output = output_of(app, ids.END_SESSIONS_MESSAGE)
+    forged = call(
+        app,
+        admin,
+        output,
+        {(ids.END_SESSIONS, "n_clicks"): 1, (ids.END_SESSIONS_USER, "value"): "rapala-staff"},
+    )
+    assert "Valitse tili" in text_of(forged)  # not an account of hers
+    assert other.get("/_dash-layout").status_code == 200
+    done = call(
+        app,
+        admin,
+        output,
+        {(ids.END_SESSIONS, "n_clicks"): 1, (ids.END_SESSIONS_USER, "value"): "hyvala-staff"},
+    )
+    assert "hyvala-staff: istuntoja päätetty: 2" in text_of(done)
+    assert laptop.get("/_dash-layout").status_code == 401
+    assert phone.get("/_dash-layout").status_code == 401
+    assert admin.get("/_dash-layout").status_code == 200
+    [ended] = audited(sessions, "sessions.ended")
+    assert (ended.actor, ended.target, ended.organisation, ended.address) == (
+        "hyvala-partner",
+        "hyvala-staff",
+        "hyvala",
+        "127.0.0.1",
+    )
+    assert [e.target for e in audited(sessions, "access.refused")] == ["rapala-staff"]
 
 
 def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
@@ -589,6 +1172,7 @@ def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
             str(own),
         )
         assert event.note == "Päätös tehtiin väärään havaintoon"
+        assert event.detail["revoked"] == "accepted"
 
 
 def test_csv_export_neutralises_formulas_and_is_audited(estate):
@@ -658,24 +1242,12 @@ def test_no_page_renders_raw_html_and_hostile_evidence_stays_text(estate):
     assert hostile in json.loads(evidence["props"]["children"])["banner"]
 
 
-def test_cookies_are_secure_when_configured(tmp_path, minimal_config):
-    from riskiturva import db
-    from riskiturva.config import DashboardSettings
-    from riskiturva.store import make_engine, session_factory
-
-    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
-    db.upgrade(engine)
-    sessions = session_factory(engine)
-    settings = minimal_config.settings.model_copy(
-        update={"data_dir": tmp_path, "dashboard": DashboardSettings(secure_cookies=True)}
-    )
-    config = minimal_config.model_copy(update={"settings": settings})
-    seed(sessions, config)
-    app = dashboard.create_app(config, sessions, clock=lambda: NOW)
+def test_cookies_are_secure_when_configured(make_estate):
+    app, _, _ = make_estate(secure_cookies=True)
     _, response = sign_in(app, "hyvala-staff")
     cookies = response.headers.getlist("Set-Cookie")
     assert all("Secure" in c for c in cookies), cookies
-    engine.dispose()
+    assert response.headers["Strict-Transport-Security"] == "max-age=31536000"
 
 
 def test_shared_runs_show_each_reader_their_own_part(sessions, minimal_config):

@@ -76,7 +76,10 @@ def test_findings_carry_certificate_evidence_and_a_reproduce_command(lab, observ
 
 def test_mail_exchangers_come_from_mx_records_and_are_scanned_with_starttls(observations):
     mail = {o.subject: o for o in observations if o.subject.endswith(":25")}
-    assert set(mail) == {"mx1.hyvala.test:25", "mx.rapala.test:25", "mx1.sekala.test:25"}
+    # Every mail domain's MX host, none else (each municipality's configuration names only
+    # its mail domain: the host comes from the MX record).
+    mx_hosts = {f"mx1.{m}.test:25" for m in ("hyvala", "sekala", "koivula", "vaarala")}
+    assert set(mail) == mx_hosts | {"mx.rapala.test:25"}
     assert mail["mx.rapala.test:25"].facts.starttls_offered is False
     assert mail["mx1.sekala.test:25"].facts.protocols_offered == ("TLSv1.2", "TLSv1.3")
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from dashboard.components import PageContext, not_found, refused
-from dashboard.security import Permission
+from dashboard.security import Permission, allowed
 
 
 @dataclass(frozen=True)
@@ -30,6 +30,7 @@ def all_pages() -> tuple[Page, ...]:
     from dashboard.pages import (
         alerts,
         assets,
+        audit,
         exceptions,
         finding,
         findings,
@@ -42,6 +43,7 @@ def all_pages() -> tuple[Page, ...]:
 
     return (
         portfolio.PAGE,
+        audit.PAGE,
         organisation.PAGE,
         findings.PAGE,
         finding.PAGE,
@@ -57,9 +59,14 @@ def all_pages() -> tuple[Page, ...]:
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import exceptions, finding, findings, proposals
+    from dashboard.pages import audit, exceptions, finding, findings, proposals
 
-    return (findings, finding, exceptions, proposals)
+    return (findings, finding, exceptions, proposals, audit)
+
+
+def known_path(path: str) -> bool:
+    """A path some page answers (the home page included), whoever asks."""
+    return path == "/" or any(page.match(path) is not None for page in all_pages())
 
 
 def render(context: PageContext, path: str) -> Any:
@@ -67,7 +74,11 @@ def render(context: PageContext, path: str) -> Any:
         params = page.match(path)
         if params is None:
             continue
-        if page.permission is Permission.DETAILS and not context.viewer.sees_details:
-            return refused(context)
+        if not allowed(context.viewer, page.permission):
+            # Management viewers know the detail pages exist; the audit trail is not there
+            # for anyone but partner administrators.
+            if page.permission is Permission.DETAILS:
+                return refused(context)
+            return not_found(context)
         return page.layout(context, **params)
     return not_found(context)

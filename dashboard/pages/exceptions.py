@@ -30,7 +30,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import auth, views
+from riskiturva import views
 from riskiturva.auth import Viewer
 from riskiturva.store import NotVisible, revoke
 from riskiturva.views import EXPIRY_WARNING_DAYS, ExceptionEntry, ExceptionsRegister
@@ -222,6 +222,9 @@ def register(secure: SecureCallbacks, services: Services) -> None:
             with services.sessions.begin() as session:
                 # All or nothing: one finding not the viewer's undoes the whole request.
                 for finding_id in finding_ids:
+                    decided = views.finding(
+                        session, viewer.visible, finding_id, registry=services.registry
+                    ).decision
                     finding = revoke(
                         session,
                         finding_id=finding_id,
@@ -230,15 +233,16 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                         reason=str(reason or "")[:2000],
                         now=context.now,
                     )
-                    auth.audit(
-                        session,
-                        actor=viewer.username,
-                        action="finding.revoked",
+                    services.audit(
+                        viewer,
+                        "finding.revoked",
+                        session=session,
                         organisation=finding.organisation.slug,
                         target=str(finding.id),
-                        address=flask.request.remote_addr,
-                        now=context.now,
-                        detail={"check_id": finding.check_id},
+                        detail={
+                            "check_id": finding.check_id,
+                            "revoked": decided.decision if decided else None,
+                        },
                         note=str(reason or "")[:2000],
                     )
                 current = views.exceptions(
@@ -246,6 +250,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                 )
                 rows = _rows(context, current)
         except NotVisible:
+            services.refused(viewer, "finding", selected)
             return dbc.Alert(_("Not found"), color="danger"), no_update
         except (ValueError, TypeError):
             return (

@@ -1,5 +1,6 @@
 """One finding: evidence, the reproduce command, guidance in the reader's language, its
-history, and — for organisation staff — accept the risk or mark a false positive."""
+history, and — for organisation staff — accept the risk, mark a false positive, or revoke
+the decision; the status on the page follows at once."""
 
 from __future__ import annotations
 
@@ -9,7 +10,7 @@ from typing import Any
 
 import dash_bootstrap_components as dbc
 import flask
-from dash import Input, Output, State, dcc, html, no_update
+from dash import Input, Output, State, ctx, dcc, html, no_update
 
 from dashboard import ids
 from dashboard.components import (
@@ -25,10 +26,10 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import auth, views
+from riskiturva import views
 from riskiturva.auth import Viewer
 from riskiturva.models import FindingStatus
-from riskiturva.store import NotVisible, decide
+from riskiturva.store import NotVisible, decide, revoke
 from riskiturva.views import TIMEZONE
 
 DEFAULT_DECISION_DAYS = 180
@@ -69,19 +70,6 @@ def layout(context: PageContext, finding_id: str) -> Any:
             return not_found(context)
     finding = view.finding
     check = context.registry.get(finding.check_id)
-    facts = simple_table(
-        [_("Organisation"), _("Subject"), _("Asset"), _("Status"), _("First seen"), _("Last seen")],
-        [
-            [
-                view.organisation.name(context.language),
-                finding.subject,
-                finding.asset,
-                status_label(_, finding.status),
-                context.when(finding.first_seen),
-                context.when(finding.last_seen),
-            ]
-        ],
-    )
     evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
     children = [
         org_header(context, view.organisation, "findings"),
@@ -90,7 +78,7 @@ def layout(context: PageContext, finding_id: str) -> Any:
             className="finding-title",
         ),
         html.P(html.Code(finding.check_id), className="muted"),
-        facts,
+        html.Div(_state(context, view), id=ids.FINDING_STATE),
         section(
             _("What to do"),
             # Guidance is the registry's own text; shown as text, never as HTML.
@@ -102,12 +90,31 @@ def layout(context: PageContext, finding_id: str) -> Any:
             _("Reproduce"),
             html.Pre(finding.reproduce or _("No command recorded."), id=ids.REPRODUCE),
         ),
-        _decision_summary(context, view),
         section(_("History"), html.Div(history(context, view), id=f"{ids.HISTORY}-panel")),
     ]
     if context.viewer.can_decide:
-        children.append(_decision_form(context, finding_id))
+        children.append(_decision_form(context, finding_id, view.decision is not None))
     return html.Div(children)
+
+
+def _state(context: PageContext, view: views.FindingView) -> list[Any]:
+    """The facts with the current status, and the decision in force, if any."""
+    _ = context._
+    finding = view.finding
+    facts = simple_table(
+        [_("Organisation"), _("Subject"), _("Asset"), _("Status"), _("First seen"), _("Last seen")],
+        [
+            [
+                view.organisation.name(context.language),
+                finding.subject,
+                finding.asset,
+                html.Span(status_label(_, finding.status), id=ids.FINDING_STATUS),
+                context.when(finding.first_seen),
+                context.when(finding.last_seen),
+            ]
+        ],
+    )
+    return [facts, _decision_summary(context, view)]
 
 
 def _decision_summary(context: PageContext, view: views.FindingView) -> Any:
@@ -135,7 +142,7 @@ def _decision_summary(context: PageContext, view: views.FindingView) -> Any:
     )
 
 
-def _decision_form(context: PageContext, finding_id: str) -> Any:
+def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
     _ = context._
     default_until = context.today + dt.timedelta(days=DEFAULT_DECISION_DAYS)
     return section(
@@ -161,16 +168,38 @@ def _decision_form(context: PageContext, finding_id: str) -> Any:
             max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),
             className="form-control",
         ),
-        html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
+        html.Div(
+            [
+                html.Button(_("Save decision"), id=ids.DECIDE_SUBMIT, className="btn btn-primary"),
+                html.Button(
+                    _("Revoke the decision"),
+                    id=ids.DECIDE_REVOKE,
+                    className="btn btn-outline-danger",
+                    disabled=not decided,
+                ),
+            ],
+            className="decision-buttons",
+        ),
         html.Div(id=ids.DECIDE_MESSAGE, role="status"),
     )
+
+
+def _expiry(context: PageContext, until: Any) -> dt.datetime:
+    """The end of the chosen day in Finland, within `MAX_DECISION_DAYS`."""
+    until_day = dt.date.fromisoformat(str(until))
+    if (until_day - context.today).days > MAX_DECISION_DAYS:
+        raise ValueError("too far")
+    return dt.datetime.combine(until_day, dt.time(23, 59), TIMEZONE)
 
 
 def register(secure: SecureCallbacks, services: Services) -> None:
     @secure.callback(
         Output(ids.DECIDE_MESSAGE, "children"),
+        Output(ids.FINDING_STATE, "children"),
         Output(f"{ids.HISTORY}-panel", "children"),
+        Output(ids.DECIDE_REVOKE, "disabled"),
         Input(ids.DECIDE_SUBMIT, "n_clicks"),
+        Input(ids.DECIDE_REVOKE, "n_clicks"),
         State(ids.FINDING_ID, "data"),
         State(ids.DECIDE_KIND, "value"),
         State(ids.DECIDE_REASON, "value"),
@@ -178,54 +207,71 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         permission=Permission.DECIDE,
         prevent_initial_call=True,
     )
-    def save_decision(
-        viewer: Viewer, _clicks: Any, finding_id: Any, kind: Any, reason: Any, until: Any
+    def save_or_revoke(
+        viewer: Viewer,
+        _saves: Any,
+        _revokes: Any,
+        finding_id: Any,
+        kind: Any,
+        reason: Any,
+        until: Any,
     ) -> Any:
         context = services.context(viewer, flask.g.language)
         _ = context._
+        revoking = ctx.triggered_id == ids.DECIDE_REVOKE
+        note = str(reason or "")[:2000].strip()
         try:
-            decision = FindingStatus(kind)
-            until_day = dt.date.fromisoformat(str(until))
-            if (until_day - context.today).days > MAX_DECISION_DAYS:
-                raise ValueError("too far")
-            expiry = dt.datetime.combine(until_day, dt.time(23, 59), TIMEZONE)
+            row = row_id(finding_id)
             with services.sessions.begin() as session:
-                finding = decide(
-                    session,
-                    finding_id=row_id(finding_id),
-                    visible=viewer.visible,
-                    decision=decision,
-                    actor=viewer.username,
-                    reason=str(reason or "")[:2000],
-                    until=expiry,
-                    now=context.now,
-                )
-                auth.audit(
-                    session,
-                    actor=viewer.username,
-                    action=f"finding.{decision.value}",
+                if revoking:
+                    before = views.finding(session, viewer.visible, row, registry=services.registry)
+                    finding = revoke(
+                        session,
+                        finding_id=row,
+                        visible=viewer.visible,
+                        actor=viewer.username,
+                        reason=note,
+                        now=context.now,
+                    )
+                    previous = before.decision.decision if before.decision else None
+                    action, detail = "finding.revoked", {"revoked": previous}
+                else:
+                    decision = FindingStatus(kind)
+                    expiry = _expiry(context, until)
+                    finding = decide(
+                        session,
+                        finding_id=row,
+                        visible=viewer.visible,
+                        decision=decision,
+                        actor=viewer.username,
+                        reason=note,
+                        until=expiry,
+                        now=context.now,
+                    )
+                    action, detail = f"finding.{decision.value}", {"until": expiry.isoformat()}
+                services.audit(
+                    viewer,
+                    action,
+                    session=session,
                     organisation=finding.organisation.slug,
                     target=str(finding.id),
-                    address=flask.request.remote_addr,
-                    now=context.now,
-                    detail={"check_id": finding.check_id, "until": expiry.isoformat()},
-                    note=finding.decision_reason,
+                    detail={"check_id": finding.check_id, **detail},
+                    note=note or None,
                 )
-                view = views.finding(
-                    session, viewer.visible, finding.id, registry=services.registry
-                )
-                events = history(context, view)
+                view = views.finding(session, viewer.visible, row, registry=services.registry)
         except NotVisible:
-            return dbc.Alert(_("Not found"), color="danger"), no_update
+            services.refused(viewer, "finding", finding_id)
+            return dbc.Alert(_("Not found"), color="danger"), no_update, no_update, no_update
         except (ValueError, TypeError):
-            return (
-                dbc.Alert(
-                    _("Write a justification and choose a future date within two years."),
-                    color="warning",
-                ),
-                no_update,
+            message = (
+                _("Write why the decision is revoked; only a decision in force can be.")
+                if revoking
+                else _("Write a justification and choose a future date within two years.")
             )
-        return dbc.Alert(_("Decision saved."), color="success"), events
+            return dbc.Alert(message, color="warning"), no_update, no_update, no_update
+        saved = _("Decision revoked.") if revoking else _("Decision saved.")
+        state, events = _state(context, view), history(context, view)
+        return dbc.Alert(saved, color="success"), state, events, view.decision is None
 
 
 def validation_layout() -> list[Any]:
@@ -235,7 +281,9 @@ def validation_layout() -> list[Any]:
         dcc.Textarea(id=ids.DECIDE_REASON),
         dcc.Input(id=ids.DECIDE_UNTIL),
         html.Button(id=ids.DECIDE_SUBMIT),
+        html.Button(id=ids.DECIDE_REVOKE),
         html.Div(id=ids.DECIDE_MESSAGE),
+        html.Div(id=ids.FINDING_STATE),
         html.Div(id=f"{ids.HISTORY}-panel"),
     ]
 

@@ -28,7 +28,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import auth, views
+from riskiturva import views
 from riskiturva.auth import Viewer
 from riskiturva.export import spreadsheet_cell
 from riskiturva.requirements import load_profiles
@@ -269,6 +269,8 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     def refilter(viewer: Viewer, slug: str, *values: Any) -> Any:
         context = services.context(viewer, flask.g.language)
         found = _query(context, str(slug), *map(_choices, values))
+        if found is None:
+            services.refused(viewer, "organisation", slug)
         rows = [] if found is None else found[0]
         return rows, _count(context, rows)
 
@@ -283,18 +285,12 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         context = services.context(viewer, flask.g.language)
         found = _query(context, str(slug), *map(_choices, values))
         if found is None:
+            services.refused(viewer, "organisation", slug)
             raise PreventUpdate
         rows = found[0]
-        with services.sessions.begin() as session:
-            auth.audit(
-                session,
-                actor=viewer.username,
-                action="findings.exported",
-                organisation=str(slug),
-                address=flask.request.remote_addr,
-                now=context.now,
-                detail={"rows": len(rows)},
-            )
+        services.audit(
+            viewer, "findings.exported", organisation=str(slug), detail={"rows": len(rows)}
+        )
         return {
             "content": csv_text(context, rows),
             "filename": f"findings-{slug}.csv",

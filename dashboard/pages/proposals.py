@@ -365,6 +365,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
                     session, viewer.visible, str(slug), scopes=services.scopes
                 )
         except NotVisible:
+            services.refused(viewer, "asset", selected)
             return dbc.Alert(_("Not found"), color="danger"), *unchanged
         except InventoryError as exc:
             return dbc.Alert(_("Not saved: {detail}", detail=str(exc)), color="warning"), *unchanged

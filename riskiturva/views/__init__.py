@@ -21,8 +21,10 @@ category and titles come from the check registry. Faces format; they never query
 - `software`: known-exploited vulnerabilities, end of support and the manager's line;
 - `management`: what a manager reads first — the top actions with owners and the grade
   after each, obligations per requirement profile, anonymised peer figures;
-- `asof`: findings as they stood at a past moment, replayed from their events.
-- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`).
+- `asof`: findings as they stood at a past moment, replayed from their events;
+- `alerts`: recent alerts and their deliveries, the outbox, and who is alerted (`alert_setup`);
+- `audit`: the audit trail, the accounts a partner administrator looks after and who of
+  them is signed in now.
 """
 
 from riskiturva.store import NotVisible
@@ -36,6 +38,15 @@ from riskiturva.views.alerts import (
     alert_setup,
     alerts,
     outbox,
+)
+from riskiturva.views.audit import (
+    ACTION_GROUPS,
+    Account,
+    AuditEntry,
+    SignedIn,
+    audit_entries,
+    managed_accounts,
+    signed_in_now,
 )
 from riskiturva.views.changes import Change, ChangeKind, Changes, changes
 from riskiturva.views.clock import TIMEZONE, local_day
@@ -86,11 +97,14 @@ from riskiturva.views.software import (
 from riskiturva.views.trend import ScoreChange, SnapshotPoint, score_history
 
 __all__ = [
+    "ACTION_GROUPS",
     "EXPIRY_WARNING_DAYS",
     "TIMEZONE",
+    "Account",
     "AlertEntry",
     "AlertSetup",
     "AssetView",
+    "AuditEntry",
     "Change",
     "ChangeKind",
     "Changes",
@@ -125,6 +139,7 @@ __all__ = [
     "ScoreExplanation",
     "ServiceHint",
     "SightingView",
+    "SignedIn",
     "SnapshotPoint",
     "SoftwareFinding",
     "SoftwareView",
@@ -133,6 +148,7 @@ __all__ = [
     "alert_setup",
     "alerts",
     "assets",
+    "audit_entries",
     "changes",
     "estate_changes",
     "exceptions",
@@ -141,6 +157,7 @@ __all__ = [
     "findings",
     "inventory",
     "local_day",
+    "managed_accounts",
     "organisation",
     "organisation_management",
     "organisation_report",
@@ -152,5 +169,6 @@ __all__ = [
     "review_queue",
     "runs",
     "score_history",
+    "signed_in_now",
     "software",
 ]
