@@ -268,6 +268,19 @@ def _apply(
     """Apply one organisation's judgement; the assets newly waiting for a decision are
     appended to `proposed` (for the alerts)."""
     counts = OrganisationCounts(wildcard_answers=judgement.wildcard_answers)
+
+    def changed(kind: ChangeKind, asset: Asset, detail: dict[str, Any]) -> None:
+        record_change(
+            session,
+            organisation_id=org_row.id,
+            kind=kind,
+            subject=asset.value,
+            at=now,
+            asset_id=asset.id,
+            run_id=run_id,
+            detail=detail,
+        )
+
     assets = list(session.scalars(select(Asset).where(Asset.organisation_id == org_row.id)))
     by_key = {(a.kind, a.value): a for a in assets}
     by_name: dict[str, Asset] = {}
@@ -296,15 +309,10 @@ def _apply(
             by_key[(asset.kind, asset.value)] = asset
             counts.proposed += 1
             _evidence_rows(asset, proposal, run_id, now)
-            record_change(
-                session,
-                organisation_id=org_row.id,
-                kind=ChangeKind.ASSET_PROPOSED,
-                subject=asset.value,
-                at=now,
-                asset_id=asset.id,
-                run_id=run_id,
-                detail={
+            changed(
+                ChangeKind.ASSET_PROPOSED,
+                asset,
+                {
                     "kind": asset.kind,
                     "sources": sorted(proposal.sources),
                     "addresses": list(proposal.addresses),
@@ -325,16 +333,7 @@ def _apply(
             asset.state = AssetState.PROPOSED
             asset.state_changed_at, asset.state_changed_by = now, COLLECTOR
             asset.state_reason = "seen again after retirement"
-            record_change(
-                session,
-                organisation_id=org_row.id,
-                kind=ChangeKind.ASSET_PROPOSED,
-                subject=asset.value,
-                at=now,
-                asset_id=asset.id,
-                run_id=run_id,
-                detail={"kind": asset.kind, "again": True},
-            )
+            changed(ChangeKind.ASSET_PROPOSED, asset, {"kind": asset.kind, "again": True})
             proposed.append(_alerted(asset, proposal))
     counts.outside_scope = _record_outside(session, org_row.id, judgement, run_id=run_id, now=now)
     gone, present = set(judgement.gone), set(judgement.present)
@@ -347,29 +346,15 @@ def _apply(
             if asset.gone_runs >= gone_after and asset.retirement_proposed_at is None:
                 asset.retirement_proposed_at = now
                 counts.gone += 1
-                record_change(
-                    session,
-                    organisation_id=org_row.id,
-                    kind=ChangeKind.ASSET_GONE,
-                    subject=asset.value,
-                    at=now,
-                    asset_id=asset.id,
-                    run_id=run_id,
-                    detail={"kind": asset.kind, "nxdomain_runs": asset.gone_runs},
+                changed(
+                    ChangeKind.ASSET_GONE,
+                    asset,
+                    {"kind": asset.kind, "nxdomain_runs": asset.gone_runs},
                 )
         elif name in present:
             if asset.retirement_proposed_at is not None:
                 counts.returned += 1
-                record_change(
-                    session,
-                    organisation_id=org_row.id,
-                    kind=ChangeKind.ASSET_RETURNED,
-                    subject=asset.value,
-                    at=now,
-                    asset_id=asset.id,
-                    run_id=run_id,
-                    detail={"kind": asset.kind},
-                )
+                changed(ChangeKind.ASSET_RETURNED, asset, {"kind": asset.kind})
             asset.gone_runs, asset.retirement_proposed_at = 0, None
     counts.certificates_new = _record_certificates(
         session, org_row.id, observations, run_id=run_id, now=now
