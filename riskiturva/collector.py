@@ -237,6 +237,11 @@ class RuleSet(Generic[Facts]):
         return drafts
 
 
+def utc_now() -> dt.datetime:
+    """The default clock (a named function: worker processes receive it by name)."""
+    return dt.datetime.now(dt.UTC)
+
+
 @dataclass
 class ScanContext:
     """Everything a collector may use, passed in rather than read from globals."""
@@ -244,7 +249,7 @@ class ScanContext:
     settings: Settings
     resolver: Resolver
     scope: ScopeGuard
-    clock: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC)
+    clock: Callable[[], dt.datetime] = utc_now
     cancelled: threading.Event = field(default_factory=threading.Event)
     # The vulnerability intelligence the rules judge identified software with (dated; None
     # when the scan has no store to read it from). See riskiturva/intel/snapshot.py.

@@ -495,7 +495,15 @@ class TimeoutSettings(_Model):
 
 
 class ConcurrencySettings(_Model):
-    targets: int = Field(20, ge=1, le=1000, description="targets scanned at once per collector")
+    tasks: int = Field(
+        4,
+        ge=1,
+        le=256,
+        description="tasks (an organisation's batch of targets) each collector runs at once:"
+        " nmap processes for services, worker processes for TLS; 1 scans the organisations"
+        " one after another",
+    )
+    targets: int = Field(20, ge=1, le=1000, description="targets scanned at once per task")
     per_host_connections: int = Field(
         5, ge=1, le=100, description="connections open at once to one host"
     )

@@ -12,13 +12,21 @@ from __future__ import annotations
 import datetime as dt
 import enum
 import functools
+import multiprocessing
 import os
+import signal
 import socket
 import threading
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import (
+    Executor,
+    Future,
+    ProcessPoolExecutor,
+    ThreadPoolExecutor,
+    as_completed,
+)
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -178,8 +186,6 @@ def _outcome(observation: SubjectObservation) -> Outcome:
 
 
 ProgressCallback = Callable[[str, int, int], None]  # (collector, done, total)
-# Called after each organisation's reconcile, inside its transaction.
-AfterReconcile = Callable[[Session, OrganisationRow, list[SubjectObservation]], object]
 
 
 def build_context(
@@ -334,30 +340,99 @@ def judge(
     return observed
 
 
-def run_collector(
+@dataclass
+class TaskResult:
+    """What one task gathered and its rules judged, ready to be saved.
+
+    `failure` is what stopped the task (the collector raised, or the scan was cancelled):
+    its organisation then resolves nothing in this run. The dict form is what a worker
+    stores in `scan_tasks` (facts in their JSON form, as subject states keep them).
+    """
+
+    observations: list[SubjectObservation] = field(default_factory=list)
+    findings: list[ObservedFinding] = field(default_factory=list)
+    changes: list[ChangeDraft] = field(default_factory=list)
+    failure: BaseException | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        failure = self.failure
+        return {
+            "observations": [
+                {
+                    "subject": o.subject,
+                    "asset": o.asset,
+                    "status": str(o.status),
+                    "facts": to_jsonable(o.facts),
+                    "error": None
+                    if o.error is None
+                    else {"kind": str(o.error.kind), "message": o.error.message},
+                }
+                for o in self.observations
+            ],
+            "findings": [to_jsonable(f) for f in self.findings],
+            "changes": [to_jsonable(c) for c in self.changes],
+            "failure": None
+            if failure is None
+            else {
+                "interrupted": isinstance(failure, InterruptedError),
+                "message": _failure_text(failure),
+            },
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> TaskResult:
+        failure = data.get("failure")
+        return cls(
+            observations=[
+                SubjectObservation(
+                    o["subject"],
+                    o["asset"],
+                    SubjectStatus(o["status"]),
+                    o["facts"],
+                    None
+                    if o["error"] is None
+                    else TargetError(ErrorKind(o["error"]["kind"]), o["error"]["message"]),
+                )
+                for o in data["observations"]
+            ],
+            findings=[ObservedFinding(**f) for f in data["findings"]],
+            changes=[ChangeDraft(**c) for c in data["changes"]],
+            failure=None
+            if failure is None
+            else (InterruptedError if failure["interrupted"] else TaskFailed)(failure["message"]),
+        )
+
+
+class TaskFailed(RuntimeError):
+    """A task's failure as a worker stored it (the original exception stayed there)."""
+
+
+def _failure_text(failure: BaseException) -> str:
+    if isinstance(failure, TaskFailed):
+        return str(failure)
+    return "".join(traceback.format_exception_only(failure)).strip()
+
+
+@dataclass
+class OrganisationPlan:
+    """One organisation's share of a run: the errors found while planning, and its tasks."""
+
+    slug: str
+    errors: list[SubjectObservation]
+    tasks: list[ScanTask]
+
+
+def start_run(
     sessions: sessionmaker[Session],
     config: Config,
     collector: Collector,
+    selected: Sequence[Organisation],
     *,
-    organisations: Iterable[str] | None = None,
-    context: ScanContext | None = None,
-    trigger: str = "cli",
-    scheduled_for: dt.datetime | None = None,
-    progress: ProgressCallback | None = None,
-    registry: Registry | None = None,
-) -> RunReport:
-    """Run one collector over the selected organisations and reconcile its findings.
-
-    Raises `StoreWriteError` only when the run could not even be started in the database;
-    a run whose results could not be saved is returned failed, with `store_error` set.
-    """
-    registry = registry or load_registry()
-    context = context or build_context(config, sessions=sessions)
-    budget = config.settings.write_retry_seconds
-    selected = [
-        o for o in config.organisations if organisations is None or o.slug in set(organisations)
-    ]
-    started = context.clock()
+    trigger: str,
+    scheduled_for: dt.datetime | None,
+    started: dt.datetime,
+) -> tuple[int, dict[str, list[Asset]]]:
+    """Open the run row (after syncing the configuration); its id and the active inventory."""
 
     def start(session: Session) -> tuple[int, dict[str, list[Asset]]]:
         unsaved_outcomes.write_pending(session)
@@ -377,204 +452,476 @@ def run_collector(
         session.flush()
         return run.id, inventory
 
-    run_id, inventory = write_with_retry(
-        sessions, start, what=f"start a {collector.name} run", budget_s=budget
-    )
-    report = RunReport(run_id, collector.name, RunStatus.RUNNING)
-    software_checks, unjudged = _software_checks(collector, context, report)
-    per_org: dict[str, list[SubjectObservation]] = {}
-    findings: dict[str, list[ObservedFinding]] = {}
-    changes: dict[str, list[ChangeDraft]] = {}
-    failure: BaseException | None = None
-    bar = _Bar(collector.name, progress)
-    try:
-        plans = []
-        for organisation in selected:
-            targets, errors = expand_targets(
-                organisation, collector, context, inventory[organisation.slug]
-            )
-            plans.append((organisation, targets))
-            per_org[organisation.slug] = list(errors)
-            findings[organisation.slug] = []
-            bar.total += len(targets) + len(errors)
-            bar.done += len(errors)
-        bar.show()
-        for organisation, targets in plans:
-            previous = write_with_retry(
-                sessions,
-                functools.partial(
-                    _previous_observations, organisation=organisation.slug, collector=collector.name
-                ),
-                what=f"read the previous {collector.name} observations",
-                budget_s=budget,
-            )
-            for task in make_tasks(run_id, organisation.slug, collector.name, targets, previous):
-                if context.cancelled.is_set():
-                    raise InterruptedError("scan cancelled")
-                # A collector reports on subjects, not targets (a mail domain becomes its MX
-                # hosts, a network its hosts): the bar moves per subject within the task's
-                # share and lands on the task's end when the task is done.
-                task_end = bar.done + len(task.targets)
-                for observation in collector.collect(task, context):
-                    if context.cancelled.is_set():
-                        raise InterruptedError("scan cancelled")
-                    per_org[organisation.slug].append(observation)
-                    if observation.status is not SubjectStatus.ERROR:
-                        findings[organisation.slug].extend(
-                            judge(collector, observation, registry, context, software_checks)
-                        )
-                    if observation.status is SubjectStatus.OK:
-                        before = previous.get(observation.subject)
-                        changes.setdefault(organisation.slug, []).extend(
-                            noticed_changes(collector, before, observation)  # type: ignore[arg-type]
-                        )
-                    bar.advance(task_end)
-                bar.done = task_end
-                bar.show()
-        if context.cancelled.is_set():  # a collector may stop early without an observation
-            raise InterruptedError("scan cancelled")
-    except BaseException as exc:
-        failure = exc
-    finished = context.clock()
-    report.duration_s = (finished - started).total_seconds()
-    _tally(report, per_org, failure)
-    if report.message is None and unjudged:
-        report.message = str((report.vulnerability_data or {}).get("reason"))
-
-    def alerts(session: Session, org_row: OrganisationRow, seen: list[SubjectObservation]) -> None:
-        record_run(
-            session,
-            config,
-            organisation=org_row,
-            collector=collector.name,
-            run_id=run_id,
-            failure=failure,
-            observations=seen,
-            now=finished,
-            registry=registry,
-        )
-
-    try:
-        persist_run_results(
-            sessions,
-            report,
-            per_org=per_org,
-            findings=findings,
-            changes=changes,
-            resolve=failure is None,
-            finished=finished,
-            budget_s=budget,
-            unjudged=unjudged,
-            after_reconcile=alerts,
-        )
-    except StoreWriteError as error:
-        _record_unsaved_run(sessions, report, error, finished, budget)
-    bar.finish()
-    if isinstance(failure, KeyboardInterrupt | SystemExit):
-        raise failure
-    return report
-
-
-def _tally(
-    report: RunReport,
-    per_org: dict[str, list[SubjectObservation]],
-    failure: BaseException | None,
-) -> None:
-    """The run's outcome counts, status and message, from its observations alone (before
-    the write, which may be retried and must not count twice)."""
-    for slug, observations in per_org.items():
-        for observation in observations:
-            report.count(slug, observation)
-    report.status, report.message = _verdict(report, failure)
-
-
-def persist_run_results(
-    sessions: sessionmaker[Session],
-    report: RunReport,
-    *,
-    per_org: dict[str, list[SubjectObservation]],
-    findings: dict[str, list[ObservedFinding]],
-    changes: dict[str, list[ChangeDraft]] | None = None,
-    resolve: bool,
-    finished: dt.datetime,
-    budget_s: float,
-    unjudged: frozenset[str] = frozenset(),
-    after_reconcile: AfterReconcile | None = None,
-) -> None:
-    """Save one run's observations and the changes its collector noticed (change events),
-    reconcile its findings and close the run: one transaction, retried from scratch on a
-    lock or a lost connection within `budget_s`. `after_reconcile` runs after each
-    organisation's reconcile, in the same transaction (the alerts' outbox: findings and
-    their alerts are written together or not at all).
-
-    Writers of the same organisations take turns (the run row's update takes SQLite's
-    write lock before anything is read; PostgreSQL locks the organisation rows), so two
-    runs never both insert a finding. `resolve=False` (a failed or interrupted run)
-    resolves nothing; findings of `unjudged` checks (vulnerability data out of date) are left
-    as they were. Raises `StoreWriteError` when it gives up: then nothing was written.
-    """
-
-    def write(session: Session) -> None:
-        session.execute(
-            update(ScanRun).where(ScanRun.id == report.run_id).values(finished_at=finished)
-        )
-        org_rows = {
-            row.slug: row
-            for row in session.scalars(
-                select(OrganisationRow)
-                .where(OrganisationRow.slug.in_(list(per_org)))
-                .order_by(OrganisationRow.id)
-                .with_for_update()
-            )
-        }
-        run = session.get(ScanRun, report.run_id)
-        assert run is not None
-        report.counts = ReconcileCounts()
-        for slug, observations in per_org.items():
-            org_row = org_rows[slug]
-            states = {
-                state.subject: state
-                for state in session.scalars(
-                    select(SubjectState).filter_by(
-                        organisation_id=org_row.id, collector=report.collector
-                    )
-                )
-            }
-            for observation in observations:
-                _record_observation(session, run, org_row.id, states, observation, finished)
-            for change in (changes or {}).get(slug, ()):
-                session.add(
-                    ChangeEvent(
-                        organisation_id=org_row.id,
-                        kind=change.kind,
-                        subject=change.subject,
-                        run_id=report.run_id,
-                        at=finished,
-                        detail=to_jsonable(change.detail),
-                    )
-                )
-            counts = reconcile(
-                session,
-                organisation=org_row,
-                collector=report.collector,
-                run_id=report.run_id,
-                observed=findings.get(slug, []),
-                # A failed or interrupted run resolves nothing.
-                scanned_ok=_subjects_ok(observations) if resolve else set(),
-                now=finished,
-                unjudged=unjudged,
-            )
-            report.counts.add(counts)
-            if after_reconcile is not None:
-                after_reconcile(session, org_row, observations)
-        _close_run(run, report, finished)
-
-    write_with_retry(
+    return write_with_retry(
         sessions,
-        write,
-        what=f"save the results of the {report.collector} run {report.run_id}",
-        budget_s=budget_s,
+        start,
+        what=f"start a {collector.name} run",
+        budget_s=config.settings.write_retry_seconds,
     )
+
+
+def plan_run(
+    sessions: sessionmaker[Session],
+    config: Config,
+    collector: Collector,
+    context: ScanContext,
+    run_id: int,
+    selected: Sequence[Organisation],
+    inventory: dict[str, list[Asset]],
+) -> list[OrganisationPlan]:
+    """Every organisation's targets (resolved, scope-checked) in tasks, with the previous
+    observations each task needs for change detection."""
+    plans = []
+    for organisation in selected:
+        targets, errors = expand_targets(
+            organisation, collector, context, inventory[organisation.slug]
+        )
+        previous = write_with_retry(
+            sessions,
+            functools.partial(
+                _previous_observations, organisation=organisation.slug, collector=collector.name
+            ),
+            what=f"read the previous {collector.name} observations",
+            budget_s=config.settings.write_retry_seconds,
+        )
+        tasks = list(make_tasks(run_id, organisation.slug, collector.name, targets, previous))
+        plans.append(OrganisationPlan(organisation.slug, errors, tasks))
+    return plans
+
+
+def gather(
+    collector: Collector,
+    task: ScanTask,
+    context: ScanContext,
+    *,
+    stopped: Callable[[], bool] = lambda: False,
+    on_subject: Callable[[], object] = lambda: None,
+) -> tuple[list[SubjectObservation], BaseException | None]:
+    """The collector's observations of one task, and what stopped it early (if anything)."""
+    observations: list[SubjectObservation] = []
+    try:
+        for observation in collector.collect(task, context):
+            if stopped():
+                raise InterruptedError("scan cancelled")
+            observations.append(observation)
+            on_subject()
+        if stopped():  # a collector may stop early without an observation
+            raise InterruptedError("scan cancelled")
+    except Exception as exc:  # the task's failure: its organisation resolves nothing
+        return observations, exc
+    return observations, None
+
+
+def assess(
+    collector: Collector,
+    task: ScanTask,
+    observations: list[SubjectObservation],
+    failure: BaseException | None,
+    registry: Registry,
+    context: ScanContext,
+    software_checks: frozenset[str],
+) -> TaskResult:
+    """Judge one task's observations and notice what changed since the previous scan."""
+    result = TaskResult(failure=failure)
+    try:
+        for observation in observations:
+            result.observations.append(observation)
+            if observation.status is not SubjectStatus.ERROR:
+                result.findings.extend(
+                    judge(collector, observation, registry, context, software_checks)
+                )
+            if observation.status is SubjectStatus.OK:
+                before = task.previous.get(observation.subject)
+                result.changes.extend(noticed_changes(collector, before, observation))
+    except Exception as exc:  # an unregistered check id: a bug that fails the organisation
+        result.failure = result.failure or exc
+    return result
+
+
+def perform_task(
+    collector: Collector,
+    task: ScanTask,
+    context: ScanContext,
+    registry: Registry,
+    software_checks: frozenset[str],
+    *,
+    stopped: Callable[[], bool] = lambda: False,
+    on_subject: Callable[[], object] = lambda: None,
+) -> TaskResult:
+    """One task, gathered and judged here (a thread of the runner, or a worker)."""
+    observations, failure = gather(collector, task, context, stopped=stopped, on_subject=on_subject)
+    return assess(collector, task, observations, failure, registry, context, software_checks)
+
+
+def run_collector(
+    sessions: sessionmaker[Session],
+    config: Config,
+    collector: Collector,
+    *,
+    organisations: Iterable[str] | None = None,
+    context: ScanContext | None = None,
+    trigger: str = "cli",
+    scheduled_for: dt.datetime | None = None,
+    progress: ProgressCallback | None = None,
+    registry: Registry | None = None,
+) -> RunReport:
+    """Run one collector over the selected organisations and reconcile its findings.
+
+    Every organisation's tasks go onto one bounded pool (`settings.concurrency.tasks` at
+    once: threads, or processes for a collector whose work holds the interpreter lock);
+    each organisation is saved and reconciled as soon as its last task ends, so a slow or
+    failing organisation holds no other back, and resolves nothing itself.
+
+    Raises `StoreWriteError` only when the run could not even be started in the database;
+    a run whose results could not be saved is returned failed, with `store_error` set.
+    """
+    registry = registry or load_registry()
+    context = context or build_context(config, sessions=sessions)
+    selected = [
+        o for o in config.organisations if organisations is None or o.slug in set(organisations)
+    ]
+    started = context.clock()
+    run_id, inventory = start_run(
+        sessions,
+        config,
+        collector,
+        selected,
+        trigger=trigger,
+        scheduled_for=scheduled_for,
+        started=started,
+    )
+    run = _InProcessRun(sessions, config, collector, context, registry, run_id, progress)
+    return run.execute(selected, inventory, started)
+
+
+class _InProcessRun:
+    """One collector's run in this process: tasks on a pool, organisations saved as they
+    complete, the run closed at the end."""
+
+    def __init__(
+        self,
+        sessions: sessionmaker[Session],
+        config: Config,
+        collector: Collector,
+        context: ScanContext,
+        registry: Registry,
+        run_id: int,
+        progress: ProgressCallback | None,
+    ) -> None:
+        self.sessions, self.config, self.collector = sessions, config, collector
+        self.context, self.registry = context, registry
+        self.report = RunReport(run_id, collector.name, RunStatus.RUNNING)
+        self.software_checks, self.unjudged = _software_checks(collector, context, self.report)
+        self.bar = _Bar(collector.name, progress)
+        self.results: dict[str, list[TaskResult]] = {}
+        self.pending: dict[str, int] = {}
+        self.saved: set[str] = set()
+        self.failure: BaseException | None = None  # what failed the run as a whole
+        self.stop = threading.Event()  # no further tasks: cancelled, or the store gave up
+
+    def stopped(self) -> bool:
+        return self.stop.is_set() or self.context.cancelled.is_set()
+
+    def execute(
+        self,
+        selected: Sequence[Organisation],
+        inventory: dict[str, list[Asset]],
+        started: dt.datetime,
+    ) -> RunReport:
+        report = self.report
+        try:
+            plans = plan_run(
+                self.sessions,
+                self.config,
+                self.collector,
+                self.context,
+                report.run_id,
+                selected,
+                inventory,
+            )
+            for plan in plans:
+                self.results[plan.slug] = [TaskResult(observations=list(plan.errors))]
+                self.pending[plan.slug] = len(plan.tasks)
+                self.bar.total += sum(len(t.targets) for t in plan.tasks) + len(plan.errors)
+                self.bar.done += len(plan.errors)
+            self.bar.show()
+            for plan in plans:
+                if not plan.tasks and not self.stopped():
+                    self._save(plan.slug)
+            self._run_tasks([task for plan in plans for task in plan.tasks])
+            if self.context.cancelled.is_set():
+                raise InterruptedError("scan cancelled")
+        except BaseException as exc:  # recorded on the run; an interrupt is re-raised below
+            self.failure = self.failure or exc
+        for slug in self.results:  # interrupted or failed part-way: saved, resolving nothing
+            if slug not in self.saved and report.store_error is None:
+                self._save(slug)
+        finished = self.context.clock()
+        report.duration_s = (finished - started).total_seconds()
+        self._close(finished)
+        self.bar.finish()
+        if isinstance(self.failure, KeyboardInterrupt | SystemExit):
+            raise self.failure
+        return report
+
+    def _run_tasks(self, tasks: list[ScanTask]) -> None:
+        if not tasks:
+            return
+        slots = _task_pool_size(self.context, len(tasks))
+        remote = getattr(self.collector, "holds_interpreter_lock", False) and slots > 1
+        pool: Executor = (
+            ProcessPoolExecutor(
+                slots,
+                mp_context=multiprocessing.get_context("forkserver"),
+                initializer=_start_remote,
+                initargs=(self.config, type(self.collector), self.context.clock),
+            )
+            if remote
+            else ThreadPoolExecutor(slots, thread_name_prefix=f"{self.collector.name}-task")
+        )
+        with pool:
+            futures: dict[Future[Any], ScanTask] = {
+                pool.submit(_gather_remote, task) if remote else pool.submit(self._task, task): task
+                for task in tasks
+            }
+            try:
+                for future in as_completed(futures):
+                    if future.cancelled():  # never ran: its organisation resolves nothing
+                        continue
+                    task = futures[future]
+                    result = (
+                        self._assess_remote(task, *future.result()) if remote else future.result()
+                    )
+                    self.results[task.organisation].append(result)
+                    self.pending[task.organisation] -= 1
+                    if self.pending[task.organisation] == 0 and not self.stopped():
+                        self._save(task.organisation)
+                    if self.stopped():
+                        for other in futures:
+                            other.cancel()
+            except BaseException:
+                self.stop.set()
+                for other in futures:
+                    other.cancel()
+                raise
+
+    def _task(self, task: ScanTask) -> TaskResult:
+        if self.stopped():
+            return TaskResult(failure=InterruptedError("scan cancelled"))
+        share = self.bar.share(len(task.targets))
+        result = perform_task(
+            self.collector,
+            task,
+            self.context,
+            self.registry,
+            self.software_checks,
+            stopped=self.stopped,
+            on_subject=share.advance,
+        )
+        share.end()
+        return result
+
+    def _assess_remote(
+        self, task: ScanTask, observations: list[SubjectObservation], failure: str | None
+    ) -> TaskResult:
+        """A task gathered in a worker process, judged here."""
+        self.bar.share(len(task.targets)).end()
+        return assess(
+            self.collector,
+            task,
+            observations,
+            None if failure is None else TaskFailed(failure),
+            self.registry,
+            self.context,
+            self.software_checks,
+        )
+
+    def _organisation_failure(self, slug: str) -> BaseException | None:
+        if self.pending.get(slug, 0) > 0:  # some of its tasks never ran
+            return self.failure or InterruptedError("scan cancelled")
+        own = next((r.failure for r in self.results[slug] if r.failure is not None), None)
+        return own or self.failure
+
+    def _save(self, slug: str) -> None:
+        self.saved.add(slug)
+        failure = self._organisation_failure(slug)
+        finished = self.context.clock()
+        try:
+            counts = write_with_retry(
+                self.sessions,
+                functools.partial(
+                    save_organisation,
+                    config=self.config,
+                    registry=self.registry,
+                    run_id=self.report.run_id,
+                    collector=self.collector.name,
+                    slug=slug,
+                    results=self.results[slug],
+                    failure=failure,
+                    finished=finished,
+                    unjudged=self.unjudged,
+                ),
+                what=f"save the results of the {self.collector.name} run {self.report.run_id}"
+                f" for {slug}",
+                budget_s=self.config.settings.write_retry_seconds,
+            )
+        except StoreWriteError as error:
+            self.report.store_error = self.report.store_error or error
+            self.stop.set()  # the store gives up: stop scanning what cannot be saved
+        else:
+            self.report.counts.add(counts)
+
+    def _close(self, finished: dt.datetime) -> None:
+        report = self.report
+        failures = {slug: self._organisation_failure(slug) for slug in self.results}
+        tally(report, self.results, self.failure, failures)
+        if report.message is None and self.unjudged:
+            report.message = str((report.vulnerability_data or {}).get("reason"))
+        budget = self.config.settings.write_retry_seconds
+        if report.store_error is None:
+            try:
+                write_with_retry(
+                    self.sessions,
+                    functools.partial(close_run, report=report, finished=finished),
+                    what=f"close the {report.collector} run {report.run_id}",
+                    budget_s=budget,
+                )
+                return
+            except StoreWriteError as error:
+                report.store_error = error
+        _record_unsaved_run(self.sessions, report, report.store_error, finished, budget)
+
+
+def _task_pool_size(context: ScanContext, tasks: int) -> int:
+    slots: int = context.settings.concurrency.tasks
+    return max(1, min(tasks, slots))
+
+
+# A worker process of a collector that holds the interpreter lock (TLS handshakes): its
+# collector and scan context, built once per process.
+_remote: tuple[Collector, ScanContext] | None = None
+
+
+def _start_remote(
+    config: Config, collector_class: type[Collector], clock: Callable[[], dt.datetime]
+) -> None:
+    # The parent decides when to stop (SIGTERM, Ctrl-C): it lets running tasks end.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    global _remote
+    _remote = (collector_class(), build_context(config, clock=clock))
+
+
+def _gather_remote(task: ScanTask) -> tuple[list[SubjectObservation], str | None]:
+    assert _remote is not None
+    collector, context = _remote
+    observations, failure = gather(collector, task, context)
+    return observations, None if failure is None else _failure_text(failure)
+
+
+def tally(
+    report: RunReport,
+    results: dict[str, list[TaskResult]],
+    failure: BaseException | None,
+    failures: dict[str, BaseException | None],
+) -> None:
+    """The run's outcome counts, status and message, from its observations alone (the
+    run's own `failure`, else the first organisation's, decides a failed run's message)."""
+    for slug, organisation_results in results.items():
+        for result in organisation_results:
+            for observation in result.observations:
+                report.count(slug, observation)
+    failed = {slug: f for slug, f in failures.items() if f is not None}
+    interrupted = next((f for f in failed.values() if isinstance(f, InterruptedError)), None)
+    first = failure or interrupted or next(iter(failed.values()), None)
+    report.status, report.message = _verdict(report, first)
+    if failure is None and interrupted is None and failed:
+        slug = next(iter(failed))
+        others = f" (and {len(failed) - 1} other organisations)" if len(failed) > 1 else ""
+        report.message = f"{slug}{others}: {report.message}"
+
+
+def save_organisation(
+    session: Session,
+    *,
+    config: Config,
+    registry: Registry,
+    run_id: int,
+    collector: str,
+    slug: str,
+    results: Sequence[TaskResult],
+    failure: BaseException | None,
+    finished: dt.datetime,
+    unjudged: frozenset[str] = frozenset(),
+) -> ReconcileCounts:
+    """Save one organisation's observations and the changes its collector noticed (change
+    events), reconcile its findings and record its alerts, in `session`'s transaction.
+
+    Writers of the same organisation take turns (the run row's update takes SQLite's write
+    lock before anything is read; PostgreSQL locks the run and organisation rows), so two
+    runs never both insert a finding. An organisation with a `failure` (a task failed or
+    never ran) resolves nothing; findings of `unjudged` checks (vulnerability data out of
+    date) are left as they were.
+    """
+    session.execute(
+        update(ScanRun).where(ScanRun.id == run_id).values(finished_at=ScanRun.finished_at)
+    )
+    org_row = session.scalars(
+        select(OrganisationRow).where(OrganisationRow.slug == slug).with_for_update()
+    ).one()
+    run = session.get(ScanRun, run_id)
+    assert run is not None
+    observations = [o for result in results for o in result.observations]
+    states = {
+        state.subject: state
+        for state in session.scalars(
+            select(SubjectState).filter_by(organisation_id=org_row.id, collector=collector)
+        )
+    }
+    for observation in observations:
+        _record_observation(session, run, org_row.id, states, observation, finished)
+    for change in (c for result in results for c in result.changes):
+        session.add(
+            ChangeEvent(
+                organisation_id=org_row.id,
+                kind=change.kind,
+                subject=change.subject,
+                run_id=run_id,
+                at=finished,
+                detail=to_jsonable(change.detail),
+            )
+        )
+    counts = reconcile(
+        session,
+        organisation=org_row,
+        collector=collector,
+        run_id=run_id,
+        observed=[f for result in results for f in result.findings],
+        # A failed or interrupted organisation resolves nothing.
+        scanned_ok=_subjects_ok(observations) if failure is None else set(),
+        now=finished,
+        unjudged=unjudged,
+    )
+    # The alerts' outbox: findings and their alerts are written together or not at all.
+    record_run(
+        session,
+        config,
+        organisation=org_row,
+        collector=collector,
+        run_id=run_id,
+        failure=failure,
+        observations=observations,
+        now=finished,
+        registry=registry,
+    )
+    return counts
+
+
+def close_run(session: Session, *, report: RunReport, finished: dt.datetime) -> None:
+    """Write the run's outcome on its row."""
+    run = session.get(ScanRun, report.run_id)
+    assert run is not None
+    _close_run(run, report, finished)
 
 
 def _close_run(run: ScanRun, report: RunReport, finished: dt.datetime) -> None:
@@ -592,7 +939,6 @@ def _record_unsaved_run(
     """The results could not be saved: mark the run failed with the cause (or, if even
     that cannot be written, keep the outcome for this process's next run to write)."""
     report.status, report.message = RunStatus.FAILED, str(error)
-    report.counts = ReconcileCounts()
     report.store_error = error
 
     def close(session: Session) -> None:
@@ -694,24 +1040,53 @@ def _verdict(report: RunReport, failure: BaseException | None) -> tuple[RunStatu
 
 @dataclass
 class _Bar:
-    """One collector's progress, in targets: ends at its total whatever became of them."""
+    """One collector's progress, in targets: ends at its total whatever became of them.
+
+    Tasks run at once, each within its share (its number of targets): a collector reports
+    on subjects, not targets (a mail domain becomes its MX hosts, a network its hosts), so
+    the bar moves per subject within the task's share and lands on its end when it ends.
+    """
 
     collector: str
     callback: ProgressCallback | None
     total: int = 0
     done: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
-    def advance(self, limit: int) -> None:
-        self.done = min(self.done + 1, limit)
-        self.show()
+    def share(self, size: int) -> _Share:
+        return _Share(self, size)
+
+    def move(self, steps: int) -> None:
+        with self.lock:
+            self.done = min(self.done + steps, self.total)
+            self.show()
 
     def show(self) -> None:
         if self.callback is not None and self.total:
             self.callback(self.collector, self.done, self.total)
 
     def finish(self) -> None:
-        self.done = self.total
-        self.show()
+        with self.lock:
+            self.done = self.total
+            self.show()
+
+
+@dataclass
+class _Share:
+    """One task's part of the bar."""
+
+    bar: _Bar
+    size: int
+    moved: int = 0
+
+    def advance(self) -> None:
+        step = 1 if self.moved < self.size else 0
+        self.moved += step
+        self.bar.move(step)
+
+    def end(self) -> None:
+        self.bar.move(self.size - self.moved)
+        self.moved = self.size
 
 
 def _software_checks(

@@ -148,7 +148,9 @@ def test_timed_out_target_is_a_recorded_error_that_resolves_nothing(
         )
 
 
-def test_run_that_fails_half_way_resolves_nothing(sessions, minimal_config, clock):
+def test_an_organisation_whose_task_fails_resolves_nothing_and_holds_no_other_back(
+    sessions, minimal_config, clock
+):
     scan(
         sessions,
         minimal_config,
@@ -156,15 +158,18 @@ def test_run_that_fails_half_way_resolves_nothing(sessions, minimal_config, cloc
         clock,
     )
     clock.now += dt.timedelta(days=1)
-    # The first subject scans fine (port 53 gone), then the collector crashes
+    # hyvala's first subject scans fine (port 53 gone), then the collector crashes on its
+    # second; rapala's only subject scans fine (port 53 gone too)
     crashing = TinyCollector(
         {"127.60.1.10": [], "127.60.1.11": [], "127.60.2.10": []}, fail_after=1
     )
     report = scan(sessions, minimal_config, crashing, clock)
     assert report.status == "failed"
+    assert report.message.startswith("hyvala: ")
     assert "collector crashed" in report.message
-    assert report.counts.resolved == 0
-    assert set(statuses(sessions).values()) == {"open"}
+    # Then hyvala's finding stays open, and rapala's own resolves
+    assert statuses(sessions) == {"127.60.1.10:53/tcp": "open", "127.60.2.10:53/tcp": "resolved"}
+    assert report.counts.resolved == 1
 
 
 def test_unregistered_check_id_fails_the_run(sessions, minimal_config, clock):
@@ -214,7 +219,7 @@ def test_a_cancelled_scan_is_interrupted_even_if_the_collector_stops_quietly(
     context = build_context(minimal_config, clock=clock)
     context.cancelled.set()
     report = run_collector(sessions, minimal_config, Quiet({}), context=context)
-    assert report.status == "interrupted"
+    assert report.status == "interrupted", report.message
 
 
 class Recorder:
@@ -361,8 +366,14 @@ def test_progress_moves_per_subject_but_never_past_the_task(sessions, minimal_co
                         f"{target.address}:{port}", target.asset, SubjectStatus.OK, PortFacts(())
                     )
 
+    # (one task at a time, so that the order of the calls is known)
+    settings = minimal_config.settings
+    one_at_a_time = settings.concurrency.model_copy(update={"tasks": 1})
+    config = minimal_config.model_copy(
+        update={"settings": settings.model_copy(update={"concurrency": one_at_a_time})}
+    )
     progress = Recorder()
-    report = scan(sessions, minimal_config, Fanning({}), clock, progress=progress)
+    report = scan(sessions, config, Fanning({}), clock, progress=progress)
     assert report.targets == 9  # subjects, each with its outcome
     # hyvala's task has two targets (six subjects), rapala's one (three subjects)
     dones = [done for _, done, _ in progress.calls]

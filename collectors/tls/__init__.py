@@ -54,6 +54,8 @@ class TLSCollector:
     )
     check_ids: ClassVar[frozenset[str]] = rules.CHECK_IDS
     options_model: ClassVar[type[TLSOptions]] = TLSOptions
+    # Handshakes are CPU-bound Python: the runner gives each task a worker process.
+    holds_interpreter_lock: ClassVar[bool] = True
     coverage: ClassVar[Mapping[AssetKind, str]] = {
         AssetKind.DOMAIN: f"HTTPS on port {HTTPS_PORT} at the name's lowest in-scope address:"
         f" {_CHECKED}",
