@@ -850,6 +850,79 @@ class IntelSettings(_Model):
         return value
 
 
+class QueueSettings(_Model):
+    """Who scans: this process (the default), or `riskiturva worker` processes that take the
+    tasks from a Dramatiq queue on Redis (docs/deployment.md). Workers need PostgreSQL."""
+
+    runner: Literal["in_process", "workers"] = Field(
+        "in_process",
+        description="in_process: each scan runs its tasks itself; workers: `scan` and the"
+        " scheduler only enqueue, `riskiturva worker` processes scan and save",
+    )
+    redis_url: str = Field(
+        "redis://127.0.0.1:6379/0",
+        description="the Redis the queue lives on: redis://HOST:PORT/DB (rediss:// for TLS)",
+    )
+    queue_name: str = Field(
+        "riskiturva-scan", pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="the queue's name"
+    )
+    task_time_limit_seconds: float = Field(
+        3600.0,
+        gt=0,
+        le=86400,
+        description="a task running longer is stopped and retried",
+    )
+    visibility_timeout_seconds: float = Field(
+        7200.0,
+        gt=0,
+        le=172800,
+        description="a worker silent this long is taken for dead and its task given to"
+        " another; longer than task_time_limit_seconds",
+    )
+    requeue_checks_per_million: int = Field(
+        10000,
+        ge=1,
+        le=1000000,
+        description="share of queue commands (per million) that also look for dead workers'"
+        " tasks to give back to the queue",
+    )
+    max_retries: int = Field(
+        5, ge=0, le=100, description="a task that fails to save is tried this many more times"
+    )
+    min_backoff_seconds: float = Field(
+        15.0, gt=0, le=3600, description="first wait before a retry (then doubling)"
+    )
+    max_backoff_seconds: float = Field(
+        900.0, gt=0, le=86400, description="longest wait between retries"
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_url(cls, value: str) -> str:
+        if urlsplit(value).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("not a Redis URL such as redis://127.0.0.1:6379/0")
+        return value
+
+    @model_validator(mode="after")
+    def _limits_in_order(self) -> QueueSettings:
+        problems: list[Problem] = []
+        if self.visibility_timeout_seconds <= self.task_time_limit_seconds:
+            problems.append(
+                (
+                    ("visibility_timeout_seconds",),
+                    "must be longer than task_time_limit_seconds"
+                    f" ({self.task_time_limit_seconds:g}): a worker still scanning would be"
+                    " taken for dead",
+                    None,
+                )
+            )
+        if self.max_backoff_seconds < self.min_backoff_seconds:
+            problems.append((("max_backoff_seconds",), "is shorter than min_backoff_seconds", None))
+        if problems:
+            raise invalid("QueueSettings", problems)
+        return self
+
+
 class RetentionSettings(_Model):
     """How long run history is kept (docs/operations.md). Findings and their events are
     never deleted."""
@@ -929,6 +1002,7 @@ class Settings(_Model):
     intel: IntelSettings = IntelSettings()
     alerts: AlertSettings = AlertSettings()
     retention: RetentionSettings = RetentionSettings()
+    queue: QueueSettings = QueueSettings()
     collectors: Mapping[str, CollectorOptions] = Field(
         default_factory=dict,
         description="`[settings.collectors.<name>]`: each installed collector's options"
@@ -958,6 +1032,17 @@ class Settings(_Model):
     @model_validator(mode="after")
     def _files_in_data_dir(self) -> Settings:
         problems: list[Problem] = []
+        if self.queue.runner == "workers" and not self.effective_database_url.startswith(
+            "postgresql"
+        ):
+            problems.append(
+                (
+                    ("queue", "runner"),
+                    "workers share one database: set database_url to PostgreSQL"
+                    " (postgresql+psycopg://…); SQLite is for one machine",
+                    None,
+                )
+            )
         smtp = self.reports.smtp
         if smtp.password_file is not None:
             path = self.data_dir / smtp.password_file

@@ -216,6 +216,34 @@ class ScanRun(Base):
     errors: Mapped[list[ScanError]] = relationship(back_populates="run")
 
 
+class ScanTaskStatus(enum.StrEnum):
+    QUEUED = "queued"  # waiting for a worker (or being scanned by one)
+    DONE = "done"  # its results are saved: a redelivered message is acknowledged unchanged
+
+
+class ScanTaskRow(Base):
+    """One task of a run scanned by workers (`settings.queue.runner = "workers"`).
+
+    The message on the queue names only the run and the key; the task itself and, once
+    done, its results live here. A task is done exactly once: its completion, and the save
+    of its organisation when it was that organisation's last, is one transaction under the
+    run row's lock. The key `<organisation>/plan` holds what planning found (errors).
+    """
+
+    __tablename__ = "scan_task"
+    __table_args__ = (UniqueConstraint("run_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    run_id: Mapped[int] = mapped_column(ForeignKey("scan_run.id"), index=True)
+    organisation: Mapped[str] = mapped_column(String(63))
+    key: Mapped[str] = mapped_column(String(100))
+    payload: Mapped[dict[str, Any] | None]  # the ScanTask's dict form (None: the plan row)
+    status: Mapped[str] = mapped_column(String(20), default=ScanTaskStatus.QUEUED)
+    attempts: Mapped[int] = mapped_column(default=0)
+    result: Mapped[dict[str, Any] | None]  # a TaskResult's dict form; cleared at the run's end
+    finished_at: Mapped[dt.datetime | None]
+
+
 class ScanError(Base):
     """A target that could not be checked in a run (timeout, refused, out of scope, …)."""
 

@@ -30,6 +30,7 @@ from riskiturva.models import (
     RunStatus,
     ScanError,
     ScanRun,
+    ScanTaskRow,
     ScopeSighting,
     SubjectState,
 )
@@ -70,6 +71,7 @@ def prune(
     )
     with sessions.begin() as session:
         errors = session.execute(delete(ScanError).where(ScanError.run_id.in_(old_runs)))
+        session.execute(delete(ScanTaskRow).where(ScanTaskRow.run_id.in_(old_runs)))
         runs = session.execute(
             delete(ScanRun).where(
                 ScanRun.id.in_(old_runs), *(ScanRun.id.not_in(ids) for ids in referenced)

@@ -611,7 +611,7 @@ class _InProcessRun:
         self.sessions, self.config, self.collector = sessions, config, collector
         self.context, self.registry = context, registry
         self.report = RunReport(run_id, collector.name, RunStatus.RUNNING)
-        self.software_checks, self.unjudged = _software_checks(collector, context, self.report)
+        self.software_checks, self.unjudged = software_checks_for(collector, context, self.report)
         self.bar = _Bar(collector.name, progress)
         self.results: dict[str, list[TaskResult]] = {}
         self.pending: dict[str, int] = {}
@@ -1089,7 +1089,7 @@ class _Share:
         self.moved = self.size
 
 
-def _software_checks(
+def software_checks_for(
     collector: Collector, context: ScanContext, report: RunReport
 ) -> tuple[frozenset[str], frozenset[str]]:
     """(checks to judge, checks left unjudged) for the software a collector identifies.

@@ -50,7 +50,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva._cron import parse_schedule
-from riskiturva.collector import discover_collectors
+from riskiturva.collector import Collector, ScanContext, discover_collectors
 from riskiturva.config import Config, load_config
 from riskiturva.db import open_store
 from riskiturva.dberrors import StoreWriteError, cause, write_with_retry
@@ -452,6 +452,9 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
             log.error("scheduled collector %s is not installed", collector_name)
             return
         context = build_context(config, sessions=sessions, cancelled=_shutdown)
+        if config.settings.queue.runner == "workers":
+            _enqueue(sessions, config, collector, context)
+            return
         report = run_collector(
             sessions,
             config,
@@ -466,6 +469,32 @@ def scheduled_scan(config_path: str, collector_name: str) -> None:
         log.info("scheduled %s run %s: %s", collector_name, report.run_id, report.status)
         _snapshots(sessions, config)
         _send_alerts(sessions, config)  # the run's urgent alerts now, not at the next pass
+
+
+def _enqueue(
+    sessions: sessionmaker[Session], config: Config, collector: Collector, context: ScanContext
+) -> None:
+    """Workers scan (settings.queue.runner = "workers"): only put the run's tasks on the
+    queue; the worker that saves a run's last task closes it."""
+    from riskiturva.workers import QueueUnavailable, enqueue_run, make_broker
+
+    broker = make_broker(config.settings.queue)
+    try:
+        queued = enqueue_run(
+            sessions,
+            config,
+            collector,
+            broker,
+            context=context,
+            trigger="scheduler",
+            scheduled_for=current_fire_time(),
+        )
+    except QueueUnavailable as error:
+        log.error("scheduled %s run: %s; the run is recorded as failed", collector.name, error)
+        return
+    finally:
+        broker.close()
+    log.info("scheduled %s run %s: %d tasks queued", collector.name, queued.run_id, queued.tasks)
 
 
 @_reported("scheduled discovery")

@@ -36,7 +36,7 @@ from sqlalchemy.orm import Session
 from riskiturva import __version__, views
 from riskiturva import _terminal as terminal
 from riskiturva.checks import LANGUAGES, Registry, Severity, load_registry, markdown_table
-from riskiturva.collector import CollectorLoadError, discover_collectors
+from riskiturva.collector import Collector, CollectorLoadError, discover_collectors
 from riskiturva.config import Config, ConfigError, default_config_path, load_config
 from riskiturva.db import StoreUnavailable, open_store
 from riskiturva.dberrors import StoreWriteError, store_failure_paragraph
@@ -422,6 +422,12 @@ SEVERITY_NAMES = [str(s) for s in Severity if s is not Severity.INFO]
     is_flag=True,
     help="Leave the run's alerts in the outbox for the scheduler (`alerts send`).",
 )
+@click.option(
+    "--queue",
+    is_flag=True,
+    help="Only put the runs' tasks on the queue for `riskiturva worker` processes (the"
+    ' default when settings.queue.runner = "workers"); needs PostgreSQL and Redis.',
+)
 @lang_option
 def scan(
     config_path: Path | None,
@@ -430,6 +436,7 @@ def scan(
     fmt: str,
     fail_on: str | None,
     no_alerts: bool,
+    queue: bool,
     lang: str,
 ) -> None:
     """Scan the organisations' assets with the registered collectors and reconcile findings.
@@ -465,6 +472,9 @@ def scan(
     collectors = [
         c for name, c in installed.items() if not collector_names or name in collector_names
     ]
+    if queue or config.settings.queue.runner == "workers":
+        _enqueue_scan(config, collectors, orgs, fmt)
+        return
     sessions = open_store(config)
     context = build_context(config, sessions=sessions)
     with _stop_on_sigterm(context.cancelled), _progress(fmt == "table") as bars:
@@ -510,6 +520,71 @@ def scan(
     if code is ExitCode.FAILED and not any(r.checked for r in reports):
         click.echo("nothing was checked: every target failed or was skipped", err=True)
     sys.exit(code)
+
+
+def _enqueue_scan(
+    config: Config, collectors: Sequence[Collector], orgs: Sequence[str], fmt: str
+) -> None:
+    """`scan --queue`: plan each collector's run and put its tasks on the queue."""
+    from riskiturva.workers import QueueUnavailable, enqueue_run, make_broker
+
+    if not config.settings.effective_database_url.startswith("postgresql"):
+        raise click.UsageError(
+            "--queue needs the database that the workers share: set settings.database_url to"
+            " PostgreSQL (postgresql+psycopg://…)"
+        )
+    sessions = open_store(config)
+    broker = make_broker(config.settings.queue)
+    context = build_context(config, sessions=sessions)
+    queued = []
+    try:
+        for collector in collectors:
+            queued.append(
+                enqueue_run(
+                    sessions, config, collector, broker, organisations=orgs or None, context=context
+                )
+            )
+    except QueueUnavailable as exc:
+        raise click.ClickException(str(exc)) from exc
+    finally:
+        broker.close()
+    if fmt == "json":
+        document = [
+            {"id": q.run_id, "collector": q.collector, "tasks": q.tasks, "status": str(q.status)}
+            for q in queued
+        ]
+        click.echo(json.dumps({"queued": document}, indent=2))
+        return
+    for q in queued:
+        click.echo(f"run {q.run_id} ({q.collector}): {q.tasks} tasks queued, {q.status}")
+
+
+@main.command("worker")
+@config_option
+@click.option(
+    "--threads",
+    type=click.IntRange(1, 64),
+    default=1,
+    show_default=True,
+    help="Tasks this process scans at once (each task is concurrent within its limits).",
+)
+def worker_command(config_path: Path | None, threads: int) -> None:
+    """Scan tasks from the queue (settings.queue) until SIGTERM: one of N worker processes.
+
+    Each task's results are saved once, in PostgreSQL; a task whose worker dies comes back
+    to the queue after settings.queue.visibility_timeout_seconds (docs/deployment.md).
+    """
+    from riskiturva.workers import serve
+
+    config = read_config(config_path)
+    if not config.settings.effective_database_url.startswith("postgresql"):
+        raise click.UsageError(
+            "workers share one database: set settings.database_url to PostgreSQL"
+            " (postgresql+psycopg://…)"
+        )
+    sessions = open_store(config)
+    _log_to_stderr()
+    serve(config, sessions, threads=threads)
 
 
 def _send_alerts_after_scan(sessions: Any, config: Config) -> None:
