@@ -327,6 +327,7 @@ def _perform(run_id: int, key: str) -> None:
         if run.status != RunStatus.RUNNING:
             return None
         row.attempts += 1
+        log.info("run %s task %s: scanning (attempt %d)", run_id, key, row.attempts)
         return row.payload
 
     payload = write_with_retry(worker.sessions, claim, what=f"claim task {key}", budget_s=budget)
