@@ -1,0 +1,362 @@
+"""A partner's estate: every collector over N generated municipalities, serial vs concurrent
+in-process, then 1, 2 and 4 worker processes on the queue.
+
+Run as root in a loopback-only namespace (it starts the lab, PostgreSQL and Redis itself):
+
+    unshare --net sh -c 'ip link set lo up && .venv/bin/python benchmarks/bench_estate.py'
+
+The estate is the lab's municipalities plus clones of them (own domain, own /24, every
+host, asset and planted weakness; the real FTP and Redis daemons stay with the originals),
+behind the lab's 20 ms delay proxy. Each configuration scans the same estate into a fresh
+database with the same collectors:
+
+- serial: `settings.concurrency.tasks = 1`, the organisations one after another inside each
+  collector, as the runner did before tasks ran concurrently;
+- concurrent: the default pool (`tasks = 4`; TLS tasks in worker processes);
+- workers: `scan --queue` and 1, 2, 4 `riskiturva worker` processes (PostgreSQL, Redis).
+
+Reported: wall time, CPU seconds (user + system of every process involved), peak RSS of
+the largest process, database size, and per collector the run's own duration; with
+--profile, py-spy's view of where the concurrent run spends its time (py-spy must be
+installed: pip install py-spy). Writes the "Estate scan" section of docs/benchmarks.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import re
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import tomllib
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from sqlalchemy import create_engine, select, text
+from sqlalchemy.pool import NullPool
+
+from riskiturva.lab import manifest as lab_manifest
+from riskiturva.lab.estate import down, up
+from riskiturva.lab.manifest import Manifest, load_manifest
+from riskiturva.models import Finding, ScanRun
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # tests.postgres and tests.redis_server start the servers
+
+from tests.postgres import postgres_cluster  # noqa: E402
+from tests.redis_server import redis_server  # noqa: E402
+
+RISKITURVA = str(Path(sys.executable).parent / "riskiturva")
+DOCS = ROOT / "docs" / "benchmarks.md"
+SECTION = "## Estate scan"
+DAILY = ("dns_email", "tls", "web")
+REAL_DAEMONS = {"ftp", "redis"}  # one real server each in the lab: not cloned
+
+
+def estate_manifest(count: int) -> Manifest:
+    """The lab's municipalities and clones of them up to `count` organisations in all."""
+    raw = tomllib.loads(lab_manifest.MANIFEST_PATH.read_text(encoding="utf-8"))
+    templates = raw["municipalities"]
+    municipalities = list(templates)
+    for index in range(count - len(templates)):
+        template = templates[index % len(templates)]
+        prefix = template["network"].rsplit(".", 1)[0] + "."  # 127.60.1.
+        clone_prefix = f"127.{61 + index // 250}.{index % 250}."
+        domain = f"k{index:03d}.test"
+        body = (
+            json.dumps(template).replace(template["domain"], domain).replace(prefix, clone_prefix)
+        )
+        clone = json.loads(body)
+        clone["slug"] = f"k{index:03d}"
+        clone["name"] = {lang: f"{name} {index}" for lang, name in template["name"].items()}
+        clone["expect"] = []
+        clone["discovery"] = {}
+        clone["ct_names"] = []
+        for host in clone.get("hosts", []):
+            host["services"] = [s for s in host.get("services", []) if s not in REAL_DAEMONS]
+        municipalities.append(clone)
+    manifest = load_manifest()
+    return Manifest(
+        parent_zone=manifest.parent_zone,
+        signature_days=manifest.signature_days,
+        partner=manifest.partner,
+        municipalities=tuple(lab_manifest._municipality(m) for m in municipalities),
+    )
+
+
+@dataclass
+class Measured:
+    label: str
+    wall_s: float
+    cpu_s: float
+    peak_rss_mib: float
+    db_mib: float
+    runs: dict[str, tuple[str, float]] = field(default_factory=dict)  # collector → status, s
+    findings: int = 0
+    statuses: Counter[str] = field(default_factory=Counter)
+
+
+def config_with(lab_config: Path, folder: Path, settings: str) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    body = lab_config.read_text(encoding="utf-8")
+    body = body.replace('data_dir = "data"\n', f'data_dir = "{folder / "data"}"\n{settings}', 1)
+    path = folder / "riskiturva.toml"
+    path.write_text(body, encoding="utf-8")
+    return path
+
+
+def database_facts(url: str) -> tuple[dict[str, tuple[str, float]], int, Counter[str], float]:
+    engine = create_engine(url, poolclass=NullPool)
+    with engine.connect() as connection:
+        runs = {
+            r.collector: (r.status, float((r.counts or {}).get("duration_s", 0)))
+            for r in connection.execute(select(ScanRun).order_by(ScanRun.id))
+        }
+        statuses = Counter(s for (s,) in connection.execute(select(Finding.status)))
+        if url.startswith("sqlite"):
+            size = Path(url.removeprefix("sqlite:///")).stat().st_size
+        else:
+            size = connection.execute(text("SELECT pg_database_size(current_database())")).scalar()
+    engine.dispose()
+    return runs, sum(statuses.values()), statuses, (size or 0) / 2**20
+
+
+def in_process(label: str, config: Path, collectors: list[str], profile: Path | None) -> Measured:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    command = [RISKITURVA, "scan", "--config", str(config), "--format", "json"]
+    command += [a for c in collectors for a in ("--collector", c)]
+    if profile is not None:
+        spy = str(Path(sys.executable).parent / "py-spy")
+        command = [spy, "record", "--subprocesses", "--format", "raw", "--rate", "50",
+                   "-o", str(profile), "--", *command]  # fmt: skip
+    started = time.monotonic()
+    done = subprocess.run(command, capture_output=True, text=True)
+    wall = time.monotonic() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if done.returncode not in (0, 1):
+        raise SystemExit(f"{label}: scan exited {done.returncode}\n{done.stderr[-3000:]}")
+    url = f"sqlite:///{config.parent / 'data' / 'riskiturva.db'}"
+    runs, findings, statuses, size = database_facts(url)
+    return Measured(
+        label,
+        wall,
+        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
+        after.ru_maxrss / 1024,
+        size,
+        runs,
+        findings,
+        statuses,
+    )
+
+
+def _proc_cpu_and_rss(pid: int) -> tuple[float, float]:
+    """CPU seconds of a live process and its waited-for children; its peak RSS (MiB)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    ticks = os.sysconf("SC_CLK_TCK")
+    cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    status = Path(f"/proc/{pid}/status").read_text()
+    match = re.search(r"VmHWM:\s+(\d+) kB", status)
+    return cpu, (int(match.group(1)) / 1024 if match else 0.0)
+
+
+def with_workers(
+    count: int, lab_config: Path, folder: Path, collectors: list[str], url: str, redis_url: str
+) -> Measured:
+    queue = (
+        f'queue = {{ runner = "workers", redis_url = "{redis_url}", '
+        "task_time_limit_seconds = 1800, visibility_timeout_seconds = 2400 }\n"
+        f'database_url = "{url}"\n'
+    )
+    config = config_with(lab_config, folder, queue)
+    logs = [(folder / f"worker{i}.err").open("wb") for i in range(count)]
+    workers = [
+        subprocess.Popen(
+            [RISKITURVA, "worker", "--config", str(config)], stdout=log, stderr=subprocess.STDOUT
+        )
+        for log in logs
+    ]
+    deadline = time.monotonic() + 120
+    while not all("worker ready" in (folder / f"worker{i}.err").read_text() for i in range(count)):
+        if time.monotonic() > deadline:
+            raise SystemExit(f"workers did not start: see {folder}")
+        time.sleep(0.2)
+    before = sum(_proc_cpu_and_rss(w.pid)[0] for w in workers)
+    own = resource.getrusage(resource.RUSAGE_CHILDREN)
+    started = time.monotonic()
+    command = [RISKITURVA, "scan", "--config", str(config)]
+    command += [a for c in collectors for a in ("--collector", c)]
+    queued = subprocess.run(command, capture_output=True, text=True)
+    if queued.returncode != 0:
+        raise SystemExit(f"scan --queue exited {queued.returncode}\n{queued.stderr[-3000:]}")
+    engine = create_engine(url, poolclass=NullPool)
+    while True:
+        with engine.connect() as connection:
+            running = connection.execute(
+                select(ScanRun.id).where(ScanRun.status == "running")
+            ).all()
+        if not running:
+            break
+        time.sleep(0.5)
+    engine.dispose()
+    wall = time.monotonic() - started
+    measured = [_proc_cpu_and_rss(w.pid) for w in workers]
+    enqueue = resource.getrusage(resource.RUSAGE_CHILDREN)
+    for worker in workers:
+        worker.terminate()
+    for worker in workers:
+        worker.wait(timeout=300)
+    runs, findings, statuses, size = database_facts(url)
+    cpu = sum(c for c, _ in measured) - before
+    cpu += (enqueue.ru_utime - own.ru_utime) + (enqueue.ru_stime - own.ru_stime)
+    return Measured(
+        f"{count} worker{'s' if count > 1 else ''}",
+        wall,
+        cpu,
+        max(r for _, r in measured),
+        size,
+        runs,
+        findings,
+        statuses,
+    )
+
+
+def hot_spots(profile: Path, top: int = 12) -> list[tuple[str, float]]:
+    """py-spy's raw (collapsed) stacks → share of samples per innermost project or library
+    frame, whichever process and thread it ran in."""
+    samples: Counter[str] = Counter()
+    total = 0
+    for line in profile.read_text(errors="replace").splitlines():
+        stack, _, count = line.rpartition(" ")
+        if not count.isdigit():
+            continue
+        frames = stack.split(";")
+        leaf = frames[-1]
+        interesting = next(
+            (
+                f
+                for f in reversed(frames)
+                if "riskiturva" in f or "collectors" in f or "sslyze" in f
+            ),
+            leaf,
+        )
+        name = re.sub(r"\s*\(.*?([^/]+\.py):\d+\)", r" (\1)", interesting)
+        samples[name] += int(count)
+        total += int(count)
+    return [(name, n / total) for name, n in samples.most_common(top)] if total else []
+
+
+def render(
+    orgs: int,
+    endpoints: int,
+    latency: int,
+    collectors: list[str],
+    rows: list[Measured],
+    spots: list[tuple[str, float]],
+) -> str:
+    serial = rows[0]
+    lines = [
+        SECTION,
+        "",
+        f"`python benchmarks/bench_estate.py --orgs {orgs}` on {platform.node()}"
+        f" ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
+        f"{time.strftime('%Y-%m-%d')}: {orgs} municipalities (the lab's and clones of them),"
+        f" {endpoints} assets, behind the lab's {latency} ms delay proxy; collectors"
+        f" {', '.join(collectors)}; every configuration into a fresh database.",
+        "",
+        "| configuration | wall s | vs serial | CPU s | peak RSS MiB | database MiB |"
+        f" {' | '.join(f'{c} s' for c in collectors)} | findings |",
+        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(collectors) + "---:|",
+    ]
+    for row in rows:
+        per = " | ".join(
+            f"{row.runs[c][1]:.1f} ({row.runs[c][0]})" if c in row.runs else "–" for c in collectors
+        )
+        lines.append(
+            f"| {row.label} | {row.wall_s:.1f} | {serial.wall_s / row.wall_s:.2f}× |"
+            f" {row.cpu_s:.1f} | {row.peak_rss_mib:.0f} | {row.db_mib:.1f} | {per} |"
+            f" {row.findings} |"
+        )
+    if spots:
+        lines += [
+            "",
+            "Where the concurrent in-process run spends its time (py-spy, every process and"
+            " thread, share of samples by innermost project frame):",
+            "",
+        ]
+        lines += [f"- {share:.0%} {name}" for name, share in spots]
+    return "\n".join(lines) + "\n"
+
+
+def write_docs(section: str) -> None:
+    body = DOCS.read_text(encoding="utf-8")
+    if SECTION in body:
+        start = body.index(SECTION)
+        rest = body[start + len(SECTION) :]
+        following = re.search(r"\n## ", rest)
+        end = start + len(SECTION) + (following.start() + 1 if following else len(rest))
+        body = body[:start] + section + ("\n" if following else "") + body[end:]
+    else:
+        body = body.rstrip("\n") + "\n\n" + section
+    DOCS.write_text(body, encoding="utf-8")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--orgs", type=int, default=42, help="municipalities in the estate")
+    parser.add_argument("--latency-ms", type=int, default=20)
+    parser.add_argument("--collectors", default=",".join(DAILY))
+    parser.add_argument("--workers", default="1,2,4", help="worker counts ('' for none)")
+    parser.add_argument("--profile", action="store_true", help="py-spy the concurrent run")
+    parser.add_argument("--no-docs", action="store_true")
+    args = parser.parse_args()
+    collectors = [c for c in args.collectors.split(",") if c]
+    manifest = estate_manifest(args.orgs)
+    endpoints = sum(len(m.assets) for m in manifest.municipalities)
+    rows: list[Measured] = []
+    spots: list[tuple[str, float]] = []
+    with tempfile.TemporaryDirectory(prefix="riskiturva-estate-") as scratch:
+        folder = Path(scratch)
+        state = up(folder / "lab", latency_ms=args.latency_ms, manifest=manifest)
+        try:
+            lab_config = Path(state.config_path)
+            serial = config_with(lab_config, folder / "serial", "concurrency = { tasks = 1 }\n")
+            rows.append(in_process("serial (tasks = 1)", serial, collectors, None))
+            print(rows[-1], flush=True)
+            concurrent = config_with(lab_config, folder / "concurrent", "")
+            profile = folder / "concurrent.txt" if args.profile else None
+            rows.append(in_process("concurrent (tasks = 4)", concurrent, collectors, profile))
+            print(rows[-1], flush=True)
+            if profile is not None and profile.exists():
+                spots = hot_spots(profile)
+            counts = [int(n) for n in args.workers.split(",") if n]
+            if counts:
+                with postgres_cluster() as cluster, redis_server() as redis:
+                    for count in counts:
+                        url = cluster.new_database()
+                        rows.append(
+                            with_workers(
+                                count,
+                                lab_config,
+                                folder / f"workers{count}",
+                                collectors,
+                                url,
+                                redis.url,
+                            )
+                        )
+                        print(rows[-1], flush=True)
+        finally:
+            down(folder / "lab")
+    section = render(args.orgs, endpoints, args.latency_ms, collectors, rows, spots)
+    print(section)
+    if not args.no_docs:
+        write_docs(section)
+
+
+if __name__ == "__main__":
+    main()
