@@ -37,7 +37,7 @@ MEANINGS: dict[ExitCode, str] = {
     " --fail-on` (an open finding at or above the severity) or `score --fail-below` (a grade"
     " below it)",
     ExitCode.INTERRUPTED: "stopped by SIGINT (Ctrl-C) or SIGTERM: the run is recorded as"
-    " interrupted and resolved nothing",
+    " interrupted; organisations it had not finished resolved nothing",
 }
 
 # A few words each, for the commands' --help (the table above is in docs/cli.md).

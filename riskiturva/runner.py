@@ -3,8 +3,13 @@
 The runner expands assets into targets (names resolved through the configured resolver,
 every address passed through the scope guard), hands the collector small serialisable
 tasks, judges its observations with the collector's rules and the check registry, and
-reconciles the findings. Only subjects scanned completely can resolve findings, and a run
-that fails or is interrupted resolves nothing.
+reconciles the findings. Only subjects scanned completely can resolve findings, and an
+organisation whose tasks failed or did not all run (the run failed or was interrupted)
+resolves nothing.
+
+The tasks of every organisation run on one bounded pool per collector; each organisation
+is saved (`save_organisation`) as its last task ends. Worker processes on a queue
+(riskiturva/workers.py) use the same planning, `perform_task` and `save_organisation`.
 """
 
 from __future__ import annotations

@@ -446,8 +446,10 @@ def scan(
     partial + failed + skipped), the findings new, still open and resolved, and the targets
     that failed or were skipped with their kind and message. `--format json` prints the
     runs with every error and every finding (docs/scan-output.schema.json). SIGTERM or
-    Ctrl-C stops after the current targets; the run is recorded as interrupted and
-    resolves nothing.
+    Ctrl-C stops after the current targets; the run is recorded as interrupted, and the
+    organisations it had not finished resolve nothing (those saved before stay saved).
+    With --queue (or settings.queue.runner = "workers") the runs' tasks are only put on
+    the queue for `riskiturva worker` processes (docs/deployment.md).
 
     Alerts the scan raises that are due now (urgent ones) are delivered before it ends,
     unless --no-alerts; the rest wait in the outbox for their digest (docs/alerts.md).

@@ -58,7 +58,7 @@ class RedisServer:
                 "",
                 "--protected-mode",
                 "yes",
-            ],  # fmt: skip
+            ],
             stdout=log,
             stderr=subprocess.STDOUT,
         )
