@@ -943,7 +943,7 @@ def _log_to_stderr() -> None:
     root = logging.getLogger()
     root.addHandler(handler)
     root.setLevel(logging.INFO)
-    for noisy in ("alembic", "apscheduler", "waitress"):
+    for noisy in ("alembic", "apscheduler", "waitress", "sslyze"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
 
