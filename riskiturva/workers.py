@@ -29,8 +29,9 @@ import functools
 import logging
 import signal
 import threading
+import time
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import dramatiq
@@ -42,6 +43,7 @@ from riskiturva.checks import Registry, load_registry
 from riskiturva.collector import Collector, ScanContext, ScanTask, discover_collectors
 from riskiturva.config import Config, QueueSettings
 from riskiturva.dberrors import write_with_retry
+from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.models import RunStatus, ScanRun, ScanTaskRow, ScanTaskStatus
 from riskiturva.runner import (
     RunReport,
@@ -297,6 +299,9 @@ def _status(sessions: sessionmaker[Session], run_id: int) -> RunStatus:
         return RunStatus(run.status)
 
 
+INTEL_REFRESH_S = 3600.0  # a long-lived worker reads the vulnerability data again this often
+
+
 @dataclass
 class _Worker:
     """What one worker process keeps between tasks."""
@@ -306,6 +311,16 @@ class _Worker:
     context: ScanContext
     registry: Registry
     collectors: dict[str, Collector]
+    intel_read_at: float = field(default_factory=time.monotonic)
+
+    def fresh_context(self) -> ScanContext:
+        """The scan context, with the vulnerability data `intel update` stored since."""
+        if time.monotonic() - self.intel_read_at > INTEL_REFRESH_S:
+            self.context.intel = load_snapshot(
+                self.sessions, self.config.settings.intel, self.context.clock()
+            )
+            self.intel_read_at = time.monotonic()
+        return self.context
 
 
 _worker: _Worker | None = None
@@ -337,11 +352,12 @@ def _perform(run_id: int, key: str) -> None:
     task = ScanTask.from_dict(payload)
     collector = worker.collectors[task.collector]
     report = RunReport(run_id, collector.name, RunStatus.RUNNING)
-    software_checks, unjudged = software_checks_for(collector, worker.context, report)
+    context = worker.fresh_context()
+    software_checks, unjudged = software_checks_for(collector, context, report)
     result = perform_task(
         collector,
         task,
-        worker.context,
+        context,
         worker.registry,
         software_checks,
         stopped=worker.context.cancelled.is_set,

@@ -160,6 +160,9 @@ CASES = [
     Case("database-async-driver", SETTINGS, SETTINGS + 'database_url = "postgresql+asyncpg://u@h/r"\n', "settings.database_url", "asynchronous", "database_url"),
     Case("database-password-hidden", SETTINGS, SETTINGS + 'database_url = "notadb://riskiturva:Sal4sana-77@db/r"\n', "settings.database_url", "unsupported database", "database_url", secret="Sal4sana-77"),
     # --- unknown keys and tables -----------------------------------------------------------
+    Case("queue-workers-on-sqlite", SETTINGS, SETTINGS + '[settings.queue]\nrunner = "workers"\n', "settings.queue.runner", "set database_url to PostgreSQL", 'runner = "workers"'),
+    Case("queue-visibility-too-short", SETTINGS, SETTINGS + "[settings.queue]\ntask_time_limit_seconds = 600\nvisibility_timeout_seconds = 300\n", "settings.queue.visibility_timeout_seconds", "longer than task_time_limit_seconds", "visibility_timeout_seconds"),
+    Case("queue-not-redis", SETTINGS, SETTINGS + '[settings.queue]\nredis_url = "amqp://q"\n', "settings.queue.redis_url", "not a Redis URL", "redis_url"),
     Case("unknown-settings-key", SETTINGS, SETTINGS + 'data_dirr = "x"\n', "settings.data_dirr", "did you mean 'data_dir'", "data_dirr"),
     Case("unknown-top-level-key", SETTINGS, 'organisation = "hyvala"\n' + SETTINGS, "organisation", "did you mean 'organisations'", "organisation ="),
     Case("unknown-resolver-key", "retries = 1", "retries = 1\nretry = 3", "settings.resolver.retry", "did you mean 'retries'", "retry = 3"),
