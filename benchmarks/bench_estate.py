@@ -133,7 +133,7 @@ def in_process(label: str, config: Path, collectors: list[str], profile: Path | 
     command += [a for c in collectors for a in ("--collector", c)]
     if profile is not None:
         spy = str(Path(sys.executable).parent / "py-spy")
-        command = [spy, "record", "--subprocesses", "--format", "raw", "--rate", "50",
+        command = [spy, "record", "--subprocesses", "--format", "raw", "--rate", "20",
                    "-o", str(profile), "--", *command]  # fmt: skip
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
@@ -259,7 +259,12 @@ def render(
     rows: list[Measured],
     spots: list[tuple[str, float]],
 ) -> str:
-    serial = rows[0]
+    serial = rows[0] if rows[0].label.startswith("serial") else None
+
+    def ratio(row: Measured) -> str:
+        return f"{serial.wall_s / row.wall_s:.2f}×" if serial else "–"
+
+    load = " / ".join(f"{x:.1f}" for x in os.getloadavg())
     lines = [
         SECTION,
         "",
@@ -267,7 +272,8 @@ def render(
         f" ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"{time.strftime('%Y-%m-%d')}: {orgs} municipalities (the lab's and clones of them),"
         f" {endpoints} assets, behind the lab's {latency} ms delay proxy; collectors"
-        f" {', '.join(collectors)}; every configuration into a fresh database.",
+        f" {', '.join(collectors)}; every configuration into a fresh database. Load average"
+        f" at the end: {load} (other work shared the machine).",
         "",
         "| configuration | wall s | vs serial | CPU s | peak RSS MiB | database MiB |"
         f" {' | '.join(f'{c} s' for c in collectors)} | findings |",
@@ -278,7 +284,7 @@ def render(
             f"{row.runs[c][1]:.1f} ({row.runs[c][0]})" if c in row.runs else "–" for c in collectors
         )
         lines.append(
-            f"| {row.label} | {row.wall_s:.1f} | {serial.wall_s / row.wall_s:.2f}× |"
+            f"| {row.label} | {row.wall_s:.1f} | {ratio(row)} |"
             f" {row.cpu_s:.1f} | {row.peak_rss_mib:.0f} | {row.db_mib:.1f} | {per} |"
             f" {row.findings} |"
         )
@@ -312,7 +318,10 @@ def main() -> None:
     parser.add_argument("--latency-ms", type=int, default=20)
     parser.add_argument("--collectors", default=",".join(DAILY))
     parser.add_argument("--workers", default="1,2,4", help="worker counts ('' for none)")
-    parser.add_argument("--profile", action="store_true", help="py-spy the concurrent run")
+    parser.add_argument("--serial", action=argparse.BooleanOptionalAction, default=True)
+    parser.add_argument(
+        "--profile", action="store_true", help="one more concurrent run, under py-spy"
+    )
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     collectors = [c for c in args.collectors.split(",") if c]
@@ -325,14 +334,17 @@ def main() -> None:
         state = up(folder / "lab", latency_ms=args.latency_ms, manifest=manifest)
         try:
             lab_config = Path(state.config_path)
-            serial = config_with(lab_config, folder / "serial", "concurrency = { tasks = 1 }\n")
-            rows.append(in_process("serial (tasks = 1)", serial, collectors, None))
-            print(rows[-1], flush=True)
+            if args.serial:
+                serial = config_with(lab_config, folder / "serial", "concurrency = { tasks = 1 }\n")
+                rows.append(in_process("serial (tasks = 1)", serial, collectors, None))
+                print(rows[-1], flush=True)
             concurrent = config_with(lab_config, folder / "concurrent", "")
-            profile = folder / "concurrent.txt" if args.profile else None
-            rows.append(in_process("concurrent (tasks = 4)", concurrent, collectors, profile))
+            rows.append(in_process("concurrent (tasks = 4)", concurrent, collectors, None))
             print(rows[-1], flush=True)
-            if profile is not None and profile.exists():
+            if args.profile:  # apart: py-spy's sampling takes a share of the CPU itself
+                profiled = config_with(lab_config, folder / "profiled", "")
+                profile = folder / "profile.txt"
+                print(in_process("profiled", profiled, collectors, profile), flush=True)
                 spots = hot_spots(profile)
             counts = [int(n) for n in args.workers.split(",") if n]
             if counts:
