@@ -135,6 +135,10 @@ def in_process(label: str, config: Path, collectors: list[str], profile: Path | 
         spy = str(Path(sys.executable).parent / "py-spy")
         command = [spy, "record", "--subprocesses", "--format", "raw", "--rate", "20",
                    "-o", str(profile), "--", *command]  # fmt: skip
+    # GNU time: the largest resident set of the command or of any process it waited for
+    # (this process's own RUSAGE_CHILDREN peak would carry over from the previous run).
+    peak = config.parent / "peak-rss-kib"
+    command = ["/usr/bin/time", "-f", "%M", "-o", str(peak), *command]
     started = time.monotonic()
     done = subprocess.run(command, capture_output=True, text=True)
     wall = time.monotonic() - started
@@ -147,7 +151,7 @@ def in_process(label: str, config: Path, collectors: list[str], profile: Path | 
         label,
         wall,
         (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        after.ru_maxrss / 1024,
+        int(peak.read_text().split()[-1]) / 1024,
         size,
         runs,
         findings,
