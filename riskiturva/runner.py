@@ -292,11 +292,12 @@ def make_tasks(
     collector: str,
     targets: Sequence[Target],
     previous: dict[str, object],
+    size: int = BATCH_SIZE,
 ) -> Iterator[ScanTask]:
-    """Batches of about BATCH_SIZE targets; targets of one name always share a batch."""
+    """Batches of about `size` targets; targets of one name always share a batch."""
     batch: list[Target] = []
     for target in sorted(targets, key=_batch_key):
-        if len(batch) >= BATCH_SIZE and _batch_key(batch[-1]) != _batch_key(target):
+        if len(batch) >= size and _batch_key(batch[-1]) != _batch_key(target):
             yield ScanTask(run_id, organisation, collector, tuple(batch), previous)
             batch = []
         batch.append(target)
@@ -489,7 +490,8 @@ def plan_run(
             what=f"read the previous {collector.name} observations",
             budget_s=config.settings.write_retry_seconds,
         )
-        tasks = list(make_tasks(run_id, organisation.slug, collector.name, targets, previous))
+        size = getattr(collector, "batch_size", BATCH_SIZE)
+        tasks = list(make_tasks(run_id, organisation.slug, collector.name, targets, previous, size))
         plans.append(OrganisationPlan(organisation.slug, errors, tasks))
     return plans
 

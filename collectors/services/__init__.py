@@ -69,6 +69,9 @@ class ServicesCollector:
     address_kinds: ClassVar[frozenset[AssetKind]] = frozenset({AssetKind.HOST})
     check_ids: ClassVar[frozenset[str]] = CHECK_IDS
     options_model: ClassVar[type[ServicesOptions]] = ServicesOptions
+    # nmap -sV spends most of a host's time waiting on probes: several processes over small
+    # batches (the runner runs settings.concurrency.tasks at once) finish sooner than one.
+    batch_size: ClassVar[int] = 10
     coverage: ClassVar[Mapping[AssetKind, str]] = {
         AssetKind.IP: "nmap -sV on the TCP ports of `settings.collectors.services.ports`"
         f" (default 'risky': {', '.join(map(str, RISKY_PORTS))}), UDP `udp_ports` when `udp`"
