@@ -24,6 +24,7 @@ installed: pip install py-spy). Writes the "Estate scan" section of docs/benchma
 from __future__ import annotations
 
 import argparse
+import functools
 import json
 import os
 import platform
@@ -35,6 +36,7 @@ import tempfile
 import time
 import tomllib
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -100,6 +102,7 @@ class Measured:
     runs: dict[str, tuple[str, float]] = field(default_factory=dict)  # collector → status, s
     findings: int = 0
     statuses: Counter[str] = field(default_factory=Counter)
+    proxy_cpu_s: float = 0.0  # the lab's delay proxy (one Python process) meanwhile
 
 
 def config_with(lab_config: Path, folder: Path, settings: str) -> Path:
@@ -279,9 +282,9 @@ def render(
         f" {', '.join(collectors)}; every configuration into a fresh database. Load average"
         f" at the end: {load} (other work shared the machine).",
         "",
-        "| configuration | wall s | vs serial | CPU s | peak RSS MiB | database MiB |"
-        f" {' | '.join(f'{c} s' for c in collectors)} | findings |",
-        "|---|---:|---:|---:|---:|---:|" + "---:|" * len(collectors) + "---:|",
+        "| configuration | wall s | vs serial | CPU s | delay proxy CPU s | peak RSS MiB |"
+        f" database MiB | {' | '.join(f'{c} s' for c in collectors)} | findings |",
+        "|---|---:|---:|---:|---:|---:|---:|" + "---:|" * len(collectors) + "---:|",
     ]
     for row in rows:
         per = " | ".join(
@@ -289,7 +292,8 @@ def render(
         )
         lines.append(
             f"| {row.label} | {row.wall_s:.1f} | {ratio(row)} |"
-            f" {row.cpu_s:.1f} | {row.peak_rss_mib:.0f} | {row.db_mib:.1f} | {per} |"
+            f" {row.cpu_s:.1f} | {row.proxy_cpu_s:.1f} | {row.peak_rss_mib:.0f} |"
+            f" {row.db_mib:.1f} | {per} |"
             f" {row.findings} |"
         )
     if spots:
@@ -316,6 +320,18 @@ def write_docs(section: str) -> None:
     DOCS.write_text(body, encoding="utf-8")
 
 
+def proxy_cpu(pid: int) -> float:
+    return _proc_cpu_and_rss(pid)[0] if pid else 0.0
+
+
+def measured_with_proxy(pid: int, measure: Callable[[], Measured]) -> Measured:
+    before = proxy_cpu(pid)
+    row = measure()
+    row.proxy_cpu_s = proxy_cpu(pid) - before
+    print(row, flush=True)
+    return row
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--orgs", type=int, default=42, help="municipalities in the estate")
@@ -338,13 +354,21 @@ def main() -> None:
         state = up(folder / "lab", latency_ms=args.latency_ms, manifest=manifest)
         try:
             lab_config = Path(state.config_path)
+            proxy = next((p.pid for p in state.processes if p.name == "latency-proxy"), 0)
             if args.serial:
                 serial = config_with(lab_config, folder / "serial", "concurrency = { tasks = 1 }\n")
-                rows.append(in_process("serial (tasks = 1)", serial, collectors, None))
-                print(rows[-1], flush=True)
+                rows.append(
+                    measured_with_proxy(
+                        proxy, lambda: in_process("serial (tasks = 1)", serial, collectors, None)
+                    )
+                )
             concurrent = config_with(lab_config, folder / "concurrent", "")
-            rows.append(in_process("concurrent (tasks = 4)", concurrent, collectors, None))
-            print(rows[-1], flush=True)
+            rows.append(
+                measured_with_proxy(
+                    proxy,
+                    lambda: in_process("concurrent (tasks = 4)", concurrent, collectors, None),
+                )
+            )
             if args.profile:  # apart: py-spy's sampling takes a share of the CPU itself
                 profiled = config_with(lab_config, folder / "profiled", "")
                 profile = folder / "profile.txt"
@@ -356,16 +380,19 @@ def main() -> None:
                     for count in counts:
                         url = cluster.new_database()
                         rows.append(
-                            with_workers(
-                                count,
-                                lab_config,
-                                folder / f"workers{count}",
-                                collectors,
-                                url,
-                                redis.url,
+                            measured_with_proxy(
+                                proxy,
+                                functools.partial(
+                                    with_workers,
+                                    count,
+                                    lab_config,
+                                    folder / f"workers{count}",
+                                    collectors,
+                                    url,
+                                    redis.url,
+                                ),
                             )
                         )
-                        print(rows[-1], flush=True)
         finally:
             down(folder / "lab")
     section = render(args.orgs, endpoints, args.latency_ms, collectors, rows, spots)
