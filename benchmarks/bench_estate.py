@@ -233,25 +233,28 @@ def with_workers(
     )
 
 
-def hot_spots(profile: Path, top: int = 12) -> list[tuple[str, float]]:
+def hot_spots(profile: Path, top: int = 12, *, leaf: bool = False) -> list[tuple[str, float]]:
     """py-spy's raw (collapsed) stacks → share of samples per innermost project or library
-    frame, whichever process and thread it ran in."""
+    frame (or per innermost frame of all: `leaf`), whichever process and thread it ran in."""
     samples: Counter[str] = Counter()
     total = 0
     for line in profile.read_text(errors="replace").splitlines():
         stack, _, count = line.rpartition(" ")
         if not count.isdigit():
             continue
-        frames = stack.split(";")
-        leaf = frames[-1]
-        interesting = next(
-            (
-                f
-                for f in reversed(frames)
-                if "riskiturva" in f or "collectors" in f or "sslyze" in f
-            ),
-            leaf,
-        )
+        frames = [f for f in stack.split(";") if not f.startswith("process ")]
+        if not frames:
+            continue
+        interesting = frames[-1]
+        if not leaf:
+            interesting = next(
+                (
+                    f
+                    for f in reversed(frames)
+                    if "riskiturva" in f or "collectors" in f or "sslyze" in f
+                ),
+                interesting,
+            )
         name = re.sub(r"\s*\(.*?([^/]+\.py):\d+\)", r" (\1)", interesting)
         samples[name] += int(count)
         total += int(count)
@@ -264,7 +267,7 @@ def render(
     latency: int,
     collectors: list[str],
     rows: list[Measured],
-    spots: list[tuple[str, float]],
+    spots: tuple[list[tuple[str, float]], list[tuple[str, float]]],
 ) -> str:
     serial = rows[0] if rows[0].label.startswith("serial") else None
 
@@ -296,14 +299,19 @@ def render(
             f" {row.db_mib:.1f} | {per} |"
             f" {row.findings} |"
         )
-    if spots:
+    by_frame, by_leaf = spots
+    if by_frame:
         lines += [
             "",
-            "Where the concurrent in-process run spends its time (py-spy, every process and"
-            " thread, share of samples by innermost project frame):",
+            "Where a concurrent in-process run (a run of its own, under py-spy at 20 Hz) spends"
+            " its time, every process and thread, by innermost project or sslyze frame; then"
+            " by innermost frame of all (a thread blocked in a C call, a handshake waiting on"
+            " the network, counts as busy):",
             "",
         ]
-        lines += [f"- {share:.0%} {name}" for name, share in spots]
+        lines += [f"- {share:.1%} {name}" for name, share in by_frame]
+        lines += ["", "Innermost frames:", ""]
+        lines += [f"- {share:.1%} {name}" for name, share in by_leaf]
     return "\n".join(lines) + "\n"
 
 
@@ -348,7 +356,7 @@ def main() -> None:
     manifest = estate_manifest(args.orgs)
     endpoints = sum(len(m.assets) for m in manifest.municipalities)
     rows: list[Measured] = []
-    spots: list[tuple[str, float]] = []
+    spots: tuple[list[tuple[str, float]], list[tuple[str, float]]] = ([], [])
     with tempfile.TemporaryDirectory(prefix="riskiturva-estate-") as scratch:
         folder = Path(scratch)
         state = up(folder / "lab", latency_ms=args.latency_ms, manifest=manifest)
@@ -373,7 +381,7 @@ def main() -> None:
                 profiled = config_with(lab_config, folder / "profiled", "")
                 profile = folder / "profile.txt"
                 print(in_process("profiled", profiled, collectors, profile), flush=True)
-                spots = hot_spots(profile)
+                spots = hot_spots(profile), hot_spots(profile, 8, leaf=True)
             counts = [int(n) for n in args.workers.split(",") if n]
             if counts:
                 with postgres_cluster() as cluster, redis_server() as redis:
