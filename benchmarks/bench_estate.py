@@ -33,6 +33,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import tomllib
 from collections import Counter
@@ -130,31 +131,73 @@ def database_facts(url: str) -> tuple[dict[str, tuple[str, float]], int, Counter
     return runs, sum(statuses.values()), statuses, (size or 0) / 2**20
 
 
+class TreeSampler(threading.Thread):
+    """CPU seconds and peak RSS of a process and every descendant (the TLS worker
+    processes are the forkserver's children: no rusage of ours ever counts them), read from
+    /proc every 0.2 s; a process's last reading stands for it."""
+
+    def __init__(self, root: int) -> None:
+        super().__init__(daemon=True)
+        self.root = root
+        self.cpu: dict[int, float] = {}
+        self.rss: dict[int, float] = {}
+        self.done = threading.Event()
+
+    def descendants(self) -> set[int]:
+        parents: dict[int, int] = {}
+        for entry in Path("/proc").iterdir():
+            if entry.name.isdigit():
+                try:
+                    fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                except OSError:
+                    continue
+                parents[int(entry.name)] = int(fields[1])
+        found = {self.root}
+        grew = True
+        while grew:
+            more = {pid for pid, parent in parents.items() if parent in found} - found
+            found |= more
+            grew = bool(more)
+        return found
+
+    def run(self) -> None:
+        while not self.done.is_set():
+            for pid in self.descendants():
+                try:
+                    cpu, rss = _proc_cpu_and_rss(pid, children=False)
+                except (OSError, IndexError):
+                    continue
+                self.cpu[pid] = cpu
+                self.rss[pid] = max(rss, self.rss.get(pid, 0.0))
+            time.sleep(0.2)
+
+
 def in_process(label: str, config: Path, collectors: list[str], profile: Path | None) -> Measured:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     command = [RISKITURVA, "scan", "--config", str(config), "--format", "json"]
     command += [a for c in collectors for a in ("--collector", c)]
     if profile is not None:
         spy = str(Path(sys.executable).parent / "py-spy")
         command = [spy, "record", "--subprocesses", "--format", "raw", "--rate", "20",
                    "-o", str(profile), "--", *command]  # fmt: skip
-    # GNU time: the largest resident set of the command or of any process it waited for
-    # (this process's own RUSAGE_CHILDREN peak would carry over from the previous run).
-    peak = config.parent / "peak-rss-kib"
-    command = ["/usr/bin/time", "-f", "%M", "-o", str(peak), *command]
+    out, err = config.parent / "scan.out", config.parent / "scan.err"
     started = time.monotonic()
-    done = subprocess.run(command, capture_output=True, text=True)
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        scan = subprocess.Popen(command, stdout=stdout, stderr=stderr)
+        sampler = TreeSampler(scan.pid)
+        sampler.start()
+        code = scan.wait()
     wall = time.monotonic() - started
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if done.returncode not in (0, 1):
-        raise SystemExit(f"{label}: scan exited {done.returncode}\n{done.stderr[-3000:]}")
+    sampler.done.set()
+    sampler.join()
+    if code not in (0, 1):
+        raise SystemExit(f"{label}: scan exited {code}\n{err.read_text()[-3000:]}")
     url = f"sqlite:///{config.parent / 'data' / 'riskiturva.db'}"
     runs, findings, statuses, size = database_facts(url)
     return Measured(
         label,
         wall,
-        (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime),
-        int(peak.read_text().split()[-1]) / 1024,
+        sum(sampler.cpu.values()),
+        max(sampler.rss.values(), default=0.0),
         size,
         runs,
         findings,
@@ -162,11 +205,11 @@ def in_process(label: str, config: Path, collectors: list[str], profile: Path | 
     )
 
 
-def _proc_cpu_and_rss(pid: int) -> tuple[float, float]:
-    """CPU seconds of a live process and its waited-for children; its peak RSS (MiB)."""
+def _proc_cpu_and_rss(pid: int, *, children: bool = True) -> tuple[float, float]:
+    """CPU seconds of a live process (and of its waited-for children); its peak RSS (MiB)."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
     ticks = os.sysconf("SC_CLK_TCK")
-    cpu = sum(int(fields[i]) for i in (11, 12, 13, 14)) / ticks
+    cpu = sum(int(fields[i]) for i in ((11, 12, 13, 14) if children else (11, 12))) / ticks
     status = Path(f"/proc/{pid}/status").read_text()
     match = re.search(r"VmHWM:\s+(\d+) kB", status)
     return cpu, (int(match.group(1)) / 1024 if match else 0.0)
