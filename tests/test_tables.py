@@ -1,0 +1,221 @@
+"""Spreadsheet exports (findings, priorities, exceptions, portfolio) as CSV and XLSX, and
+formula injection: a corpus of values that spreadsheets would run stays text in both.
+
+Given a store with two municipalities whose findings' subjects and decisions' reasons hold
+the corpus, the exports in each language have the reader's headers, typed cells (days as
+dates, numbers as numbers, text as text), a frozen and filtered header row, one column per
+asset tag; CSV for Excel (BOM, `;` in Finnish and Swedish). LibreOffice, opening the XLSX
+(`soffice --headless --convert-to csv`), gives the same rows as our CSV, and evaluates
+nothing of the corpus in either file (slow: it starts LibreOffice).
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import io
+import shutil
+import subprocess
+import tomllib
+from pathlib import Path
+from typing import Any
+
+import openpyxl
+import pytest
+from sqlalchemy import select
+
+from riskiturva import tables
+from riskiturva.checks import load_registry
+from riskiturva.config import Config
+from riskiturva.db import open_store
+from riskiturva.export import spreadsheet_text
+from riskiturva.models import Finding, FindingStatus, ScanRun
+from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
+from tests.conftest import MINIMAL_CONFIG, T0
+
+NOW = T0 + dt.timedelta(days=3)
+BOTH = ["hyvala", "rapala"]
+
+# What a spreadsheet would run, or run after folding, trimming or splitting it.
+HOSTILE = [
+    "=1+1",
+    "+1+1",
+    "-1+1",
+    "@SUM(A1:A2)",
+    "=cmd|' /C calc'!A0",
+    '=HYPERLINK("http://127.0.0.1/","x")',
+    ";=1+1",
+    ",=1+1",
+    "；＝1+1",
+    " =1+1",
+    "   +1+1",
+    "\u00a0=1+1",
+    "\u3000=1+1",
+    "\u200b=1+1",
+    "\n=1+1",
+    "\r=1+1",
+    "\t=1+1",
+    "\t",
+    "＝1+1",
+    "＋1+1",
+    "－1+1",
+    "＠SUM(A1:A2)",
+    "﹦1+1",
+    "\u22121+1",
+    "\x1b=1+1",
+]
+# Text that must come through as written.
+BENIGN = ["www.hyvala.test", "a=b", "1-2", "Ääninen & Öljy <b>", "Sää 'hyvä'", "127.60.1.10"]
+
+
+def test_every_hostile_value_gets_a_quote_and_benign_text_stays_as_written():
+    for value in HOSTILE:
+        assert spreadsheet_text(value).startswith("'"), repr(value)
+    for value in BENIGN:
+        assert spreadsheet_text(value) == value
+    # Control characters XLSX cannot hold are written as their escapes, in both formats.
+    assert spreadsheet_text("\x1b=1+1") == "'\\x1b=1+1"
+    assert spreadsheet_text("a\x00b") == "a\\x00b"
+
+
+def _finding(subject: str, asset: str) -> ObservedFinding:
+    return ObservedFinding(
+        "services.exposed.rdp", subject, asset, asset, "services", "high", {"port": 3389}
+    )
+
+
+@pytest.fixture(scope="module")
+def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
+    """Hyvälä with a finding for every corpus value on its tagged asset and one on its
+    untagged one, a decision whose reason and author are hostile; Rapala with one finding."""
+    tmp_path = tmp_path_factory.mktemp("tables")
+    text = MINIMAL_CONFIG.replace('data_dir = "data"', f'data_dir = "{tmp_path / "data"}"')
+    path = tmp_path / "riskiturva.toml"
+    path.write_text(text, encoding="utf-8")
+    config = Config.model_validate({**tomllib.loads(text)}).model_copy(update={"source": path})
+    sessions = open_store(config)
+    with sessions.begin() as session:
+        orgs = sync_config(session, config, now=T0)
+        run = ScanRun(
+            collector="services",
+            organisations=BOTH,
+            status="ok",
+            started_at=T0,
+            finished_at=T0 + dt.timedelta(minutes=1),
+            counts={"targets": 3},
+        )
+        session.add(run)
+        session.flush()
+        observed = [_finding(v, "127.60.1.10") for v in [*HOSTILE, *BENIGN]]
+        observed.append(_finding("127.60.1.11:3389/tcp", "127.60.1.11"))
+        for slug, found in (("hyvala", observed), ("rapala", [_finding("salainen", "127.60.2.10")])):
+            reconcile(
+                session,
+                organisation=orgs[slug],
+                collector="services",
+                run_id=run.id,
+                observed=found,
+                scanned_ok={f.subject for f in found},
+                now=T0,
+            )
+        session.flush()
+        accepted = session.scalar(select(Finding).where(Finding.subject == "a=b"))
+        decide(
+            session,
+            finding_id=accepted.id,
+            visible=["hyvala"],
+            decision=FindingStatus.ACCEPTED,
+            actor="@hyvala-it",
+            reason="=HYPERLINK(\"http://127.0.0.1/\",\"x\")",
+            until=NOW + dt.timedelta(days=10),
+            now=T0,
+        )
+    return config
+
+
+def _export(config: Config, kind: str, fmt: str, language: str, orgs=("hyvala",)) -> tables.Export:
+    with open_store(config)() as session:
+        return tables.export(
+            session,
+            BOTH,
+            kind,
+            fmt,
+            language=language,
+            now=NOW,
+            registry=load_registry(),
+            organisations=list(orgs),
+        )
+
+
+def _xlsx(content: bytes) -> Any:
+    return openpyxl.load_workbook(io.BytesIO(content)).active
+
+
+def _csv(content: bytes, language: str) -> list[list[str]]:
+    assert content.startswith(b"\xef\xbb\xbf")  # the BOM: Excel reads UTF-8
+    text = content.decode("utf-8-sig")
+    return list(csv.reader(io.StringIO(text, newline=""), delimiter=tables.DELIMITERS[language]))
+
+
+def test_xlsx_has_typed_cells_a_frozen_filtered_header_tag_columns_and_inert_text(config):
+    # Given Hyvälä's findings, when exported as XLSX for a Finnish reader
+    done = _export(config, "findings", "xlsx", "fi")
+    sheet = _xlsx(done.content)
+
+    # Then the header is Finnish, bold, frozen and filtered over every row
+    header = [c.value for c in sheet[1]]
+    assert header[:4] == ["Organisaatio", "Vakavuus", "Havainto", "Kohta"]
+    assert "Tunniste: e-service" in header
+    assert sheet.freeze_panes == "A2"
+    assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{done.rows + 1}"
+    assert all(c.font.b for c in sheet[1])
+    assert done.rows == len(HOSTILE) + len(BENIGN) + 1 == sheet.max_row - 1
+    assert done.filename == f"findings-hyvala-{NOW.date().isoformat()}.xlsx"
+    rows = [dict(zip(header, (c for c in r), strict=True)) for r in sheet.iter_rows(min_row=2)]
+    # Days are dates, numbers numbers, tags flags
+    first = rows[0]
+    assert first["Ensimmäinen havainto"].is_date
+    assert first["Ensimmäinen havainto"].value == dt.datetime(2026, 11, 2)
+    assert first["Ensimmäinen havainto"].number_format == "d.m.yyyy"
+    assert first["Numero"].data_type == "n"
+    tagged = {r["Kohta"].value: r["Tunniste: e-service"].value for r in rows}
+    assert tagged["127.60.1.11:3389/tcp"] == 0
+    assert tagged["www.hyvala.test"] == 1
+    # And nothing is a formula: the corpus is text with its quote, the benign as written
+    assert not [c.coordinate for r in sheet.iter_rows() for c in r if c.data_type == "f"]
+    subjects = {r["Kohta"].value for r in rows}
+    assert subjects >= {spreadsheet_text(v) for v in HOSTILE} | set(BENIGN)
+    assert all(r["Kohta"].data_type == "s" for r in rows)
+    # Rapala's finding is not in Hyvälä's export
+    assert "salainen" not in subjects
+
+
+@pytest.mark.parametrize(("language", "delimiter"), [("fi", ";"), ("sv", ";"), ("en", ",")])
+def test_csv_is_for_excel_in_the_readers_language(config, language, delimiter):
+    done = _export(config, "exceptions", "csv", language)
+
+    assert done.content.startswith(b"\xef\xbb\xbf")
+    first_line = done.content.decode("utf-8-sig").splitlines()[0]
+    assert first_line.count(delimiter) == len(_csv(done.content, language)[0]) - 1
+    header, row = _csv(done.content, language)
+    expected = {"fi": "Perustelu", "sv": "Motivering", "en": "Justification"}[language]
+    record = dict(zip(header, row, strict=True))
+    assert record[expected] == "'=HYPERLINK(\"http://127.0.0.1/\",\"x\")"
+    decided_by = {"fi": "Päättäjä", "sv": "Beslutat av", "en": "Decided by"}[language]
+    assert record[decided_by] == "'@hyvala-it"
+    until = {"fi": "Voimassa asti", "sv": "Giltigt till", "en": "Valid until"}[language]
+    assert record[until] == {"en": "2026-11-15"}.get(language, "15.11.2026")
+
+
+@pytest.mark.parametrize("kind", list(tables.Kind))
+@pytest.mark.parametrize("language", ["fi", "sv"])
+def test_every_header_is_in_the_readers_language_and_both_formats_agree(config, kind, language):
+    csv_rows = _csv(_export(config, kind, "csv", language, BOTH).content, language)
+    sheet = _xlsx(_export(config, kind, "xlsx", language, BOTH).content)
+    english = _csv(_export(config, kind, "csv", "en", BOTH).content, "en")[0]
+
+    assert [c.value for c in sheet[1]] == csv_rows[0]
+    assert sheet.max_row == len(csv_rows) > 1
+    same_in_both = {"Organisation", "Status", "Partner", "Info"}  # Swedish spells them alike
+    for ours, theirs in zip(csv_rows[0], english, strict=True):
+        assert ours != theirs or ours in same_in_both or ours.startswith("Tag"), ours
