@@ -108,7 +108,8 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
         session.flush()
         observed = [_finding(v, "127.60.1.10") for v in [*HOSTILE, *BENIGN]]
         observed.append(_finding("127.60.1.11:3389/tcp", "127.60.1.11"))
-        for slug, found in (("hyvala", observed), ("rapala", [_finding("salainen", "127.60.2.10")])):
+        theirs = [_finding("salainen", "127.60.2.10")]
+        for slug, found in (("hyvala", observed), ("rapala", theirs)):
             reconcile(
                 session,
                 organisation=orgs[slug],
@@ -126,7 +127,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
             visible=["hyvala"],
             decision=FindingStatus.ACCEPTED,
             actor="@hyvala-it",
-            reason="=HYPERLINK(\"http://127.0.0.1/\",\"x\")",
+            reason='=HYPERLINK("http://127.0.0.1/","x")',
             until=NOW + dt.timedelta(days=10),
             now=T0,
         )
@@ -167,7 +168,8 @@ def test_xlsx_has_typed_cells_a_frozen_filtered_header_tag_columns_and_inert_tex
     assert header[:4] == ["Organisaatio", "Vakavuus", "Havainto", "Kohta"]
     assert "Tunniste: e-service" in header
     assert sheet.freeze_panes == "A2"
-    assert sheet.auto_filter.ref == f"A1:{openpyxl.utils.get_column_letter(len(header))}{done.rows + 1}"
+    last = openpyxl.utils.get_column_letter(len(header))
+    assert sheet.auto_filter.ref == f"A1:{last}{done.rows + 1}"
     assert all(c.font.b for c in sheet[1])
     assert done.rows == len(HOSTILE) + len(BENIGN) + 1 == sheet.max_row - 1
     assert done.filename == f"findings-hyvala-{NOW.date().isoformat()}.xlsx"
@@ -200,7 +202,7 @@ def test_csv_is_for_excel_in_the_readers_language(config, language, delimiter):
     header, row = _csv(done.content, language)
     expected = {"fi": "Perustelu", "sv": "Motivering", "en": "Justification"}[language]
     record = dict(zip(header, row, strict=True))
-    assert record[expected] == "'=HYPERLINK(\"http://127.0.0.1/\",\"x\")"
+    assert record[expected] == '\'=HYPERLINK("http://127.0.0.1/","x")'
     decided_by = {"fi": "Päättäjä", "sv": "Beslutat av", "en": "Decided by"}[language]
     assert record[decided_by] == "'@hyvala-it"
     until = {"fi": "Voimassa asti", "sv": "Giltigt till", "en": "Valid until"}[language]
@@ -219,3 +221,87 @@ def test_every_header_is_in_the_readers_language_and_both_formats_agree(config, 
     same_in_both = {"Organisation", "Status", "Partner", "Info"}  # Swedish spells them alike
     for ours, theirs in zip(csv_rows[0], english, strict=True):
         assert ours != theirs or ours in same_in_both or ours.startswith("Tag"), ours
+
+
+# --- LibreOffice: what a spreadsheet program makes of both files ---------------------------
+
+SOFFICE = shutil.which("soffice")
+LO_LOCALES = {"fi": "fi-FI", "sv": "sv-FI", "en": "en-GB"}
+LO_LANGUAGE_IDS = {"fi": 1035, "sv": 2077, "en": 2057}  # the CSV filter's language (LCID)
+LO_PROFILE = """<?xml version="1.0" encoding="UTF-8"?>
+<oor:items xmlns:oor="http://openoffice.org/2001/registry"
+ xmlns:xs="http://www.w3.org/2001/XMLSchema" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance">
+<item oor:path="/org.openoffice.Setup/L10N"><prop oor:name="ooSetupSystemLocale" oor:op="fuse">
+<value>{locale}</value></prop></item></oor:items>
+"""
+
+
+def _soffice(profile: Path, *args: str) -> None:
+    """LibreOffice headless with a profile of its own (its locale set: numbers and days are
+    shown as the reader's locale writes them)."""
+    result = subprocess.run(
+        [SOFFICE, f"-env:UserInstallation={profile.as_uri()}", "--headless", *args],
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(SOFFICE is None, reason="needs LibreOffice (libreoffice-calc-nogui)")
+@pytest.mark.parametrize("language", ["fi", "sv", "en"])
+def test_libreoffice_reads_the_xlsx_as_the_csv_and_evaluates_nothing_in_either(
+    config, tmp_path, language
+):
+    # Given every kind exported as XLSX and CSV for both organisations
+    ours, theirs, imported = tmp_path / "ours", tmp_path / "lo-csv", tmp_path / "lo-xlsx"
+    ours.mkdir()
+    for kind in tables.Kind:
+        for fmt in tables.Format:
+            (ours / f"{kind}.{fmt}").write_bytes(_export(config, kind, fmt, language, BOTH).content)
+    profile = tmp_path / "profile"
+    (profile / "user").mkdir(parents=True)
+    (profile / "user" / "registrymodifications.xcu").write_text(
+        LO_PROFILE.format(locale=LO_LOCALES[language]), encoding="utf-8"
+    )
+    separator = ord(tables.DELIMITERS[language])
+
+    # When LibreOffice converts each XLSX to CSV (cells as shown, in the reader's locale)
+    _soffice(
+        profile,
+        "--convert-to",
+        f"csv:Text - txt - csv (StarCalc):{separator},34,76,1",
+        "--outdir",
+        str(theirs),
+        *(str(ours / f"{kind}.xlsx") for kind in tables.Kind),
+    )
+
+    # Then it gives the same rows as our CSV, the corpus as the text we wrote
+    for kind in tables.Kind:
+        expected = _csv((ours / f"{kind}.csv").read_bytes(), language)
+        text = (theirs / f"{kind}.csv").read_text(encoding="utf-8")
+        got = list(csv.reader(io.StringIO(text, newline=""), delimiter=chr(separator)))
+        assert got == expected, kind
+    findings = _csv((ours / "findings.csv").read_bytes(), language)
+    subjects = {row[3] for row in findings[1:]}
+    assert subjects >= {spreadsheet_text(v) for v in HOSTILE}
+
+    # And when it opens our CSV with formula evaluation on, nothing becomes a formula
+    _soffice(
+        profile,
+        f"--infilter=Text - txt - csv (StarCalc):{separator},34,76,1,,"
+        f"{LO_LANGUAGE_IDS[language]},false,true,false,false,false,-1,true",
+        "--convert-to",
+        "xlsx",
+        "--outdir",
+        str(imported),
+        *(str(ours / f"{kind}.csv") for kind in tables.Kind),
+    )
+    for kind in tables.Kind:
+        sheet = _xlsx((imported / f"{kind}.xlsx").read_bytes())
+        formulas = [c.coordinate for r in sheet.iter_rows() for c in r if c.data_type == "f"]
+        assert not formulas, (kind, formulas)
+    sheet = _xlsx((imported / "findings.xlsx").read_bytes())
+    read = {r[3].value for r in sheet.iter_rows(min_row=2)}
+    assert read >= {spreadsheet_text(v) for v in HOSTILE}
