@@ -16,21 +16,24 @@ import datetime as dt
 import io
 import shutil
 import subprocess
-import tomllib
 from pathlib import Path
 from typing import Any
 
 import openpyxl
 import pytest
+from babel.messages.extract import extract_from_file
+from click.testing import CliRunner
 from sqlalchemy import select
 
 from riskiturva import tables
 from riskiturva.checks import load_registry
-from riskiturva.config import Config
+from riskiturva.config import Config, load_config
 from riskiturva.db import open_store
 from riskiturva.export import spreadsheet_text
+from riskiturva.i18n import catalog
 from riskiturva.models import Finding, FindingStatus, ScanRun
 from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
+from riskiturva_cli import main
 from tests.conftest import MINIMAL_CONFIG, T0
 
 NOW = T0 + dt.timedelta(days=3)
@@ -92,7 +95,7 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
     text = MINIMAL_CONFIG.replace('data_dir = "data"', f'data_dir = "{tmp_path / "data"}"')
     path = tmp_path / "riskiturva.toml"
     path.write_text(text, encoding="utf-8")
-    config = Config.model_validate({**tomllib.loads(text)}).model_copy(update={"source": path})
+    config = load_config(path)
     sessions = open_store(config)
     with sessions.begin() as session:
         orgs = sync_config(session, config, now=T0)
@@ -305,3 +308,35 @@ def test_libreoffice_reads_the_xlsx_as_the_csv_and_evaluates_nothing_in_either(
     sheet = _xlsx((imported / "findings.xlsx").read_bytes())
     read = {r[3].value for r in sheet.iter_rows(min_row=2)}
     assert read >= {spreadsheet_text(v) for v in HOSTILE}
+
+
+def test_the_cli_writes_what_the_dashboard_downloads(config, tmp_path):
+    out = tmp_path / "havainnot.xlsx"
+    result = CliRunner().invoke(
+        main,
+        ["export", "findings", "--config", str(config.source), "--org", "hyvala", "--out",
+         str(out), "--status", "open"],
+        obj={"clock": lambda: NOW},
+    )  # fmt: skip
+
+    assert result.exit_code == 0, result.output
+    assert f"{out}: {len(HOSTILE) + len(BENIGN)} rows (xlsx," in result.output
+    module = _xlsx(_export(config, "findings", "xlsx", "fi").content)
+    cli = _xlsx(out.read_bytes())
+    open_rows = [r for r in module.iter_rows(values_only=True) if r[6] != "Hyväksytty riski"]
+    assert list(cli.iter_rows(values_only=True)) == open_rows
+
+
+EXPORT_CODE = [Path(tables.__file__), Path(tables.__file__).with_name("asset_import.py")]
+
+
+def test_every_word_of_the_exports_is_in_both_catalogs_and_none_is_left_over():
+    used = {
+        message
+        for path in EXPORT_CODE
+        for _line, message, _comments, _context in extract_from_file(
+            "python", str(path), keywords={"_": None}
+        )
+    }
+    for language in ("fi", "sv"):
+        assert set(catalog(language, "exports")) == used, language
