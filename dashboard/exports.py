@@ -37,7 +37,7 @@ def buttons(context: PageContext, kind: tables.Kind, slug: str | None = None) ->
             html.Button(_("Export XLSX"), id=ids.SHEET_XLSX, className="btn btn-secondary"),
             dcc.Download(id=ids.SHEET_DOWNLOAD),
         ],
-        className="table-tools",
+        className="downloads",
     )
 
 

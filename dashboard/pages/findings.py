@@ -149,11 +149,18 @@ def layout(context: PageContext, slug: str) -> Any:
             html.Div(
                 [
                     html.Span(_count(context, rows), id=ids.FINDINGS_COUNT, role="status"),
-                    html.Button(_("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"),
-                    html.Button(
-                        _("Export XLSX"), id=ids.EXPORT_XLSX, className="btn btn-secondary"
+                    html.Div(
+                        [
+                            html.Button(
+                                _("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"
+                            ),
+                            html.Button(
+                                _("Export XLSX"), id=ids.EXPORT_XLSX, className="btn btn-secondary"
+                            ),
+                            dcc.Download(id=ids.DOWNLOAD),
+                        ],
+                        className="downloads",
                     ),
-                    dcc.Download(id=ids.DOWNLOAD),
                 ],
                 className="table-tools",
             ),
