@@ -172,6 +172,31 @@ def _flags(tags: Collection[str], columns: Sequence[Column]) -> tuple[int, ...]:
     return tuple(int(c.key.removeprefix("tag:") in tags) for c in columns)
 
 
+def _about(_: Translator) -> tuple[Column, ...]:
+    """The columns that say which finding a row is about (findings, exceptions)."""
+    return (
+        Column("organisation", _("Organisation")),
+        Column("severity", _("Severity")),
+        Column("title", _("Finding")),
+        Column("subject", _("Subject")),
+        Column("asset", _("Asset")),
+        Column("category", _("Category")),
+    )
+
+
+def _about_cells(
+    words: _Words, name: str, row: views.FindingRow | views.ExceptionEntry
+) -> tuple[Value, ...]:
+    return (
+        name,
+        words.label("severity", row.severity),
+        words.title(row.check_id),
+        row.subject,
+        row.asset,
+        words.label("category", row.category),
+    )
+
+
 def _day(moment: dt.datetime | None) -> dt.date | None:
     return None if moment is None else local_day(moment)
 
@@ -202,12 +227,7 @@ def _findings(
     tags = views.asset_tags(session, visible, slugs)
     tagged = _tag_columns(_, (t for f in found for t in tags[f.organisation].get(f.asset, ())))
     columns = (
-        Column("organisation", _("Organisation")),
-        Column("severity", _("Severity")),
-        Column("title", _("Finding")),
-        Column("subject", _("Subject")),
-        Column("asset", _("Asset")),
-        Column("category", _("Category")),
+        *_about(_),
         Column("status", _("Status")),
         Column("first_seen", _("First seen"), CellType.DATE),
         Column("last_seen", _("Last seen"), CellType.DATE),
@@ -218,12 +238,7 @@ def _findings(
     )
     rows: list[tuple[Value, ...]] = [
         (
-            names[f.organisation],
-            words.label("severity", f.severity),
-            words.title(f.check_id),
-            f.subject,
-            f.asset,
-            words.label("category", f.category),
+            *_about_cells(words, names[f.organisation], f),
             words.label("status", f.status),
             _day(f.first_seen),
             _day(f.last_seen),
@@ -308,12 +323,7 @@ def _exceptions(
     ]
     tagged = _tag_columns(_, (t for slug, e in entries for t in tags[slug].get(e.asset, ())))
     columns = (
-        Column("organisation", _("Organisation")),
-        Column("severity", _("Severity")),
-        Column("title", _("Finding")),
-        Column("subject", _("Subject")),
-        Column("asset", _("Asset")),
-        Column("category", _("Category")),
+        *_about(_),
         Column("decision", _("Decision")),
         Column("decided_by", _("Decided by")),
         Column("decided_on", _("Decided on"), CellType.DATE),
@@ -327,12 +337,7 @@ def _exceptions(
     )
     rows: list[tuple[Value, ...]] = [
         (
-            names[slug],
-            words.label("severity", e.severity),
-            words.title(e.check_id),
-            e.subject,
-            e.asset,
-            words.label("category", e.category),
+            *_about_cells(words, names[slug], e),
             words.label("status", e.decision),
             e.decided_by,
             _day(e.decided_at),
