@@ -369,7 +369,6 @@ def _portfolio(
     found = views.portfolio(session, slugs, now=now, registry=words.registry)
     columns = (
         Column("organisation", _("Organisation")),
-        Column("partner", _("Partner")),
         Column("grade", _("Grade")),
         Column("score", _("Score"), CellType.DECIMAL),
         Column("change_30d", _("Change in 30 days"), CellType.DECIMAL),
@@ -400,7 +399,6 @@ def _portfolio(
         rows.append(
             (
                 r.organisation.name(_.language),
-                r.organisation.partner,
                 str(r.grade) if checked else None,
                 r.score if checked else None,
                 r.change.delta if checked and r.change.baseline else None,
@@ -455,9 +453,11 @@ def sheet(
 # decimal mark is a comma (Finnish, Swedish), `,` in English.
 DELIMITERS = {"fi": ";", "sv": ";", "en": ","}
 DECIMAL_MARKS = {"fi": ",", "sv": ",", "en": "."}
-# Excel's number formats for the same days and times the CSV writes (riskiturva.i18n).
+# Excel's number formats for the same days and times the CSV writes (riskiturva.i18n). The
+# point between hours and minutes is quoted: unquoted, a spreadsheet in a Finnish locale
+# reads it as the decimal mark and shows `11,05` (LibreOffice does).
 DATE_FORMATS = {"fi": "d.m.yyyy", "sv": "d.m.yyyy", "en": "yyyy-mm-dd"}
-MOMENT_FORMATS = {"fi": "d.m.yyyy h.mm", "sv": "d.m.yyyy h.mm", "en": "yyyy-mm-dd hh:mm"}
+MOMENT_FORMATS = {"fi": 'd.m.yyyy h"."mm', "sv": 'd.m.yyyy h"."mm', "en": "yyyy-mm-dd hh:mm"}
 NUMBER_FORMATS = {CellType.INTEGER: "0", CellType.FLAG: "0", CellType.DECIMAL: "0.0"}
 
 

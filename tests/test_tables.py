@@ -31,7 +31,7 @@ from riskiturva.config import Config, load_config
 from riskiturva.db import open_store
 from riskiturva.export import spreadsheet_text
 from riskiturva.i18n import catalog
-from riskiturva.models import Finding, FindingStatus, ScanRun
+from riskiturva.models import Finding, FindingStatus, ScanRun, SubjectState
 from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
 from riskiturva_cli import main
 from tests.conftest import MINIMAL_CONFIG, T0
@@ -122,6 +122,19 @@ def config(tmp_path_factory: pytest.TempPathFactory) -> Config:
                 scanned_ok={f.subject for f in found},
                 now=T0,
             )
+        # Hyvälä's last successful scan: a moment with minutes, in the portfolio
+        session.add(
+            SubjectState(
+                organisation_id=orgs["hyvala"].id,
+                collector="services",
+                subject="127.60.1.10",
+                asset="127.60.1.10",
+                last_status="ok",
+                last_scanned_at=T0 + dt.timedelta(minutes=65),
+                last_success_at=T0 + dt.timedelta(minutes=65),
+                last_run_id=run.id,
+            )
+        )
         session.flush()
         accepted = session.scalar(select(Finding).where(Finding.subject == "a=b"))
         decide(
@@ -221,9 +234,23 @@ def test_every_header_is_in_the_readers_language_and_both_formats_agree(config, 
 
     assert [c.value for c in sheet[1]] == csv_rows[0]
     assert sheet.max_row == len(csv_rows) > 1
-    same_in_both = {"Organisation", "Status", "Partner", "Info"}  # Swedish spells them alike
+    same_in_both = {"Organisation", "Status", "Info"}  # Swedish spells them alike
     for ours, theirs in zip(csv_rows[0], english, strict=True):
         assert ours != theirs or ours in same_in_both or ours.startswith("Tag"), ours
+
+
+def test_the_portfolio_has_scores_as_decimals_and_the_last_scan_as_a_moment(config):
+    sheet = _xlsx(_export(config, "portfolio", "xlsx", "fi", BOTH).content)
+    header = [c.value for c in sheet[1]]
+    hyvala = dict(zip(header, sheet[2], strict=True))
+    assert hyvala["Organisaatio"].value == "Hyvälän kunta"
+    assert hyvala["Pisteet"].data_type == "n" and hyvala["Pisteet"].number_format == "0.0"
+    moment = hyvala["Viimeisin onnistunut skannaus"]
+    assert moment.value == dt.datetime(2026, 11, 2, 11, 5)  # 09:05 UTC in Helsinki
+    assert moment.number_format == 'd.m.yyyy h"."mm'
+    row = _csv(_export(config, "portfolio", "csv", "fi", BOTH).content, "fi")[1]
+    assert row[header.index("Viimeisin onnistunut skannaus")] == "2.11.2026 11.05"
+    assert "," in row[header.index("Pisteet")]
 
 
 # --- LibreOffice: what a spreadsheet program makes of both files ---------------------------
