@@ -462,8 +462,9 @@ def assets_import(config_path: Path | None, file: Path, org: str, dry_run: bool)
     The first row names the columns, in Finnish, Swedish or English (Tyyppi/Typ/Kind,
     Kohde/Tillgång/Asset, Kriittisyys/Kritikalitet/Criticality, Tunnisteet/Taggar/Tags,
     Huomautus/Anteckning/Note) or by key (kind, value, criticality, tags, note); kind and
-    asset are required, tags are separated by commas. Each row is checked like `assets
-    add`: an asset outside the declared scope is refused. Problems name the file, row and
+    asset are required. Kinds: domain, mail_domain, host, ip, network, url; criticality:
+    low, medium (the default), high; tags separated by commas. Each row is checked like
+    `assets add`: an asset outside the declared scope is refused. Problems name the file, row and
     column; with any problem nothing is imported (exit 2). Assets already active are left
     as they are. `--dry-run` runs every check and changes nothing.
     """
