@@ -17,9 +17,11 @@ import io
 from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
+from zipfile import BadZipFile
 
 from openpyxl import load_workbook
 from openpyxl.utils import get_column_letter
+from openpyxl.utils.exceptions import InvalidFileException
 from pydantic import ValidationError
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
@@ -34,6 +36,7 @@ from riskiturva.store import sync_config
 DOMAIN = "exports"
 REQUIRED = ("kind", "value")
 MAX_ROWS = 10_000
+READ_ROWS = MAX_ROWS + 2  # the heading, the rows allowed, and one more to know there are more
 
 
 def _headings() -> dict[str, str]:
@@ -98,12 +101,12 @@ class _Sheet:
     def _read_xlsx(self, path: Path) -> None:
         try:
             workbook = load_workbook(path, read_only=True, data_only=False)
-        except Exception as exc:  # openpyxl raises zip, XML and key errors alike
+        except (BadZipFile, InvalidFileException, KeyError, OSError, ValueError) as exc:
             self.problems.append(Problem(self.name, None, None, f"not an XLSX workbook ({exc})"))
             return
         try:
             worksheet = workbook.worksheets[0]
-            for number, row in enumerate(worksheet.iter_rows(max_row=MAX_ROWS + 1), start=1):
+            for number, row in enumerate(worksheet.iter_rows(max_row=READ_ROWS), start=1):
                 texts = []
                 for index, cell in enumerate(row):
                     if cell.data_type == "f":
@@ -132,10 +135,13 @@ class _Sheet:
         first = text.split("\n", 1)[0]
         delimiter = max((";", ",", "\t"), key=first.count)
         reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-        for number, row in enumerate(reader, start=1):
-            if number > MAX_ROWS + 1:
-                break
-            self.rows.append((reader.line_num, [cell.strip() for cell in row]))
+        try:
+            for number, row in enumerate(reader, start=1):
+                if number > READ_ROWS:
+                    break
+                self.rows.append((reader.line_num, [cell.strip() for cell in row]))
+        except csv.Error as exc:  # a NUL byte, a field past the size limit
+            self.problems.append(Problem(self.name, reader.line_num, None, f"not CSV: {exc}"))
 
 
 @dataclass(frozen=True, slots=True)

@@ -136,6 +136,8 @@ def test_a_row_outside_the_scope_stops_the_import_and_names_row_and_column(confi
         (b"kind,value\nhost,a.hyvala.test\n\xff\n", "x.csv: not UTF-8 text (byte 30)"),
         (b"kind,value,criticality\nhost,a.hyvala.test,extreme\n", "x.csv, row 2, column C"),
         (b"", "x.csv: no heading row"),
+        (b"kind,value\nhost," + b"a" * 200_000, "x.csv, row 2: not CSV: field larger than"),
+        (b"kind,value\n" + b"host,a.hyvala.test\n" * 10_001, "x.csv: more than 10000 rows"),
     ],
 )  # fmt: skip
 def test_bad_files_are_refused_naming_file_row_and_column(config_path, tmp_path, content, message):
@@ -146,3 +148,13 @@ def test_bad_files_are_refused_naming_file_row_and_column(config_path, tmp_path,
 
     assert result.exit_code == ExitCode.USAGE
     assert f"error: {message}" in result.output
+
+
+def test_a_file_named_xlsx_that_is_no_workbook_is_refused(config_path, tmp_path):
+    file = tmp_path / "kohteet.xlsx"
+    file.write_bytes(b"Tyyppi;Kohde\nhost;a.hyvala.test\n")
+
+    result = _import(config_path, file)
+
+    assert result.exit_code == ExitCode.USAGE
+    assert "error: kohteet.xlsx: not an XLSX workbook" in result.output
