@@ -105,11 +105,11 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         scope = scope if isinstance(scope, dict) else {}
         kind = next((k for k in SHARED_KINDS if k == scope.get("kind")), None)
         organisation = scope.get("organisation")
-        if kind is None or (organisation is not None and not isinstance(organisation, str)):
-            services.refused(viewer, "export", scope)
-            raise PreventUpdate
-        if (kind is tables.Kind.PORTFOLIO) != (organisation is None) or (
-            kind is tables.Kind.PRIORITIES and not viewer.sees_details  # it names the assets
+        if (
+            kind is None
+            or (organisation is not None and not isinstance(organisation, str))
+            or (kind is tables.Kind.PORTFOLIO) != (organisation is None)
+            or (kind is tables.Kind.PRIORITIES and not viewer.sees_details)  # names assets
         ):
             services.refused(viewer, "export", scope)
             raise PreventUpdate
