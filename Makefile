@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # System packages: nmap for the services collector; the rest run the lab estate and the tests.
-APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
+APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux tcpdump openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
 # Only slow tests need these (LibreOffice opens the XLSX and CSV exports): `make test-all`
 # installs them too; without them those tests are skipped, saying why.
 SLOW_APT_PACKAGES := libreoffice-calc-nogui
