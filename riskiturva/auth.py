@@ -48,8 +48,10 @@ __all__ = [
     "end_sessions",
     "list_users",
     "load_viewer",
+    "new_totp_secret",
     "secret_key",
     "set_password",
+    "sign_in_method",
     "totp_uri",
     "verify_second_factor",
     "visible_slugs",
@@ -204,6 +206,13 @@ def _get(session: Session, username: str) -> User:
 
 def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
+
+
+def sign_in_method(user: User) -> str:
+    """How the account signs in: `oidc`, `password+totp` or `password`."""
+    if user.signs_in_with_provider:
+        return "oidc"
+    return "password+totp" if user.totp_secret else "password"
 
 
 def home_organisation(user: User) -> str | None:
