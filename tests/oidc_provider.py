@@ -251,6 +251,10 @@ def _app(provider: Provider, redirect_uri: str) -> flask.Flask:
         grant = server.get_consent_grant(end_user=person)
         return server.create_authorization_response(grant=grant, grant_user=person)
 
+    @app.get("/favicon.ico")
+    def no_icon() -> Any:
+        return "", 204  # a browser asks: an empty answer, not a 404 in its console
+
     @app.post("/token")
     def token() -> Any:
         return server.create_token_response()
