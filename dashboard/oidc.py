@@ -233,6 +233,8 @@ def install(
             found = client.create_authorization_url(provider.redirect_uri, ui_locales=language)
         except _Refused as error:
             return refused(error)
+        for key in [k for k in flask.session if k.startswith(f"_state_{CLIENT_NAME}_")]:
+            del flask.session[key]  # one sign-in in flight: the cookie stays small
         client.save_authorize_data(
             redirect_uri=provider.redirect_uri,
             next=safe_next(flask.request.args.get("next")),

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import socket
+import time
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -26,6 +28,7 @@ from riskiturva.models_auth import AuditEvent, User, UserSession
 from riskiturva.store import make_engine, session_factory, sync_config
 from tests.conftest import MINIMAL_CONFIG
 from tests.oidc_provider import TAMPERINGS, Person, running_provider
+from tests.test_dashboard_access import audit_rows
 
 CLIENT_ID = "riskiturva-lab"
 SECRET = "lab client secret for the tests"
@@ -241,10 +244,15 @@ def test_a_wrong_or_missing_state_is_refused(estate, provider):
     for query in (f"code={code}&state=forged-state-value", f"code={code}", ""):
         answer = client.get(f"/login/oidc/callback?{query}")
         assert answer.status_code == 403 and refusal_of(answer) == "state"
-    assert [e.detail["reason"] for e in audited(sessions, "login.failed")] == ["state"] * 3
+    restarted = app.server.test_client()  # pressed twice: only the newest sign-in counts
+    first = provider.authorize_url_answer(start(restarted), "anna@hyvala.test")
+    second = provider.authorize_url_answer(start(restarted), "anna@hyvala.test")
+    assert refusal_of(come_back(restarted, first)) == "state"
+    assert come_back(restarted, second).status_code == 302
     other = app.server.test_client()  # another browser's answer: its state is not ours
     assert refusal_of(come_back(other, callback)) == "state"
     assert come_back(client, callback).status_code == 302  # the real browser still can
+    assert [e.detail["reason"] for e in audited(sessions, "login.failed")] == ["state"] * 5
 
 
 def test_a_person_whose_roles_map_to_nothing_is_refused_and_gets_no_account(estate, provider):
@@ -329,6 +337,40 @@ def test_the_pages_of_the_flow_carry_the_content_security_policy(estate, provide
     _, answer, _ = sign_in(app, provider, "anna@hyvala.test", client)
     assert "script-src 'self'" in answer.headers["Content-Security-Policy"]
     assert "<script" not in answer.get_data(as_text=True)
+
+
+def test_the_partners_audit_trail_tells_oidc_sign_ins_and_refusals_in_words(estate, provider):
+    app, _ = estate
+    provider.tamper = "expired"
+    sign_in(app, provider, "anna@hyvala.test")
+    provider.tamper = None
+    sign_in(app, provider, "olli@hyvala.test")
+    partner, _, _ = sign_in(app, provider, "kaisa@kumppani.test")
+    rows = audit_rows(app, partner, kind="signin")
+    told = [(r["event"], r["actor"], r["detail"]) for r in rows]
+    assert ("Kirjautui sisään", "kaisa@kumppani.test", "tunnistuspalvelun kautta") in told
+    assert (
+        "Epäonnistunut kirjautuminen",
+        "olli@hyvala.test",
+        "tunnistuspalvelun kautta; tunnukselle ei ole määritetty roolia",
+    ) in told
+    assert (
+        "Epäonnistunut kirjautuminen",
+        "oidc",
+        "tunnistuspalvelun kautta; ID-tunniste ei läpäissyt tarkistuksia",
+    ) in told
+
+
+def test_a_provider_that_never_answers_is_given_up_after_the_timeout(make_app):
+    with socket.socket() as silent:  # accepts connections, never says a word
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        app, _ = make_app(issuer=f"http://127.0.0.1:{silent.getsockname()[1]}", timeout_seconds=1)
+        started = time.monotonic()
+        answer = app.server.test_client().get("/login/oidc")
+        waited = time.monotonic() - started
+    assert answer.status_code == 502 and refusal_of(answer) == "unreachable"
+    assert waited < 20  # bounded by the setting (1 s), not by a default of minutes
 
 
 # --- the mapping and the configuration ----------------------------------------------------
