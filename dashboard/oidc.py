@@ -35,6 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard.i18n import text
+from dashboard.security import CARD_PAGE_HEAD
 from riskiturva import auth, oidc
 from riskiturva.config import OIDCSettings, ResolverSettings, Settings
 from riskiturva.mail import DeliveryError, relay_address
@@ -157,17 +158,15 @@ def _messages(language: str) -> dict[Refusal, str]:
     }
 
 
-REFUSED_TEMPLATE = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} · Riskiturva</title>
-<link rel="icon" href="/_favicon.ico">
-<link rel="stylesheet" href="/assets/riskiturva.css"></head>
+REFUSED_TEMPLATE = (
+    CARD_PAGE_HEAD
+    + """\
 <body class="login-body"><main class="login-card" id="oidc-refused" data-reason="{{ reason }}">
 <h1>{{ title }}</h1>
 <p class="alert alert-danger" role="alert" id="oidc-error">{{ message }}</p>
 <p><a href="/login" id="back-to-login">{{ back }}</a></p></main></body></html>
 """
+)
 
 
 def _refused_page(language: str, refusal: Refusal) -> flask.Response:

@@ -195,15 +195,22 @@ def _not_found_page(language: str) -> flask.Response:
     return response
 
 
-NOT_FOUND_TEMPLATE = """<!doctype html>
+# The head of the small pages outside the app: sign-in, not found, a refused sign-in.
+CARD_PAGE_HEAD = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · Riskiturva</title>
 <link rel="icon" href="/_favicon.ico">
 <link rel="stylesheet" href="/assets/riskiturva.css"></head>
+"""
+
+NOT_FOUND_TEMPLATE = (
+    CARD_PAGE_HEAD
+    + """\
 <body class="login-body"><main class="login-card" id="not-found">
 <h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">{{ home }}</a></p></main></body></html>
 """
+)
 
 
 def _pending_second_factor(now: dt.datetime) -> dict[str, Any] | None:
@@ -254,12 +261,9 @@ def _login_page(
     return response
 
 
-LOGIN_TEMPLATE = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} · Riskiturva</title>
-<link rel="icon" href="/_favicon.ico">
-<link rel="stylesheet" href="/assets/riskiturva.css"></head>
+LOGIN_TEMPLATE = (
+    CARD_PAGE_HEAD
+    + """\
 <body class="login-body"><main class="login-card" aria-labelledby="login-heading">
 <h1 id="login-heading">{{ heading }}</h1><p class="muted">{{ subtitle }}</p>
 {% if error %}<p class="alert alert-danger" role="alert" id="login-error">{{ error }}</p>{% endif %}
@@ -288,6 +292,7 @@ LOGIN_TEMPLATE = """<!doctype html>
  {%- if current %} aria-current="true"{% endif %}>{{ name }}</a>
 {% endfor %}</nav></main></body></html>
 """
+)
 
 
 def install(

@@ -13,7 +13,7 @@ import hmac
 import math
 import os
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -185,14 +185,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit(
+    _account_event(
         session,
+        user,
+        "user.created",
         actor=actor,
-        action="user.created",
-        target=name,
-        organisation=home_organisation(user),
         now=now,
-        detail={"role": str(role), "organisations": user.organisations},
+        role=str(role),
+        organisations=user.organisations,
     )
     return user
 
@@ -220,20 +220,27 @@ def home_organisation(user: User) -> str | None:
     return user.organisations[0] if len(user.organisations) == 1 else None
 
 
+def _account_event(
+    session: Session, user: User, action: str, *, actor: str, now: dt.datetime, **detail: Any
+) -> None:
+    """Audit a change to the account, filed under its organisation."""
+    audit(
+        session,
+        actor=actor,
+        action=action,
+        target=user.username,
+        organisation=home_organisation(user),
+        now=now,
+        detail=detail,
+    )
+
+
 def disable_user(session: Session, username: str, *, now: dt.datetime, actor: str = "cli") -> User:
     """Refuse the account's sign-ins and end its sessions."""
     user = _get(session, username)
     user.disabled = True
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.DISABLED)
-    audit(
-        session,
-        actor=actor,
-        action="user.disabled",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-        detail={"sessions_ended": ended},
-    )
+    _account_event(session, user, "user.disabled", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -279,15 +286,7 @@ def set_password(
     user.password_changed_at = now
     user.disabled = False
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.NEW_PASSWORD)
-    audit(
-        session,
-        actor=actor,
-        action="user.password_set",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-        detail={"sessions_ended": ended},
-    )
+    _account_event(session, user, "user.password_set", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -361,15 +360,7 @@ def enable_totp(
         raise AccountError("the code does not match: check the app's clock and try again")
     user.totp_secret, user.totp_last_step = secret, step
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.EVERYWHERE)
-    audit(
-        session,
-        actor=actor,
-        action="user.totp_enabled",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-        detail={"sessions_ended": ended},
-    )
+    _account_event(session, user, "user.totp_enabled", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -377,14 +368,7 @@ def disable_totp(session: Session, username: str, *, now: dt.datetime, actor: st
     """Sign in with the password alone again (a lost phone: enrol anew afterwards)."""
     user = _local(session, username)
     user.totp_secret, user.totp_last_step = None, None
-    audit(
-        session,
-        actor=actor,
-        action="user.totp_disabled",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-    )
+    _account_event(session, user, "user.totp_disabled", actor=actor, now=now)
     return user
 
 
@@ -398,6 +382,31 @@ class SignIn:
     @property
     def throttled(self) -> bool:
         return self.retry_after is not None
+
+
+def _attempts(
+    session: Session,
+    name: str,
+    organisation: str | None,
+    address: str,
+    now: dt.datetime,
+    **always: Any,
+) -> Callable[..., None]:
+    """`attempt(action, **detail)`: audit one sign-in attempt on the account `name`."""
+
+    def attempt(action: str, **detail: Any) -> None:
+        audit(
+            session,
+            actor=name,
+            action=action,
+            target=name,
+            organisation=organisation,
+            address=address,
+            now=now,
+            detail={**always, **detail},
+        )
+
+    return attempt
 
 
 def authenticate(
@@ -418,19 +427,7 @@ def authenticate(
     except AccountError:
         name = username.strip().lower()[:100]
     user = session.scalar(select(User).where(User.username == name))
-    organisation = home_organisation(user) if user else None
-
-    def attempt(action: str, **detail: Any) -> None:
-        audit(
-            session,
-            actor=name,
-            action=action,
-            target=name,
-            organisation=organisation,
-            address=address,
-            now=now,
-            detail=detail,
-        )
+    attempt = _attempts(session, name, home_organisation(user) if user else None, address, now)
 
     wait = retry_after(
         session, name, address=address, known_client=known_client, now=now, policy=policy
@@ -473,18 +470,7 @@ def verify_second_factor(
     if user is None or user.disabled or not user.totp_secret:
         return SignIn(None)
     name = user.username
-
-    def attempt(action: str, **detail: Any) -> None:
-        audit(
-            session,
-            actor=name,
-            action=action,
-            target=name,
-            organisation=home_organisation(user),
-            address=address,
-            now=now,
-            detail={"second_factor": "totp", **detail},
-        )
+    attempt = _attempts(session, name, home_organisation(user), address, now, second_factor="totp")
 
     wait = retry_after(
         session, name, address=address, known_client=known_client, now=now, policy=policy

@@ -24,11 +24,11 @@ from sqlalchemy import select
 import dashboard
 from riskiturva import auth, db, oidc
 from riskiturva.config import ConfigError, DashboardSettings, OIDCSettings, load_config
-from riskiturva.models_auth import AuditEvent, User, UserSession
+from riskiturva.models_auth import User, UserSession
 from riskiturva.store import make_engine, session_factory, sync_config
 from tests.conftest import MINIMAL_CONFIG
 from tests.oidc_provider import TAMPERINGS, Person, running_provider
-from tests.test_dashboard_access import audit_rows
+from tests.test_dashboard_access import audit_rows, audited
 
 CLIENT_ID = "riskiturva-lab"
 SECRET = "lab client secret for the tests"
@@ -117,15 +117,6 @@ def sign_in(app, provider, person: str, client=None):
     client = client or app.server.test_client()
     callback = provider.authorize_url_answer(start(client), person)
     return client, come_back(client, callback), callback
-
-
-def audited(sessions, action: str) -> list[AuditEvent]:
-    with sessions() as session:
-        return list(
-            session.scalars(
-                select(AuditEvent).where(AuditEvent.action == action).order_by(AuditEvent.id)
-            )
-        )
 
 
 def refusal_of(response) -> str:
