@@ -70,8 +70,8 @@ def oidc_settings(issuer: str, **changes) -> dict:
 
 @pytest.fixture
 def make_app(tmp_path, minimal_config, provider):
-    """`make_app(**oidc_changes)`: the dashboard on a fresh store, signing in through the
-    lab provider; returns (app, sessions)."""
+    """`make_app(dashboard_extra, **oidc_changes)`: the dashboard on a fresh store, signing
+    in through the lab provider; returns (app, sessions)."""
     (tmp_path / "oidc-client-secret").write_text(SECRET + "\n")
     engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
     db.upgrade(engine)
@@ -80,9 +80,12 @@ def make_app(tmp_path, minimal_config, provider):
         sync_config(session, minimal_config)
     provider.tamper = None
 
-    def make(**changes):
+    def make(dashboard_extra: dict | None = None, **changes):
         dashboard_settings = DashboardSettings.model_validate(
-            {"oidc": oidc_settings(changes.pop("issuer", provider.issuer), **changes)}
+            {
+                "oidc": oidc_settings(changes.pop("issuer", provider.issuer), **changes),
+                **(dashboard_extra or {}),
+            }
         )
         settings = minimal_config.settings.model_copy(
             update={"data_dir": tmp_path, "dashboard": dashboard_settings}
@@ -319,6 +322,27 @@ def test_the_redirect_uri_comes_from_the_configuration_not_the_host_header(estat
     assert parse_qs(urlsplit(authorize).query)["redirect_uri"] == [
         f"{PUBLIC_URL}/login/oidc/callback"
     ]
+
+
+def test_behind_a_trusted_proxy_the_audit_trail_has_the_clients_address(make_app, provider):
+    app, sessions = make_app({"trusted_proxies": ["127.0.0.20"]})
+    behind_proxy = {"REMOTE_ADDR": "127.0.0.20"}
+    for forwarded in ("198.51.100.7", "198.51.100.8"):
+        client = app.server.test_client()
+        client.environ_base.update(behind_proxy, HTTP_X_FORWARDED_FOR=forwarded)
+        provider.tamper = "audience" if forwarded.endswith("8") else None
+        sign_in(app, provider, "anna@hyvala.test", client)
+    provider.tamper = None
+    forger = app.server.test_client()  # not the proxy: its X-Forwarded-For is not believed
+    forger.environ_base.update(REMOTE_ADDR="127.0.0.66", HTTP_X_FORWARDED_FOR="10.1.1.1")
+    come_back(forger, f"{PUBLIC_URL}/login/oidc/callback?code=x&state=y")
+    assert [e.address for e in audited(sessions, "login.ok")] == ["198.51.100.7"]
+    assert [e.address for e in audited(sessions, "login.failed")] == [
+        "198.51.100.8",
+        "127.0.0.66",
+    ]
+    with sessions() as session:
+        assert session.scalar(select(UserSession.address)) == "198.51.100.7"
 
 
 def test_the_pages_of_the_flow_carry_the_content_security_policy(estate, provider):
