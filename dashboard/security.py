@@ -2,7 +2,9 @@
 
 Flask (the Dash app's server) refuses every request without a live server-side session
 (`riskiturva.user_sessions`) — pages, layouts, `/_dash-*` callbacks, component bundles and
-downloads — except the sign-in page, the language links and the stylesheet. A state-changing
+downloads — except the sign-in page (with its second step, the TOTP code of an account
+that has one, and the OpenID Connect routes of `dashboard.oidc` when a provider is
+configured), the language links and the stylesheet. A state-changing
 request must come from this site (`Origin`, `Sec-Fetch-Site`) and carry the session's CSRF
 token (Dash's renderer sends the `_csrf_token` cookie back as the `X-CSRFToken` header; the
 sign-in form as a hidden field); a callback body must have the shape of the callback it

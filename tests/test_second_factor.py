@@ -5,7 +5,8 @@ Given Hyvälä's staff member with a second factor enrolled five minutes ago, sh
 with her password and then the code from her app (the codes are computed with pyotp from
 the secret, at the dashboard's clock); a wrong code, a code used already, a code with no
 password before it and a code after the five minutes the form waits are refused; six wrong
-codes from one client are slowed like six wrong passwords.
+codes from one client are slowed like six wrong passwords. In Chromium, the code's form
+follows the password's and signs her in (no CSP violation in the console).
 """
 
 from __future__ import annotations
@@ -17,6 +18,9 @@ import re
 import pyotp
 import pytest
 from click.testing import CliRunner
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support import expected_conditions as ec
+from selenium.webdriver.support.ui import WebDriverWait
 from sqlalchemy import select
 
 import dashboard
@@ -25,6 +29,7 @@ from riskiturva.config import DashboardSettings
 from riskiturva.models_auth import AuditEvent, User, UserSession
 from riskiturva.store import make_engine, session_factory, sync_config
 from riskiturva_cli import main
+from tests.browser import Visitor, chromium, served
 from tests.conftest import MINIMAL_CONFIG, T0
 
 PASSWORD = "correct horse battery"
@@ -141,6 +146,21 @@ def test_a_code_needs_the_password_first_and_the_form_waits_five_minutes(estate)
     clock.now = NOW + dt.timedelta(minutes=6)
     late = post(client, code=code_at(clock.now))
     assert late.status_code == 401 and live_sessions(sessions) == 0
+
+
+@pytest.mark.browser
+@pytest.mark.slow  # ≈ 14 s; the HTTP-level tests above are the fast set
+def test_in_the_browser_the_code_form_follows_the_password(estate):
+    app, _, _ = estate
+    with chromium() as driver, served(app) as base:
+        visitor = Visitor(driver, base, "totp", PASSWORD)
+        visitor.sign_in("anna")
+        WebDriverWait(driver, 20).until(ec.presence_of_element_located((By.ID, "code")))
+        visitor.screenshot("code-form")
+        visitor.console_is_clean("code-form")
+        driver.find_element(By.ID, "code").send_keys(code_at(NOW))
+        driver.find_element(By.ID, "login-submit").click()
+        assert "Hyvälän kunta" in visitor.wait("Korjausten tärkeysjärjestys", "signed-in")
 
 
 def test_totp_is_enrolled_and_removed_from_the_command_line(tmp_path, monkeypatch):
