@@ -9,8 +9,9 @@ decides who that is in the dashboard:
   (`settings.dashboard.oidc.mappings`): the first mapping whose value the person's claim
   holds (Entra ID app roles arrive in `roles`, groups in `groups`) decides; none: refused.
 - the **account** is a `dashboard_user` row keyed by (issuer, subject), created at the first
-  sign-in and rewritten from the claims at each one, so a role taken away at the provider is
-  gone at the next sign-in. It has no password. A local account of the same name is never
+  sign-in and rewritten from the claims at each one (every live session of the account sees
+  the new role at its next request); a person whose roles no longer map is refused and
+  their live sessions end. It has no password. A local account of the same name is never
   signed in this way (refused: the name is taken), and `riskiturva users disable` refuses
   the person whatever the provider says.
 
@@ -29,9 +30,10 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskiturva import auth
+from riskiturva import auth, user_sessions
 from riskiturva.config import OIDCMapping, OIDCSettings
 from riskiturva.models_auth import Role, User
+from riskiturva.user_sessions import EndReason
 
 UNIDENTIFIED = "oidc"  # the actor of a refusal before anyone was identified
 
@@ -120,9 +122,14 @@ def sign_in(
             now=now,
             message=f"the ID token has no usable {settings.username_claim!r} claim",
         )
+    user = session.scalar(
+        select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject)
+    )
     mapping = mapping_for(claims, settings)
     if mapping is None:
         held = sorted(claim_values(claims, settings.claim))
+        if user is not None:  # their role was taken away at the provider: sessions end too
+            user_sessions.end_all(session, user.id, now=now, reason=EndReason.ROLE_REVOKED)
         return refuse(
             session,
             Refusal.UNMAPPED,
@@ -132,9 +139,6 @@ def sign_in(
             message=f"no mapping for {settings.claim}={held}"[:300],
         )
     organisation = mapping.organisations[0] if len(mapping.organisations) == 1 else None
-    user = session.scalar(
-        select(User).where(User.oidc_issuer == issuer, User.oidc_subject == subject)
-    )
     same_name = session.scalar(select(User).where(User.username == username))
     if same_name is not None and same_name is not user:
         return refuse(

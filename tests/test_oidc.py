@@ -265,6 +265,22 @@ def test_a_person_whose_roles_map_to_nothing_is_refused_and_gets_no_account(esta
         assert session.scalar(select(User)) is None
 
 
+def test_a_role_taken_away_at_the_provider_ends_the_accounts_sessions(estate, provider):
+    app, sessions = estate
+    browser, _, _ = sign_in(app, provider, "anna@hyvala.test")
+    assert browser.get("/_dash-layout").status_code == 200
+    anna = provider.people["anna@hyvala.test"]
+    provider.people["anna@hyvala.test"] = Person(anna.username, anna.name, ("Former.Staff",))
+    try:
+        _, answer, _ = sign_in(app, provider, "anna@hyvala.test")  # on another computer
+    finally:
+        provider.people["anna@hyvala.test"] = anna
+    assert refusal_of(answer) == "unmapped"
+    assert browser.get("/_dash-layout").status_code == 401  # the first one ends too
+    with sessions() as session:
+        assert session.scalar(select(UserSession.ended_reason)) == "role_revoked"
+
+
 def test_a_local_account_is_never_signed_in_through_the_provider(estate, provider):
     app, sessions = estate
     with sessions.begin() as session:
