@@ -503,8 +503,7 @@ def test_provider_configuration_errors_name_line_and_field(tmp_path, change, fie
     problems = {p.field: p for p in caught.value.problems}
     assert field in problems, caught.value.describe()
     assert message in problems[field].message
-    if "client_secret_file" not in field:  # a whole-settings check knows no line
-        assert problems[field].line is not None, caught.value.describe()
+    assert problems[field].line is not None, caught.value.describe()
     assert str(path) in caught.value.describe()
 
 
