@@ -272,7 +272,7 @@ LOGIN_TEMPLATE = (
 {% if provider_link and not second_factor %}
 <p><a class="btn btn-primary" id="login-oidc"
  href="{{ provider_link }}">{{ provider_label }}</a></p>
-<p class="muted">{{ or_label }}</p>{% endif %}
+<p class="muted or-local">{{ or_label }}</p>{% endif %}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{{ token }}">
 <input type="hidden" name="next" value="{{ next_path }}">
