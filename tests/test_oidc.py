@@ -424,6 +424,32 @@ def test_the_first_mapping_whose_value_the_claim_holds_decides():
     assert oidc.mapping_for({}, settings) is None
 
 
+def test_accounts_from_verified_claims_on_both_databases(sessions, minimal_config):
+    settings = OIDCSettings.model_validate(oidc_settings("https://idp.example/tenant"))
+    now = dt.datetime(2026, 12, 2, 8, tzinfo=dt.UTC)
+    claims = {
+        "iss": "https://idp.example/tenant",
+        "sub": "00000000-aaaa",
+        "preferred_username": "Anna@Hyvala.Test",
+        "name": "Anna",
+        "roles": ["Riskiturva.Hyvala.Staff"],
+    }
+    with sessions.begin() as session:
+        sync_config(session, minimal_config)
+        first = oidc.sign_in(session, claims, settings, address="192.0.2.1", now=now)
+        moved = {**claims, "roles": ["Riskiturva.Partner"], "preferred_username": "anna@uusi.test"}
+        second = oidc.sign_in(session, moved, settings, address="192.0.2.1", now=now)
+        nameless = oidc.sign_in(
+            session, {**claims, "preferred_username": " "}, settings, address="-", now=now
+        )
+    assert first.viewer.username == "anna@hyvala.test" and first.viewer.visible == {"hyvala"}
+    assert second.viewer.user_id == first.viewer.user_id  # the same (issuer, subject)
+    assert second.viewer.username == "anna@uusi.test" and second.viewer.all_organisations
+    assert nameless.refusal is oidc.Refusal.NO_USERNAME
+    with sessions() as session:
+        assert [u.username for u in session.scalars(select(User))] == ["anna@uusi.test"]
+
+
 def write_config(tmp_path: Path, oidc_toml: str) -> Path:
     path = tmp_path / "riskiturva.toml"
     text = MINIMAL_CONFIG.replace('data_dir = "data"', f'data_dir = "{tmp_path}"')
