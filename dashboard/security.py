@@ -247,7 +247,6 @@ def _login_page(
         password_label=_("Password"),
         code_label=_("Code from your authenticator app"),
         second_factor=second_factor,
-        provider_name=provider[0] if provider else None,
         provider_link=provider[1] if provider else None,
         provider_label=_("Sign in with {provider}", provider=provider[0]) if provider else "",
         or_label=_("or with a local account"),

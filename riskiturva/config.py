@@ -593,7 +593,7 @@ def _loopback_host(host: str) -> bool:
         return False
 
 
-def _web_origin_url(value: str) -> str:
+def _https_url(value: str) -> str:
     """An https URL (http only to a loopback address, for a provider on this machine)."""
     try:
         parts = urlsplit(value)
@@ -609,7 +609,7 @@ def _web_origin_url(value: str) -> str:
     return value
 
 
-WebURL = Annotated[str, AfterValidator(_web_origin_url)]
+WebURL = Annotated[str, AfterValidator(_https_url)]
 
 
 class OIDCMapping(_Model):
