@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import shutil
 import socket
 import time
+import tomllib
 from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
@@ -23,7 +25,7 @@ from sqlalchemy import select
 
 import dashboard
 from riskiturva import auth, db, oidc
-from riskiturva.config import ConfigError, DashboardSettings, OIDCSettings, load_config
+from riskiturva.config import Config, ConfigError, DashboardSettings, OIDCSettings, load_config
 from riskiturva.models_auth import User, UserSession
 from riskiturva.store import make_engine, session_factory, sync_config
 from tests.conftest import MINIMAL_CONFIG
@@ -68,16 +70,26 @@ def oidc_settings(issuer: str, **changes) -> dict:
     }
 
 
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """One migrated store with the two municipalities; each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("oidc-store") / "riskiturva.db"
+    engine = make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    with session_factory(engine).begin() as session:
+        sync_config(session, Config.model_validate(tomllib.loads(MINIMAL_CONFIG)))
+    engine.dispose()
+    return path
+
+
 @pytest.fixture
-def make_app(tmp_path, minimal_config, provider):
+def make_app(tmp_path, minimal_config, provider, template):
     """`make_app(dashboard_extra, **oidc_changes)`: the dashboard on a fresh store, signing
     in through the lab provider; returns (app, sessions)."""
     (tmp_path / "oidc-client-secret").write_text(SECRET + "\n")
+    shutil.copyfile(template, tmp_path / "riskiturva.db")
     engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
-    db.upgrade(engine)
     sessions = session_factory(engine)
-    with sessions.begin() as session:
-        sync_config(session, minimal_config)
     provider.tamper = None
 
     def make(dashboard_extra: dict | None = None, **changes):
