@@ -14,6 +14,9 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import shutil
+import tomllib
+from pathlib import Path
 
 import pyotp
 import pytest
@@ -25,7 +28,7 @@ from sqlalchemy import select
 
 import dashboard
 from riskiturva import auth, db
-from riskiturva.config import DashboardSettings
+from riskiturva.config import Config, DashboardSettings
 from riskiturva.models_auth import AuditEvent, User, UserSession
 from riskiturva.store import make_engine, session_factory, sync_config
 from riskiturva_cli import main
@@ -49,14 +52,16 @@ def code_at(moment: dt.datetime, steps: int = 0) -> str:
     return pyotp.TOTP(SECRET).at(moment, counter_offset=steps)
 
 
-@pytest.fixture
-def estate(tmp_path, minimal_config):
-    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+@pytest.fixture(scope="module")
+def template(tmp_path_factory) -> Path:
+    """One store with Anna, her second factor enrolled five minutes before NOW (hashing
+    her password takes a second); each test gets a copy of the file."""
+    path = tmp_path_factory.mktemp("totp-store") / "riskiturva.db"
+    engine = make_engine(f"sqlite:///{path}")
     db.upgrade(engine)
-    sessions = session_factory(engine)
     enrolled = NOW - dt.timedelta(minutes=5)
-    with sessions.begin() as session:
-        sync_config(session, minimal_config)
+    with session_factory(engine).begin() as session:
+        sync_config(session, Config.model_validate(tomllib.loads(MINIMAL_CONFIG)))
         auth.create_user(
             session,
             username="anna",
@@ -66,6 +71,15 @@ def estate(tmp_path, minimal_config):
             now=T0,
         )
         auth.enable_totp(session, "anna", SECRET, code_at(enrolled), now=enrolled)
+    engine.dispose()
+    return path
+
+
+@pytest.fixture
+def estate(tmp_path, minimal_config, template):
+    shutil.copyfile(template, tmp_path / "riskiturva.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    sessions = session_factory(engine)
     clock = Clock()
     settings = minimal_config.settings.model_copy(
         update={"data_dir": tmp_path, "dashboard": DashboardSettings()}
