@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # System packages: nmap for the services collector; the rest run the lab estate and the tests.
-APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
+APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux tcpdump openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
 # Packages held to mypy (strict, pydantic plugin; see [tool.mypy] in pyproject.toml). Add one
 # here when it passes: `make lint MYPY_PACKAGES="collectors riskiturva"` tries it first.
 MYPY_PACKAGES ?= collectors riskiturva dashboard riskiturva_cli
