@@ -428,17 +428,31 @@ class OrganisationPlan:
     tasks: list[ScanTask]
 
 
+@dataclass(frozen=True)
+class StartedRun:
+    """A run row just opened: its organisations and their active inventory."""
+
+    run_id: int
+    selected: list[Organisation]
+    inventory: dict[str, list[Asset]]
+    started: dt.datetime
+
+
 def start_run(
     sessions: sessionmaker[Session],
     config: Config,
     collector: Collector,
-    selected: Sequence[Organisation],
+    context: ScanContext,
+    organisations: Iterable[str] | None,
     *,
     trigger: str,
     scheduled_for: dt.datetime | None,
-    started: dt.datetime,
-) -> tuple[int, dict[str, list[Asset]]]:
-    """Open the run row (after syncing the configuration); its id and the active inventory."""
+) -> StartedRun:
+    """Open the run row for the selected organisations (all by default), after syncing
+    the configuration."""
+    chosen = None if organisations is None else set(organisations)
+    selected = [o for o in config.organisations if chosen is None or o.slug in chosen]
+    started = context.clock()
 
     def start(session: Session) -> tuple[int, dict[str, list[Asset]]]:
         unsaved_outcomes.write_pending(session)
@@ -458,12 +472,13 @@ def start_run(
         session.flush()
         return run.id, inventory
 
-    return write_with_retry(
+    run_id, inventory = write_with_retry(
         sessions,
         start,
         what=f"start a {collector.name} run",
         budget_s=config.settings.write_retry_seconds,
     )
+    return StartedRun(run_id, selected, inventory, started)
 
 
 def plan_run(
@@ -584,21 +599,17 @@ def run_collector(
     """
     registry = registry or load_registry()
     context = context or build_context(config, sessions=sessions)
-    selected = [
-        o for o in config.organisations if organisations is None or o.slug in set(organisations)
-    ]
-    started = context.clock()
-    run_id, inventory = start_run(
+    opened = start_run(
         sessions,
         config,
         collector,
-        selected,
+        context,
+        organisations,
         trigger=trigger,
         scheduled_for=scheduled_for,
-        started=started,
     )
-    run = _InProcessRun(sessions, config, collector, context, registry, run_id, progress)
-    return run.execute(selected, inventory, started)
+    run = _InProcessRun(sessions, config, collector, context, registry, opened.run_id, progress)
+    return run.execute(opened.selected, opened.inventory, opened.started)
 
 
 class _InProcessRun:

@@ -113,21 +113,21 @@ def enqueue_run(
     closed here.
     """
     context = context or build_context(config, sessions=sessions)
-    selected = [
-        o for o in config.organisations if organisations is None or o.slug in set(organisations)
-    ]
-    run_id, inventory = start_run(
+    opened = start_run(
         sessions,
         config,
         collector,
-        selected,
+        context,
+        organisations,
         trigger=trigger,
         scheduled_for=scheduled_for,
-        started=context.clock(),
     )
+    run_id = opened.run_id
     budget = config.settings.write_retry_seconds
     try:
-        plans = plan_run(sessions, config, collector, context, run_id, selected, inventory)
+        plans = plan_run(
+            sessions, config, collector, context, run_id, opened.selected, opened.inventory
+        )
     except Exception as exc:
         _fail_run(sessions, run_id, f"could not plan the run: {exc}", context.clock(), budget)
         raise

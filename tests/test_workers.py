@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -125,16 +127,26 @@ class Estate:
                 assert worker.stop(timeout=120) == 0, worker.output
 
 
+@contextmanager
+def two_workers(
+    lab, folder: Path, postgres_url: str, collector: str, **queue: float
+) -> Iterator[tuple[Estate, RedisServer, int]]:
+    """The estate scanned in-process, then two workers started and its run enqueued."""
+    with redis_server() as redis:
+        estate = Estate(lab, folder, postgres_fresh(postgres_url), redis, collector, **queue)
+        estate.start_workers(2)
+        yield estate, redis, estate.enqueue()
+        estate.stop()
+
+
 def test_two_workers_scan_as_the_runner_does_and_a_task_delivered_again_changes_nothing(
     lab, tmp_path, postgres_url
 ):
-    with redis_server() as redis:
-        estate = Estate(
-            lab, tmp_path, postgres_fresh(postgres_url), redis, "dns_email",
-            time_limit=120, visibility=180,
-        )  # fmt: skip
-        estate.start_workers(2)
-        run_id = estate.enqueue()
+    with two_workers(lab, tmp_path, postgres_url, "dns_email", time_limit=120, visibility=180) as (
+        estate,
+        redis,
+        run_id,
+    ):
         estate.wait_closed(run_id, 300)
         tally = Tally("two workers, then a task delivered again after it was saved")
         estate.check(tally, run_id)
@@ -154,18 +166,15 @@ def test_two_workers_scan_as_the_runner_does_and_a_task_delivered_again_changes_
         assert state(estate.url) == saved
         assert attempts(estate.url, run_id)[key] == 1
         assert query(estate.url, select(func.count()).select_from(ScanTaskRow))[0][0] > 0
-        estate.stop()
 
 
 @pytest.mark.slow
 def test_a_worker_killed_mid_task_loses_and_duplicates_nothing(lab, tmp_path, postgres_url):
-    with redis_server() as redis:
-        estate = Estate(
-            lab, tmp_path, postgres_fresh(postgres_url), redis, "tls",
-            time_limit=60, visibility=75,
-        )  # fmt: skip
-        estate.start_workers(2)
-        run_id = estate.enqueue()
+    with two_workers(lab, tmp_path, postgres_url, "tls", time_limit=60, visibility=75) as (
+        estate,
+        _,
+        run_id,
+    ):
         # When the first worker to start a task is killed -9 in the middle of it
         victim = wait_until(
             lambda: next((w for w in estate.workers if "scanning (attempt 1)" in w.output), None),
@@ -186,20 +195,17 @@ def test_a_worker_killed_mid_task_loses_and_duplicates_nothing(lab, tmp_path, po
         estate.check(tally, run_id)
         tried = attempts(estate.url, run_id)
         assert tried[claimed[-1]] == 2, tried
-        estate.stop()
 
 
 @pytest.mark.slow
 def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
     lab, tmp_path, postgres_url
 ):
-    with redis_server() as redis:
-        estate = Estate(
-            lab, tmp_path, postgres_fresh(postgres_url), redis, "tls",
-            time_limit=60, visibility=75,
-        )  # fmt: skip
-        estate.start_workers(2)
-        run_id = estate.enqueue()
+    with two_workers(lab, tmp_path, postgres_url, "tls", time_limit=60, visibility=75) as (
+        estate,
+        redis,
+        run_id,
+    ):
         # When Redis is killed -9 once the first task was saved, and comes back 5 s later
         wait_until(
             lambda: any("saved" in w.output for w in estate.workers), 300, "nothing saved", 0.1
@@ -211,4 +217,3 @@ def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
         estate.wait_closed(run_id, 600)
         tally = Tally("Redis killed -9 and restarted mid-run")
         estate.check(tally, run_id)
-        estate.stop()
