@@ -24,6 +24,7 @@ from collectors.tls.facts import TlsFacts
 from collectors.tls.trust import TrustAnchors
 from riskiturva.collector import TargetError
 from riskiturva.config import PolitenessSettings
+from riskiturva.lab.estate import tcp_connections_opened
 from riskiturva.lab.manifest import Host
 from riskiturva.politeness import Politeness
 
@@ -43,15 +44,6 @@ def _endpoints(hosts: tuple[Host, ...]) -> list[Endpoint]:
 
 def _options(ca_file: Path) -> ScanOptions:
     return ScanOptions("riskiturva-test", 5.0, 1, ca_file)
-
-
-def _active_opens() -> int:
-    """TCP connections this network namespace has opened (the kernel's own count)."""
-    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
-    header, values = [pair for pair in zip(lines, lines[1:], strict=False) if pair[0][0] == "Tcp:"][
-        0
-    ]
-    return int(values[header.index("ActiveOpens")])
 
 
 def _full_enumeration(
@@ -107,12 +99,12 @@ def test_a_legacy_and_a_modern_endpoint_give_the_full_enumerations_findings(lab)
     endpoints = _endpoints((*legacy, *modern))
     assert len(endpoints) == 2
     # When each is scanned by the full enumeration and by the engine
-    before = _active_opens()
+    before = tcp_connections_opened()
     full = _full_enumeration(endpoints, lab.ca_file)
-    sslyze_connections = _active_opens() - before
-    before = _active_opens()
+    sslyze_connections = tcp_connections_opened() - before
+    before = tcp_connections_opened()
     ours, _ = _engine(endpoints, lab.ca_file)
-    our_connections = _active_opens() - before
+    our_connections = tcp_connections_opened() - before
     # Then the facts and findings are the same, in a fraction of the connections
     _assert_same(ours, full)
     assert {p for f in ours.values() for p in f.protocols_offered} >= {"TLSv1.0", "TLSv1.3"}

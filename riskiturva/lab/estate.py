@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import ipaddress
+import itertools
 import json
 import os
 import shutil
@@ -199,6 +200,14 @@ def _stop(processes: Iterable[Process]) -> list[str]:
         while any(process_alive(pid) for _, pid in live) and time.monotonic() < deadline:
             time.sleep(0.05)
     return [f"{n} ({pid})" for n, pid in live]
+
+
+def tcp_connections_opened() -> int:
+    """TCP connections opened in this network namespace so far: the kernel's own count
+    (`ActiveOpens`), for tests and benchmarks that count what a scanner really opened."""
+    lines = [line.split() for line in Path("/proc/net/snmp").read_text().splitlines()]
+    header, values = next((a, b) for a, b in itertools.pairwise(lines) if a[0] == "Tcp:")
+    return int(values[header.index("ActiveOpens")])
 
 
 # --- readiness -------------------------------------------------------------------------
