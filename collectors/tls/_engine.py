@@ -93,20 +93,6 @@ class _Fallback(Exception):
     """A handshake that neither chose a suite we can name nor refused: test one by one."""
 
 
-@dataclass
-class Counter:
-    """Connections opened, per endpoint address and in all (for benchmarks and tests)."""
-
-    total: int = 0
-
-    def __post_init__(self) -> None:
-        self._lock = threading.Lock()
-
-    def add(self) -> None:
-        with self._lock:
-            self.total += 1
-
-
 class _Gate:
     """One endpoint's connection slots: its own limit, then the politeness limiter's.
 
@@ -114,8 +100,8 @@ class _Gate:
     and a generator-based context manager fails setting their traceback.
     """
 
-    def __init__(self, address: str, per_server: int, politeness: Politeness, counter: Counter):
-        self.address, self.politeness, self.counter = address, politeness, counter
+    def __init__(self, address: str, per_server: int, politeness: Politeness):
+        self.address, self.politeness = address, politeness
         self._slots = threading.BoundedSemaphore(per_server)
 
     def __call__(self) -> _Gate.Held:
@@ -133,7 +119,6 @@ class _Gate:
             except BaseException:
                 self.gate._slots.release()
                 raise
-            self.gate.counter.add()
 
         def __exit__(self, *exc: object) -> None:
             self.slot.__exit__(*exc)
@@ -295,7 +280,6 @@ class Engine:
         self.concurrent_servers = concurrent_servers
         self.connections_per_server = connections_per_server
         self.politeness = politeness
-        self.counter = Counter()
         self._legacy_tls12 = _legacy_tls12_names()
 
     def scan(self, requests: Sequence[ServerScanRequest]) -> Iterator[ServerScanResult]:
@@ -318,7 +302,7 @@ class Engine:
     def _server(self, request: ServerScanRequest, pool: ThreadPoolExecutor) -> ServerScanResult:
         location, network = request.server_location, request.network_configuration
         address = location.ip_address or location.hostname  # scan_requests always sets it
-        gate = _Gate(address, self.connections_per_server, self.politeness, self.counter)
+        gate = _Gate(address, self.connections_per_server, self.politeness)
         try:
             with gate():
                 probing = check_connectivity_to_server(location, network)
