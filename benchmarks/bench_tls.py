@@ -201,8 +201,9 @@ def write_section(
         " one handshake each; the collector (`collectors/tls/_engine.py`) checks each version"
         " with one handshake offering all of them and enumerates by elimination only the"
         " versions a server accepts, in partitions side by side — a server that accepts TLS"
-        " 1.0 to 1.2 with OpenSSL's `ALL:COMPLEMENTOFALL` suites still costs a third of sslyze's connections. It also"
-        " runs sslyze's other checks on its own pool, without the Scanner's 0.2 s polling."
+        " 1.0 to 1.2 with OpenSSL's `ALL:COMPLEMENTOFALL` suites still costs a third of"
+        " sslyze's connections. It also runs sslyze's other checks on its own pool, without"
+        " the Scanner's 0.2 s polling."
         " `tests/test_tls_engine.py` shows the findings equal the full enumeration's on every"
         " lab TLS endpoint.",
         "",
