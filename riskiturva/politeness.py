@@ -101,15 +101,20 @@ class Politeness:
 
     def probe(self) -> None:
         """Take one token of the global rate (a new connection, a datagram), waiting if none."""
+        wait = self.reserve()
+        if wait:
+            self._sleep(wait)
+
+    def reserve(self) -> float:
+        """Take one token of the global rate now; the seconds to wait before using it
+        (asynchronous callers await that themselves)."""
         rate, burst = self.settings.new_per_second, float(self.settings.burst)
         with self._rate_lock:
             now = self._clock()
             self._tokens = min(burst, self._tokens + (now - self._filled) * rate)
             self._filled = now
             self._tokens -= 1.0
-            wait = -self._tokens / rate if self._tokens < 0 else 0.0
-        if wait:
-            self._sleep(wait)
+            return -self._tokens / rate if self._tokens < 0 else 0.0
 
     def open_now(self, address: str) -> int:
         """Connections open at `address` now (for progress and tests)."""

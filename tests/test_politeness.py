@@ -9,6 +9,7 @@ token bucket with a clock the test drives (no timing assertions).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import socket
 import threading
@@ -20,6 +21,7 @@ import pytest
 from collectors.tls import TLSCollector
 from riskiturva.collector import ScanTask, SubjectStatus, Target
 from riskiturva.config import AssetKind, ConfigError, PolitenessSettings, load_config
+from riskiturva.dns_seam import DnsClient
 from riskiturva.politeness import Politeness
 from riskiturva.runner import build_context
 
@@ -227,3 +229,19 @@ def test_bad_politeness_settings_name_file_line_and_field(tmp_path, old, new, fi
     where = new if field.endswith(new.split(" ")[0]) else "[settings.politeness]"
     assert lines[problem.line - 1].startswith(where)
     assert str(path) in caught.value.describe()
+
+
+@pytest.mark.lab
+def test_queries_straight_to_a_name_server_take_tokens_of_the_same_rate(lab):
+    # Given a limiter whose clock stands still: 3 tokens, then a wait of 1 ms each
+    time = FakeTime()
+    limiter = Politeness(
+        PolitenessSettings(new_per_second=1000, burst=3), clock=time.clock, sleep=time.sleep
+    )
+    settings = load_config(lab.config_path).settings.resolver
+    client = DnsClient(settings, lab.dns_port, limits=limiter)
+    # When three queries go straight to the lab's name server (as lame-delegation checks do)
+    for name in ("hyvala.test", "rapala.test", "sekala.test"):
+        asyncio.run(client.ask_server(lab.dns_server, name, "SOA"))
+    # Then they took the three tokens: the next connection would wait
+    assert limiter.reserve() == pytest.approx(0.001)
