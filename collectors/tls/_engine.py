@@ -267,6 +267,20 @@ def _attempt(command: ScanCommand, compute: Callable[[], Any]) -> Any:
     )
 
 
+def _unreachable(request: ServerScanRequest, error: Exception) -> ServerScanResult:
+    """No scan of the server: `error` as sslyze records a failed connectivity check."""
+    return ServerScanResult(
+        uuid=request.uuid,
+        server_location=request.server_location,
+        network_configuration=request.network_configuration,
+        connectivity_status=ServerConnectivityStatusEnum.ERROR,
+        connectivity_error_trace=TracebackException.from_exception(error),
+        connectivity_result=None,
+        scan_status=ServerScanStatusEnum.ERROR_NO_CONNECTIVITY,
+        scan_result=None,
+    )
+
+
 class Engine:
     """Scans servers with sslyze's plugins on two bounded pools, politely.
 
@@ -295,9 +309,12 @@ class Engine:
                 thread_name_prefix="tls-connection",
             ) as pool,
         ):
-            futures = [server_pool.submit(self._server, r, pool) for r in requests]
+            futures = {server_pool.submit(self._server, r, pool): r for r in requests}
             for future in as_completed(futures):
-                yield future.result()
+                try:
+                    yield future.result()
+                except Exception as exc:  # a bug here costs this endpoint, not the task
+                    yield _unreachable(futures[future], exc)
 
     def _server(self, request: ServerScanRequest, pool: ThreadPoolExecutor) -> ServerScanResult:
         location, network = request.server_location, request.network_configuration
@@ -307,16 +324,7 @@ class Engine:
             with gate():
                 probing = check_connectivity_to_server(location, network)
         except ConnectionToServerFailed as exc:
-            return ServerScanResult(
-                uuid=request.uuid,
-                server_location=location,
-                network_configuration=network,
-                connectivity_status=ServerConnectivityStatusEnum.ERROR,
-                connectivity_error_trace=TracebackException.from_exception(exc),
-                connectivity_result=None,
-                scan_status=ServerScanStatusEnum.ERROR_NO_CONNECTIVITY,
-                scan_result=None,
-            )
+            return _unreachable(request, exc)
         info = ServerConnectivityInfo(
             server_location=location, network_configuration=network, tls_probing_result=probing
         )
