@@ -224,10 +224,22 @@ def refused(context: PageContext) -> html.Div:
 
 
 def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props: Any) -> dbc.Table:
+    """A table; on a phone each row becomes a card whose cells say their column's name
+    (`data-label`, shown by the stylesheet), so no column is cut off."""
     return dbc.Table(
         [
             html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
-            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(cell, **{"data-label": h})
+                            for h, cell in zip(headers, row, strict=True)
+                        ]
+                    )
+                    for row in rows
+                ]
+            ),
         ],
         hover=True,
         size="sm",
