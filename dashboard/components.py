@@ -233,7 +233,7 @@ def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props:
                 [
                     html.Tr(
                         [
-                            html.Td(cell, **{"data-label": h})
+                            html.Td(cell, **_labelled(h))
                             for h, cell in zip(headers, row, strict=True)
                         ]
                     )
@@ -261,6 +261,11 @@ def data_table(**props: Any) -> DataTable:
     props.setdefault("style_header", TABLE_HEADER)
     assert props["markdown_options"].get("html") is False, "tables never render HTML"
     return DataTable(**props)
+
+
+def _labelled(header: str) -> dict[str, Any]:
+    """`data-label`: the column's name, for the phone layout's cards."""
+    return {"data-label": header}
 
 
 def aria(label: str) -> dict[str, Any]:
