@@ -248,6 +248,19 @@ def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props:
     )
 
 
+def choice(component_id: str, legend: str, options: list[dict[str, str]], value: str) -> Any:
+    """One of a few, as native radio buttons with their labels in a fieldset named by its
+    legend (what screen readers and the keyboard expect; Dash's own RadioItems puts the
+    inputs inside `role=option` labels of an unnamed listbox)."""
+    return html.Fieldset(
+        [
+            html.Legend(legend, className="choice-legend"),
+            dbc.RadioItems(id=component_id, options=options, value=value),
+        ],
+        className="choice",
+    )
+
+
 def section(title: str, *children: Any, **props: Any) -> html.Section:
     return html.Section([html.H2(title), *children], className="panel", **props)
 
@@ -259,6 +272,7 @@ def data_table(**props: Any) -> DataTable:
     props.setdefault("markdown_options", {"html": False})
     props.setdefault("style_cell", TABLE_CELL)
     props.setdefault("style_header", TABLE_HEADER)
+    props.setdefault("style_table", {"overflowX": "auto"})  # scrolls inside its panel
     assert props["markdown_options"].get("html") is False, "tables never render HTML"
     return DataTable(**props)
 
@@ -323,11 +337,6 @@ def row_id(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
         return value
     raise NotVisible(value)
-
-
-def plot_text(value: str) -> str:
-    """Plotly reads `<b>`, `<a href>`… in labels as markup: show them as written instead."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown_text(value: str) -> str:

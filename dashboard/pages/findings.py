@@ -360,6 +360,7 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> Any:
         sort_by=[],
         page_size=50,
         cell_selectable=True,
+        style_cell_conditional=[{"if": {"column_id": "title"}, "minWidth": "14rem"}],
         style_data_conditional=[
             {"if": {"filter_query": "{severity_rank} < 2"}, "fontWeight": "bold"},
             {"if": {"filter_query": "{overdue} eq true", "column_id": "due"}, "color": "#8e1b1b"},
