@@ -259,7 +259,7 @@ def test_partner_administrator_visits_every_page(browser, base_url, estate):
     portfolio = visitor.wait("Salkku", "portfolio")
     for name in ("Hyvälän kunta", "Rapalan kunta", "Sekalan kaupunki"):
         assert name in portfolio
-    assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_HEATMAP} .main-svg")
+    assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_HEATMAP} td.heat a")
     assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_GRADES} .main-svg")
     overview = visitor.open("/org/rapala", "Korjausten tärkeysjärjestys", "rapala-overview")
     assert "Ei vielä: arvosana" in browser.find_element(By.ID, ids.ANSWER).text
