@@ -197,6 +197,7 @@ def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> html.Div:
     view, and leads (for those who see findings) to that category's open findings."""
     _ = context._
     details = context.viewer.sees_details
+    decimal = "." if context.language == "en" else ","
     header = html.Tr(
         [
             html.Th(_("Organisation"), scope="col"),
@@ -213,7 +214,9 @@ def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> html.Div:
         ]
         for c in CATEGORIES:
             value = r.categories.get(c)
-            label = context.score(value)
+            # Scores are 0–100 with one decimal: the decimal mark is all a locale changes,
+            # and Babel for every one of hundreds × 6 cells costs more than the page.
+            label = "–" if value is None else f"{value:.1f}".replace(".", decimal)
             band = "none" if value is None else str(grade_for(round(value * POINT)))
             cells.append(
                 html.Td(
