@@ -766,7 +766,12 @@ def hostile_values(
             "/audit",
             5,
         ],
-        (ids.URL, "search"): ["", "?status=open&status=resolved", 7],
+        (ids.URL, "search"): [
+            "",
+            "?status=open&status=resolved",
+            "?check=services.exposed.rdp&due=overdue&new=month&asset=127.60.2.10",
+            7,
+        ],
         (ids.SIGN_OUT, "n_clicks"): [None],
         (ids.FINDINGS_ORG, "data"): ["rapala", "RAPALA", " rapala", ["rapala"], {"slug": "rapala"}],
         (ids.FILTER_CATEGORY, "value"): [None, 5, {"x": 1}, "high"],
@@ -774,6 +779,15 @@ def hostile_values(
         (ids.FILTER_STATUS, "value"): [["open", "resolved"]],
         (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
         (ids.FILTER_REQUIREMENT, "value"): [None, ["tiedonhallintalaki.15_1_integrity"], "x"],
+        (ids.FILTER_CHECK, "value"): [None, ["services.exposed.rdp"], {"x": 1}],
+        (ids.FILTER_DUE, "value"): [None, "overdue", "-5", ["7"]],
+        (ids.FILTER_NEW, "value"): [None, "month", 30],
+        (ids.FINDINGS_TABLE, "sort_by"): [
+            [{"column_id": "severity", "direction": "desc"}],
+            [{"column_id": "__proto__"}],
+            "severity",
+            [5],
+        ],
         (ids.EXPORT, "n_clicks"): [1],
         (ids.FINDING_ID, "data"): [
             rapala_finding,
@@ -1291,6 +1305,13 @@ def test_filters_narrow_the_findings_table(estate):
     assert shown(requirement=["tiedonhallintalaki.15_1_integrity"]) == ["127.60.1.10:3389/tcp"]
     assert shown(requirement=["traficom-m68.ns_independent"]) == []
     assert shown(requirement=["no-such.requirement"]) == []  # bears on nothing
+    # By check, and by time: first seen 40 days ago, critical (15 days to fix) is overdue
+    assert shown(check=["services.exposed.rdp"]) == ["127.60.1.10:3389/tcp"]
+    assert shown(check=["dns.axfr.open"]) == []
+    assert shown(due="overdue") == ["127.60.1.10:3389/tcp"]
+    assert shown(due="7") == ["127.60.1.10:3389/tcp"]  # due by a week from now: yes, long ago
+    assert shown(new="month") == shown(new="30") == []
+    assert shown(due="tomorrow") == ["127.60.1.10:3389/tcp"]  # an unknown choice is none
 
 
 def test_the_management_section_speaks_plainly_and_links_obligations_to_findings(estate):

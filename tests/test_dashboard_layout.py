@@ -32,6 +32,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 import dashboard
 from dashboard import ids
+from dashboard.pages.findings import FILTER_IDS
 from riskiturva import auth
 from riskiturva.config import Config
 from riskiturva.db import open_store
@@ -306,7 +307,7 @@ def test_every_page_of_every_role_fits_a_phone(browser, lab_dashboard):
                     checked[width] += 1
                     if problems := visitor.sideways():
                         wide[f"{role} {path} @{width}"] = problems[:4]
-                    if path in ("/org/sekala", "/org/hyvala"):
+                    if path == "/org/sekala":  # Hyvälä has nothing to fix
                         for label in ("Hyöty", "Työmäärä", "Määräaika"):
                             css = f"#{ids.PRIORITIES} td[data-label='{label}']"
                             assert visitor.visible_in_window(css), (role, path, width, label)
@@ -349,10 +350,10 @@ def test_tab_reaches_the_main_controls_with_a_visible_focus(browser, lab_dashboa
     visitor = Visitor(browser, lab_dashboard.base, "keyboard", PASSWORD)
     visitor.sign_in("sekala-it")
     _visit(visitor, "/org/sekala/findings", "keyboard-findings")
+    browser.execute_script("document.activeElement.blur(); window.scrollTo(0, 0)")
+    controls = {ids.SIGN_OUT, "tab-overview", *FILTER_IDS, ids.EXPORT}
     reached: list[str] = []
-    body = browser.find_element(By.TAG_NAME, "body")
-    body.click()
-    for _ in range(40):
+    for _ in range(40):  # from the top of the page, as it loaded
         browser.switch_to.active_element.send_keys(Keys.TAB)
         focused = browser.switch_to.active_element
         outline = browser.execute_script(
@@ -360,13 +361,12 @@ def test_tab_reaches_the_main_controls_with_a_visible_focus(browser, lab_dashboa
             "return [s.outlineStyle, parseFloat(s.outlineWidth)];",
             focused,
         )
-        assert outline[0] != "none" and outline[1] >= 2, (
-            focused.get_attribute("outerHTML"),
-            outline,
-        )
+        html = focused.get_attribute("outerHTML")[:200]
+        assert outline[0] != "none" and outline[1] >= 2, (html, outline)
         reached.append(focused.get_attribute("id") or focused.text)
-    for control in (ids.SIGN_OUT, "tab-overview", ids.FILTER_CATEGORY, ids.FILTER_SEVERITY):
-        assert control in reached, reached
+        if controls <= set(reached):
+            break
+    assert controls <= set(reached), reached
     # And a dropdown opens from the keyboard and takes a choice
     browser.find_element(By.ID, ids.FILTER_SEVERITY).send_keys(Keys.ENTER)
     WebDriverWait(browser, 10).until(
