@@ -426,7 +426,8 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         found = _query(context, str(slug), chosen)
         if found is None:
             services.refused(viewer, "organisation", slug)
-        rows = [] if found is None else sorted_rows(found.rows, values[-1])
+            return [], _count(context, []), ""
+        rows = sorted_rows(found.rows, values[-1])
         return rows, _count(context, rows), chosen.search()
 
     # The address bar follows the filters (no request: the page already has the string).
