@@ -255,7 +255,7 @@ def choice(component_id: str, legend: str, options: list[dict[str, str]], value:
     return html.Fieldset(
         [
             html.Legend(legend, className="choice-legend"),
-            dbc.RadioItems(id=component_id, options=options, value=value),
+            dbc.RadioItems(id=component_id, options=options, value=value, name=component_id),
         ],
         className="choice",
     )
