@@ -221,25 +221,11 @@ class Lab:
 
 @pytest.fixture(scope="module")
 def lab_dashboard(lab, tmp_path_factory) -> Iterator[Lab]:
-    from tests.test_dashboard_browser import add_history, scanned_store
+    from tests.test_dashboard_browser import add_history, add_people, scanned_store
 
     config, sessions = scanned_store(lab, tmp_path_factory.mktemp("living-lab"))
     add_history(sessions, config, dt.datetime.now(dt.UTC).date())
-    now = dt.datetime.now(dt.UTC)
-    with sessions.begin() as session:
-        for username, role, orgs in (
-            ("kumppani", auth.Role.PARTNER_ADMIN, ()),
-            ("sekala-it", auth.Role.ORG_STAFF, ("sekala",)),
-            ("hyvala-johto", auth.Role.VIEWER, ("hyvala",)),
-        ):
-            auth.create_user(
-                session,
-                username=username,
-                password=PASSWORD,
-                role=role,
-                organisations=orgs,
-                now=now,
-            )
+    add_people(sessions)
     paths = _paths(sessions)
     app = dashboard.create_app(config, sessions)
     with served(app) as url:

@@ -136,19 +136,19 @@ def _query(context: PageContext, slug: str, filters: Filters) -> Found | None:
             views.organisation(session, context.viewer.visible, slug)
         except NotVisible:
             return None
-        every = views.findings(
-            session,
-            context.viewer.visible,
-            registry=context.registry,
-            organisations=[slug],
-            statuses=filters.status,
-        )
-        shown = views.findings(
-            session,
-            context.viewer.visible,
-            registry=context.registry,
-            organisations=[slug],
-            statuses=filters.status,
+
+        def read(**narrowed: Any) -> list[FindingRow]:
+            return views.findings(
+                session,
+                context.viewer.visible,
+                registry=context.registry,
+                organisations=[slug],
+                statuses=filters.status,
+                **narrowed,
+            )
+
+        every = read()  # the choices of the asset and check filters
+        shown = read(
             categories=filters.category,
             severities=filters.severity,
             requirements=filters.requirement,
