@@ -1,5 +1,6 @@
 """Findings of one organisation: filters, a table sorted on the server (severity in
-severity order), and CSV export of what is shown.
+severity order), and CSV or XLSX export of what is shown
+(`dashboard.exports`).
 
 The filters live in the URL's query string (`?severity=high&due=overdue&check=…`): the
 page opens with the filters its address names, and every change of a filter writes them
@@ -10,10 +11,8 @@ with its asset."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,7 +22,7 @@ import flask
 from dash import ClientsideFunction, Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     CATEGORIES,
     SEVERITIES,
@@ -40,9 +39,8 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.auth import Viewer
-from riskiturva.export import spreadsheet_cell
 from riskiturva.requirements import load_profiles
 from riskiturva.views import FindingRow, NotVisible, Timing
 
@@ -98,6 +96,18 @@ class Filters:
             pairs = [(k, v) for k, v in pairs if k != "status"]
         pairs += [(k, v) for k, v in (("due", self.due), ("new", self.new)) if v]
         return "?" + urlencode(pairs) if pairs else ""
+
+    def exported(self, context: PageContext) -> tables.FindingFilters:
+        """The same filters for the export (what is shown is what is downloaded)."""
+        return tables.FindingFilters(
+            statuses=tuple(self.status),
+            categories=tuple(self.category),
+            severities=tuple(self.severity),
+            requirements=tuple(self.requirement),
+            assets=tuple(self.asset),
+            checks=tuple(self.check),
+            timing=self.timing(context),
+        )
 
     def timing(self, context: PageContext) -> Timing:
         today = context.today
@@ -274,8 +284,18 @@ def layout(context: PageContext, slug: str) -> Any:
             html.Div(
                 [
                     html.Span(_count(context, found.rows), id=ids.FINDINGS_COUNT, role="status"),
-                    html.Button(_("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"),
-                    dcc.Download(id=ids.DOWNLOAD),
+                    html.Div(
+                        [
+                            html.Button(
+                                _("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"
+                            ),
+                            html.Button(
+                                _("Export XLSX"), id=ids.EXPORT_XLSX, className="btn btn-secondary"
+                            ),
+                            dcc.Download(id=ids.DOWNLOAD),
+                        ],
+                        className="downloads",
+                    ),
                 ],
                 className="table-tools",
             ),
@@ -368,29 +388,6 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> Any:
     )
 
 
-CSV_COLUMNS = (
-    "severity",
-    "title",
-    "subject",
-    "asset",
-    "category",
-    "status",
-    "first_seen",
-    "last_seen",
-    "check_id",
-)
-
-
-def csv_text(context: PageContext, rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        plain = {**row, "title": context.title(row["check_id"])}
-        writer.writerow({k: spreadsheet_cell(v) for k, v in plain.items()})
-    return buffer.getvalue()
-
-
 def _choices(value: Any) -> list[str]:
     """A dropdown's value from the browser: a list of strings, anything else is none."""
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -440,26 +437,23 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     @secure.callback(
         Output(ids.DOWNLOAD, "data"),
         Input(ids.EXPORT, "n_clicks"),
+        Input(ids.EXPORT_XLSX, "n_clicks"),
         *(State(f.component_id, f.component_property) for f in filters),
-        State(ids.FINDINGS_TABLE, "sort_by"),
         permission=Permission.DETAILS,
         prevent_initial_call=True,
     )
-    def export(viewer: Viewer, _clicks: int | None, slug: str, *values: Any) -> Any:
+    def export(viewer: Viewer, _csv: Any, _xlsx: Any, slug: str, *values: Any) -> Any:
+        fmt = exports.chosen_format(ids.EXPORT, ids.EXPORT_XLSX)
         context = services.context(viewer, flask.g.language)
-        found = _query(context, str(slug), Filters.of(*values[:-1]))
-        if found is None:
+        filters = Filters.of(*values).exported(context)
+        try:
+            return exports.download(
+                services, context, tables.Kind.FINDINGS, fmt, organisation=str(slug),
+                filters=filters,
+            )  # fmt: skip
+        except NotVisible:
             services.refused(viewer, "organisation", slug)
-            raise PreventUpdate
-        rows = sorted_rows(found.rows, values[-1])
-        services.audit(
-            viewer, "findings.exported", organisation=str(slug), detail={"rows": len(rows)}
-        )
-        return {
-            "content": csv_text(context, rows),
-            "filename": f"findings-{slug}.csv",
-            "type": "text/csv",
-        }
+            raise PreventUpdate from None
 
 
 def validation_layout() -> list[Any]:
@@ -471,6 +465,7 @@ def validation_layout() -> list[Any]:
         data_table(id=ids.FINDINGS_TABLE),
         html.Span(id=ids.FINDINGS_COUNT),
         html.Button(id=ids.EXPORT),
+        html.Button(id=ids.EXPORT_XLSX),
         dcc.Download(id=ids.DOWNLOAD),
     ]
 

@@ -10,7 +10,7 @@ from typing import Any
 
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
@@ -25,7 +25,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page, findings
 from dashboard.security import Permission
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.scoring import POINT, grade_for
 from riskiturva.views import TIMEZONE
 
@@ -57,7 +57,11 @@ def layout(context: PageContext) -> Any:
                 className="muted",
                 id=ids.PORTFOLIO_AS_OF,
             ),
-            section(_("Organisations"), _table(context, rows)),
+            section(
+                _("Organisations"),
+                _table(context, rows),
+                exports.buttons(context, tables.Kind.PORTFOLIO),
+            ),
             html.Div(
                 [
                     section(_("Grades"), graph(_grades(context, rows), id=ids.PORTFOLIO_GRADES)),

@@ -33,7 +33,12 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "sessions.ended",
     ),
     "refused": ("access.refused", "request.refused", "login.throttled"),
-    "exports": ("findings.exported",),
+    "exports": (
+        "findings.exported",
+        "priorities.exported",
+        "exceptions.exported",
+        "portfolio.exported",
+    ),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
     "inventory": (
         "asset.accepted",
@@ -42,7 +47,14 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "asset.added",
         "asset.updated",
     ),
-    "accounts": ("user.created", "user.disabled", "user.password_set", "sessions.ended"),
+    "accounts": (
+        "user.created",
+        "user.disabled",
+        "user.password_set",
+        "user.totp_enabled",
+        "user.totp_disabled",
+        "sessions.ended",
+    ),
 }
 DEFAULT_LIMIT = 300
 
