@@ -276,7 +276,7 @@ def _visit(visitor: Visitor, path: str, shot: str) -> None:
 
 
 @pytest.mark.lab
-@pytest.mark.slow  # ~3 min: a lab scan, three sign-ins, 27 pages at two widths
+@pytest.mark.slow  # ~2.5 min: a lab scan (~90 s), three sign-ins, 34 page loads
 def test_every_page_of_every_role_fits_a_phone(browser, lab_dashboard):
     wide: dict[str, list[str]] = {}
     checked = Counter()
@@ -305,7 +305,7 @@ def test_every_page_of_every_role_fits_a_phone(browser, lab_dashboard):
 
 
 @pytest.mark.lab
-@pytest.mark.slow  # ~3 min: axe-core on 27 pages, light and dark
+@pytest.mark.slow  # ~1.5 min: axe-core on 28 pages, light and dark
 def test_axe_finds_nothing_serious_on_any_page_of_any_role(browser, lab_dashboard):
     found: dict[str, list[str]] = {}
     rules: Counter[str] = Counter()
