@@ -167,6 +167,13 @@ class SecureCallbacks:
 
         return register
 
+    def browser_only(self, function: Any, *dependencies: Any) -> None:
+        """A clientside callback (`dash.ClientsideFunction` from a script in /assets):
+        it runs in the browser on what the page already has, and asks the server nothing."""
+        before = set(self.app.callback_map)
+        self.app.clientside_callback(function, *dependencies)  # type: ignore[no-untyped-call]
+        self.registered |= set(self.app.callback_map) - before
+
 
 def unsecured_callbacks(app: dash.Dash, secure: SecureCallbacks) -> list[str]:
     """Callbacks in the app's map that were not registered through `secure`."""

@@ -48,6 +48,7 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        assets.ASSET_PAGE,
         proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,

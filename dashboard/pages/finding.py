@@ -16,6 +16,7 @@ from dashboard import ids
 from dashboard.components import (
     PageContext,
     Services,
+    choice,
     not_found,
     org_header,
     row_id,
@@ -148,14 +149,14 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
     return section(
         _("Decision"),
         dcc.Store(id=ids.FINDING_ID, data=int(finding_id)),
-        dcc.RadioItems(
-            id=ids.DECIDE_KIND,
-            options=[
+        choice(
+            ids.DECIDE_KIND,
+            _("Decision"),
+            [
                 {"label": _("Accept the risk"), "value": FindingStatus.ACCEPTED.value},
                 {"label": _("Mark as false positive"), "value": FindingStatus.FALSE_POSITIVE.value},
             ],
-            value=FindingStatus.ACCEPTED.value,
-            labelClassName="radio",
+            FindingStatus.ACCEPTED.value,
         ),
         html.Label(_("Justification"), htmlFor=ids.DECIDE_REASON),
         dcc.Textarea(id=ids.DECIDE_REASON, className="form-control", maxLength=2000),
@@ -277,7 +278,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
 def validation_layout() -> list[Any]:
     return [
         dcc.Store(id=ids.FINDING_ID),
-        dcc.RadioItems(id=ids.DECIDE_KIND),
+        dbc.RadioItems(id=ids.DECIDE_KIND),
         dcc.Textarea(id=ids.DECIDE_REASON),
         dcc.Input(id=ids.DECIDE_UNTIL),
         html.Button(id=ids.DECIDE_SUBMIT),

@@ -14,6 +14,7 @@ category and titles come from the check registry. Faces format; they never query
 - `exceptions`: the register of accepted risks and false positives in force;
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
+- `asset`: one asset with its latest scans, its live score and its findings;
 - `inventory`: the inventory with origins and states, the review queue of proposals with
   their evidence, sightings outside the scope, the estate's changes and the assets' tags;
 - `trend`: snapshots read back, and the change over 30 days;
@@ -39,6 +40,7 @@ from riskiturva.views.alerts import (
     alerts,
     outbox,
 )
+from riskiturva.views.asset import AssetDetail, asset_detail
 from riskiturva.views.audit import (
     ACTION_GROUPS,
     Account,
@@ -56,7 +58,7 @@ from riskiturva.views.exceptions import (
     ExceptionsRegister,
     exceptions,
 )
-from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.findings import FindingRow, FindingView, Timing, finding, findings
 from riskiturva.views.inventory import (
     EstateChange,
     EvidenceView,
@@ -104,6 +106,7 @@ __all__ = [
     "Account",
     "AlertEntry",
     "AlertSetup",
+    "AssetDetail",
     "AssetView",
     "AuditEntry",
     "Change",
@@ -145,9 +148,11 @@ __all__ = [
     "SoftwareFinding",
     "SoftwareView",
     "SubjectStateView",
+    "Timing",
     "VulnerabilityData",
     "alert_setup",
     "alerts",
+    "asset_detail",
     "asset_tags",
     "assets",
     "audit_entries",

@@ -17,6 +17,7 @@ from riskiturva._json import plain
 from riskiturva.checks import Check, Severity
 from riskiturva.models import Finding, FindingEvent, Organisation
 from riskiturva.requirements import host_name_of, load_profiles
+from riskiturva.scoring import due_date
 from riskiturva.store import get_finding
 from riskiturva.views.organisations import OrganisationRef, ref_of
 from riskiturva.views.severity import registry_category, registry_severity, worst_first_key
@@ -38,6 +39,11 @@ class FindingRow:
     resolved_at: dt.datetime | None
     evidence: Mapping[str, Any]
     reproduce: str | None
+    due: dt.date | None = None  # first seen + the check's or the severity's deadline
+
+    def overdue_on(self, day: dt.date) -> bool:
+        """Open and past its due date on `day` (the rule the recovery priorities use)."""
+        return self.status == "open" and self.due is not None and day > self.due
 
     def to_json(self) -> dict[str, Any]:
         record: dict[str, Any] = plain(self)
@@ -72,13 +78,15 @@ class FindingView:
 
 
 def _row(finding: Finding, slug: str, registry: Mapping[str, Check]) -> FindingRow:
+    check = registry.get(finding.check_id)
+    severity = registry_severity(finding, registry)
     return FindingRow(
         id=finding.id,
         organisation=slug,
         fingerprint=finding.fingerprint,
         check_id=finding.check_id,
         category=registry_category(finding, registry),
-        severity=registry_severity(finding, registry),
+        severity=severity,
         status=finding.status,
         subject=finding.subject,
         asset=finding.asset,
@@ -87,7 +95,32 @@ def _row(finding: Finding, slug: str, registry: Mapping[str, Check]) -> FindingR
         resolved_at=finding.resolved_at,
         evidence=dict(finding.evidence),
         reproduce=finding.reproduce,
+        due=due_date(severity, finding.first_seen.date(), check.deadline_days if check else None),
     )
+
+
+@dataclass(frozen=True, slots=True)
+class Timing:
+    """Filters on time: open findings past their due date on `today`, or due by a day;
+    findings first seen since a moment."""
+
+    today: dt.date
+    overdue: bool = False
+    due_by: dt.date | None = None
+    seen_since: dt.datetime | None = None
+
+    def keeps(self, row: FindingRow) -> bool:
+        if self.overdue and not row.overdue_on(self.today):
+            return False
+        if self.due_by is not None and (
+            row.status != "open" or row.due is None or row.due > self.due_by
+        ):
+            return False
+        return self.seen_since is None or _aware(row.first_seen) >= self.seen_since
+
+
+def _aware(moment: dt.datetime) -> dt.datetime:
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
 
 
 def findings(
@@ -100,11 +133,15 @@ def findings(
     categories: Collection[str] | None = None,
     severities: Collection[str] | None = None,
     requirements: Collection[str] | None = None,
+    checks: Collection[str] | None = None,
+    assets: Collection[str] | None = None,
+    timing: Timing | None = None,
 ) -> list[FindingRow]:
     """Findings of the visible organisations (or those of them named), by organisation,
     worst severity first; empty filters filter nothing. `requirements` (ids of requirement
     profiles' requirements) keeps the findings that bear on any of them: one of their
-    checks, on a name their profile covers."""
+    checks, on a name their profile covers. `checks` and `assets` keep those of the check
+    ids and assets named; `timing` those due or first seen when it says."""
     slugs = [s for s in visible if organisations is None or s in organisations]
     query = (
         select(Finding, Organisation.slug)
@@ -122,6 +159,9 @@ def findings(
         if (not categories or r.category in categories)
         and (not severities or r.severity in severities)
         and (bears is None or bears(r))
+        and (not checks or r.check_id in checks)
+        and (not assets or r.asset in assets)
+        and (timing is None or timing.keeps(r))
     ]
     return sorted(shown, key=lambda r: (r.organisation, *worst_first_key(r)))
 
