@@ -14,6 +14,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from dashboard.api import openapi_document
 from riskiturva.checks import load_registry, markdown_table
 from riskiturva.collector import collector_classes
 from riskiturva.config import AssetKind, Organisation, Partner, Settings, SharedScope
@@ -207,6 +208,7 @@ PAGES = {
     "cli.md": cli_markdown,
     "configuration.md": configuration_markdown,
     "checks.md": checks_markdown,
+    "openapi.json": openapi_document,  # the REST API's, as served at /api/v1/openapi.json
 }
 
 

@@ -12,7 +12,7 @@ category and titles come from the check registry. Faces format; they never query
   (`explanation`);
 - `changes`: what changed in a period — the one event-based definition;
 - `exceptions`: the register of accepted risks and false positives in force;
-- `findings`: the findings list and one finding with its history;
+- `findings`: the findings list (whole, or by pages) and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `inventory`: the inventory with origins and states, the review queue of proposals with
   their evidence, sightings outside the scope, and the estate's changes;
@@ -56,7 +56,14 @@ from riskiturva.views.exceptions import (
     ExceptionsRegister,
     exceptions,
 )
-from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.findings import (
+    FindingRow,
+    FindingsPage,
+    FindingView,
+    finding,
+    findings,
+    findings_page,
+)
 from riskiturva.views.inventory import (
     EstateChange,
     EvidenceView,
@@ -115,6 +122,7 @@ __all__ = [
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "FindingsPage",
     "InventoryAsset",
     "LiveScore",
     "Management",
@@ -155,6 +163,7 @@ __all__ = [
     "explanation",
     "finding",
     "findings",
+    "findings_page",
     "inventory",
     "local_day",
     "managed_accounts",
