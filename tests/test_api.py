@@ -29,7 +29,7 @@ from riskiturva.models import Finding
 from riskiturva.models_auth import ApiToken, AuditEvent
 from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG
-from tests.two_tenants import NOW, RAPALA_MARKERS, Clock
+from tests.two_tenants import NOW, RAPALA_MARKERS, Clock, bearer, make_tokens
 
 ROOT = Path(__file__).resolve().parents[1]
 HYVALA_RDP, RAPALA_RDP, RAPALA_AXFR = (
@@ -37,33 +37,6 @@ HYVALA_RDP, RAPALA_RDP, RAPALA_AXFR = (
     "127.60.2.10:3389/tcp",
     "127.60.2.10:53/tcp",
 )
-# Who calls: (user, scope, organisations the token is narrowed to)
-HOLDERS = {
-    "staff": ("hyvala-staff", "decide", ()),
-    "staff-read": ("hyvala-staff", "read", ()),
-    "viewer": ("hyvala-boss", "read", ()),
-    "partner-of-hyvala": ("hyvala-partner", "read", ()),
-    "partner-narrowed": ("partner", "read", ("hyvala",)),
-    "partner": ("partner", "read", ()),
-}
-
-
-def make_tokens(sessions, now: dt.datetime = NOW, **only: Any) -> dict[str, str]:
-    """A token for each of `HOLDERS` (or those named), by key: the secrets."""
-    wanted = {k: v for k, v in HOLDERS.items() if not only or k in only}
-    with sessions.begin() as session:
-        return {
-            key: api_tokens.create_token(
-                session,
-                user,
-                name=f"test {key}",
-                scope=scope,
-                organisations=orgs,
-                now=now,
-                actor="test",
-            ).secret
-            for key, (user, scope, orgs) in wanted.items()
-        }
 
 
 @pytest.fixture
@@ -72,10 +45,6 @@ def api(make_estate):
     clock = Clock()
     app, sessions, finding_ids = make_estate(clock)
     return app, sessions, finding_ids, make_tokens(sessions), clock
-
-
-def bearer(secret: str) -> dict[str, str]:
-    return {"Authorization": f"Bearer {secret}"}
 
 
 def audited(sessions, action: str) -> list[AuditEvent]:
@@ -404,7 +373,7 @@ def test_staff_decide_through_a_decide_token_and_it_is_audited_like_the_page(api
 
 def test_each_token_has_its_own_rate_limit(make_estate):
     app, sessions, _ = make_estate(api_requests_per_minute=3)
-    tokens = make_tokens(sessions, staff=True, partner=True)
+    tokens = make_tokens(sessions, "staff", "partner")
     client = app.server.test_client()
     statuses = [
         client.get("/api/v1/me", headers=bearer(tokens["staff"])).status_code for _ in range(4)

@@ -9,7 +9,7 @@ from typing import Any
 
 from sqlalchemy import select
 
-from riskiturva import auth
+from riskiturva import api_tokens, auth
 from riskiturva.models import (
     Asset,
     AssetEvidence,
@@ -209,3 +209,36 @@ class Clock:
 
     def __call__(self) -> dt.datetime:
         return self.now
+
+
+# Who calls: (user, scope, organisations the token is narrowed to)
+HOLDERS = {
+    "staff": ("hyvala-staff", "decide", ()),
+    "staff-read": ("hyvala-staff", "read", ()),
+    "viewer": ("hyvala-boss", "read", ()),
+    "partner-of-hyvala": ("hyvala-partner", "read", ()),
+    "partner-narrowed": ("partner", "read", ("hyvala",)),
+    "partner": ("partner", "read", ()),
+}
+
+
+def make_tokens(sessions, *only: str, now: dt.datetime = NOW) -> dict[str, str]:
+    """A token for each of `HOLDERS` (or those named), by key: the secrets."""
+    wanted = {k: v for k, v in HOLDERS.items() if not only or k in only}
+    with sessions.begin() as session:
+        return {
+            key: api_tokens.create_token(
+                session,
+                user,
+                name=f"test {key}",
+                scope=scope,
+                organisations=orgs,
+                now=now,
+                actor="test",
+            ).secret
+            for key, (user, scope, orgs) in wanted.items()
+        }
+
+
+def bearer(secret: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {secret}"}
