@@ -126,6 +126,7 @@ def _shell() -> Any:
             links.append(dbc.NavItem(dbc.NavLink(_("Alerts"), href="/alerts")))
     if viewer.can_audit:
         links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
+    links.append(dbc.NavItem(dbc.NavLink(_("API tokens"), href="/tokens", id="nav-tokens")))
     current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(

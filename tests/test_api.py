@@ -26,7 +26,7 @@ from dashboard.api import OPENAPI_PATH, openapi_document
 from riskiturva import api_tokens, auth
 from riskiturva.auth import AccountError
 from riskiturva.models import Finding
-from riskiturva.models_auth import ApiToken, AuditEvent
+from riskiturva.models_auth import ApiToken, AuditEvent, User
 from riskiturva_cli import commands as cli
 from tests.conftest import MINIMAL_CONFIG
 from tests.two_tenants import NOW, RAPALA_MARKERS, Clock, bearer, make_tokens
@@ -505,3 +505,65 @@ def test_no_token_of_hyvalas_gets_anything_of_rapalas(api):
     assert not audited(sessions, "finding.accepted") and not audited(sessions, "finding.revoked")
     assert audited(sessions, "access.refused")  # each miss of a real route is on record
     print(f"sweep: {len(requests)} requests × {len(SWEEP_HOLDERS)} tokens: {dict(results)}")
+
+
+# --- the dashboard's page of one's own tokens ---------------------------------------------
+
+
+def test_people_create_list_and_revoke_their_own_tokens_on_the_dashboard(api):
+    from dashboard import ids
+    from tests.dashboard_http import output_of
+    from tests.test_dashboard_access import call, sign_in, text_of
+    from tests.two_tenants import rapala_token_id
+
+    app, sessions, _, _, _ = api
+    client, _ = sign_in(app, "hyvala-staff")
+    page = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): "/tokens"}))
+    assert "API-tunnisteet" in page and "Lukeminen ja päätökset havainnoista" in page
+    assert "test staff" in page and "Rapalan Jira" not in page  # her own only
+    output = output_of(app, ids.TOKEN_MESSAGE)
+    form = {
+        (ids.TOKEN_CREATE, "n_clicks"): 1,
+        (ids.TOKEN_NAME, "value"): "TOPdesk",
+        (ids.TOKEN_SCOPE, "value"): "decide",
+        (ids.TOKEN_ORGS, "value"): ["hyvala"],
+        (ids.TOKEN_DAYS, "value"): 30,
+    }
+    created = call(app, client, output, form, changed=[(ids.TOKEN_CREATE, "n_clicks")])
+    secret = re.search(r"rkt_[A-Za-z0-9_-]{43}", text_of(created)).group(0)
+    me = app.server.test_client().get("/api/v1/me", headers=bearer(secret)).json
+    assert (me["scope"], me["organisations"], me["token"]) == ("decide", ["hyvala"], "TOPdesk")
+    [event] = [e for e in audited(sessions, "token.created") if e.actor == "hyvala-staff"][-1:]
+    assert (event.detail["name"], event.address) == ("TOPdesk", "127.0.0.1")
+    listed = text_of(call(app, client, "page.children", {(ids.URL, "pathname"): "/tokens"}))
+    assert secret[:12] in listed and secret not in listed  # shown once, then only its start
+    # Rapala's token cannot be revoked from here, and the attempt is on record
+    revoke = {
+        (ids.TOKEN_REVOKE, "n_clicks"): 1,
+        (ids.TOKEN_REVOKE_ID, "value"): rapala_token_id(sessions),
+    }
+    refused = call(app, client, output, revoke, changed=[(ids.TOKEN_REVOKE, "n_clicks")])
+    assert "Peruttu:" not in text_of(refused)
+    with sessions() as session:
+        assert session.get(ApiToken, rapala_token_id(sessions)).revoked_at is None
+    assert audited(sessions, "access.refused")[-1].detail == {"what": "token"}
+    # Her own: at once
+    with sessions() as session:
+        own = session.scalar(select(ApiToken.id).where(ApiToken.name == "TOPdesk"))
+    revoke[(ids.TOKEN_REVOKE_ID, "value")] = own
+    revoked = call(app, client, output, revoke, changed=[(ids.TOKEN_REVOKE, "n_clicks")])
+    assert "Peruttu: TOPdesk" in text_of(revoked)
+    assert app.server.test_client().get("/api/v1/me", headers=bearer(secret)).status_code == 401
+    # A management viewer is offered reading only, and cannot ask for more
+    boss, _ = sign_in(app, "hyvala-boss")
+    page = text_of(call(app, boss, "page.children", {(ids.URL, "pathname"): "/tokens"}))
+    assert "Vain lukeminen" in page and "Lukeminen ja päätökset" not in page
+    refused = call(app, boss, output, form, changed=[(ids.TOKEN_CREATE, "n_clicks")])
+    assert "Anna tunnisteelle nimi" in text_of(refused)
+    with sessions() as session:
+        held = (
+            select(ApiToken.id)
+            .join(User)
+            .where(User.username == "hyvala-boss", ApiToken.name == "TOPdesk")
+        )
+        assert session.scalar(held) is None

@@ -36,11 +36,19 @@ from riskiturva.models import (
     ScanError,
     ScopeSighting,
 )
-from riskiturva.models_auth import AuditEvent, UserSession
+from riskiturva.models_auth import ApiToken, AuditEvent, UserSession
 from riskiturva.store import NotVisible
 from tests.conftest import T0
 from tests.dashboard_http import callback_body, client_from, output_of, post_login
-from tests.two_tenants import NOW, PASSWORD, RAPALA_MARKERS, Clock, asset_id, seed
+from tests.two_tenants import (
+    NOW,
+    PASSWORD,
+    RAPALA_MARKERS,
+    Clock,
+    asset_id,
+    rapala_token_id,
+    seed,
+)
 
 
 @pytest.fixture
@@ -521,7 +529,11 @@ ROUTES = (
 
 
 def hostile_values(
-    rapala_finding: int, rapala_accepted: int, rapala_asset: int, hyvala_asset: int
+    rapala_finding: int,
+    rapala_accepted: int,
+    rapala_asset: int,
+    hyvala_asset: int,
+    rapala_token: int,
 ) -> dict[tuple[str, str], list[Any]]:
     """Values a forger would try for each callback input and state, all aimed at Rapala."""
     return {
@@ -598,6 +610,13 @@ def hostile_values(
         (ids.PROPOSAL_CRITICALITY, "value"): ["high", "bogus", None],
         (ids.PROPOSAL_TAGS, "value"): ["web, uusi", None],
         (ids.PROPOSAL_REASON, "value"): ["hylätty", None],
+        (ids.TOKEN_CREATE, "n_clicks"): [1],
+        (ids.TOKEN_REVOKE, "n_clicks"): [1],
+        (ids.TOKEN_NAME, "value"): ["oma", None, 5, "x" * 200],
+        (ids.TOKEN_SCOPE, "value"): ["read", "decide", "admin", None],
+        (ids.TOKEN_ORGS, "value"): [None, ["rapala"], ["hyvala", "rapala"], "rapala", [5]],
+        (ids.TOKEN_DAYS, "value"): [90, 0, 10**6, "x", None, 1.5],
+        (ids.TOKEN_REVOKE_ID, "value"): [rapala_token, str(rapala_token), None, True, -1],
     }
 
 
@@ -630,7 +649,10 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
     rapala_accepted = finding_ids["127.60.2.10:53/tcp"]
     rapala_asset = asset_id(sessions, "salainen.rapala.test")
     hyvala_asset = asset_id(sessions, "uusi.hyvala.test")
-    values = hostile_values(rapala_finding, rapala_accepted, rapala_asset, hyvala_asset)
+    rapala_token = rapala_token_id(sessions)
+    values = hostile_values(
+        rapala_finding, rapala_accepted, rapala_asset, hyvala_asset, rapala_token
+    )
     rapala, _ = sign_in(app, "rapala-staff")
     client, _ = sign_in(app, attacker)
     with sessions() as session:
@@ -661,6 +683,7 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
         assert session.get(Asset, rapala_asset).state == "proposed"
         assert session.get(Asset, hyvala_asset).state == "proposed"
         assert session.scalar(select(func.count(ChangeEvent.id))) == changes_before
+        assert session.get(ApiToken, rapala_token).revoked_at is None
     assert rapala.get("/_dash-layout").status_code == 200  # her session was not ended
     refusals = audited(sessions, "access.refused") + audited(sessions, "request.refused")
     assert {e.actor for e in refusals} == {attacker}

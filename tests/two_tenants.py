@@ -1,6 +1,7 @@
 """Two municipalities in one store, for the tests of who sees what (the dashboard's and the
 API's): Hyvälä and Rapala with findings, a decision of Rapala's, a run with errors on
-both, discovery proposals, a sighting outside Rapala's scope, and five accounts."""
+both, discovery proposals, a sighting outside Rapala's scope, five accounts and an API
+token of Rapala's staff."""
 
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from riskiturva.models import (
     ScopeSighting,
     SubjectState,
 )
+from riskiturva.models_auth import ApiToken
 from riskiturva.store import ObservedFinding, decide, reconcile, sync_config
 from tests.conftest import T0
 
@@ -150,6 +152,10 @@ def seed(sessions, config) -> dict[str, int]:
             auth.create_user(
                 session, username=username, password=PASSWORD, role=role, organisations=org, now=T0
             )
+        # Rapala's own API token: a forger must neither see it listed nor revoke it.
+        api_tokens.create_token(
+            session, "rapala-staff", name="Rapalan Jira", now=T0, actor="rapala-staff"
+        )
         rows = session.execute(select(Finding.subject, Finding.id)).all()
     return {subject: finding_id for subject, finding_id in rows}
 
@@ -194,6 +200,11 @@ def propose(session, organisation_id: int, name: str, *, run_id: int) -> Asset:
         )
     )
     return asset
+
+
+def rapala_token_id(sessions) -> int:
+    with sessions() as session:
+        return session.scalar(select(ApiToken.id).where(ApiToken.name == "Rapalan Jira"))
 
 
 def asset_id(sessions, value: str) -> int:

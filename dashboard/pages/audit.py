@@ -54,6 +54,8 @@ def action_label(_: Translator, action: str) -> str:
         "user.created": _("Account created"),
         "user.disabled": _("Account disabled"),
         "user.password_set": _("Password set"),
+        "token.created": _("API token created"),
+        "token.revoked": _("API token revoked"),
     }.get(action, action)
 
 
@@ -86,6 +88,8 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         "finding": _("finding"),
         "page": _("page"),
         "account": _("account"),
+        "token": _("API token"),
+        "api": _("API resource"),
     }
     parts = []
     if "reason" in detail:
@@ -102,6 +106,8 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         parts.append(_("sessions ended: {count}", count=detail["sessions_ended"]))
     if detail.get("revoked"):
         parts.append(status_label(_, str(detail["revoked"])))
+    if detail.get("via") == "api":
+        parts.append(_("through API token {token}", token=detail.get("token")))
     if entry.note:
         parts.append(entry.note)
     return "; ".join(parts)

@@ -42,7 +42,14 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "asset.added",
         "asset.updated",
     ),
-    "accounts": ("user.created", "user.disabled", "user.password_set", "sessions.ended"),
+    "accounts": (
+        "user.created",
+        "user.disabled",
+        "user.password_set",
+        "sessions.ended",
+        "token.created",
+        "token.revoked",
+    ),
 }
 DEFAULT_LIMIT = 300
 
