@@ -1,8 +1,9 @@
 """Reference docs generated from the code: `python -m riskiturva_cli.docgen` rewrites them.
 
-`docs/cli.md` from the click commands, `docs/configuration.md` from the settings models and
-`docs/checks.md` from the check registry. Tests fail when a file differs from what the code
-says, so a command, setting or check cannot go undocumented.
+`docs/cli.md` from the click commands, `docs/configuration.md` from the settings models,
+`docs/checks.md` from the check registry and `docs/openapi.json` from the API's routes.
+Tests fail when a file differs from what the code says, so a command, setting, check or
+API operation cannot go undocumented.
 """
 
 from __future__ import annotations

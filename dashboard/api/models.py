@@ -11,7 +11,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field
 
 from riskiturva.api_tokens import TokenScope
 from riskiturva.checks import Category, Effort, Severity
@@ -21,6 +21,8 @@ from riskiturva.scoring import Grade
 
 Language = Literal["fi", "sv", "en"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$", description="an organisation's slug")]
+# A moment in a response: in UTC, whatever zone it was stored or computed in.
+Moment = Annotated[AwareDatetime, AfterValidator(lambda value: value.astimezone(dt.UTC))]
 MAX_PAGE = 500
 MAX_REASON = 2000
 
@@ -121,7 +123,7 @@ class Me(_Model):
     scope: TokenScope
     token: str = Field(description="the token's name")
     organisations: list[Slug] = Field(description="what the token sees: narrowed by it")
-    expires_at: dt.datetime
+    expires_at: Moment
 
 
 class Names(_Model):
@@ -199,7 +201,7 @@ class Score(_Model):
     """The score with its explanation line by line: what the scoring page shows."""
 
     organisation: Slug
-    as_of: dt.datetime
+    as_of: Moment
     score: float
     grade: Grade
     scoring_version: str
@@ -218,7 +220,7 @@ class Priorities(_Model):
     """What to fix first: every remediation, best gain per effort first."""
 
     organisation: Slug
-    as_of: dt.datetime
+    as_of: Moment
     items: list[PriorityLine]
 
 
@@ -232,9 +234,9 @@ class Finding(_Model):
     status: FindingStatus
     subject: str
     asset: str
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    resolved_at: dt.datetime | None
+    first_seen: Moment
+    last_seen: Moment
+    resolved_at: Moment | None
     evidence: dict[str, Any]
     reproduce: str | None
 
@@ -246,7 +248,7 @@ class FindingsPage(_Model):
 
 class Event(_Model):
     kind: EventKind
-    at: dt.datetime
+    at: Moment
     actor: str | None
     note: str | None
 
@@ -254,9 +256,9 @@ class Event(_Model):
 class Decision(_Model):
     decision: FindingStatus
     decided_by: str | None
-    decided_at: dt.datetime | None
+    decided_at: Moment | None
     reason: str | None
-    until: dt.datetime | None
+    until: Moment | None
 
 
 class FindingDetail(_Model):
@@ -272,8 +274,8 @@ class Evidence(_Model):
     source: str
     via: str
     detail: dict[str, Any]
-    first_seen: dt.datetime
-    last_seen: dt.datetime
+    first_seen: Moment
+    last_seen: Moment
 
 
 class Asset(_Model):
@@ -286,13 +288,13 @@ class Asset(_Model):
     criticality: str
     tags: list[str]
     owner_note: str | None
-    first_seen: dt.datetime
-    last_seen: dt.datetime
-    decided_at: dt.datetime | None
+    first_seen: Moment
+    last_seen: Moment
+    decided_at: Moment | None
     decided_by: str | None
     reason: str | None
     gone_runs: int
-    retirement_proposed_at: dt.datetime | None
+    retirement_proposed_at: Moment | None
     evidence: list[Evidence]
 
 
@@ -308,8 +310,8 @@ class Sighting(_Model):
     source: str
     via: str
     detail: dict[str, Any]
-    first_seen: dt.datetime
-    last_seen: dt.datetime
+    first_seen: Moment
+    last_seen: Moment
     in_scope_of: list[Slug] = Field(description="the holder's organisations whose scope covers it")
     in_another_scope: bool = Field(description="an organisation the holder does not see covers it")
 
@@ -328,7 +330,7 @@ class Proposals(_Model):
     retirements: list[Asset]
     outside_scope: list[Sighting]
     services: list[ServiceHint]
-    last_discovery: dt.datetime | None
+    last_discovery: Moment | None
 
 
 class ScanError(_Model):
@@ -342,9 +344,9 @@ class ScanRun(_Model):
     id: int
     collector: str
     status: RunStatus
-    started_at: dt.datetime
-    finished_at: dt.datetime | None
-    scheduled_for: dt.datetime | None
+    started_at: Moment
+    finished_at: Moment | None
+    scheduled_for: Moment | None
     errors: list[ScanError] = Field(description="this organisation's targets only")
     counts: dict[str, Any] | None = Field(
         description="the run's totals, when the holder sees every organisation it covered"
@@ -364,9 +366,9 @@ class ExceptionEntry(_Model):
     asset: str
     decision: FindingStatus
     decided_by: str | None
-    decided_at: dt.datetime | None
+    decided_at: Moment | None
     reason: str
-    until: dt.datetime | None
+    until: Moment | None
     days_left: int | None
     expiring: bool
 
@@ -375,5 +377,5 @@ class Exceptions(_Model):
     """Accepted risks and false positives in force, worst first."""
 
     organisation: Slug
-    as_of: dt.datetime
+    as_of: Moment
     entries: list[ExceptionEntry]
