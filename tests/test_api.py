@@ -567,3 +567,38 @@ def test_people_create_list_and_revoke_their_own_tokens_on_the_dashboard(api):
             .where(User.username == "hyvala-boss", ApiToken.name == "TOPdesk")
         )
         assert session.scalar(held) is None
+
+
+def test_findings_by_pages_and_tokens_on_sqlite_and_postgresql(sessions, minimal_config):
+    """The read model's pages and the tokens' narrowing, on both databases."""
+    from riskiturva import views
+    from riskiturva.checks import load_registry
+    from tests.two_tenants import seed
+
+    finding_ids = seed(sessions, minimal_config)
+    registry = load_registry()
+    with sessions() as session:
+        first = views.findings_page(session, {"hyvala", "rapala"}, registry=registry, limit=2)
+        rest = views.findings_page(
+            session, {"hyvala", "rapala"}, registry=registry, after=first.next_after, limit=2
+        )
+        critical = views.findings_page(
+            session, {"rapala"}, registry=registry, severities=["critical"], categories=["services"]
+        )
+        changed = views.findings_page(
+            session, {"rapala"}, registry=registry, since=NOW - dt.timedelta(days=39)
+        )
+    assert [r.id for r in first.rows + rest.rows] == sorted(finding_ids.values())
+    assert rest.next_after is None
+    assert [r.id for r in critical.rows] == [finding_ids[RAPALA_RDP]]
+    assert changed.rows == ()
+    with sessions.begin() as session:
+        secret = api_tokens.create_token(
+            session, "partner", name="BI", organisations=["rapala"], now=NOW, actor="t"
+        ).secret
+    with sessions.begin() as session:
+        holder = api_tokens.authenticate(session, secret, now=NOW)
+        assert holder is not None
+        assert (holder.viewer.visible, holder.viewer.read_only) == (frozenset({"rapala"}), True)
+        assert not holder.viewer.all_organisations and not holder.viewer.can_review_assets
+        assert api_tokens.authenticate(session, secret + "x", now=NOW) is None
