@@ -149,17 +149,31 @@ def create_token(
     )
     session.add(row)
     session.flush()
+    detail = {"token": row.id, "name": label, "scope": str(scope), "organisations": slugs}
+    _audit(session, user, "token.created", actor, address, now, detail)
+    return Created(_view(row, user.username), secret)
+
+
+def _audit(
+    session: Session,
+    holder: User,
+    action: str,
+    actor: str,
+    address: str | None,
+    now: dt.datetime,
+    detail: dict[str, object],
+) -> None:
+    """An audit row about the holder's token, filed under the holder's organisation."""
     audit(
         session,
         actor=actor,
-        action="token.created",
-        target=user.username,
-        organisation=home_organisation(user),
+        action=action,
+        target=holder.username,
+        organisation=home_organisation(holder),
         address=address,
         now=now,
-        detail={"token": row.id, "name": label, "scope": str(scope), "organisations": slugs},
+        detail=detail,
     )
-    return Created(_view(row, user.username), secret)
 
 
 def list_tokens(session: Session, username: str | None = None) -> list[TokenView]:
@@ -190,16 +204,7 @@ def revoke_token(
     if row.revoked_at is not None:
         raise AccountError(f"token {token_id} was revoked already")
     row.revoked_at, row.revoked_by = now, actor
-    audit(
-        session,
-        actor=actor,
-        action="token.revoked",
-        target=user.username,
-        organisation=home_organisation(user),
-        address=address,
-        now=now,
-        detail={"token": row.id, "name": row.name},
-    )
+    _audit(session, user, "token.revoked", actor, address, now, {"token": row.id, "name": row.name})
     return _view(row, user.username)
 
 
