@@ -100,6 +100,7 @@ def layout(context: PageContext) -> Any:
                 ),
                 className="muted",
             ),
+            html.Div(id=ids.TOKEN_MESSAGE, role="status"),
             section(
                 _("Your tokens"),
                 html.Div(_table(context, tokens), id=f"{ids.TOKENS_LIST}-panel"),
@@ -133,7 +134,6 @@ def layout(context: PageContext) -> Any:
                     _("Create the token"), id=ids.TOKEN_CREATE, className="btn btn-primary"
                 ),
             ),
-            html.Div(id=ids.TOKEN_MESSAGE, role="status"),
         ]
     )
 
