@@ -16,12 +16,13 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+import inspect
 import json
 import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import flask
 from flask_openapi3.blueprint import APIBlueprint
@@ -62,6 +63,7 @@ SECURITY_SCHEMES: SecuritySchemesDict = {
         " API tokens page)",
     }
 }
+_View = TypeVar("_View", bound=Callable[..., flask.Response])
 READ, DETAILS, DECIDE = Permission.READ, Permission.DETAILS, Permission.DECIDE
 ORGANISATIONS = Tag(name="organisations", description="organisations, scores, exceptions")
 FINDINGS = Tag(name="findings", description="findings and decisions on them")
@@ -206,6 +208,32 @@ def _read(function: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
         return function(session, *args, **kwargs)
 
 
+def _operation(method: str, rule: str, **options: Any) -> Callable[[_View], _View]:
+    """Register a view on the API for `method` and `rule`, documented by its docstring:
+    the first paragraph is the operation's summary, the rest its description (paragraphs
+    of Markdown); its name is the operation's id."""
+
+    def register(view: _View) -> _View:
+        summary, _, rest = (inspect.getdoc(view) or "").partition("\n\n")
+        paragraphs = [" ".join(p.split()) for p in rest.split("\n\n") if p.strip()]
+        route = getattr(api, method)(
+            rule,
+            operation_id=view.__name__,
+            summary=" ".join(summary.split()),
+            description="\n\n".join(paragraphs) or None,
+            **options,
+        )
+        # flask-openapi3 would read the docstring itself, joining its lines with <br/>.
+        doc, view.__doc__ = view.__doc__, None
+        try:
+            route(view)
+        finally:
+            view.__doc__ = doc
+        return view
+
+    return register
+
+
 NOT_FOUND: ResponseDict = {404: models.Problem}
 REFUSED: ResponseDict = {403: models.Problem, 404: models.Problem}
 
@@ -213,7 +241,7 @@ REFUSED: ResponseDict = {403: models.Problem, 404: models.Problem}
 # --- who am I ----------------------------------------------------------------------------
 
 
-@api.get("/me", operation_id="me", tags=[ORGANISATIONS], responses={200: models.Me})
+@_operation("get", "/me", tags=[ORGANISATIONS], responses={200: models.Me})
 def me() -> flask.Response:
     """Whom the token acts as, its scope, what it sees and when it expires."""
     holder = _holder(READ)
@@ -232,9 +260,9 @@ def me() -> flask.Response:
 # --- organisations, scores, priorities, exceptions ---------------------------------------
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations",
-    operation_id="list_organisations",
     tags=[ORGANISATIONS],
     responses={200: models.OrganisationList},
 )
@@ -249,9 +277,9 @@ def _organisation(ref: views.OrganisationRef) -> models.Organisation:
     return models.Organisation.model_validate(ref)
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>",
-    operation_id="get_organisation",
     tags=[ORGANISATIONS],
     responses={200: models.Organisation, **NOT_FOUND},
 )
@@ -274,15 +302,17 @@ def _explanation(holder: Holder, slug: str, language: str | None, target: Any) -
     )
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/score",
-    operation_id="get_score",
     tags=[ORGANISATIONS],
     responses={200: models.Score, **NOT_FOUND},
 )
 def get_score(path: models.OrganisationPath, query: models.ScoreQuery) -> flask.Response:
-    """The live score and grade with the explanation line by line, the caps, the
-    priorities, the plan to reach `target` and what a decision excludes."""
+    """The live score and grade, explained line by line.
+
+    With the caps, the priorities, the plan to reach `target` and what a decision
+    excludes: what the dashboard's scoring page shows."""
     holder = _holder(READ)
     explained = _explanation(holder, path.slug, query.language, query.target)
     document = explained.document
@@ -290,9 +320,9 @@ def get_score(path: models.OrganisationPath, query: models.ScoreQuery) -> flask.
     return _json(models.Score.model_validate({**fields, "as_of": explained.as_of}))
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/priorities",
-    operation_id="get_priorities",
     tags=[ORGANISATIONS],
     responses={200: models.Priorities, **NOT_FOUND},
 )
@@ -311,9 +341,9 @@ def get_priorities(path: models.OrganisationPath, query: models.LanguageQuery) -
     )
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/exceptions",
-    operation_id="get_exceptions",
     tags=[ORGANISATIONS],
     responses={200: models.Exceptions, **NOT_FOUND},
 )
@@ -334,15 +364,17 @@ def get_exceptions(path: models.OrganisationPath) -> flask.Response:
 # --- findings ------------------------------------------------------------------------------
 
 
-@api.get(
+@_operation(
+    "get",
     "/findings",
-    operation_id="list_findings",
     tags=[FINDINGS],
     responses={200: models.FindingsPage, 403: models.Problem},
 )
 def list_findings(query: models.FindingsQuery) -> flask.Response:
-    """Findings of the organisations the token sees, in id order, a page at a time:
-    follow `next_cursor` until it is null."""
+    """Findings of the organisations the token sees, a page at a time.
+
+    In id order: follow `next_cursor` until it is null. Empty filters filter nothing;
+    a repeated filter keeps findings matching any of its values."""
     holder = _holder(DETAILS)
     page = _read(
         views.findings_page,
@@ -374,9 +406,9 @@ def _finding_detail(view: views.FindingView) -> models.FindingDetail:
     )
 
 
-@api.get(
+@_operation(
+    "get",
     "/findings/<finding_id>",
-    operation_id="get_finding",
     tags=[FINDINGS],
     responses={200: models.FindingDetail, **REFUSED},
 )
@@ -427,46 +459,52 @@ _DECISION_ERRORS = {
 DECISION_RESPONSES: ResponseDict = {200: models.FindingDetail, 400: models.Problem, **REFUSED}
 
 
-@api.post(
+@_operation(
+    "post",
     "/findings/<finding_id>/accept",
-    operation_id="accept_risk",
     tags=[FINDINGS],
     responses=DECISION_RESPONSES,
 )
 def accept_risk(path: models.FindingPath, body: models.DecisionBody) -> flask.Response:
-    """Accept the risk until `until`, with the justification: the finding stops counting
-    against the score until then (organisation staff, token scope `decide`)."""
+    """Accept the risk until `until`, with the justification.
+
+    The finding stops counting against the score until the end of that day (Finnish
+    time). Organisation staff, with a token of scope `decide`; audited."""
     return _decide(path.finding_id, FindingStatus.ACCEPTED, body.reason, body.until)
 
 
-@api.post(
+@_operation(
+    "post",
     "/findings/<finding_id>/false-positive",
-    operation_id="mark_false_positive",
     tags=[FINDINGS],
     responses=DECISION_RESPONSES,
 )
 def mark_false_positive(path: models.FindingPath, body: models.DecisionBody) -> flask.Response:
-    """Mark the finding a false positive until `until`, with the justification."""
+    """Mark the finding a false positive until `until`, with the justification.
+
+    Organisation staff, with a token of scope `decide`; audited."""
     return _decide(path.finding_id, FindingStatus.FALSE_POSITIVE, body.reason, body.until)
 
 
-@api.post(
+@_operation(
+    "post",
     "/findings/<finding_id>/revoke",
-    operation_id="revoke_decision",
     tags=[FINDINGS],
     responses={200: models.FindingDetail, 409: models.Problem, **REFUSED},
 )
 def revoke_decision(path: models.FindingPath, body: models.RevokeBody) -> flask.Response:
-    """End the decision in force now: the finding counts as open again."""
+    """End the decision in force now: the finding counts as open again.
+
+    Organisation staff, with a token of scope `decide`; audited."""
     return _decide(path.finding_id, None, body.reason, None)
 
 
 # --- inventory and scans ----------------------------------------------------------------
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/assets",
-    operation_id="list_assets",
     tags=[INVENTORY],
     responses={200: models.AssetList, **REFUSED},
 )
@@ -477,15 +515,17 @@ def list_assets(path: models.OrganisationPath) -> flask.Response:
     return _json(models.AssetList(items=[models.Asset.model_validate(a) for a in found]))
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/proposals",
-    operation_id="list_proposals",
     tags=[INVENTORY],
     responses={200: models.Proposals, **REFUSED},
 )
 def list_proposals(path: models.OrganisationPath) -> flask.Response:
-    """Discovery's proposals waiting for a decision (new assets, retirements), what it
-    saw outside the declared scope, and the cloud services the domains' TXT records name."""
+    """Discovery's proposals waiting for a decision: new assets and retirements.
+
+    With what discovery saw outside the declared scope (never contacted or scanned), and
+    the cloud services the domains' TXT records name."""
     holder = _holder(DETAILS)
     queue = _read(
         views.review_queue, holder.viewer.visible, path.slug, scopes=_state().services.scopes
@@ -510,9 +550,9 @@ def list_proposals(path: models.OrganisationPath) -> flask.Response:
     )
 
 
-@api.get(
+@_operation(
+    "get",
     "/organisations/<slug>/scans",
-    operation_id="list_scans",
     tags=[INVENTORY],
     responses={200: models.ScanRunList, **REFUSED},
 )
