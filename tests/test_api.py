@@ -308,6 +308,14 @@ def test_a_management_viewer_reads_summaries_only(api):
     refused = audited(sessions, "request.refused")
     assert len(refused) == 5 and {e.actor for e in refused} == {"hyvala-boss"}
     assert {e.detail["via"] for e in refused} == {"api"}
+    # The partner administrator reads them on the audit page, with the token named
+    from dashboard import ids
+    from tests.test_dashboard_access import call, sign_in, text_of
+
+    partner, _ = sign_in(app, "hyvala-partner")
+    page = text_of(call(app, partner, "page.children", {(ids.URL, "pathname"): "/audit"}))
+    token = refused[0].detail["token"]
+    assert f"ei sallittu roolille; API-tunnisteella {token}" in page
 
 
 # --- decisions ---------------------------------------------------------------------------
