@@ -33,7 +33,12 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "sessions.ended",
     ),
     "refused": ("access.refused", "request.refused", "login.throttled"),
-    "exports": ("findings.exported",),
+    "exports": (
+        "findings.exported",
+        "priorities.exported",
+        "exceptions.exported",
+        "portfolio.exported",
+    ),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
     "inventory": (
         "asset.accepted",
