@@ -10,10 +10,13 @@ come back, nothing of Rapala's may change, and the refusals are in the audit tra
 
 from __future__ import annotations
 
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -23,7 +26,7 @@ from click.testing import CliRunner
 from sqlalchemy import select
 
 from dashboard.api import OPENAPI_PATH, openapi_document
-from riskiturva import api_tokens, auth
+from riskiturva import api_tokens, auth, tables
 from riskiturva.auth import AccountError
 from riskiturva.models import Finding
 from riskiturva.models_auth import ApiToken, AuditEvent, User
@@ -68,7 +71,7 @@ def test_the_served_document_is_the_committed_one_and_every_operation_needs_a_to
     document = json.loads(committed)
     assert document["openapi"] == "3.1.0"
     operations = [op for item in document["paths"].values() for op in item.values()]
-    assert len(operations) == 14
+    assert len(operations) == 15
     for operation in operations:
         assert operation["security"] == [{"token": []}], operation["operationId"]
         assert {"401", "422", "429"} <= set(operation["responses"]), operation["operationId"]
@@ -376,6 +379,49 @@ def test_staff_decide_through_a_decide_token_and_it_is_audited_like_the_page(api
         assert response.status_code == 422, bad
 
 
+# --- spreadsheets ------------------------------------------------------------------------
+
+
+def test_tables_come_as_csv_and_xlsx_within_the_tokens_reach_and_are_audited(api):
+    app, sessions, _, tokens, _ = api
+    client = app.server.test_client()
+    response = client.get(
+        "/api/v1/exports/findings",
+        query_string={"status": "open"},
+        headers=bearer(tokens["staff"]),
+    )
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == (
+        f'attachment; filename="findings-all-{NOW.date().isoformat()}.csv"'
+    )
+    rows = list(csv.reader(io.StringIO(shown(response)), delimiter=";"))
+    assert rows[0][:4] == ["Organisaatio", "Vakavuus", "Havainto", "Kohta"]
+    assert [r[0] for r in rows[1:]] == ["Hyvälän kunta"]
+    english = client.get(
+        "/api/v1/exports/exceptions",
+        query_string={"format": "xlsx", "language": "en", "organisation": "rapala"},
+        headers=bearer(tokens["partner"]),
+    )
+    assert english.mimetype == tables.MEDIA_TYPES[tables.Format.XLSX]
+    assert "salainen siirto ensi kuussa" in shown(english)  # Rapala's, to Rapala's partner
+    narrowed = client.get("/api/v1/exports/portfolio", headers=bearer(tokens["partner-narrowed"]))
+    assert "Hyvälän kunta" in shown(narrowed) and "Rapala" not in shown(narrowed)
+    viewer = bearer(tokens["viewer"])
+    assert client.get("/api/v1/exports/findings", headers=viewer).status_code == 403
+    assert client.get("/api/v1/exports/priorities", headers=viewer).status_code == 403
+    assert client.get("/api/v1/exports/exceptions", headers=viewer).status_code == 200
+    assert client.get("/api/v1/exports/nothing", headers=viewer).status_code == 422
+    exported = audited(sessions, "findings.exported")
+    assert [(e.actor, e.detail["format"], e.detail["via"]) for e in exported] == [
+        ("hyvala-staff", "csv", "api")
+    ]
+    registers = [
+        (e.actor, e.organisation, e.detail["format"])
+        for e in audited(sessions, "exceptions.exported")
+    ]
+    assert registers == [("partner", "rapala", "xlsx"), ("hyvala-boss", "hyvala", "csv")]
+
+
 # --- rate limits --------------------------------------------------------------------------
 
 
@@ -450,6 +496,8 @@ def rapala_values(finding_ids: dict[str, int]) -> dict[str, list[Any]]:
         "asset": [["127.60.2.10"]],
         "status": [["open", "accepted"]],
         "cursor": ["0"],
+        "kind": ["findings", "priorities", "exceptions", "portfolio"],
+        "format": ["csv", "xlsx"],
     }
 
 
@@ -476,6 +524,18 @@ def sweep_requests(finding_ids: dict[str, int]) -> list[tuple[str, str, dict[str
     return requests
 
 
+def shown(response) -> str:
+    """What a response shows: JSON decoded, a CSV as text, an XLSX (a zip) as the text of
+    every part of it."""
+    data = response.get_data()
+    if data.startswith(b"PK"):
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:
+            return "".join(archive.read(n).decode("utf-8") for n in archive.namelist())
+    if response.is_json:
+        return json.dumps(response.json, ensure_ascii=False)
+    return data.decode("utf-8-sig")
+
+
 def test_no_token_of_hyvalas_gets_anything_of_rapalas(api):
     app, sessions, finding_ids, tokens, _ = api
     client = app.server.test_client()
@@ -493,19 +553,12 @@ def test_no_token_of_hyvalas_gets_anything_of_rapalas(api):
                 headers=bearer(tokens[holder]),
             )
             results[holder, response.status_code] += 1
-            text = response.get_data(as_text=True)
+            text = shown(response)
             assert response.status_code < 500, (holder, method, path, query, text)
-            assert not any(
-                m in json.dumps(response.json, ensure_ascii=False) for m in RAPALA_MARKERS
-            ), (
-                holder,
-                method,
-                path,
-                query,
-                text,
-            )
+            leaked = [m for m in RAPALA_MARKERS if m in text]
+            assert not leaked, (holder, method, path, query, leaked, text[:300])
     operations = {(m, p.split("?")[0]) for m, p, _, _ in requests}
-    assert len(requests) >= 60 and len(operations) >= 14
+    assert len(requests) >= 60 and len(operations) >= 15
     # Only staff got past the role check of a decision; none changed Rapala's findings
     with sessions() as session:
         after = {f.id: (f.status, f.decision_reason) for f in session.scalars(select(Finding))}

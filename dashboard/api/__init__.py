@@ -35,11 +35,11 @@ from limits.storage import MemoryStorage
 from limits.strategies import MovingWindowRateLimiter
 from pydantic import BaseModel, ValidationError
 
-from dashboard import decisions
+from dashboard import decisions, exports
 from dashboard.api import models
 from dashboard.components import Services
 from dashboard.security import API_PREFIX, Permission, allowed, audit_request, is_api_path
-from riskiturva import api_tokens, views
+from riskiturva import api_tokens, tables, views
 from riskiturva.auth import Viewer
 from riskiturva.models import FindingStatus
 from riskiturva.store import NotVisible
@@ -561,6 +561,58 @@ def list_scans(path: models.OrganisationPath, query: models.ScansQuery) -> flask
     holder = _holder(DETAILS)
     found = _read(views.runs, holder.viewer.visible, path.slug, limit=query.limit)
     return _json(models.ScanRunList(items=[models.ScanRun.model_validate(r) for r in found]))
+
+
+# --- spreadsheets ----------------------------------------------------------------------
+
+SPREADSHEETS = Tag(name="exports", description="findings, priorities, exceptions, portfolio")
+# Who may export what: as on the pages (the findings and the priorities name assets).
+EXPORT_PERMISSIONS = {
+    tables.Kind.FINDINGS: DETAILS,
+    tables.Kind.PRIORITIES: DETAILS,
+    tables.Kind.EXCEPTIONS: READ,
+    tables.Kind.PORTFOLIO: READ,
+}
+FILE: ResponseDict = {
+    200: {
+        "description": "the file (`Content-Disposition: attachment` names it)",
+        "content": {
+            media.split(";")[0]: {"schema": {"type": "string"}}
+            for media in tables.MEDIA_TYPES.values()
+        },
+    },
+    403: models.Problem,
+}
+
+
+@_operation("get", "/exports/<kind>", tags=[SPREADSHEETS], responses=FILE)
+def export_table(path: models.ExportPath, query: models.ExportQuery) -> flask.Response:
+    """A table as a spreadsheet: CSV for Excel, or XLSX with typed cells.
+
+    The same file as the dashboard's export buttons (`riskiturva.tables`): a header in the
+    reader's language, one column per asset tag, formulas neutralised. The findings and
+    the priorities need a role that sees details; the filters apply to the findings.
+    Audited as `<kind>.exported`."""
+    holder = _holder(EXPORT_PERMISSIONS[path.kind])
+    done = exports.exported(
+        _state().services,
+        holder.viewer,
+        path.kind,
+        query.format,
+        language=query.language or holder.viewer.language,
+        organisations=query.organisation or None,
+        filters=tables.FindingFilters(
+            statuses=tuple(map(str, query.status)),
+            categories=tuple(map(str, query.category)),
+            severities=tuple(map(str, query.severity)),
+            assets=tuple(query.asset),
+        ),
+        via=_via(holder),
+    )
+    response = flask.current_app.response_class(done.content, mimetype=done.media_type)
+    response.headers["Content-Disposition"] = f'attachment; filename="{done.filename}"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
 
 
 # --- the app --------------------------------------------------------------------------------

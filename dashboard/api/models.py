@@ -18,6 +18,7 @@ from riskiturva.checks import Category, Effort, Severity
 from riskiturva.models import AssetOrigin, AssetState, EventKind, FindingStatus, RunStatus
 from riskiturva.models_auth import Role
 from riskiturva.scoring import Grade
+from riskiturva.tables import Format, Kind
 
 Language = Literal["fi", "sv", "en"]
 Slug = Annotated[str, Field(pattern=r"^[a-z0-9-]{1,63}$", description="an organisation's slug")]
@@ -91,6 +92,26 @@ class FindingsQuery(_Model):
         description="`next_cursor` of the previous page; absent: the first page",
     )
     limit: int = Field(100, ge=1, le=MAX_PAGE, description="findings per page")
+
+
+class ExportPath(_Model):
+    kind: Kind = Field(description="which table: findings, priorities, exceptions, portfolio")
+
+
+class ExportQuery(_Model):
+    format: Format = Field(Format.CSV, description="csv (for Excel) or xlsx")
+    language: Language | None = Field(
+        None, description="language of the header and the words; default: the holder's"
+    )
+    organisation: list[Slug] = Field(
+        [], description="only these organisations (repeatable); default: every visible one"
+    )
+    status: list[FindingStatus] = Field([], description="findings only: these statuses")
+    severity: list[Severity] = Field([], description="findings only: these severities")
+    category: list[Category] = Field([], description="findings only: these categories")
+    asset: list[Annotated[str, Field(min_length=1, max_length=255)]] = Field(
+        [], description="findings only: on these assets"
+    )
 
 
 class DecisionBody(_Model):
