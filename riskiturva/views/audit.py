@@ -51,6 +51,8 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "user.created",
         "user.disabled",
         "user.password_set",
+        "user.totp_enabled",
+        "user.totp_disabled",
         "sessions.ended",
         "token.created",
         "token.revoked",
