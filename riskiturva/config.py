@@ -750,7 +750,8 @@ class OIDCSettings(_Model):
 
 
 class DashboardSettings(_Model):
-    """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md)."""
+    """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md), and
+    the API's rate limit (docs/api.md)."""
 
     secret_key_file: Path | None = Field(
         None,
@@ -798,6 +799,13 @@ class DashboardSettings(_Model):
         le=730,
         description="a browser that signed in to an account stays known to it this long"
         " (exempt from the account-wide wait)",
+    )
+    api_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        le=100000,
+        description="requests one API token may make in any minute (a moving window, per"
+        " server process); more are refused with 429 and Retry-After",
     )
     trusted_proxies: tuple[Network, ...] = Field(
         (),

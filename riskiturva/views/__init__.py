@@ -12,7 +12,7 @@ category and titles come from the check registry. Faces format; they never query
   (`explanation`);
 - `changes`: what changed in a period — the one event-based definition;
 - `exceptions`: the register of accepted risks and false positives in force;
-- `findings`: the findings list and one finding with its history;
+- `findings`: the findings list (whole, or by pages) and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `asset`: one asset with its latest scans, its live score and its findings;
 - `inventory`: the inventory with origins and states, the review queue of proposals with
@@ -58,7 +58,15 @@ from riskiturva.views.exceptions import (
     ExceptionsRegister,
     exceptions,
 )
-from riskiturva.views.findings import FindingRow, FindingView, Timing, finding, findings
+from riskiturva.views.findings import (
+    FindingRow,
+    FindingsPage,
+    FindingView,
+    Timing,
+    finding,
+    findings,
+    findings_page,
+)
 from riskiturva.views.inventory import (
     EstateChange,
     EvidenceView,
@@ -119,6 +127,7 @@ __all__ = [
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "FindingsPage",
     "InventoryAsset",
     "LiveScore",
     "Management",
@@ -162,6 +171,7 @@ __all__ = [
     "explanation",
     "finding",
     "findings",
+    "findings_page",
     "inventory",
     "local_day",
     "managed_accounts",

@@ -1,4 +1,5 @@
-"""Findings as readers see them: a filterable list, and one finding with its history.
+"""Findings as readers see them: a filterable list, the same by pages (for the API), and
+one finding with its history.
 
 Severity and category are the registry's; filters apply to them, not to stored copies.
 """
@@ -10,7 +11,7 @@ from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import ColumnElement, and_, or_, select
 from sqlalchemy.orm import Session
 
 from riskiturva._json import plain
@@ -164,6 +165,70 @@ def findings(
         and (timing is None or timing.keeps(r))
     ]
     return sorted(shown, key=lambda r: (r.organisation, *worst_first_key(r)))
+
+
+@dataclass(frozen=True, slots=True)
+class FindingsPage:
+    rows: tuple[FindingRow, ...]  # by id
+    next_after: int | None  # the last id on this page, when more follow
+
+
+def _registry_filter(
+    registry: Mapping[str, Check], attribute: str, wanted: Collection[str]
+) -> ColumnElement[bool]:
+    """Findings whose registry `attribute` (severity, category) is one of `wanted`; a
+    check no longer registered by its stored value (as `registry_severity` does)."""
+    checks = [c.id for c in registry.values() if str(getattr(c, attribute)) in wanted]
+    stored = getattr(Finding, attribute)
+    return or_(
+        Finding.check_id.in_(checks),
+        and_(Finding.check_id.not_in(list(registry)), stored.in_(list(wanted))),
+    )
+
+
+def findings_page(
+    session: Session,
+    visible: Collection[str],
+    *,
+    registry: Mapping[str, Check],
+    organisations: Collection[str] | None = None,
+    statuses: Collection[str] = (),
+    categories: Collection[str] = (),
+    severities: Collection[str] = (),
+    assets: Collection[str] = (),
+    since: dt.datetime | None = None,
+    after: int | None = None,
+    limit: int = 100,
+) -> FindingsPage:
+    """Findings of the visible organisations (or those of them named) in id order, `limit`
+    after the id `after` (keyset pagination: a page is the same however many findings
+    arrive meanwhile); empty filters filter nothing. `since`: findings with an event at
+    or after it (found, evidence changed, resolved, reopened, decided, expired, revoked)."""
+    slugs = [s for s in visible if organisations is None or s in organisations]
+    query = (
+        select(Finding, Organisation.slug)
+        .join(Organisation)
+        .where(Organisation.slug.in_(slugs))
+        .order_by(Finding.id)
+        .limit(limit + 1)
+    )
+    if after is not None:
+        query = query.where(Finding.id > after)
+    if statuses:
+        query = query.where(Finding.status.in_(list(statuses)))
+    if assets:
+        query = query.where(Finding.asset.in_(list(assets)))
+    if categories:
+        query = query.where(_registry_filter(registry, "category", categories))
+    if severities:
+        query = query.where(_registry_filter(registry, "severity", severities))
+    if since is not None:
+        query = query.where(
+            Finding.id.in_(select(FindingEvent.finding_id).where(FindingEvent.at >= since))
+        )
+    rows = [_row(finding, slug, registry) for finding, slug in session.execute(query)]
+    more = len(rows) > limit
+    return FindingsPage(tuple(rows[:limit]), rows[limit - 1].id if more else None)
 
 
 def _bears_on(requirement_ids: Collection[str]) -> Callable[[FindingRow], bool]:
