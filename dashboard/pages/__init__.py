@@ -39,6 +39,7 @@ def all_pages() -> tuple[Page, ...]:
         proposals,
         scans,
         scoring,
+        tokens,
     )
 
     return (
@@ -48,20 +49,22 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        assets.ASSET_PAGE,
         proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
         alerts.PAGE,
         alerts.PORTFOLIO_PAGE,
+        tokens.PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import audit, exceptions, finding, findings, proposals
+    from dashboard.pages import audit, exceptions, finding, findings, proposals, tokens
 
-    return (findings, finding, exceptions, proposals, audit)
+    return (findings, finding, exceptions, proposals, audit, tokens)
 
 
 def known_path(path: str) -> bool:
