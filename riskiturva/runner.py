@@ -61,6 +61,7 @@ from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.inventory import active_assets
 from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
+from riskiturva.politeness import Politeness
 from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
@@ -692,7 +693,7 @@ class _InProcessRun:
                 slots,
                 mp_context=multiprocessing.get_context("forkserver"),
                 initializer=_start_remote,
-                initargs=(self.config, type(self.collector), self.context.clock),
+                initargs=(self.config, type(self.collector), self.context.clock, slots),
             )
             if remote
             else ThreadPoolExecutor(slots, thread_name_prefix=f"{self.collector.name}-task")
@@ -821,13 +822,18 @@ _remote: tuple[Collector, ScanContext] | None = None
 
 
 def _start_remote(
-    config: Config, collector_class: type[Collector], clock: Callable[[], dt.datetime]
+    config: Config,
+    collector_class: type[Collector],
+    clock: Callable[[], dt.datetime],
+    processes: int,
 ) -> None:
     # The parent decides when to stop (SIGTERM, Ctrl-C): it lets running tasks end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    # The pool's processes hold the politeness limits together: each has its share.
+    limits = Politeness(config.settings.politeness).share(processes)
     global _remote
-    _remote = (collector_class(), build_context(config, clock=clock))
+    _remote = (collector_class(), build_context(config, clock=clock, politeness=limits))
 
 
 def _gather_remote(task: ScanTask) -> tuple[list[SubjectObservation], str | None]:
