@@ -37,6 +37,7 @@ def all_pages() -> tuple[Page, ...]:
         organisation,
         portfolio,
         proposals,
+        reports,
         scans,
         scoring,
     )
@@ -54,14 +55,16 @@ def all_pages() -> tuple[Page, ...]:
         scans.PAGE,
         alerts.PAGE,
         alerts.PORTFOLIO_PAGE,
+        reports.PAGE,
+        reports.PORTFOLIO_PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import audit, exceptions, finding, findings, proposals
+    from dashboard.pages import audit, exceptions, finding, findings, proposals, reports
 
-    return (findings, finding, exceptions, proposals, audit)
+    return (findings, finding, exceptions, proposals, audit, reports)
 
 
 def known_path(path: str) -> bool:

@@ -8,7 +8,15 @@ from typing import Any
 from dash import html
 
 from dashboard import ids
-from dashboard.components import PageContext, not_found, org_header, section, simple_table
+from dashboard.components import (
+    PageContext,
+    asset_kind_label,
+    collector_label,
+    not_found,
+    org_header,
+    section,
+    simple_table,
+)
 from dashboard.pages import Page
 from dashboard.security import Permission
 from riskiturva import views
@@ -51,13 +59,13 @@ def _scan_status(context: PageContext, status: str) -> str:
 
 def _state_line(context: PageContext, state: views.SubjectStateView) -> html.Li:
     parts: list[Any] = [
-        html.Strong(state.collector),
+        html.Strong(collector_label(context._, state.collector)),
         f" {state.subject}: ",
         _scan_status(context, state.last_status),
         f" · {context.when(state.last_scanned_at)}",
     ]
     if state.last_error:
-        parts += [" · ", html.Em(state.last_error)]
+        parts += [" · ", html.Code(state.last_error)]  # the scanner's own words
     return html.Li(parts)
 
 
@@ -71,7 +79,7 @@ def layout(context: PageContext, slug: str) -> Any:
             return not_found(context)
     rows: list[list[Any]] = [
         [
-            asset.kind,
+            asset_kind_label(context._, asset.kind),
             asset.value,
             _criticality(context, asset.criticality),
             ", ".join(asset.tags),

@@ -43,6 +43,8 @@ def action_label(_: Translator, action: str) -> str:
         "access.refused": _("Refused: not found or not theirs"),
         "request.refused": _("Refused: forged or malformed request"),
         "findings.exported": _("Findings exported"),
+        "report.downloaded": _("Archived report downloaded"),
+        "report.rendered": _("Report made now and downloaded"),
         "finding.accepted": _("Risk accepted"),
         "finding.false_positive": _("Marked false positive"),
         "finding.revoked": _("Decision revoked"),

@@ -33,7 +33,7 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "sessions.ended",
     ),
     "refused": ("access.refused", "request.refused", "login.throttled"),
-    "exports": ("findings.exported",),
+    "exports": ("findings.exported", "report.downloaded", "report.rendered"),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
     "inventory": (
         "asset.accepted",
