@@ -85,6 +85,21 @@ def _strings(value: Any) -> Iterator[str]:
             yield from _strings(item)
 
 
+def _figure_texts(figure: dict[str, Any]) -> Iterator[tuple[str, str]]:
+    """Axis labels, series names and titles of a Plotly figure (its JSON)."""
+    for trace in figure.get("data") or []:
+        for name in ("x", "y", "name", "text", "hovertext"):
+            for value in _strings(trace.get(name)):
+                yield value, "Graph"
+    layout = figure.get("layout") or {}
+    for name, value in layout.items():
+        if name.startswith(("xaxis", "yaxis", "title")) and isinstance(value, dict):
+            title = value.get("title", value)
+            text_ = title.get("text") if isinstance(title, dict) else title
+            if isinstance(text_, str):
+                yield text_, "Graph"
+
+
 def visible_texts(tree: Any) -> Iterator[tuple[str, str]]:
     """(text, component type) of everything a reader sees in a serialised layout."""
     if isinstance(tree, list):
@@ -106,6 +121,8 @@ def visible_texts(tree: Any) -> Iterator[tuple[str, str]]:
     for option in props.get("options") or []:
         if isinstance(option, dict) and isinstance(option.get("label"), str):
             yield option["label"], kind
+    if kind == "Graph":
+        yield from _figure_texts(props.get("figure") or {})
     if kind == "DataTable":
         columns = props.get("columns") or []
         shown = {c["id"] for c in columns if not c.get("hidden")}
