@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 
 from riskiturva.config import load_config
 from riskiturva.lab.cli import lab as lab_cli
-from riskiturva.lab.estate import down, process_alive, read_state, running, up
+from riskiturva.lab.estate import LabError, down, process_alive, read_state, running, up
 from riskiturva.lab.pytest_plugin import RunningLab
 
 pytestmark = pytest.mark.lab
@@ -452,6 +452,17 @@ def test_up_is_idempotent_and_fast_and_cli_prints_config_last(lab: RunningLab) -
     assert [p.pid for p in lab.lab_state.processes] == [p.pid for p in before.processes]
     status = runner.invoke(lab_cli, ["status", "--dir", str(lab.directory)])
     assert status.exit_code == 0 and "STOPPED" not in status.output
+
+
+def test_a_second_lab_on_the_same_addresses_is_refused_before_anything_starts(
+    lab: RunningLab, tmp_path: Path
+) -> None:
+    """Readiness checks would take the running lab's answers for the new lab's own: the
+    second lab must refuse to start, naming an address, and leave the first one intact."""
+    with pytest.raises(LabError, match=r"already listens on the lab's 127\.5\d\.\d+\.\d+:"):
+        up(tmp_path / "second", manifest=lab.manifest)
+    assert read_state(tmp_path / "second") is None
+    assert all(running(lab.lab_state).values())
 
 
 def test_latency_proxy_then_down_leaves_no_process_behind(lab: RunningLab) -> None:

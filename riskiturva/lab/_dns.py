@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from dns.dnssectypes import Algorithm
 from dns.rdtypes.ANY.DNSKEY import DNSKEY
 
+from riskiturva.lab import _intel
 from riskiturva.lab._pki import rsa_public_key_b64
 from riskiturva.lab.manifest import ChildZone, Manifest, Municipality
 
@@ -120,6 +121,7 @@ def _partner_zone(manifest: Manifest, serial: int) -> str:
     partner = manifest.partner
     lines = _header(partner.domain, manifest, serial, sorted(partner.nameservers))
     lines += [f"{ns} A {ip}" for ns, ip in sorted(partner.nameservers.items())]
+    lines += [f"feeds A {_intel.feeds_address(manifest)}"]  # `riskiturva intel update`'s source
     lines += partner.records
     return "\n".join(lines) + "\n"
 

@@ -17,12 +17,26 @@ import io
 import json
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-FEEDS_ADDRESS = "127.53.2.80"  # where `lab up` serves the feeds (port 80)
-FEEDS_HOST = "feeds.kuntaverkko.test"  # its name in the lab's DNS (the partner's zone)
+if TYPE_CHECKING:
+    from riskiturva.lab.manifest import Manifest
+
 EOL_SCHEMA_VERSION = "1.2.1"
 EPSS_MODEL = "v2025.03.14"
+
+
+def feeds_address(manifest: Manifest) -> str:
+    """Where `lab up` serves the feeds (port 80): beside the first name server, two up in
+    the third octet (127.53.0.1 → 127.53.2.80), so two labs with their own name servers
+    never clash."""
+    octets = [int(o) for o in manifest.dns_addresses[0].split(".")]
+    return f"127.{octets[1]}.{octets[2] + 2}.80"
+
+
+def feeds_host(manifest: Manifest) -> str:
+    """The feeds' name in the lab's DNS, in the partner's zone."""
+    return f"feeds.{manifest.partner.domain}"
 
 
 def _source(name: str) -> Any:

@@ -217,6 +217,30 @@ def _answers(endpoint: Endpoint, backend_ip: str) -> bool:
         return False
 
 
+def _bindable(ip: str, port: int, proto: str) -> bool:
+    """True when nothing else holds `ip:port`: binding it ourselves is the exact test."""
+    kind = socket.SOCK_DGRAM if proto == "udp" else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET6 if ":" in ip else socket.AF_INET, kind) as probe:
+        if kind == socket.SOCK_STREAM:  # a connection in TIME_WAIT does not hold the port
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((ip, port))
+        except OSError:
+            return False
+    return True
+
+
+def _refuse_taken_addresses(plan: _Plan) -> None:
+    """Refuse to start when another program already answers on one of the lab's addresses:
+    readiness checks would take its answers for ours (two labs sharing an address did)."""
+    wanted = {(e.ip, e.port, e.proto) for e in plan.endpoints}
+    wanted |= {(backend, port, proto) for (_, port, proto), backend in plan.backends.items()}
+    taken = sorted(w for w in wanted if not _bindable(*w))
+    if taken:
+        listed = ", ".join(f"{ip}:{port}/{proto}" for ip, port, proto in taken[:5])
+        raise LabError(f"another program already listens on the lab's {listed}: stop it first")
+
+
 def _wait_ready(
     checks: list[tuple[Endpoint, str]], processes: list[Process], timeout: float
 ) -> None:
@@ -292,7 +316,7 @@ def riskiturva_config(manifest: Manifest, ca_file: Path, anchors: Path, dns_port
 
     Its vulnerability feeds are the lab's own, served on loopback (`riskiturva/lab/_intel.py`).
     """
-    feeds = f"http://{_intel.FEEDS_HOST}"  # resolved through the lab's name server
+    feeds = f"http://{_intel.feeds_host(manifest)}"  # resolved through the lab's name server
     dns_networks = sorted({str(ipaddress.ip_network(f"{ip}/24", strict=False))
                            for ip in manifest.dns_addresses})  # fmt: skip
     lines = [
@@ -476,12 +500,11 @@ def _plan(
     dh = _pki.write_weak_dh_params(directory / "pki" / "dh1024.pem")
     # Vulnerability feeds in their published formats, dated today, for `intel update`.
     feeds = _intel.write_feeds(directory / "intel", now)
-    plan.expose(Endpoint("feeds", _intel.FEEDS_ADDRESS, 80, "tcp", "http"), _intel.FEEDS_ADDRESS)
+    feeds_ip = _intel.feeds_address(manifest)
+    plan.expose(Endpoint("feeds", feeds_ip, 80, "tcp", "http"), feeds_ip)
     nginx_conf = web_dir / "nginx.conf"
     nginx_conf.write_text(
-        _web.nginx_config(
-            servers, web_dir, dh, now, (_web.feeds_block(_intel.FEEDS_ADDRESS, feeds),)
-        )
+        _web.nginx_config(servers, web_dir, dh, now, (_web.feeds_block(feeds_ip, feeds),))
     )
     nginx = _which("nginx") or "nginx"
     plan.processes.append(
@@ -595,6 +618,7 @@ def up(
     config_path = directory / CONFIG_FILE
     config_path.write_text(riskiturva_config(manifest, ca_file, anchors, dns_port))
 
+    _refuse_taken_addresses(plan)
     processes: list[Process] = []
     try:
         for name, argv in plan.processes:
