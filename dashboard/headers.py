@@ -20,9 +20,11 @@ page, which holds the form's secret token next to the `next` path a link can cho
 (compressing a secret together with attacker-chosen text leaks the secret through the
 length: BREACH). The rest may be compressed: pages and layouts hold no secret (tenant
 data comes through callbacks), and another site cannot make a browser send a callback
-(it needs the session's CSRF header), so it cannot probe their lengths either. What carries a version in its URL — Dash's fingerprinted component
-bundles, our assets with `?m=<mtime>` — may be kept by the browser for a year
-(`immutable`); pages, layouts and callbacks hold tenant data and are `no-store`.
+(it needs the session's CSRF header), so it cannot probe their lengths either.
+
+What carries a version in its URL — Dash's fingerprinted component bundles, our assets
+with `?m=<mtime>` — may be kept by the browser for a year (`immutable`); pages, layouts
+and callbacks hold tenant data and are `no-store`.
 """
 
 from __future__ import annotations
