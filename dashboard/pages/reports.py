@@ -37,6 +37,7 @@ from riskiturva.views import OrganisationRef
 from riskiturva.views.organisations import ref_of
 
 PORTFOLIO_PATH = "/reports"
+PORTFOLIO_MONTHS = 3
 DOWNLOAD = "/reports/<int:report_id>"
 RENDER_NOW = "/org/<slug>/reports/now/<language>"
 
@@ -187,13 +188,28 @@ def layout(context: PageContext, slug: str) -> Any:
 
 
 def portfolio_layout(context: PageContext) -> Any:
+    """The latest months of every visible organisation (a partner's hundreds of
+    organisations would otherwise list every month since the first); each organisation's
+    own page has its whole archive."""
     _ = context._
+    rows = _archive(context, None)
+    if rows:
+        since = rows[0].month.back(PORTFOLIO_MONTHS - 1)
+        rows = [row for row in rows if row.month >= since]
     return html.Div(
         [
             html.H1(_("Reports")),
             section(
                 _("Archived monthly reports"),
-                _archive_table(context, _archive(context, None), organisations=True),
+                html.P(
+                    _(
+                        "The last {months} months; each organisation's Reports tab has its"
+                        " whole archive.",
+                        months=PORTFOLIO_MONTHS,
+                    ),
+                    className="muted",
+                ),
+                _archive_table(context, rows, organisations=True),
             ),
         ]
     )
