@@ -3,7 +3,10 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 # System packages: nmap for the services collector; the rest run the lab estate and the tests.
-APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
+APT_PACKAGES := nmap knot knot-dnsutils nginx-light redis-server vsftpd dnsutils iproute2 util-linux tcpdump openssl poppler-utils postgresql libpango-1.0-0 libpangoft2-1.0-0 fonts-dejavu-core chromium chromium-driver
+# Only slow tests need these (LibreOffice opens the XLSX and CSV exports): `make test-all`
+# installs them too; without them those tests are skipped, saying why.
+SLOW_APT_PACKAGES := libreoffice-calc-nogui
 # Packages held to mypy (strict, pydantic plugin; see [tool.mypy] in pyproject.toml). Add one
 # here when it passes: `make lint MYPY_PACKAGES="collectors riskiturva"` tries it first.
 MYPY_PACKAGES ?= collectors riskiturva dashboard riskiturva_cli
@@ -38,6 +41,7 @@ lint: install
 test: install lint
 	$(LOOPBACK_ONLY) $(BIN)/pytest -m "not slow" -q
 
+test-all: APT_PACKAGES += $(SLOW_APT_PACKAGES)
 test-all: install
 	$(LOOPBACK_ONLY) $(BIN)/pytest -q
 

@@ -20,7 +20,7 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import ids, pages
+from dashboard import exports, ids, pages
 from dashboard.components import Services, aria
 from dashboard.headers import content_security_policy
 from dashboard.i18n import LANGUAGES, text
@@ -85,7 +85,8 @@ def create_app(
     )
     app.secure_callbacks = secure  # type: ignore[attr-defined]  # read by the tests
     _register_shell(secure, services)
-    validation: list[Any] = []
+    exports.register(secure, services)
+    validation: list[Any] = [*exports.validation_layout()]
     for module in pages.page_modules():
         module.register(secure, services)
         validation.extend(module.validation_layout())

@@ -42,7 +42,14 @@ FILTER_ASSET = "filter-asset"
 FINDINGS_TABLE = "findings-table"
 FINDINGS_COUNT = "findings-count"
 EXPORT = "export-csv"
+EXPORT_XLSX = "export-xlsx"
 DOWNLOAD = "download"
+# The spreadsheet downloads of the organisation page (priorities), the exceptions register
+# and the portfolio (dashboard.exports).
+SHEET_SCOPE = "sheet-scope"
+SHEET_CSV = "sheet-csv"
+SHEET_XLSX = "sheet-xlsx"
+SHEET_DOWNLOAD = "sheet-download"
 
 FINDING_ID = "finding-id"
 EVIDENCE = "evidence"

@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, selectinload
 
 from riskiturva.auth import audit
 from riskiturva.config import Asset as ConfigAsset
-from riskiturva.config import AssetKind, Config, Criticality
+from riskiturva.config import AssetKind, Config, Criticality, Scope
 from riskiturva.current import refresh_current_score
 from riskiturva.models import (
     Asset,
@@ -345,6 +345,20 @@ def update(
     return asset
 
 
+def outside_scope(scope: Scope, declared: ConfigAsset, organisation: str) -> str | None:
+    """Why the asset lies outside the organisation's declared scope; None when inside."""
+    name = declared.host_name
+    if name is not None and not scope.covers_name(name):
+        return f"{name}: outside the declared scope domains of {organisation}"
+    if declared.kind is AssetKind.IP and not scope.covers_address(declared.value):
+        return f"{declared.value}: outside the declared scope networks"
+    if declared.kind is AssetKind.NETWORK and not scope.covers_network(
+        ipaddress.ip_network(declared.value)
+    ):
+        return f"{declared.value}: outside the declared scope networks"
+    return None
+
+
 def add(
     session: Session,
     config: Config,
@@ -368,16 +382,9 @@ def add(
         )
     except ValidationError as exc:
         raise InventoryError(exc.errors()[0]["msg"].removeprefix("Value error, ")) from exc
-    scope = config.organisation(organisation).scope
-    name = declared.host_name
-    if name is not None and not scope.covers_name(name):
-        raise InventoryError(f"{name}: outside the declared scope domains of {organisation}")
-    if declared.kind is AssetKind.IP and not scope.covers_address(declared.value):
-        raise InventoryError(f"{declared.value}: outside the declared scope networks")
-    if declared.kind is AssetKind.NETWORK and not scope.covers_network(
-        ipaddress.ip_network(declared.value)
-    ):
-        raise InventoryError(f"{declared.value}: outside the declared scope networks")
+    problem = outside_scope(config.organisation(organisation).scope, declared, organisation)
+    if problem is not None:
+        raise InventoryError(problem)
     org = session.scalar(select(Organisation).where(Organisation.slug == organisation))
     if org is None:
         raise NotVisible(organisation)

@@ -232,7 +232,8 @@ def discover_command(config_path: Path | None, orgs: Sequence[str], fmt: str) ->
 
 @click.group("assets")
 def assets_group() -> None:
-    """The inventory: assets, proposals from discovery, decisions, export to TOML."""
+    """The inventory: assets, proposals from discovery, decisions, import from a
+    spreadsheet, export to TOML."""
 
 
 def _listing(
@@ -448,6 +449,47 @@ def assets_add(
         return [asset]
 
     _decide(config_path, [0], False, (), (), add_one)
+
+
+@assets_group.command("import")
+@_config_option
+@click.argument("file", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@click.option("--org", "org", required=True, help="Organisation slug.")
+@click.option("--dry-run", is_flag=True, help="Check every row and change nothing.")
+def assets_import(config_path: Path | None, file: Path, org: str, dry_run: bool) -> None:
+    """Import assets from a spreadsheet (XLSX or CSV) into the organisation's inventory.
+
+    The first row names the columns, in Finnish, Swedish or English (Tyyppi/Typ/Kind,
+    Kohde/Tillgång/Asset, Kriittisyys/Kritikalitet/Criticality, Tunnisteet/Taggar/Tags,
+    Huomautus/Anteckning/Note) or by key (kind, value, criticality, tags, note); kind and
+    asset are required. Kinds: domain, mail_domain, host, ip, network, url; criticality:
+    low, medium (the default), high; tags separated by commas. Each row is checked like
+    `assets add`: an asset outside the declared scope is refused. Problems name the file, row and
+    column; with any problem nothing is imported (exit 2). Assets already active are left
+    as they are. `--dry-run` runs every check and changes nothing.
+    """
+    from riskiturva.asset_import import import_assets
+
+    config = _read(config_path, [org])
+    sessions = open_store(config)
+    now = dt.datetime.now(dt.UTC)
+    result = import_assets(
+        sessions, config, file, organisation=org, visible=[org], actor=_actor(), now=now,
+        dry_run=dry_run,
+    )  # fmt: skip
+    for problem in result.problems:
+        click.echo(f"error: {problem}", err=True)
+    if result.problems:
+        count = len(result.problems)
+        click.echo(f"{count} problem{'s' * (count != 1)}: nothing imported", err=True)
+        sys.exit(ExitCode.USAGE)
+    verb = "would add" if dry_run else "added"
+    for label in result.added:
+        click.echo(f"{verb}: {org} {label}")
+    click.echo(
+        f"{len(result.added)} {verb}, {len(result.unchanged)} already in the inventory"
+        + (" (dry run: nothing changed)" if dry_run else "")
+    )
 
 
 @assets_group.command("outside-scope")

@@ -1452,8 +1452,10 @@ def _print_run_summary(reports: Sequence[RunReport]) -> None:
         console.print(Text(f"  … and {more} more (riskiturva scan --format json lists all)"))
 
 
-# The inventory's commands live in their own module; they use the helpers above.
+# The inventory's and the spreadsheets' commands live in their own modules; they use the
+# helpers above.
 from riskiturva_cli.assets import assets_group, discover_command, sync_command  # noqa: E402
+from riskiturva_cli.spreadsheets import export_command  # noqa: E402
 
-for _command in (sync_command, discover_command, assets_group):
+for _command in (sync_command, discover_command, assets_group, export_command):
     main.add_command(_command)

@@ -9,13 +9,17 @@ come back, nothing of Rapala's may change, and every attempt is in the audit tra
 
 from __future__ import annotations
 
+import base64
+import csv
 import datetime as dt
 import hashlib
+import io
 import json
 import re
 import shutil
 import threading
 import tomllib
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -775,6 +779,20 @@ def hostile_values(
         (ids.FILTER_ASSET, "value"): [None, ["127.60.2.10"]],
         (ids.FILTER_REQUIREMENT, "value"): [None, ["tiedonhallintalaki.15_1_integrity"], "x"],
         (ids.EXPORT, "n_clicks"): [1],
+        (ids.EXPORT_XLSX, "n_clicks"): [1],
+        (ids.SHEET_CSV, "n_clicks"): [1],
+        (ids.SHEET_XLSX, "n_clicks"): [1],
+        (ids.SHEET_SCOPE, "data"): [
+            {"kind": "exceptions", "organisation": "rapala"},
+            {"kind": "priorities", "organisation": "rapala"},
+            {"kind": "portfolio", "organisation": None},
+            {"kind": "portfolio", "organisation": "rapala"},
+            {"kind": "findings", "organisation": "rapala"},
+            {"kind": "exceptions", "organisation": ["rapala"]},
+            {"kind": "exceptions", "organisation": "RAPALA"},
+            "rapala",
+            None,
+        ],
         (ids.FINDING_ID, "data"): [
             rapala_finding,
             rapala_accepted,
@@ -847,6 +865,24 @@ def without_own_rows(body: Any, attacker: str) -> Any:
     return {key: without_own_rows(value, attacker) for key, value in body.items()}
 
 
+def with_downloads_read(body: Any) -> Any:
+    """The response with every download's content as text a leak would show in: CSV
+    decoded, an XLSX (a zip) as the text of every part of it."""
+    if isinstance(body, list):
+        return [with_downloads_read(item) for item in body]
+    if not isinstance(body, dict):
+        return body
+    if body.get("base64") is True and isinstance(body.get("content"), str):
+        data = base64.b64decode(body["content"])
+        if data.startswith(b"PK"):
+            with zipfile.ZipFile(io.BytesIO(data)) as archive:
+                text = "".join(archive.read(n).decode("utf-8") for n in archive.namelist())
+        else:
+            text = data.decode("utf-8-sig")
+        return {**body, "content": text}
+    return {key: with_downloads_read(value) for key, value in body.items()}
+
+
 @pytest.mark.parametrize(
     ("attacker", "not_theirs"),
     [
@@ -878,6 +914,7 @@ def test_people_of_one_municipality_get_nothing_of_another(estate, attacker, not
                 tally[output.strip(".").split(".")[0], response.status_code] += 1
                 assert response.status_code in (200, 204), (output, chosen)
                 body = response.json if response.is_json else response.get_data(as_text=True)
+                body = with_downloads_read(body)
                 shown = json.dumps(without_own_rows(body, attacker), ensure_ascii=False)
                 leaked = [m for m in RAPALA_MARKERS if m in shown]
                 assert not leaked, f"{output} with {chosen} returned {leaked}: {shown[:300]}"
@@ -953,6 +990,12 @@ def test_management_viewer_is_refused_details(estate):
     assert "Hyvälän kunta" in text_of(body)
     export = {(ids.EXPORT, "n_clicks"): 1, (ids.FINDINGS_ORG, "data"): "hyvala"}
     assert call(app, client, "download.data", export).status_code == 204
+    # The priorities name the assets: details; the exceptions register is everyone's
+    sheets = output_of(app, ids.SHEET_DOWNLOAD)
+    for kind, status in (("priorities", 204), ("exceptions", 200)):
+        scope = {(ids.SHEET_CSV, "n_clicks"): 1, (ids.SHEET_SCOPE, "data"): {
+            "kind": kind, "organisation": "hyvala"}}  # fmt: skip
+        assert call(app, client, sheets, scope).status_code == status, kind
 
 
 def status_shown(response) -> str:
@@ -1175,25 +1218,46 @@ def test_viewers_read_the_register_and_staff_revoke_with_an_audit_trail(estate):
         assert event.detail["revoked"] == "accepted"
 
 
-def test_csv_export_neutralises_formulas_and_is_audited(estate):
+def test_exports_are_in_the_readers_language_neutralise_formulas_and_are_audited(estate):
     app, sessions, _ = estate
     client, _ = sign_in(app, "hyvala-staff")
     values = {
         (ids.EXPORT, "n_clicks"): 1,
+        (ids.EXPORT_XLSX, "n_clicks"): 1,
         (ids.FINDINGS_ORG, "data"): "hyvala",
         (ids.FILTER_STATUS, "value"): ["open"],
     }
-    response = call(app, client, "download.data", values)
-    content = json.loads(response.get_data(as_text=True))["response"]["download"]["data"]
-    assert content["content"].splitlines()[0].startswith("severity,title,subject")
-    assert "127.60.1.10:3389/tcp" in content["content"]
-    with sessions() as session:
-        assert (
-            session.scalar(
-                select(func.count(AuditEvent.id)).where(AuditEvent.action == "findings.exported")
-            )
-            == 1
+    response = call(app, client, "download.data", values, changed=[(ids.EXPORT, "n_clicks")])
+    sent = json.loads(response.get_data(as_text=True))["response"]["download"]["data"]
+    assert sent["filename"] == f"findings-hyvala-{NOW.date().isoformat()}.csv"
+    rows = list(csv.reader(io.StringIO(with_downloads_read(sent)["content"]), delimiter=";"))
+    assert rows[0][:4] == ["Organisaatio", "Vakavuus", "Havainto", "Kohta"]
+    assert any("127.60.1.10:3389/tcp" in row for row in rows)
+    response = call(app, client, "download.data", values, changed=[(ids.EXPORT_XLSX, "n_clicks")])
+    sent = json.loads(response.get_data(as_text=True))["response"]["download"]["data"]
+    assert sent["filename"].endswith(".xlsx")
+    assert base64.b64decode(sent["content"]).startswith(b"PK")
+    # The register's and the portfolio's buttons: one callback, the viewer's own rows
+    sheets = output_of(app, ids.SHEET_DOWNLOAD)
+    for scope in ({"kind": "exceptions", "organisation": "hyvala"}, {"kind": "portfolio"}):
+        response = call(
+            app,
+            client,
+            sheets,
+            {(ids.SHEET_CSV, "n_clicks"): 1, (ids.SHEET_SCOPE, "data"): scope},
+            changed=[(ids.SHEET_CSV, "n_clicks")],
         )
+        assert response.status_code == 200, scope
+    with sessions() as session:
+        exported = session.scalars(
+            select(AuditEvent).where(AuditEvent.action.like("%.exported")).order_by(AuditEvent.id)
+        ).all()
+    assert [(e.action, e.detail["format"]) for e in exported] == [
+        ("findings.exported", "csv"),
+        ("findings.exported", "xlsx"),
+        ("exceptions.exported", "csv"),
+        ("portfolio.exported", "csv"),
+    ]
 
 
 # --- outside-world strings are text -------------------------------------------------------

@@ -153,7 +153,10 @@ def lead_taken_at(url: str, pid: int) -> dt.datetime:
 
 
 @pytest.mark.lab
-@pytest.mark.parametrize(("late", "grace"), [("within", 30), ("beyond", 6)])
+@pytest.mark.parametrize(
+    ("late", "grace"),
+    [("within", 30), pytest.param("beyond", 6, id="beyond-6", marks=pytest.mark.slow)],
+)
 def test_missed_fire_time_is_caught_up_within_the_grace_and_recorded_beyond_it(
     lab, tmp_path, late, grace
 ):
@@ -772,7 +775,12 @@ def parallel_scans(config: Path, tmp_path: Path, organisations: list[str]) -> li
     ("fresh", "organisations"),
     [
         pytest.param(True, ["hyvala", "rapala", "sekala", "rapala"], id="fresh-database"),
-        pytest.param(False, ["hyvala", "rapala", "sekala"] * 2, id="initialised-database"),
+        pytest.param(
+            False,
+            ["hyvala", "rapala", "sekala"] * 2,
+            id="initialised-database",
+            marks=pytest.mark.slow,
+        ),
         pytest.param(
             False, ["hyvala", "rapala", "sekala"] * 3, id="nine-scans", marks=pytest.mark.slow
         ),

@@ -228,6 +228,7 @@ def test_scan_with_the_nameserver_stopped_fails_names_every_target_and_resolves_
     assert len(shown) == min(run["targets"], 10)
 
 
+@pytest.mark.slow  # the stopped name server above covers the fast set
 def test_scan_through_an_unreachable_resolver_fails(lab, config_path):
     # Given a resolver address where nothing answers (loopback, nothing listening)
     unreachable = with_fast_resolver(config_path, nameserver="127.53.99.99")

@@ -14,7 +14,7 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, dcc, html, no_update
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     PageContext,
     Services,
@@ -30,7 +30,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.auth import Viewer
 from riskiturva.store import NotVisible, revoke
 from riskiturva.views import EXPIRY_WARNING_DAYS, ExceptionEntry, ExceptionsRegister
@@ -172,7 +172,11 @@ def layout(context: PageContext, slug: str) -> Any:
             html.P(_("No accepted risks or false positives are in force."), className="muted")
         )
     else:
-        register_section += [dcc.Store(id=ids.EXCEPTIONS_ORG, data=slug), table(context, register)]
+        register_section += [
+            dcc.Store(id=ids.EXCEPTIONS_ORG, data=slug),
+            table(context, register),
+            exports.buttons(context, tables.Kind.EXCEPTIONS, slug),
+        ]
     if context.viewer.can_decide and register.entries:
         register_section += [
             html.Label(_("Reason for revoking"), htmlFor=ids.REVOKE_REASON),

@@ -1,9 +1,8 @@
-"""Findings of one organisation: filters, a sortable table, and CSV export of what is shown."""
+"""Findings of one organisation: filters, a sortable table, and CSV or XLSX export of what
+is shown (`dashboard.exports`)."""
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Sequence
 from typing import Any
 
@@ -11,7 +10,7 @@ import flask
 from dash import Input, Output, State, dcc, html
 from dash.exceptions import PreventUpdate
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     CATEGORIES,
     SEVERITIES,
@@ -28,9 +27,8 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.auth import Viewer
-from riskiturva.export import spreadsheet_cell
 from riskiturva.requirements import load_profiles
 from riskiturva.views import FindingRow, NotVisible
 
@@ -151,8 +149,18 @@ def layout(context: PageContext, slug: str) -> Any:
             html.Div(
                 [
                     html.Span(_count(context, rows), id=ids.FINDINGS_COUNT, role="status"),
-                    html.Button(_("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"),
-                    dcc.Download(id=ids.DOWNLOAD),
+                    html.Div(
+                        [
+                            html.Button(
+                                _("Export CSV"), id=ids.EXPORT, className="btn btn-secondary"
+                            ),
+                            html.Button(
+                                _("Export XLSX"), id=ids.EXPORT_XLSX, className="btn btn-secondary"
+                            ),
+                            dcc.Download(id=ids.DOWNLOAD),
+                        ],
+                        className="downloads",
+                    ),
                 ],
                 className="table-tools",
             ),
@@ -221,29 +229,6 @@ def table(context: PageContext, rows: list[dict[str, Any]]) -> Any:
     )
 
 
-CSV_COLUMNS = (
-    "severity",
-    "title",
-    "subject",
-    "asset",
-    "category",
-    "status",
-    "first_seen",
-    "last_seen",
-    "check_id",
-)
-
-
-def csv_text(context: PageContext, rows: list[dict[str, Any]]) -> str:
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS, extrasaction="ignore")
-    writer.writeheader()
-    for row in rows:
-        plain = {**row, "title": context.title(row["check_id"])}
-        writer.writerow({k: spreadsheet_cell(v) for k, v in plain.items()})
-    return buffer.getvalue()
-
-
 def _choices(value: Any) -> list[str]:
     """A dropdown's value from the browser: a list of strings, anything else is none."""
     return [v for v in value if isinstance(v, str)] if isinstance(value, list) else []
@@ -277,25 +262,30 @@ def register(secure: SecureCallbacks, services: Services) -> None:
     @secure.callback(
         Output(ids.DOWNLOAD, "data"),
         Input(ids.EXPORT, "n_clicks"),
+        Input(ids.EXPORT_XLSX, "n_clicks"),
         *(State(f.component_id, f.component_property) for f in filters),
         permission=Permission.DETAILS,
         prevent_initial_call=True,
     )
-    def export(viewer: Viewer, _clicks: int | None, slug: str, *values: Any) -> Any:
-        context = services.context(viewer, flask.g.language)
-        found = _query(context, str(slug), *map(_choices, values))
-        if found is None:
-            services.refused(viewer, "organisation", slug)
-            raise PreventUpdate
-        rows = found[0]
-        services.audit(
-            viewer, "findings.exported", organisation=str(slug), detail={"rows": len(rows)}
+    def export(viewer: Viewer, _csv: Any, _xlsx: Any, slug: str, *values: Any) -> Any:
+        fmt = exports.chosen_format(ids.EXPORT, ids.EXPORT_XLSX)
+        categories, severities, statuses, assets, requirements = map(_choices, values)
+        filters = tables.FindingFilters(
+            statuses=tuple(statuses),
+            categories=tuple(categories),
+            severities=tuple(severities),
+            requirements=tuple(requirements),
+            assets=tuple(assets),
         )
-        return {
-            "content": csv_text(context, rows),
-            "filename": f"findings-{slug}.csv",
-            "type": "text/csv",
-        }
+        context = services.context(viewer, flask.g.language)
+        try:
+            return exports.download(
+                services, context, tables.Kind.FINDINGS, fmt, organisation=str(slug),
+                filters=filters,
+            )  # fmt: skip
+        except NotVisible:
+            services.refused(viewer, "organisation", slug)
+            raise PreventUpdate from None
 
 
 def validation_layout() -> list[Any]:
@@ -314,6 +304,7 @@ def validation_layout() -> list[Any]:
         data_table(id=ids.FINDINGS_TABLE),
         html.Span(id=ids.FINDINGS_COUNT),
         html.Button(id=ids.EXPORT),
+        html.Button(id=ids.EXPORT_XLSX),
         dcc.Download(id=ids.DOWNLOAD),
     ]
 

@@ -11,7 +11,7 @@ from typing import Any
 import dash_bootstrap_components as dbc
 from dash import dcc, html
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
@@ -31,7 +31,7 @@ from dashboard.components import (
 from dashboard.management import management_section
 from dashboard.pages import Page, exceptions
 from dashboard.security import Permission
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.scoring import GRADE_FLOORS, POINT, Action
 from riskiturva.views import ChangeKind, NotVisible
 
@@ -277,6 +277,9 @@ def _priorities(context: PageContext, actions: list[Action], slug: str) -> Any:
     _ = context._
     if not actions:
         return html.P(_("Nothing to fix."), className="muted")
+    # The spreadsheet lists every priority with its assets: for those who see details.
+    tools = [exports.buttons(context, tables.Kind.PRIORITIES, slug)]
+    tools = tools if context.viewer.sees_details else []
     rows = [
         [
             context.title(a.check_id),
@@ -304,6 +307,7 @@ def _priorities(context: PageContext, actions: list[Action], slug: str) -> Any:
             dcc.Link(
                 _("How the grade is made, and the plan to reach B"), href=f"/org/{slug}/score"
             ),
+            *tools,
         ]
     )
 

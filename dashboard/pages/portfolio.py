@@ -10,7 +10,7 @@ from typing import Any
 
 from dash import html
 
-from dashboard import ids
+from dashboard import exports, ids
 from dashboard.components import (
     CATEGORIES,
     GRADE_COLOURS,
@@ -26,7 +26,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission
-from riskiturva import views
+from riskiturva import tables, views
 from riskiturva.views import TIMEZONE
 
 
@@ -57,7 +57,11 @@ def layout(context: PageContext) -> Any:
                 className="muted",
                 id=ids.PORTFOLIO_AS_OF,
             ),
-            section(_("Organisations"), _table(context, rows)),
+            section(
+                _("Organisations"),
+                _table(context, rows),
+                exports.buttons(context, tables.Kind.PORTFOLIO),
+            ),
             html.Div(
                 [
                     section(_("Grades"), graph(_grades(context, rows), id=ids.PORTFOLIO_GRADES)),

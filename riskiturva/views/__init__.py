@@ -15,7 +15,7 @@ category and titles come from the check registry. Faces format; they never query
 - `findings`: the findings list and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
 - `inventory`: the inventory with origins and states, the review queue of proposals with
-  their evidence, sightings outside the scope, and the estate's changes;
+  their evidence, sightings outside the scope, the estate's changes and the assets' tags;
 - `trend`: snapshots read back, and the change over 30 days;
 - `period`: the monthly reports' period summaries;
 - `software`: known-exploited vulnerabilities, end of support and the manager's line;
@@ -65,6 +65,7 @@ from riskiturva.views.inventory import (
     ReviewQueue,
     ServiceHint,
     SightingView,
+    asset_tags,
     estate_changes,
     inventory,
     review_queue,
@@ -147,6 +148,7 @@ __all__ = [
     "VulnerabilityData",
     "alert_setup",
     "alerts",
+    "asset_tags",
     "assets",
     "audit_entries",
     "changes",

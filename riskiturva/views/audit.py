@@ -33,7 +33,14 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "sessions.ended",
     ),
     "refused": ("access.refused", "request.refused", "login.throttled"),
-    "exports": ("findings.exported", "report.downloaded", "report.rendered"),
+    "exports": (
+        "findings.exported",
+        "priorities.exported",
+        "exceptions.exported",
+        "portfolio.exported",
+        "report.downloaded",
+        "report.rendered",
+    ),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
     "inventory": (
         "asset.accepted",

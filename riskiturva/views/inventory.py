@@ -24,6 +24,7 @@ from riskiturva.models import (
     Asset,
     AssetState,
     ChangeEvent,
+    Organisation,
     ScopeSighting,
     SubjectState,
 )
@@ -294,3 +295,22 @@ def estate_changes(
         EstateChange(e.id, e.kind, e.subject, e.at, e.actor, dict(e.detail or {}))
         for e in session.scalars(query)
     )
+
+
+def asset_tags(
+    session: Session, visible: Collection[str], slugs: Collection[str]
+) -> dict[str, dict[str, tuple[str, ...]]]:
+    """The tags of every asset of the visible organisations among `slugs` that has any:
+    slug → asset value → tags (findings name their asset by its value)."""
+    allowed = [s for s in slugs if s in visible]
+    found: dict[str, dict[str, tuple[str, ...]]] = {s: {} for s in allowed}
+    rows = session.execute(
+        select(Organisation.slug, Asset.value, Asset.tags)
+        .join(Organisation)
+        .where(Organisation.slug.in_(allowed))
+    )
+    for slug, value, tags in rows:
+        if tags:
+            merged = {*found[slug].get(value, ()), *tags}
+            found[slug][value] = tuple(sorted(merged))
+    return found
