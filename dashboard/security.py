@@ -2,7 +2,9 @@
 
 Flask (the Dash app's server) refuses every request without a live server-side session
 (`riskiturva.user_sessions`) — pages, layouts, `/_dash-*` callbacks, component bundles and
-downloads — except the sign-in page, the language links and the stylesheet. A state-changing
+downloads — except the sign-in page (with its second step, the TOTP code of an account
+that has one, and the OpenID Connect routes of `dashboard.oidc` when a provider is
+configured), the language links and the stylesheet. A state-changing
 request must come from this site (`Origin`, `Sec-Fetch-Site`) and carry the session's CSRF
 token (Dash's renderer sends the `_csrf_token` cookie back as the `X-CSRFToken` header; the
 sign-in form as a hidden field); a callback body must have the shape of the callback it
@@ -30,6 +32,7 @@ from dash.exceptions import DependencyException, PreventUpdate
 from flask.typing import ResponseReturnValue
 from itsdangerous import BadSignature, URLSafeTimedSerializer
 from sqlalchemy.orm import Session, sessionmaker
+from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard import callback_body, proxies
 from dashboard.headers import cache_control, compressor, security_headers
@@ -45,6 +48,9 @@ SESSION_COOKIE = "riskiturva_session"
 DEVICE_COOKIE = "riskiturva_device"  # accounts this browser signed in to (signin_throttle)
 DEVICE_ACCOUNTS = 10  # at most this many names in it
 LOGIN_PATH = "/login"
+SIGN_IN_PATHS = (LOGIN_PATH, "/login/oidc", "/login/oidc/callback")  # no session needed
+SECOND_FACTOR_KEY = "second_factor"  # in the signed cookie: whose code the form waits for
+SECOND_FACTOR_TIME = dt.timedelta(minutes=5)
 CALLBACK_PATH = "/_dash-update-component"
 PUBLIC_PREFIXES = ("/assets/", "/_favicon.ico")  # our stylesheet and script, an icon: no data
 READS = ("GET", "HEAD")  # uptime monitors ask HEAD: it answers like GET
@@ -191,20 +197,45 @@ def _not_found_page(language: str) -> flask.Response:
     return response
 
 
-NOT_FOUND_TEMPLATE = """<!doctype html>
+# The head of the small pages outside the app: sign-in, not found, a refused sign-in.
+CARD_PAGE_HEAD = """<!doctype html>
 <html lang="{{ lang }}"><head><meta charset="utf-8">
 <meta name="viewport" content="width=device-width, initial-scale=1">
 <title>{{ title }} · Riskiturva</title>
 <link rel="icon" href="/_favicon.ico">
 <link rel="stylesheet" href="/assets/riskiturva.css"></head>
+"""
+
+NOT_FOUND_TEMPLATE = (
+    CARD_PAGE_HEAD
+    + """\
 <body class="login-body"><main class="login-card" id="not-found">
 <h1>{{ title }}</h1><p>{{ message }}</p><p><a href="/">{{ home }}</a></p></main></body></html>
 """
+)
+
+
+def _pending_second_factor(now: dt.datetime) -> dict[str, Any] | None:
+    """The account whose password this browser gave right within SECOND_FACTOR_TIME and
+    whose TOTP code is still to come."""
+    pending = flask.session.get(SECOND_FACTOR_KEY)
+    if not isinstance(pending, dict) or float(pending.get("until", 0)) < now.timestamp():
+        return None
+    return pending
 
 
 def _login_page(
-    language: str, token: str, next_path: str, error: str | None, status: int = 200
+    language: str,
+    token: str,
+    next_path: str,
+    error: str | None,
+    status: int = 200,
+    *,
+    second_factor: bool = False,
+    provider: tuple[str, str] | None = None,
 ) -> flask.Response:
+    """The sign-in form; `second_factor`: the TOTP code's form instead; `provider`: the
+    name and start link of the OpenID Connect provider, when one is configured."""
     _ = text(language)
     body = flask.render_template_string(
         LOGIN_TEMPLATE,
@@ -214,6 +245,11 @@ def _login_page(
         subtitle=_("Is our IT environment up to date and secure?"),
         username_label=_("User name"),
         password_label=_("Password"),
+        code_label=_("Code from your authenticator app"),
+        second_factor=second_factor,
+        provider_link=provider[1] if provider else None,
+        provider_label=_("Sign in with {provider}", provider=provider[0]) if provider else "",
+        or_label=_("or with a local account"),
         submit=_("Sign in"),
         language_label=_("Language"),
         error=error,
@@ -226,23 +262,30 @@ def _login_page(
     return response
 
 
-LOGIN_TEMPLATE = """<!doctype html>
-<html lang="{{ lang }}"><head><meta charset="utf-8">
-<meta name="viewport" content="width=device-width, initial-scale=1">
-<title>{{ title }} · Riskiturva</title>
-<link rel="icon" href="/_favicon.ico">
-<link rel="stylesheet" href="/assets/riskiturva.css"></head>
+LOGIN_TEMPLATE = (
+    CARD_PAGE_HEAD
+    + """\
 <body class="login-body"><main class="login-card" aria-labelledby="login-heading">
 <h1 id="login-heading">{{ heading }}</h1><p class="muted">{{ subtitle }}</p>
 {% if error %}<p class="alert alert-danger" role="alert" id="login-error">{{ error }}</p>{% endif %}
+{% if provider_link and not second_factor %}
+<p><a class="btn btn-primary" id="login-oidc"
+ href="{{ provider_link }}">{{ provider_label }}</a></p>
+<p class="muted or-local">{{ or_label }}</p>{% endif %}
 <form method="post" action="/login">
 <input type="hidden" name="csrf" value="{{ token }}">
 <input type="hidden" name="next" value="{{ next_path }}">
+{% if second_factor %}
+<label for="code">{{ code_label }}</label>
+<input class="form-control" id="code" name="code" inputmode="numeric" pattern="[0-9 ]*"
+ autocomplete="one-time-code" required autofocus>
+{% else %}
 <label for="username">{{ username_label }}</label>
 <input class="form-control" id="username" name="username" autocomplete="username" required>
 <label for="password">{{ password_label }}</label>
 <input class="form-control" id="password" name="password" type="password"
  autocomplete="current-password" required>
+{% endif %}
 <button class="btn btn-primary" id="login-submit" type="submit">{{ submit }}</button>
 </form>
 <nav class="languages" aria-label="{{ language_label }}">{% for code, name, current in languages %}
@@ -250,6 +293,7 @@ LOGIN_TEMPLATE = """<!doctype html>
  {%- if current %} aria-current="true"{% endif %}>{{ name }}</a>
 {% endfor %}</nav></main></body></html>
 """
+)
 
 
 def install(
@@ -349,7 +393,7 @@ def install(
             if viewer is None:
                 return _not_found_page(flask.session.get("lang") or "fi")
             flask.g.not_found = True  # the app renders its own "not found" with this status
-        if path == LOGIN_PATH:
+        if path in SIGN_IN_PATHS:
             return None
         if viewer is None:
             if method in READS and not path.startswith("/_"):
@@ -401,6 +445,47 @@ def install(
             return []
         return [n for n in names if isinstance(n, str)] if isinstance(names, list) else []
 
+    def begin(session: Session, viewer: auth.Viewer, now: dt.datetime) -> str:
+        """Open the server-side session of a sign-in, in its transaction: its token."""
+        return user_sessions.start(
+            session,
+            viewer.user_id,
+            now=now,
+            limits=limits,
+            address=flask.g.client.address,
+            user_agent=flask.request.user_agent.string,
+        )
+
+    def signed_in(viewer: auth.Viewer, session_token: str, next_path: str) -> WerkzeugResponse:
+        """Hand a new sign-in to the browser: a fresh cookie (no fixation), then `next`."""
+        chosen_language = flask.session.get("lang")
+        flask.session.clear()
+        flask.session.permanent = True
+        flask.session.update(
+            sid=session_token,
+            csrf=secrets.token_urlsafe(32),
+            lang=chosen_language or viewer.language,
+        )
+        return flask.redirect(next_path)
+
+    def remember_device(response: WerkzeugResponse, known: list[str], username: str) -> None:
+        remembered = [n for n in known if n != username][-(DEVICE_ACCOUNTS - 1) :]
+        response.set_cookie(
+            DEVICE_COOKIE,
+            devices.dumps([*remembered, username]),
+            max_age=int(device_max_age.total_seconds()),
+            httponly=True,
+            samesite="Lax",
+            secure=dashboard.secure_cookies,
+        )
+
+    oidc_link: Callable[[str], str] | None = None
+    if dashboard.oidc is not None:
+        from dashboard import oidc as oidc_routes
+
+        oidc_routes.install(server, sessions, settings, clock, _safe_next, begin, signed_in)
+        oidc_link = oidc_routes.start_link
+
     @server.route(LOGIN_PATH, methods=["GET", "POST"])
     def login() -> ResponseReturnValue:
         language = flask.session.get("lang") or "fi"
@@ -408,64 +493,73 @@ def install(
         token = flask.session.get("login_csrf") or secrets.token_urlsafe(32)
         flask.session["login_csrf"] = token
         next_path = _safe_next(flask.request.values.get("next"))
-        if flask.request.method != "POST":
-            return _login_page(language, token, next_path, None)
-        if not hmac.compare_digest(str(flask.request.form.get("csrf", "")), token):
-            return _login_page(language, token, next_path, _("The form expired. Try again."), 400)
-        now = clock()
-        username = str(flask.request.form.get("username", ""))
-        client = flask.g.client
-        known = known_accounts()
-        with sessions.begin() as session:
-            result = auth.authenticate(
-                session,
-                username,
-                str(flask.request.form.get("password", "")),
-                address=client.address,
-                known_client=username.strip().lower() in known,
-                now=now,
-                policy=policy,
-            )
-            if result.viewer is not None:
-                session_token = user_sessions.start(
-                    session,
-                    result.viewer.user_id,
-                    now=now,
-                    limits=limits,
-                    address=client.address,
-                    user_agent=flask.request.user_agent.string,
-                )
-        if result.retry_after is not None:
-            response = _login_page(
+        pending = _pending_second_factor(clock())
+
+        def page(error: str | None, status: int = 200, *, second: bool = False) -> flask.Response:
+            return _login_page(
                 language,
                 token,
                 next_path,
-                _("Too many failed sign-ins. Wait a while and try again."),
-                429,
+                error,
+                status,
+                second_factor=second,
+                provider=(dashboard.oidc.name, oidc_link(next_path))
+                if dashboard.oidc and oidc_link
+                else None,
             )
+
+        if flask.request.method != "POST":
+            return page(None)
+        if not hmac.compare_digest(str(flask.request.form.get("csrf", "")), token):
+            return page(_("The form expired. Try again."), 400)
+        now = clock()
+        client = flask.g.client
+        known = known_accounts()
+        second_step = "code" in flask.request.form and pending is not None
+        with sessions.begin() as session:
+            if second_step and pending is not None:
+                username = pending["name"]
+                result = auth.verify_second_factor(
+                    session,
+                    pending["user"],
+                    str(flask.request.form.get("code", "")),
+                    address=client.address,
+                    known_client=username in known,
+                    now=now,
+                    policy=policy,
+                )
+            else:
+                username = str(flask.request.form.get("username", ""))
+                result = auth.authenticate(
+                    session,
+                    username,
+                    str(flask.request.form.get("password", "")),
+                    address=client.address,
+                    known_client=username.strip().lower() in known,
+                    now=now,
+                    policy=policy,
+                )
+            if result.viewer is not None:
+                session_token = begin(session, result.viewer, now)
+        if result.retry_after is not None:
+            flask.session.pop(SECOND_FACTOR_KEY, None)
+            response = page(_("Too many failed sign-ins. Wait a while and try again."), 429)
             response.headers["Retry-After"] = str(math.ceil(result.retry_after.total_seconds()))
             return response
+        if result.second_factor_of is not None:
+            flask.session[SECOND_FACTOR_KEY] = {
+                "user": result.second_factor_of,
+                "name": username.strip().lower(),
+                "until": (now + SECOND_FACTOR_TIME).timestamp(),
+            }
+            return page(None, second=True)
         if result.viewer is None:
-            return _login_page(language, token, next_path, _("Wrong user name or password."), 401)
-        chosen_language = flask.session.get("lang")
-        flask.session.clear()  # a fresh session: no fixation
-        flask.session.permanent = True
-        flask.session.update(
-            sid=session_token,
-            csrf=secrets.token_urlsafe(32),
-            lang=chosen_language or result.viewer.language,
-        )
-        signed_in = flask.redirect(next_path)
-        remembered = [n for n in known if n != result.viewer.username][-(DEVICE_ACCOUNTS - 1) :]
-        signed_in.set_cookie(
-            DEVICE_COOKIE,
-            devices.dumps([*remembered, result.viewer.username]),
-            max_age=int(device_max_age.total_seconds()),
-            httponly=True,
-            samesite="Lax",
-            secure=dashboard.secure_cookies,
-        )
-        return signed_in
+            if second_step:
+                return page(_("Wrong code. Try the next one."), 401, second=True)
+            return page(_("Wrong user name or password."), 401)
+        answer = signed_in(result.viewer, session_token, next_path)
+        remember_device(answer, known, result.viewer.username)
+        return answer
 
     @server.route("/language/<code>")
     def choose_language(code: str) -> ResponseReturnValue:

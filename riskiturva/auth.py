@@ -1,6 +1,7 @@
 """Dashboard accounts: users, password hashes (Argon2id), roles, visible organisations,
-sign-in (throttled by `signin_throttle`), the audit trail and the session-signing secret.
-Sessions themselves live in `user_sessions`.
+sign-in (throttled by `signin_throttle`), the optional TOTP second factor of local accounts,
+the audit trail and the session-signing secret. Sessions themselves live in
+`user_sessions`; sign-in through an OpenID Connect provider in `oidc`.
 
 The dashboard and the `riskiturva users` commands are thin layers over these functions.
 """
@@ -8,14 +9,16 @@ The dashboard and the `riskiturva users` commands are thin layers over these fun
 from __future__ import annotations
 
 import datetime as dt
+import hmac
 import math
 import os
 import secrets
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyotp
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import select
@@ -39,12 +42,18 @@ __all__ = [
     "audit",
     "authenticate",
     "create_user",
+    "disable_totp",
     "disable_user",
+    "enable_totp",
     "end_sessions",
     "list_users",
     "load_viewer",
+    "new_totp_secret",
     "secret_key",
     "set_password",
+    "sign_in_method",
+    "totp_uri",
+    "verify_second_factor",
     "visible_slugs",
 ]
 
@@ -55,6 +64,7 @@ SECRET_KEY_FILE_NAME = "dashboard-secret.key"  # noqa: S105  (a file name, not a
 _HASHER = PasswordHasher()  # Argon2id with the library's maintained defaults (stateless)
 # Verified against when the user name is unknown, so both answers take the same time.
 _DUMMY_HASH = _HASHER.hash("riskiturva: no such user")
+TOTP_WINDOW = 1  # a code of the previous or next 30-second step is accepted too (clock drift)
 
 
 class AccountError(ValueError):
@@ -175,14 +185,14 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    audit(
+    _account_event(
         session,
+        user,
+        "user.created",
         actor=actor,
-        action="user.created",
-        target=name,
-        organisation=home_organisation(user),
         now=now,
-        detail={"role": str(role), "organisations": user.organisations},
+        role=str(role),
+        organisations=user.organisations,
     )
     return user
 
@@ -198,9 +208,31 @@ def list_users(session: Session) -> list[User]:
     return list(session.scalars(select(User).order_by(User.username)))
 
 
+def sign_in_method(user: User) -> str:
+    """How the account signs in: `oidc`, `password+totp` or `password`."""
+    if user.signs_in_with_provider:
+        return "oidc"
+    return "password+totp" if user.totp_secret else "password"
+
+
 def home_organisation(user: User) -> str | None:
     """The organisation events about the user are filed under: their one organisation."""
     return user.organisations[0] if len(user.organisations) == 1 else None
+
+
+def _account_event(
+    session: Session, user: User, action: str, *, actor: str, now: dt.datetime, **detail: Any
+) -> None:
+    """Audit a change to the account, filed under its organisation."""
+    audit(
+        session,
+        actor=actor,
+        action=action,
+        target=user.username,
+        organisation=home_organisation(user),
+        now=now,
+        detail=detail,
+    )
 
 
 def disable_user(session: Session, username: str, *, now: dt.datetime, actor: str = "cli") -> User:
@@ -208,15 +240,7 @@ def disable_user(session: Session, username: str, *, now: dt.datetime, actor: st
     user = _get(session, username)
     user.disabled = True
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.DISABLED)
-    audit(
-        session,
-        actor=actor,
-        action="user.disabled",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-        detail={"sessions_ended": ended},
-    )
+    _account_event(session, user, "user.disabled", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -244,24 +268,25 @@ def end_sessions(
     return ended
 
 
+def _local(session: Session, username: str) -> User:
+    user = _get(session, username)
+    if user.signs_in_with_provider:
+        raise AccountError(
+            f"{user.username} signs in through the identity provider: it has no password here"
+        )
+    return user
+
+
 def set_password(
     session: Session, username: str, password: str, *, now: dt.datetime, actor: str = "cli"
 ) -> User:
     """Replace the password (enabling a disabled account) and end its other sessions."""
-    user = _get(session, username)
+    user = _local(session, username)
     user.password_hash = hash_password(password, user_inputs=[user.username, user.display_name])
     user.password_changed_at = now
     user.disabled = False
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.NEW_PASSWORD)
-    audit(
-        session,
-        actor=actor,
-        action="user.password_set",
-        target=user.username,
-        organisation=home_organisation(user),
-        now=now,
-        detail={"sessions_ended": ended},
-    )
+    _account_event(session, user, "user.password_set", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -295,14 +320,93 @@ def load_viewer(session: Session, user_id: int) -> Viewer | None:
     return _viewer(session, user)
 
 
+def new_totp_secret() -> str:
+    """A random 160-bit TOTP secret (base32), as authenticator apps expect."""
+    return pyotp.random_base32(32)
+
+
+def totp_uri(secret: str, username: str, issuer: str) -> str:
+    """The `otpauth://` URI an authenticator app reads (as text or a QR code)."""
+    return pyotp.TOTP(secret).provisioning_uri(name=username, issuer_name=issuer)
+
+
+def _totp_step(secret: str, code: str, now: dt.datetime) -> int | None:
+    """The time step `code` is right for (within the window), or None."""
+    code = code.strip().replace(" ", "")
+    if not (code.isdigit() and len(code) == 6):
+        return None
+    totp = pyotp.TOTP(secret)
+    step = totp.timecode(now)
+    for offset in range(-TOTP_WINDOW, TOTP_WINDOW + 1):
+        if hmac.compare_digest(totp.at(now, counter_offset=offset), code):
+            return step + offset
+    return None
+
+
+def enable_totp(
+    session: Session,
+    username: str,
+    secret: str,
+    code: str,
+    *,
+    now: dt.datetime,
+    actor: str = "cli",
+) -> User:
+    """Require a TOTP code at sign-in from now on: `code` proves the app holds `secret`.
+    Ends the account's sessions (they were opened with one factor)."""
+    user = _local(session, username)
+    step = _totp_step(secret, code, now)
+    if step is None:
+        raise AccountError("the code does not match: check the app's clock and try again")
+    user.totp_secret, user.totp_last_step = secret, step
+    ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.EVERYWHERE)
+    _account_event(session, user, "user.totp_enabled", actor=actor, now=now, sessions_ended=ended)
+    return user
+
+
+def disable_totp(session: Session, username: str, *, now: dt.datetime, actor: str = "cli") -> User:
+    """Sign in with the password alone again (a lost phone: enrol anew afterwards)."""
+    user = _local(session, username)
+    user.totp_secret, user.totp_last_step = None, None
+    _account_event(session, user, "user.totp_disabled", actor=actor, now=now)
+    return user
+
+
 @dataclass(frozen=True)
 class SignIn:
     viewer: Viewer | None
     retry_after: dt.timedelta | None = None  # throttled: refused unchecked, try again then
+    # The password was right and the account has a second factor: ask for its code next.
+    second_factor_of: int | None = None
 
     @property
     def throttled(self) -> bool:
         return self.retry_after is not None
+
+
+def _attempts(
+    session: Session,
+    name: str,
+    organisation: str | None,
+    address: str,
+    now: dt.datetime,
+    **always: Any,
+) -> Callable[..., None]:
+    """`attempt(action, **detail)`: audit one sign-in attempt on the account `name`."""
+
+    def attempt(action: str, **detail: Any) -> None:
+        audit(
+            session,
+            actor=name,
+            action=action,
+            target=name,
+            organisation=organisation,
+            address=address,
+            now=now,
+            detail={**always, **detail},
+        )
+
+    return attempt
 
 
 def authenticate(
@@ -323,19 +427,7 @@ def authenticate(
     except AccountError:
         name = username.strip().lower()[:100]
     user = session.scalar(select(User).where(User.username == name))
-    organisation = home_organisation(user) if user else None
-
-    def attempt(action: str, **detail: Any) -> None:
-        audit(
-            session,
-            actor=name,
-            action=action,
-            target=name,
-            organisation=organisation,
-            address=address,
-            now=now,
-            detail=detail,
-        )
+    attempt = _attempts(session, name, home_organisation(user) if user else None, address, now)
 
     wait = retry_after(
         session, name, address=address, known_client=known_client, now=now, policy=policy
@@ -343,18 +435,57 @@ def authenticate(
     if wait is not None:
         attempt("login.throttled", wait_seconds=math.ceil(wait.total_seconds()))
         return SignIn(None, retry_after=wait)
+    local = user is not None and not user.signs_in_with_provider
     if (
-        _verify(user.password_hash if user else _DUMMY_HASH, password)
+        _verify(user.password_hash if user and local else _DUMMY_HASH, password)
         and user
+        and local
         and not user.disabled
     ):
         if _HASHER.check_needs_rehash(user.password_hash):
             user.password_hash = _HASHER.hash(password)
+        if user.totp_secret:
+            return SignIn(None, second_factor_of=user.id)
         user.last_login_at = now
         attempt("login.ok", known_client=known_client)
         return SignIn(_viewer(session, user))
     attempt("login.failed", known_client=known_client)
     return SignIn(None)
+
+
+def verify_second_factor(
+    session: Session,
+    user_id: int,
+    code: str,
+    *,
+    address: str,
+    known_client: bool,
+    now: dt.datetime,
+    policy: ThrottlePolicy,
+) -> SignIn:
+    """The second step of a sign-in whose password was right: the TOTP code. Throttled and
+    audited like the password (a wrong code is a `login.failed` of the account); a code
+    works once (its time step must be later than the last one accepted)."""
+    user = session.get(User, user_id)
+    if user is None or user.disabled or not user.totp_secret:
+        return SignIn(None)
+    name = user.username
+    attempt = _attempts(session, name, home_organisation(user), address, now, second_factor="totp")
+
+    wait = retry_after(
+        session, name, address=address, known_client=known_client, now=now, policy=policy
+    )
+    if wait is not None:
+        attempt("login.throttled", wait_seconds=math.ceil(wait.total_seconds()))
+        return SignIn(None, retry_after=wait)
+    step = _totp_step(user.totp_secret, code, now)
+    if step is None or step <= (user.totp_last_step or -1):
+        attempt("login.failed", known_client=known_client, replayed=step is not None)
+        return SignIn(None)
+    user.totp_last_step = step
+    user.last_login_at = now
+    attempt("login.ok", known_client=known_client)
+    return SignIn(_viewer(session, user))
 
 
 def _verify(password_hash: str, password: str) -> bool:

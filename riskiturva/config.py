@@ -584,6 +584,110 @@ class Schedules(_Model):
         return self.extra.get(name) or getattr(self, name, None)
 
 
+def _loopback_host(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def _https_url(value: str) -> str:
+    """An https URL (http only to a loopback address, for a provider on this machine)."""
+    try:
+        parts = urlsplit(value)
+        parts.port  # noqa: B018  (raises ValueError on a bad port)
+    except ValueError as exc:
+        raise ValueError(f"not a URL: {exc}") from None
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise ValueError("must be an https:// URL")
+    if parts.scheme == "http" and not _loopback_host(parts.hostname):
+        raise ValueError("must be https:// (http:// only on a loopback address)")
+    if parts.query or parts.fragment:
+        raise ValueError("must have no ?query or #fragment")
+    return value
+
+
+WebURL = Annotated[str, AfterValidator(_https_url)]
+
+
+class OIDCMapping(_Model):
+    """One claim value (an Entra ID app role, a group) and the access it grants."""
+
+    value: str = Field(
+        min_length=1,
+        description="a value of the claim: an app role's value (Entra ID `roles`) or a"
+        " group's id (`groups`)",
+    )
+    claim: str | None = Field(
+        None, min_length=1, description="the claim to look in; default: the provider's `claim`"
+    )
+    role: Literal["partner_admin", "org_staff", "viewer"] = Field(
+        description="the dashboard role it grants"
+    )
+    organisations: tuple[str, ...] = Field(
+        (),
+        description="organisation slugs: exactly one for org_staff and viewer; for"
+        " partner_admin those named, or none for every organisation",
+    )
+
+
+class OIDCSettings(_Model):
+    """Sign-in through the organisation's OpenID Connect provider (docs/dashboard.md)."""
+
+    name: str = Field(
+        min_length=1, max_length=60, description="the provider as the sign-in button names it"
+    )
+    issuer: WebURL = Field(
+        description="the issuer exactly as the provider's discovery document and ID tokens"
+        " say it (Entra ID: https://login.microsoftonline.com/<tenant id>/v2.0)"
+    )
+    client_id: str = Field(min_length=1, description="the dashboard's client (application) id")
+    client_secret_file: Path | None = Field(
+        None,
+        description="file holding the client secret, relative to data_dir; none: a public"
+        " client (PKCE only)",
+    )
+    public_url: WebURL = Field(
+        description="the dashboard's address as people reach it; the redirect URI to register"
+        " is this followed by /login/oidc/callback (never taken from the Host header)"
+    )
+    scopes: tuple[str, ...] = Field(
+        ("openid", "profile", "email"), description="scopes asked for; must include openid"
+    )
+    claim: str = Field(
+        "roles",
+        min_length=1,
+        description="the ID-token claim the mappings look in (Entra ID app roles: roles)",
+    )
+    username_claim: str = Field(
+        "preferred_username",
+        min_length=1,
+        description="the claim that names the account in the dashboard and the audit trail",
+    )
+    name_claim: str = Field("name", min_length=1, description="the claim with the person's name")
+    timeout_seconds: float = Field(
+        10.0, gt=0, le=120, description="each request to the provider (discovery, token, keys)"
+    )
+    mappings: tuple[OIDCMapping, ...] = Field(
+        min_length=1,
+        description="[[settings.dashboard.oidc.mappings]]: the first whose value the person's"
+        " claim holds decides their role and organisations; no match: refused",
+    )
+
+    @field_validator("scopes")
+    @classmethod
+    def _openid_scope(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        if "openid" not in value:
+            raise ValueError("must include 'openid'")
+        return value
+
+    @property
+    def redirect_uri(self) -> str:
+        return self.public_url.rstrip("/") + "/login/oidc/callback"
+
+
 class DashboardSettings(_Model):
     """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md)."""
 
@@ -638,6 +742,17 @@ class DashboardSettings(_Model):
         (),
         description="reverse proxies (addresses or networks) whose X-Forwarded-For,"
         " X-Forwarded-Proto and X-Forwarded-Host are believed; none: the peer is the client",
+    )
+    totp_issuer: str = Field(
+        "Riskiturva",
+        min_length=1,
+        max_length=60,
+        description="the name authenticator apps show for a second factor enrolled here",
+    )
+    oidc: OIDCSettings | None = Field(
+        None,
+        description="[settings.dashboard.oidc]: sign-in through an OpenID Connect provider"
+        " (local accounts stay)",
     )
 
     @model_validator(mode="after")
@@ -967,6 +1082,17 @@ class Settings(_Model):
                 problems.append(
                     (location, f"the key in {path} is shorter than 32 characters", None)
                 )
+        oidc = self.dashboard.oidc
+        if oidc is not None and oidc.client_secret_file is not None:
+            path = self.data_dir / oidc.client_secret_file
+            if not path.is_file() or not path.read_bytes().strip():
+                problems.append(
+                    (
+                        ("dashboard", "oidc", "client_secret_file"),
+                        f"no such file, or it is empty: {path}",
+                        None,
+                    )
+                )
         if problems:
             raise invalid("Settings", problems)
         return self
@@ -1036,6 +1162,7 @@ class Config(_Model):
             *_overlap_problems(self),
             *_owner_problems(self),
             *_channel_problems(self),
+            *_oidc_problems(self),
         ]
         if found:
             raise invalid("Config", found)
@@ -1050,6 +1177,20 @@ class Config(_Model):
     def partner_of(self, slug: str) -> Partner | None:
         """The partner that runs the organisation, if any (one partner each)."""
         return next((p for p in self.partners if slug in p.organisations), None)
+
+
+def _oidc_problems(config: Config) -> Iterator[Problem]:
+    oidc = config.settings.dashboard.oidc
+    if oidc is None:
+        return
+    known = {o.slug for o in config.organisations}
+    for index, mapping in enumerate(oidc.mappings):
+        location = ("settings", "dashboard", "oidc", "mappings", index, "organisations")
+        unknown = [slug for slug in mapping.organisations if slug not in known]
+        if unknown:
+            yield location, f"unknown organisation(s): {', '.join(unknown)}", None
+        elif mapping.role != "partner_admin" and len(mapping.organisations) != 1:
+            yield location, f"a {mapping.role} mapping names exactly one organisation", None
 
 
 def _organisation_problems(config: Config) -> Iterator[Problem]:

@@ -1,5 +1,5 @@
 """Tables of the dashboard's accounts, sign-in sessions and audit trail (SQLAlchemy 2.0;
-migrations 0002 and 0005)."""
+migrations 0002, 0010 and 0011)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 import enum
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import BigInteger, ForeignKey, Index, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from riskiturva.orm import Base
@@ -20,7 +20,14 @@ class Role(enum.StrEnum):
 
 
 class User(Base):
+    """A dashboard account: local (a password, optionally a TOTP second factor) or signed in
+    through the OpenID Connect provider (`oidc_issuer` and `oidc_subject` set, no password;
+    role and organisations rewritten from the provider's claims at each sign-in)."""
+
     __tablename__ = "dashboard_user"
+    __table_args__ = (
+        UniqueConstraint("oidc_issuer", "oidc_subject", name="uq_dashboard_user_oidc_identity"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     username: Mapped[str] = mapped_column(String(100), unique=True)
@@ -34,6 +41,16 @@ class User(Base):
     created_at: Mapped[dt.datetime]
     password_changed_at: Mapped[dt.datetime]
     last_login_at: Mapped[dt.datetime | None]
+    oidc_issuer: Mapped[str | None] = mapped_column(String(255))
+    oidc_subject: Mapped[str | None] = mapped_column(String(255))
+    # Base32 TOTP secret of a local account's second factor, and the last time step a code
+    # was accepted for (a code works once).
+    totp_secret: Mapped[str | None] = mapped_column(String(64))
+    totp_last_step: Mapped[int | None] = mapped_column(BigInteger)
+
+    @property
+    def signs_in_with_provider(self) -> bool:
+        return self.oidc_subject is not None
 
 
 class UserSession(Base):

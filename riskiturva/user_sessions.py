@@ -52,6 +52,7 @@ class EndReason:
     NEW_PASSWORD = "password_changed"  # noqa: S105  (a reason, not a password)
     DISABLED = "disabled"
     EVERYWHERE = "ended_everywhere"
+    ROLE_REVOKED = "role_revoked"  # the identity provider no longer gives them a role
 
 
 @dataclass(frozen=True)

@@ -1204,7 +1204,7 @@ def users_add(
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def users_list(config_path: Path | None, fmt: str) -> None:
     """List dashboard accounts."""
-    from riskiturva.auth import list_users
+    from riskiturva.auth import list_users, sign_in_method
 
     def rows(session: Any, now: dt.datetime, actor: str) -> list[dict[str, Any]]:
         return [
@@ -1214,6 +1214,7 @@ def users_list(config_path: Path | None, fmt: str) -> None:
                 "role": u.role,
                 "organisations": u.organisations or ["*"],
                 "disabled": u.disabled,
+                "sign_in": sign_in_method(u),
                 "last_login": u.last_login_at.isoformat() if u.last_login_at else None,
             }
             for u in list_users(session)
@@ -1223,7 +1224,7 @@ def users_list(config_path: Path | None, fmt: str) -> None:
     if fmt == "json":
         click.echo(json.dumps(records, ensure_ascii=False, indent=2))
         return
-    table = Table("user", "name", "role", "organisations", "disabled", "last sign-in")
+    table = Table("user", "name", "role", "organisations", "disabled", "sign-in", "last sign-in")
     for r in records:
         table.add_row(
             r["username"],
@@ -1231,6 +1232,7 @@ def users_list(config_path: Path | None, fmt: str) -> None:
             r["role"],
             ", ".join(r["organisations"]),
             "yes" if r["disabled"] else "",
+            r["sign_in"],
             (r["last_login"] or "")[:16],
         )
     _console().print(table)
@@ -1281,6 +1283,41 @@ def users_set_password(config_path: Path | None, username: str, password_stdin: 
         config_path, lambda s, now, actor: set_password(s, username, password, now=now, actor=actor)
     )
     click.echo(f"Password set for {username}.")
+
+
+@users_group.command("totp-enable")
+@config_option
+@click.argument("username")
+def users_totp_enable(config_path: Path | None, username: str) -> None:
+    """Require a one-time code (TOTP) at the account's sign-in: prints the secret for an
+    authenticator app, then asks for a code from the app to prove it was added."""
+    from riskiturva.auth import enable_totp, new_totp_secret, totp_uri
+
+    config = read_config(config_path)
+    secret = new_totp_secret()
+    issuer = config.settings.dashboard.totp_issuer
+    click.echo("Add this account to an authenticator app (or scan the URI as a QR code):")
+    click.echo(f"  secret: {secret}")
+    click.echo(f"  URI:    {totp_uri(secret, username.strip().lower(), issuer)}")
+    code = click.prompt("Code from the app")
+    _account_command(
+        config_path,
+        lambda s, now, actor: enable_totp(s, username, secret, code, now=now, actor=actor),
+    )
+    click.echo(f"Second factor enabled for {username}; its sessions were ended.")
+
+
+@users_group.command("totp-disable")
+@config_option
+@click.argument("username")
+def users_totp_disable(config_path: Path | None, username: str) -> None:
+    """Sign in with the password alone again (a lost phone: `totp-enable` anew after)."""
+    from riskiturva.auth import disable_totp
+
+    _account_command(
+        config_path, lambda s, now, actor: disable_totp(s, username, now=now, actor=actor)
+    )
+    click.echo(f"Second factor removed from {username}.")
 
 
 host_option = click.option(

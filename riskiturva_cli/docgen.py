@@ -7,6 +7,7 @@ says, so a command, setting or check cannot go undocumented.
 
 from __future__ import annotations
 
+import types
 import typing
 from pathlib import Path
 from typing import Any
@@ -92,6 +93,15 @@ def _table_model(annotation: Any) -> tuple[type[BaseModel], bool] | None:
     return None
 
 
+def _optional_model(annotation: Any) -> type[BaseModel] | None:
+    """The model of a field that holds a table or nothing (`Model | None`)."""
+    if typing.get_origin(annotation) not in (typing.Union, types.UnionType):
+        return None
+    members = [a for a in typing.get_args(annotation) if a is not type(None)]
+    model = members[0] if len(members) == 1 else None
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
 def _describe_model(
     model: type[BaseModel], prefix: str, lines: list[str], *, array: bool = False
 ) -> None:
@@ -110,6 +120,9 @@ def _describe_model(
         if table is not None:
             nested.append((f"{prefix}.{name}" if prefix else name, *table))
             continue
+        optional = _optional_model(field.annotation)
+        if optional is not None:  # an optional table: its row, and its keys below
+            nested.append((f"{prefix}.{name}" if prefix else name, optional, False))
         default = field.get_default(call_default_factory=True)
         shown = "required" if field.is_required() else _toml(default)
         rows.append(f"| `{name}` | {shown} | {field.description or ''} |")

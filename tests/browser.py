@@ -90,7 +90,11 @@ class Visitor:
         self.driver.get(f"{self.base}{path}")
         return self.wait(expect, shot)
 
-    def wait(self, expect: str, shot: str, element: str = ids.PAGE) -> str:
+    def wait(
+        self, expect: str, shot: str, element: str = ids.PAGE, *, expected: tuple[str, ...] = ()
+    ) -> str:
+        """Wait until #`element` shows `expect`, save a screenshot, find the console clean
+        (`expected`: parts of console messages this page is meant to cause)."""
         try:
             WebDriverWait(self.driver, 20).until(
                 ec.text_to_be_present_in_element((By.ID, element), expect)
@@ -102,7 +106,7 @@ class Visitor:
             ) from None
         self.settle()
         self.screenshot(shot)
-        self.console_is_clean(shot)
+        self.console_is_clean(shot, expected=expected)
         return str(self.driver.find_element(By.ID, element).text)
 
     def console_is_clean(self, shot: str, *, expected: tuple[str, ...] = ()) -> None:

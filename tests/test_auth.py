@@ -321,6 +321,7 @@ def test_users_commands(tmp_path):
             "role": "org_staff",
             "organisations": ["hyvala"],
             "disabled": True,
+            "sign_in": "password",
             "last_login": None,
         }
     ]

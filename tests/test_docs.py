@@ -10,7 +10,16 @@ from pydantic import BaseModel
 
 from riskiturva.alerts.settings import Channel, Contact
 from riskiturva.collector import ErrorKind, collector_classes
-from riskiturva.config import Asset, Organisation, Partner, Scope, Settings, SharedScope
+from riskiturva.config import (
+    Asset,
+    OIDCMapping,
+    OIDCSettings,
+    Organisation,
+    Partner,
+    Scope,
+    Settings,
+    SharedScope,
+)
 from riskiturva_cli import docgen
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -44,6 +53,8 @@ def _fields(model: type[BaseModel], path: str):
         (Asset, "assets"),
         (SharedScope, "shared_scope"),
         (Channel, "channels"),
+        (OIDCSettings, "settings.dashboard.oidc"),
+        (OIDCMapping, "settings.dashboard.oidc.mappings"),
         (Contact, "contacts"),
         *((c.options_model, f"settings.collectors.{n}") for n, c in collector_classes().items()),
     ],

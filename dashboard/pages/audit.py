@@ -26,6 +26,7 @@ from dashboard.security import Permission, SecureCallbacks
 from riskiturva import auth, views
 from riskiturva.auth import Viewer
 from riskiturva.i18n import Translator
+from riskiturva.oidc import Refusal
 from riskiturva.user_sessions import EndReason, SessionLimits
 from riskiturva.views import TIMEZONE, AuditEntry
 
@@ -59,6 +60,8 @@ def action_label(_: Translator, action: str) -> str:
         "user.created": _("Account created"),
         "user.disabled": _("Account disabled"),
         "user.password_set": _("Password set"),
+        "user.totp_enabled": _("Second factor enabled"),
+        "user.totp_disabled": _("Second factor removed"),
     }.get(action, action)
 
 
@@ -85,6 +88,14 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         "permission": _("not allowed for the role"),
         EndReason.IDLE: _("idle too long"),
         EndReason.EXPIRED: _("session lifetime over"),
+        Refusal.STATE: _("an answer of the identity provider this browser did not ask for"),
+        Refusal.PROVIDER: _("the identity provider refused"),
+        Refusal.UNREACHABLE: _("the identity provider could not be reached"),
+        Refusal.TOKEN: _("the ID token did not pass the checks"),
+        Refusal.NO_USERNAME: _("no user name in the ID token"),
+        Refusal.UNMAPPED: _("no role mapped for the account"),
+        Refusal.NAME_TAKEN: _("the user name belongs to a local account"),
+        Refusal.DISABLED: _("account disabled"),
     }
     things = {
         "organisation": _("organisation"),
@@ -93,6 +104,10 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         "account": _("account"),
     }
     parts = []
+    if detail.get("method") == "oidc":
+        parts.append(_("through the identity provider"))
+    if detail.get("second_factor"):
+        parts.append(_("with a one-time code"))
     if "reason" in detail:
         parts.append(reasons.get(str(detail["reason"]), str(detail["reason"])))
     if "what" in detail:

@@ -49,7 +49,14 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "asset.added",
         "asset.updated",
     ),
-    "accounts": ("user.created", "user.disabled", "user.password_set", "sessions.ended"),
+    "accounts": (
+        "user.created",
+        "user.disabled",
+        "user.password_set",
+        "user.totp_enabled",
+        "user.totp_disabled",
+        "sessions.ended",
+    ),
 }
 DEFAULT_LIMIT = 300
 
