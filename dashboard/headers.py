@@ -16,9 +16,9 @@ fonts or connections, no `<base>`, forms only to this server, and no framing of 
 dashboard by anyone.
 
 Weight: responses are compressed (Brotli or gzip, flask-compress), except the sign-in
-page, which holds the form's secret token next to the `next` path a link can choose
-(compressing a secret together with attacker-chosen text leaks the secret through the
-length: BREACH). The rest may be compressed: pages and layouts hold no secret (tenant
+pages (password, code, the provider's return): a form's secret token sits there next to
+the `next` path a link can choose (compressing a secret together with attacker-chosen
+text leaks the secret through the length: BREACH). The rest may be compressed: pages and layouts hold no secret (tenant
 data comes through callbacks), and another site cannot make a browser send a callback
 (it needs the session's CSRF header), so it cannot probe their lengths either.
 

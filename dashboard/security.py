@@ -431,8 +431,8 @@ def install(
         )
         if caching is not None:
             response.headers["Cache-Control"] = caching
-        if request.path == LOGIN_PATH:
-            return response  # a secret token next to a chosen `next`: never compressed
+        if request.path in SIGN_IN_PATHS:
+            return response  # secret tokens next to a chosen `next`: never compressed
         return compression.after_request(response)
 
     def known_accounts() -> list[str]:
