@@ -18,9 +18,10 @@ dashboard by anyone.
 Weight: responses are compressed (Brotli or gzip, flask-compress), except the sign-in
 pages (password, code, the provider's return): a form's secret token sits there next to
 the `next` path a link can choose (compressing a secret together with attacker-chosen
-text leaks the secret through the length: BREACH). The rest may be compressed: pages and layouts hold no secret (tenant
-data comes through callbacks), and another site cannot make a browser send a callback
-(it needs the session's CSRF header), so it cannot probe their lengths either.
+text leaks the secret through the length: BREACH). The rest may be compressed: pages and
+layouts hold no secret (tenant data comes through callbacks), and another site cannot
+make a browser send a callback (it needs the session's CSRF header), so it cannot probe
+their lengths either.
 
 What carries a version in its URL — Dash's fingerprinted component bundles, our assets
 with `?m=<mtime>` — may be kept by the browser for a year (`immutable`); pages, layouts
