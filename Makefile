@@ -32,6 +32,9 @@ install: system-packages $(BIN)/python
 	# pyproject.toml allow, so an upstream release breaks CI on a branch before it breaks a user.
 	$(BIN)/pip install -q --upgrade --upgrade-strategy eager -e '.[test]'
 	$(BIN)/pip check
+	# axe-core for the browser tests' accessibility check (tests/axe/package-lock.json).
+	@command -v npm >/dev/null || (apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q npm)
+	cd tests/axe && npm ci --no-audit --no-fund --silent
 
 lint: install
 	$(BIN)/ruff check .

@@ -31,10 +31,12 @@ from typing import Any
 
 from collectors.services import ServicesCollector
 from collectors.tls import TLSCollector, _scan
+from collectors.tls._engine import Engine
 from collectors.tls._scan import Endpoint, ScanOptions
 from collectors.tls.trust import TrustAnchors
 from riskiturva.collector import ScanTask, SubjectObservation, Target, TargetError
-from riskiturva.config import AssetKind, Config
+from riskiturva.config import AssetKind, Config, PolitenessSettings
+from riskiturva.politeness import Politeness
 from riskiturva.runner import build_context
 
 DOCS = Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md"
@@ -102,9 +104,10 @@ def timed(work: Callable[[], list[SubjectObservation] | list[Any]]) -> tuple[flo
 
 def sslyze_alone() -> list[Any]:
     endpoint = Endpoint("hiljainen.test", ADDRESS, PORT, "https", "hiljainen.test")
-    options = ScanOptions("bench", 5.0, 2, 1, 1, None)
+    options = ScanOptions("bench", 5.0, 2, None)
     store = TrustAnchors.from_settings(()).store()
-    return list(_scan.run([endpoint], options, store, dt.datetime.now(dt.UTC)))
+    engine = Engine(1, 1, Politeness(PolitenessSettings()))
+    return list(_scan.run([endpoint], options, store, dt.datetime.now(dt.UTC), engine))
 
 
 def tls_collector() -> list[SubjectObservation]:

@@ -1,4 +1,5 @@
-"""The Riskiturva dashboard: a Dash app behind a Flask sign-in.
+"""The Riskiturva dashboard: a Dash app behind a Flask sign-in, and the REST API beside it
+(`dashboard.api`, under /api/v1, on the same Flask server).
 
 `create_app(config, sessions)` builds it; `run(app)` serves it with waitress on
 127.0.0.1:8050. Pages live in `dashboard/pages/`, one module each; every callback is
@@ -20,7 +21,7 @@ from dash import Input, Output, dcc, html
 from dash.exceptions import PreventUpdate
 from sqlalchemy.orm import Session, sessionmaker
 
-from dashboard import exports, ids, pages
+from dashboard import api, exports, ids, pages
 from dashboard.components import Services, aria
 from dashboard.headers import content_security_policy
 from dashboard.i18n import LANGUAGES, text
@@ -63,14 +64,15 @@ def create_app(
     services = Services(sessions, registry or load_registry(), config, clock or _utc_now)
     app = _Dash(
         __name__,
-        server=flask.Flask(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
+        server=api.new_server(__name__),  # type: ignore[arg-type]  # Dash's hint omits a Flask app
         title="Riskiturva",
         update_title="",  # no "Updating…" in the tab title
         assets_folder=str(ASSETS),
         serve_locally=True,
         suppress_callback_exceptions=False,
     )
-    install(app, sessions, config.settings, services.clock, pages.known_path)
+    install(app, sessions, config.settings, services.clock, pages.known_path, api.before_request)
+    api.install(app.server, services, per_minute=config.settings.dashboard.api_requests_per_minute)
     app.layout = _shell
     secure = SecureCallbacks(
         app,
@@ -126,6 +128,7 @@ def _shell() -> Any:
         links.append(dbc.NavItem(dbc.NavLink(_("Reports"), href="/reports")))
     if viewer.can_audit:
         links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
+    links.append(dbc.NavItem(dbc.NavLink(_("API tokens"), href="/tokens", id="nav-tokens")))
     current: dict[str, Any] = {"aria-current": "true"}
     languages = [
         html.A(

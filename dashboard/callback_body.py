@@ -57,6 +57,8 @@ def problem(body: Any, callback_map: dict[str, Any]) -> str | None:
     spec = callback_map.get(parsed.output)
     if spec is None:
         return "no such callback"
+    if "callback" not in spec:  # a clientside callback: the browser runs it, never the server
+        return "the callback runs in the browser"
     if _sent(parsed.inputs) != _declared(spec["inputs"]):
         return "inputs are not the callback's"
     if _sent(parsed.state) != _declared(spec["state"]):

@@ -226,15 +226,40 @@ def refused(context: PageContext) -> html.Div:
 
 
 def simple_table(headers: Sequence[str], rows: Sequence[Sequence[Any]], **props: Any) -> dbc.Table:
+    """A table; on a phone each row becomes a card whose cells say their column's name
+    (`data-label`, shown by the stylesheet), so no column is cut off."""
     return dbc.Table(
         [
             html.Thead(html.Tr([html.Th(h, scope="col") for h in headers])),
-            html.Tbody([html.Tr([html.Td(cell) for cell in row]) for row in rows]),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Td(cell, **_labelled(h))
+                            for h, cell in zip(headers, row, strict=True)
+                        ]
+                    )
+                    for row in rows
+                ]
+            ),
         ],
         hover=True,
         size="sm",
         className="data-table",
         **props,
+    )
+
+
+def choice(component_id: str, legend: str, options: list[dict[str, str]], value: str) -> Any:
+    """One of a few, as native radio buttons with their labels in a fieldset named by its
+    legend (what screen readers and the keyboard expect; Dash's own RadioItems puts the
+    inputs inside `role=option` labels of an unnamed listbox)."""
+    return html.Fieldset(
+        [
+            html.Legend(legend, className="choice-legend"),
+            dbc.RadioItems(id=component_id, options=options, value=value, name=component_id),
+        ],
+        className="choice",
     )
 
 
@@ -249,8 +274,14 @@ def data_table(**props: Any) -> DataTable:
     props.setdefault("markdown_options", {"html": False})
     props.setdefault("style_cell", TABLE_CELL)
     props.setdefault("style_header", TABLE_HEADER)
+    props.setdefault("style_table", {"overflowX": "auto"})  # scrolls inside its panel
     assert props["markdown_options"].get("html") is False, "tables never render HTML"
     return DataTable(**props)
+
+
+def _labelled(header: str) -> dict[str, Any]:
+    """`data-label`: the column's name, for the phone layout's cards."""
+    return {"data-label": header}
 
 
 def aria(label: str) -> dict[str, Any]:
@@ -308,11 +339,6 @@ def row_id(value: Any) -> int:
     if isinstance(value, int) and not isinstance(value, bool) and 0 < value < 2**63:
         return value
     raise NotVisible(value)
-
-
-def plot_text(value: str) -> str:
-    """Plotly reads `<b>`, `<a href>`… in labels as markup: show them as written instead."""
-    return value.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
 
 def markdown_text(value: str) -> str:

@@ -41,6 +41,41 @@ def buttons(context: PageContext, kind: tables.Kind, slug: str | None = None) ->
     )
 
 
+def exported(
+    services: Services,
+    viewer: Viewer,
+    kind: tables.Kind,
+    fmt: tables.Format,
+    *,
+    language: str,
+    organisations: list[str] | None,
+    filters: tables.FindingFilters | None = None,
+    via: dict[str, Any] | None = None,
+) -> tables.Export:
+    """The file of `kind` for the viewer's visible organisations (or those of them named),
+    audited as `<kind>.exported` (filed under the one organisation named, if one); `via`:
+    more detail for the audit row (the API's token)."""
+    with services.sessions() as session:
+        done = tables.export(
+            session,
+            viewer.visible,
+            kind,
+            fmt,
+            language=language,
+            now=services.clock(),
+            registry=services.registry,
+            organisations=organisations,
+            filters=filters,
+        )
+    services.audit(
+        viewer,
+        f"{kind}.exported",
+        organisation=organisations[0] if organisations and len(organisations) == 1 else None,
+        detail={"rows": done.rows, "format": str(fmt), **(via or {})},
+    )
+    return done
+
+
 def download(
     services: Services,
     context: PageContext,
@@ -52,26 +87,17 @@ def download(
 ) -> dict[str, Any]:
     """The file for `dcc.Download`, audited; `NotVisible` when `organisation` is not the
     viewer's (the caller audits the refusal)."""
-    viewer = context.viewer
-    with context.sessions() as session:
-        if organisation is not None:
-            views.organisation(session, viewer.visible, organisation)
-        done = tables.export(
-            session,
-            viewer.visible,
-            kind,
-            fmt,
-            language=context.language,
-            now=context.now,
-            registry=context.registry,
-            organisations=None if organisation is None else [organisation],
-            filters=filters,
-        )
-    services.audit(
-        viewer,
-        f"{kind}.exported",
-        organisation=organisation,
-        detail={"rows": done.rows, "format": str(fmt)},
+    if organisation is not None:
+        with context.sessions() as session:
+            views.organisation(session, context.viewer.visible, organisation)
+    done = exported(
+        services,
+        context.viewer,
+        kind,
+        fmt,
+        language=context.language,
+        organisations=None if organisation is None else [organisation],
+        filters=filters,
     )
     # What `dcc.send_bytes` builds: the bytes as they are (the CSV's BOM included).
     return {

@@ -29,6 +29,10 @@ def category_card(category: str) -> str:
     return f"category-{category}"
 
 
+def heatmap_cell(slug: str, category: str) -> str:
+    return f"heat-{slug}-{category}"
+
+
 def changes_list(kind: str) -> str:
     """The list of one kind of change (new, resolved, reopened, accepted, expired, revoked)."""
     return f"changes-{kind}"
@@ -39,6 +43,11 @@ FILTER_CATEGORY = "filter-category"
 FILTER_SEVERITY = "filter-severity"
 FILTER_STATUS = "filter-status"
 FILTER_ASSET = "filter-asset"
+FILTER_CHECK = "filter-check"
+FILTER_DUE = "filter-due"
+FILTER_NEW = "filter-new"
+FINDINGS_QUERY = "findings-query"  # the filters as a URL query string, for the address bar
+FINDINGS_QUERY_SHOWN = "findings-query-shown"
 FINDINGS_TABLE = "findings-table"
 FINDINGS_COUNT = "findings-count"
 EXPORT = "export-csv"
@@ -73,6 +82,9 @@ REVOKE_SUBMIT = "revoke-submit"
 REVOKE_MESSAGE = "revoke-message"
 
 ASSETS_TABLE = "assets-table"
+ASSET_SCORE = "asset-score"
+ASSET_FINDINGS = "asset-findings"
+ASSET_SCANS = "asset-scans"
 EXPLANATION = "explanation"
 PLAN = "plan"
 RUNS = "runs"
@@ -110,3 +122,14 @@ ALERT_OUTBOX = "alert-outbox"
 ALERT_SETUP = "alert-setup"
 ALERT_RECIPIENTS = "alert-recipients"
 ALERT_RULES = "alert-rules"
+
+TOKENS_LIST = "tokens-list"
+TOKEN_NAME = "token-name"
+TOKEN_SCOPE = "token-scope"
+TOKEN_ORGS = "token-organisations"
+TOKEN_DAYS = "token-days"
+TOKEN_CREATE = "token-create"
+TOKEN_SECRET = "token-secret"
+TOKEN_REVOKE_ID = "token-revoke-id"
+TOKEN_REVOKE = "token-revoke"
+TOKEN_MESSAGE = "token-message"

@@ -58,6 +58,7 @@ SAFE_METHODS = (*READS, "OPTIONS")
 MAX_BODY_BYTES = 1 << 20
 CATCH_ALL_RULE = "/<path:path>"  # Dash's: every path no other route took
 CSP_CONFIG_KEY = "RISKITURVA_CSP"  # set by create_app once every callback is registered
+API_PREFIX = "/api/v1"  # the REST API (`dashboard.api`): tokens, not sessions
 
 
 class Permission(enum.Enum):
@@ -66,6 +67,10 @@ class Permission(enum.Enum):
     DECIDE = "decide"  # accept a risk or mark a false positive: organisation staff
     REVIEW_ASSETS = "review_assets"  # decide on discovered assets: staff, partner admins
     AUDIT = "audit"  # the audit trail and sessions of their organisations: partner admins
+
+
+def is_api_path(path: str) -> bool:
+    return path == API_PREFIX or path.startswith(API_PREFIX + "/")
 
 
 def current_viewer() -> auth.Viewer | None:
@@ -166,6 +171,13 @@ class SecureCallbacks:
             return function
 
         return register
+
+    def browser_only(self, function: Any, *dependencies: Any) -> None:
+        """A clientside callback (`dash.ClientsideFunction` from a script in /assets):
+        it runs in the browser on what the page already has, and asks the server nothing."""
+        before = set(self.app.callback_map)
+        self.app.clientside_callback(function, *dependencies)  # type: ignore[no-untyped-call]
+        self.registered |= set(self.app.callback_map) - before
 
 
 def unsecured_callbacks(app: dash.Dash, secure: SecureCallbacks) -> list[str]:
@@ -302,9 +314,12 @@ def install(
     settings: Settings,
     clock: Callable[[], dt.datetime],
     known_path: Callable[[str], bool],
+    api_guard: Callable[[bool], flask.Response | None],
 ) -> None:
     """Configure the Flask server's cookies and put the guard in front of it.
-    `known_path(path)`: a page path the router knows (anything else is 404)."""
+    `known_path(path)`: a page path the router knows (anything else is 404);
+    `api_guard(catch_all)`: the API's own check of a request under `API_PREFIX`, which
+    carries a token instead of a session (`catch_all`: no API route took the path)."""
     server: flask.Flask = app.server
     dashboard = settings.dashboard
     server.secret_key = auth.secret_key(settings)
@@ -364,6 +379,8 @@ def install(
     @server.errorhandler(404)
     @server.errorhandler(DependencyException)  # a component bundle Dash does not have
     def not_found(_error: Exception) -> flask.Response:
+        if is_api_path(flask.request.path):
+            return flask.make_response(({"error": "no such resource"}, 404))
         return _not_found_page(flask.session.get("lang") or "fi")
 
     @server.before_request
@@ -379,6 +396,12 @@ def install(
         )
         if path.startswith(PUBLIC_PREFIXES) or path.startswith("/language/"):
             return None  # no data, nothing changes: no session to look up
+        if is_api_path(path):  # a token, never the session cookie: no CSRF to forge
+            if request.routing_exception is not None:
+                return None  # 404 or 405, answered in JSON
+            return api_guard(
+                request.url_rule is not None and request.url_rule.rule == CATCH_ALL_RULE
+            )
         viewer = resume_viewer()
         if viewer is None and "sid" in flask.session:
             # A sign-in that ended: forget it, keep the chosen language.

@@ -85,17 +85,19 @@ class Viewer:
     # Their one organisation (staff, viewers, a one-organisation partner administrator):
     # audit events about them are filed under it.
     home_organisation: str | None = None
+    # Acting through a read-only API token (`api_tokens`): the role's reads, no changes.
+    read_only: bool = False
 
     @property
     def can_decide(self) -> bool:
         """Accept a risk or mark a false positive: organisation staff only."""
-        return self.role is Role.ORG_STAFF
+        return self.role is Role.ORG_STAFF and not self.read_only
 
     @property
     def can_review_assets(self) -> bool:
         """Accept, reject or retire discovered assets: organisation staff (their own) and
         partner administrators (their partner's organisations)."""
-        return self.role in (Role.ORG_STAFF, Role.PARTNER_ADMIN)
+        return self.role in (Role.ORG_STAFF, Role.PARTNER_ADMIN) and not self.read_only
 
     @property
     def sees_details(self) -> bool:

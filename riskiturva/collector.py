@@ -25,6 +25,7 @@ import dns.exception
 
 from riskiturva.config import AssetKind, CollectorOptions, Settings
 from riskiturva.intel.software import SoftwareSighting
+from riskiturva.politeness import Politeness
 from riskiturva.resolver import Resolver
 from riskiturva.scope import ScopeGuard
 
@@ -249,6 +250,19 @@ class ScanContext:
     # The vulnerability intelligence the rules judge identified software with (dated; None
     # when the scan has no store to read it from). See riskiturva/intel/snapshot.py.
     intel: IntelSnapshot | None = None
+    # Connections per address and network, new connections per second: shared by every
+    # collector of the process (riskiturva/politeness.py); built from the settings.
+    politeness: Politeness | None = None
+
+    def __post_init__(self) -> None:
+        if self.politeness is None:
+            self.politeness = Politeness(self.settings.politeness)
+
+    @property
+    def limits(self) -> Politeness:
+        """The process's politeness limiter (see riskiturva/politeness.py)."""
+        assert self.politeness is not None  # set in __post_init__
+        return self.politeness
 
     @property
     def trusted_ca_files(self) -> tuple[Path, ...]:

@@ -504,6 +504,67 @@ class ConcurrencySettings(_Model):
     )
 
 
+class NetworkLimit(_Model):
+    """A network that shares one provider's capacity (a hosting company, a shared-service
+    data centre): all its addresses together get `connections` at once."""
+
+    network: Network = Field(description="the network, e.g. 192.0.2.0/22")
+    connections: int = Field(ge=1, le=1000, description="connections open at once to it")
+    reason: str = Field("", description="why (who runs it), for the next reader")
+
+
+class PolitenessSettings(_Model):
+    """What the scanner may ask of other people's networks at once, across collectors.
+
+    Many municipalities sit on one hosting provider: names differ, addresses repeat. So
+    limits are per destination address and per network (an IPv4 /24 or an IPv6 /48, or a
+    network listed here), and there is one rate of new connections and probes for the
+    whole process. docs/operations.md says how to make the scanner recognisable.
+    """
+
+    connections_per_address: int = Field(
+        4, ge=1, le=1000, description="connections open at once to one address, all names on it"
+    )
+    connections_per_network: int = Field(
+        16,
+        ge=1,
+        le=10000,
+        description="connections open at once to one network (the /24 or /48 of an address,"
+        " or a network in `networks`)",
+    )
+    ipv4_prefix: int = Field(24, ge=8, le=32, description="an IPv4 address's network (/24)")
+    ipv6_prefix: int = Field(48, ge=16, le=128, description="an IPv6 address's network (/48)")
+    new_per_second: float = Field(
+        100.0,
+        gt=0,
+        le=100000,
+        description="new connections and probes per second, all collectors of a process together",
+    )
+    burst: int = Field(
+        20, ge=1, le=10000, description="new connections allowed at once after a pause"
+    )
+    networks: tuple[NetworkLimit, ...] = Field(
+        (), description="networks with a limit of their own: `[[settings.politeness.networks]]`"
+    )
+
+    @model_validator(mode="after")
+    def _consistent(self) -> PolitenessSettings:
+        if self.connections_per_address > self.connections_per_network:
+            raise ValueError(
+                f"connections_per_address ({self.connections_per_address}) is more than"
+                f" connections_per_network ({self.connections_per_network}): it could never be used"
+            )
+        seen: list[AnyNetwork] = []
+        for limit in self.networks:
+            for other in seen:
+                if limit.network.version == other.version and limit.network.overlaps(other):
+                    raise ValueError(
+                        f"networks {other} and {limit.network} overlap: list each address once"
+                    )
+            seen.append(limit.network)
+        return self
+
+
 class TLSSettings(_Model):
     extra_ca_files: tuple[CACertificateFile, ...] = Field(
         (),
@@ -689,7 +750,8 @@ class OIDCSettings(_Model):
 
 
 class DashboardSettings(_Model):
-    """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md)."""
+    """Sign-in, sessions and the sign-in throttle of the dashboard (docs/dashboard.md), and
+    the API's rate limit (docs/api.md)."""
 
     secret_key_file: Path | None = Field(
         None,
@@ -737,6 +799,13 @@ class DashboardSettings(_Model):
         le=730,
         description="a browser that signed in to an account stays known to it this long"
         " (exempt from the account-wide wait)",
+    )
+    api_requests_per_minute: int = Field(
+        120,
+        ge=1,
+        le=100000,
+        description="requests one API token may make in any minute (a moving window, per"
+        " server process); more are refused with 429 and Retry-After",
     )
     trusted_proxies: tuple[Network, ...] = Field(
         (),
@@ -1026,6 +1095,7 @@ class Settings(_Model):
     resolver: ResolverSettings = ResolverSettings()
     timeouts: TimeoutSettings = TimeoutSettings()
     concurrency: ConcurrencySettings = ConcurrencySettings()
+    politeness: PolitenessSettings = PolitenessSettings()
     scope: ScopeLimits = ScopeLimits()
     tls: TLSSettings = TLSSettings()
     dnssec: DNSSECSettings = DNSSECSettings()

@@ -30,6 +30,7 @@ import dns.rrset
 
 from riskiturva.collector import ErrorKind, TargetError, error_kind
 from riskiturva.config import ResolverSettings
+from riskiturva.politeness import Politeness
 
 _MAX_IN_FLIGHT = 64
 EDNS_PAYLOAD = 1232
@@ -100,9 +101,16 @@ class DnsClient:
     """Queries to the configured resolver, each one asked once per scan."""
 
     def __init__(
-        self, settings: ResolverSettings, nameserver_port: int = 53, in_flight: int = _MAX_IN_FLIGHT
+        self,
+        settings: ResolverSettings,
+        nameserver_port: int = 53,
+        in_flight: int = _MAX_IN_FLIGHT,
+        limits: Politeness | None = None,
     ):
         self.settings = settings
+        # Queries straight to a target's name servers (not the resolver) keep to the
+        # process's rate of new connections and probes.
+        self.limits = limits
         self.nameserver_port = nameserver_port  # of authoritative servers asked directly
         self._answers: dict[tuple[str, str], asyncio.Future[Answer]] = {}
         self._in_flight = asyncio.Semaphore(in_flight)
@@ -194,6 +202,10 @@ class DnsClient:
         assert last is not None
         raise last
 
+    async def _polite(self) -> None:
+        if self.limits is not None:
+            await asyncio.sleep(self.limits.reserve())
+
     async def zone_transfer(self, server: str, zone: str, limit: int) -> list[dns.rrset.RRset]:
         """The records of a whole AXFR of `zone` from `server` (at most `limit` RRsets);
         raises `LookupFailed` when refused or broken off."""
@@ -214,6 +226,7 @@ class DnsClient:
                     break
             return records[:limit]
 
+        await self._polite()
         async with self._in_flight:
             try:
                 return await asyncio.to_thread(transfer)
@@ -229,6 +242,7 @@ class DnsClient:
         request.flags &= ~dns.flags.RD
         last: LookupFailed | None = None
         for _attempt in range(self.settings.retries + 1):
+            await self._polite()
             try:
                 return await self._send(request, server, self.nameserver_port)
             except LookupFailed as exc:
@@ -239,6 +253,7 @@ class DnsClient:
     async def zone_transfer_start(self, server: str, zone: str) -> dns.message.Message:
         """The first message of an AXFR of `zone` from `server` over TCP (nothing more is read)."""
         request = dns.message.make_query(zone, dns.rdatatype.AXFR)
+        await self._polite()
         async with self._in_flight:
             self.sent += 1
             try:

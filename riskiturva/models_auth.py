@@ -1,5 +1,5 @@
-"""Tables of the dashboard's accounts, sign-in sessions and audit trail (SQLAlchemy 2.0;
-migrations 0002, 0010 and 0011)."""
+"""Tables of the dashboard's accounts, sign-in sessions, API tokens and audit trail
+(SQLAlchemy 2.0; migrations 0002, 0010, 0011 and 0012)."""
 
 from __future__ import annotations
 
@@ -92,3 +92,27 @@ class AuditEvent(Base):
     address: Mapped[str | None] = mapped_column(String(64))
     detail: Mapped[dict[str, Any]] = mapped_column(default=dict)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+class ApiToken(Base):
+    """A personal API token: the holder's own rights, narrowed to a scope (read-only or
+    decisions too) and a subset of their organisations, until it expires or is revoked.
+    Only the SHA-256 of the secret is stored, and its first characters to tell it apart."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))  # the secret's first characters
+    user_id: Mapped[int] = mapped_column(
+        ForeignKey("dashboard_user.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(100))
+    scope: Mapped[str] = mapped_column(String(20))  # riskiturva.api_tokens.TokenScope
+    # Organisation slugs it is limited to; empty: all of the holder's own.
+    organisations: Mapped[list[Any]] = mapped_column(default=list)
+    created_at: Mapped[dt.datetime]
+    expires_at: Mapped[dt.datetime]
+    last_used_at: Mapped[dt.datetime | None]
+    revoked_at: Mapped[dt.datetime | None]
+    revoked_by: Mapped[str | None] = mapped_column(String(100))

@@ -95,6 +95,8 @@ class FindingFilters:
     severities: tuple[str, ...] = ()
     requirements: tuple[str, ...] = ()
     assets: tuple[str, ...] = ()
+    checks: tuple[str, ...] = ()
+    timing: views.Timing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,8 +223,10 @@ def _findings(
         categories=filters.categories,
         severities=filters.severities,
         requirements=filters.requirements,
+        checks=filters.checks,
+        assets=filters.assets,
+        timing=filters.timing,
     )
-    found = [f for f in found if not filters.assets or f.asset in filters.assets]
     names = _names(session, visible, slugs, _.language)
     tags = views.asset_tags(session, visible, slugs)
     tagged = _tag_columns(_, (t for f in found for t in tags[f.organisation].get(f.asset, ())))

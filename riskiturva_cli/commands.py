@@ -1320,6 +1320,105 @@ def users_totp_disable(config_path: Path | None, username: str) -> None:
     click.echo(f"Second factor removed from {username}.")
 
 
+@main.group("tokens")
+def tokens_group() -> None:
+    """Personal API tokens (docs/api.md): each acts as its user, narrowed to a scope and
+    organisations, until it expires or is revoked."""
+
+
+@tokens_group.command("create")
+@config_option
+@click.argument("username")
+@click.option("--name", "label", required=True, help="What the token is for (shown in lists).")
+@click.option(
+    "--scope",
+    type=click.Choice(["read", "decide"]),
+    default="read",
+    show_default=True,
+    help="read: reads only; decide: also accept risks and mark false positives (staff).",
+)
+@click.option(
+    "--org", "orgs", multiple=True, help="Only this organisation of the user's (repeatable)."
+)
+@click.option("--days", type=int, default=90, show_default=True, help="Expires after (1–366).")
+def tokens_create(
+    config_path: Path | None,
+    username: str,
+    label: str,
+    scope: str,
+    orgs: Sequence[str],
+    days: int,
+) -> None:
+    """Create a token for USERNAME and print it once (only its hash is kept)."""
+    from riskiturva.api_tokens import create_token
+
+    created = _account_command(
+        config_path,
+        lambda s, now, actor: create_token(
+            s,
+            username,
+            name=label,
+            scope=scope,
+            organisations=orgs,
+            days=days,
+            now=now,
+            actor=actor,
+        ),
+    )
+    token = created.token
+    click.echo(
+        f"Token {token.id} for {token.username} ({token.scope}, until "
+        f"{token.expires_at.date().isoformat()}); shown this once:",
+        err=True,
+    )
+    click.echo(created.secret)
+
+
+@tokens_group.command("list")
+@config_option
+@click.argument("username", required=False)
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def tokens_list(config_path: Path | None, username: str | None, fmt: str) -> None:
+    """List the tokens of USERNAME (of everyone without it); never their secrets."""
+    from riskiturva._json import plain
+    from riskiturva.api_tokens import list_tokens
+
+    now = dt.datetime.now(dt.UTC)
+    tokens = _account_command(config_path, lambda s, _now, _actor: list_tokens(s, username))
+    if fmt == "json":
+        records = [plain(t) | {"live": t.live(now)} for t in tokens]
+        click.echo(json.dumps(records, ensure_ascii=False, indent=2))
+        return
+    table = Table("id", "user", "name", "token", "scope", "organisations", "expires", "last used")
+    for t in tokens:
+        table.add_row(
+            str(t.id),
+            t.username,
+            Text(t.name),
+            t.prefix + "…",
+            t.scope,
+            ", ".join(t.organisations) or "*",
+            "revoked" if t.revoked_at else t.expires_at.date().isoformat(),
+            t.last_used_at.isoformat()[:16] if t.last_used_at else "",
+        )
+    _console().print(table)
+
+
+@tokens_group.command("revoke")
+@config_option
+@click.argument("token_ids", nargs=-1, type=int, required=True)
+def tokens_revoke(config_path: Path | None, token_ids: Sequence[int]) -> None:
+    """Revoke tokens by id: they stop working at once."""
+    from riskiturva.api_tokens import revoke_token
+
+    def revoke(session: Any, now: dt.datetime, actor: str) -> None:
+        for token_id in token_ids:
+            revoke_token(session, token_id, now=now, actor=actor)
+
+    _account_command(config_path, revoke)
+    click.echo(f"Revoked {len(token_ids)} token(s).")
+
+
 host_option = click.option(
     "--host", default="127.0.0.1", show_default=True, help="Address to serve on."
 )

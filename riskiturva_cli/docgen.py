@@ -1,8 +1,9 @@
 """Reference docs generated from the code: `python -m riskiturva_cli.docgen` rewrites them.
 
-`docs/cli.md` from the click commands, `docs/configuration.md` from the settings models and
-`docs/checks.md` from the check registry. Tests fail when a file differs from what the code
-says, so a command, setting or check cannot go undocumented.
+`docs/cli.md` from the click commands, `docs/configuration.md` from the settings models,
+`docs/checks.md` from the check registry and `docs/openapi.json` from the API's routes.
+Tests fail when a file differs from what the code says, so a command, setting, check or
+API operation cannot go undocumented.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
+from dashboard.api import openapi_document
 from riskiturva.checks import load_registry, markdown_table
 from riskiturva.collector import collector_classes
 from riskiturva.config import AssetKind, Organisation, Partner, Settings, SharedScope
@@ -220,6 +222,7 @@ PAGES = {
     "cli.md": cli_markdown,
     "configuration.md": configuration_markdown,
     "checks.md": checks_markdown,
+    "openapi.json": openapi_document,  # the REST API's, as served at /api/v1/openapi.json
 }
 
 

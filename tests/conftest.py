@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 import tomllib
 from collections.abc import Iterator
 from pathlib import Path
@@ -12,7 +13,7 @@ from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
 from riskiturva import db, views
-from riskiturva.config import Config
+from riskiturva.config import Config, DashboardSettings
 from riskiturva.store import make_engine, session_factory
 from tests.postgres import postgres_server
 
@@ -68,6 +69,44 @@ assets = [{ kind = "ip", value = "127.60.2.10" }]
 @pytest.fixture
 def minimal_config() -> Config:
     return Config.model_validate(tomllib.loads(MINIMAL_CONFIG))
+
+
+@pytest.fixture(scope="module")
+def seeded(tmp_path_factory) -> tuple[Path, dict[str, int]]:
+    """One store seeded for the whole module (hashing five passwords takes seconds); each
+    test gets its own copy of the file (`tests.two_tenants`)."""
+    from tests.two_tenants import seed
+
+    path = tmp_path_factory.mktemp("seeded") / "riskiturva.db"
+    engine = make_engine(f"sqlite:///{path}")
+    db.upgrade(engine)
+    finding_ids = seed(
+        session_factory(engine), Config.model_validate(tomllib.loads(MINIMAL_CONFIG))
+    )
+    engine.dispose()
+    return path, finding_ids
+
+
+@pytest.fixture
+def make_estate(tmp_path, minimal_config, seeded):
+    """`make_estate(clock, **dashboard_settings)`: the two municipalities, the app on them."""
+    import dashboard
+    from tests.two_tenants import NOW
+
+    template, finding_ids = seeded
+    shutil.copyfile(template, tmp_path / "riskiturva.db")
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    sessions = session_factory(engine)
+
+    def make(clock=lambda: NOW, **dashboard_settings):
+        settings = minimal_config.settings.model_copy(
+            update={"data_dir": tmp_path, "dashboard": DashboardSettings(**dashboard_settings)}
+        )
+        config = minimal_config.model_copy(update={"settings": settings})
+        return dashboard.create_app(config, sessions, clock=clock), sessions, finding_ids
+
+    yield make
+    engine.dispose()
 
 
 def queued(session: Session, visible: list[str]) -> list[views.InventoryAsset]:

@@ -126,6 +126,12 @@ def estate(lab, tmp_path_factory) -> Estate:
     config = config.model_copy(update={"settings": settings})
     add_history(sessions, config, dt.datetime.now(dt.UTC).date())
     hostile, finding_id = plant_hostile_txt(sessions, lab)
+    add_people(sessions)
+    return Estate(config, sessions, hostile, finding_id)
+
+
+def add_people(sessions: sessionmaker[Session]) -> None:
+    """A partner administrator, Sekala's staff and Hyvälä's management viewer."""
     now = dt.datetime.now(dt.UTC)
     with sessions.begin() as session:
         for username, role, orgs in (
@@ -141,7 +147,6 @@ def estate(lab, tmp_path_factory) -> Estate:
                 organisations=orgs,
                 now=now,
             )
-    return Estate(config, sessions, hostile, finding_id)
 
 
 @pytest.fixture(scope="module")
@@ -259,7 +264,7 @@ def test_partner_administrator_visits_every_page(browser, base_url, estate):
     portfolio = visitor.wait("Salkku", "portfolio")
     for name in ("Hyvälän kunta", "Rapalan kunta", "Sekalan kaupunki"):
         assert name in portfolio
-    assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_HEATMAP} .main-svg")
+    assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_HEATMAP} td.heat a")
     assert browser.find_elements(By.CSS_SELECTOR, f"#{ids.PORTFOLIO_GRADES} .main-svg")
     overview = visitor.open("/org/rapala", "Korjausten tärkeysjärjestys", "rapala-overview")
     assert "Ei vielä: arvosana" in browser.find_element(By.ID, ids.ANSWER).text

@@ -22,12 +22,9 @@ from selenium.webdriver.common.by import By
 from dashboard import ids
 from riskiturva.reports.delivery import deliver_monthly
 from riskiturva.reports.models import ArchivedReport
-from tests import test_dashboard_access as access
 from tests.browser import Visitor, chromium, served
 from tests.test_dashboard_access import NOW, PASSWORD, audited, call, sign_in
 
-# The two municipalities of the access tests, one store per module.
-seeded, make_estate = access.seeded, access.make_estate
 MONTH = "2026-11"
 
 

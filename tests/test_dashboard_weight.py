@@ -13,8 +13,8 @@ from dashboard import ids
 from tests import test_dashboard_access as access
 from tests.test_dashboard_access import call, sign_in
 
-# The two municipalities of the access tests, one store per module.
-seeded, make_estate, estate = access.seeded, access.make_estate, access.estate
+# The two municipalities of the access tests (conftest's `make_estate`).
+estate = access.estate
 
 BROWSER = {"Accept-Encoding": "gzip, deflate, br, zstd"}
 YEAR = "max-age=31536000"

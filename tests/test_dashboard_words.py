@@ -30,8 +30,9 @@ from riskiturva.models import AssetOrigin, AssetState
 from riskiturva.reports import render
 from tests import test_dashboard_access as access
 from tests.test_dashboard_access import call, sign_in
+from tests.two_tenants import asset_id
 
-seeded, make_estate, estate = access.seeded, access.make_estate, access.estate
+estate = access.estate
 
 ROLES = ("hyvala-staff", "hyvala-boss", "partner")
 TEXT_PROPS = ("placeholder", "title", "aria-label", "label")
@@ -50,7 +51,7 @@ ERROR_KINDS = {
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")  # web_host, dns_email, false_positive
 
 
-def page_paths(finding_ids: dict[str, int]) -> list[str]:
+def page_paths(finding_ids: dict[str, int], asset_ids: tuple[int, ...] = ()) -> list[str]:
     org = "/org/hyvala"
     own = [i for subject, i in finding_ids.items() if subject.startswith("127.60.1.")]
     return [
@@ -74,6 +75,7 @@ def page_paths(finding_ids: dict[str, int]) -> list[str]:
             )
         ),
         *(f"/findings/{i}" for i in own),
+        *(f"{org}/assets/{i}" for i in asset_ids),
     ]
 
 
@@ -175,11 +177,12 @@ def problems(texts: list[tuple[str, str]], language: str) -> list[str]:
 @pytest.mark.parametrize("language", ["fi", "sv"])
 @pytest.mark.parametrize("role", ROLES)
 def test_pages_show_no_english_and_no_identifiers(estate, role, language):
-    app, _, finding_ids = estate
+    app, sessions, finding_ids = estate
+    assets = tuple(asset_id(sessions, value) for value in ("127.60.1.10", "127.60.1.11"))
     client, _ = sign_in(app, role)
     client.get(f"/language/{language}")
     failures = {}
-    for path in page_paths(finding_ids):
+    for path in page_paths(finding_ids, assets):
         response = call(app, client, f"{ids.PAGE}.children", {(ids.URL, "pathname"): path})
         assert response.status_code in (200, 204), path
         found = problems(list(visible_texts(response.json)), language)

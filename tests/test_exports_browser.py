@@ -23,7 +23,7 @@ from sqlalchemy import select
 from dashboard import ids
 from riskiturva.models_auth import AuditEvent
 from tests.browser import Visitor, chromium, served
-from tests.test_dashboard_access import PASSWORD, make_estate, seeded  # noqa: F401  # fixtures
+from tests.two_tenants import PASSWORD
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
@@ -39,7 +39,7 @@ def _downloaded(folder: Path, suffix: str, timeout: float = 20) -> Path:
     raise AssertionError(f"no {suffix} file arrived in {folder}: {list(folder.iterdir())}")
 
 
-def test_staff_and_partner_download_spreadsheets_of_their_own(make_estate, tmp_path):  # noqa: F811
+def test_staff_and_partner_download_spreadsheets_of_their_own(make_estate, tmp_path):
     app, sessions, _ = make_estate()
     with chromium() as driver, served(app) as base:
         visitor = Visitor(driver, base, "exports", PASSWORD)

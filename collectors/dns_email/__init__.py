@@ -136,7 +136,9 @@ class DnsEmailCollector:
     async def collect_async(self, task: ScanTask, context: ScanContext) -> list[SubjectObservation]:
         options = context.options(self.name, DnsEmailOptions)
         scan = _Scan(
-            client=DnsClient(context.settings.resolver, options.nameserver_port),
+            client=DnsClient(
+                context.settings.resolver, options.nameserver_port, limits=context.limits
+            ),
             context=context,
             organisation=task.organisation,
             anchors=load_trust_anchors(context.settings.dnssec.trust_anchors_file),

@@ -1,7 +1,8 @@
 """The TLS collector: protocols, suites, certificates and known flaws of every endpoint.
 
 HTTPS endpoints come from the organisation's names (resolved by the runner); mail domains
-are expanded here into their MX hosts on port 25 (STARTTLS). One sslyze Scanner scans all
+are expanded here into their MX hosts on port 25 (STARTTLS). One engine (`_engine`: sslyze's
+plugins, cipher suites by elimination, every connection through `context.limits`) scans all
 endpoints of a task. A name with several in-scope addresses is scanned once, at its lowest
 address (IPv4 before IPv6, then numerically); the others are kept in the facts.
 """
@@ -18,6 +19,7 @@ from typing import ClassVar
 from urllib.parse import urlsplit
 
 from collectors.tls import _probe, _scan, _smtp, rules
+from collectors.tls._engine import Engine
 from collectors.tls._scan import Endpoint, ScanOptions
 from collectors.tls.facts import TlsFacts
 from collectors.tls.options import TLSOptions
@@ -35,6 +37,7 @@ from riskiturva.collector import (
     error_kind,
 )
 from riskiturva.config import AssetKind
+from riskiturva.politeness import Politeness
 from riskiturva.resolver import DnsFailure
 
 SMTP_PORT = 25
@@ -88,7 +91,7 @@ class TLSCollector:
         settings = context.settings
         tls_options = context.options(self.name, TLSOptions)
         timeout = tls_options.network_timeout or settings.timeouts.connect
-        probed = _probe_hello(web, timeout, settings.concurrency.targets)
+        probed = _probe_hello(web, timeout, settings.concurrency.targets, context.limits)
         yield from (_error(endpoint, error) for endpoint, error in probed if error is not None)
         answering = [endpoint for endpoint, error in probed if error is None]
         anchors = TrustAnchors.from_settings(context.trusted_ca_files)
@@ -97,13 +100,18 @@ class TLSCollector:
                 user_agent=settings.user_agent,
                 network_timeout=timeout,
                 max_retries=tls_options.max_retries,
-                concurrent_servers=settings.concurrency.targets,
-                connections_per_server=settings.concurrency.per_host_connections,
                 custom_ca_file=anchors.combined_pem(Path(scratch) / "extra-ca.pem")
                 if anchors.extra_files
                 else None,
             )
-            results = _scan.run([*answering, *mail], options, anchors.store(), context.clock())
+            engine = Engine(
+                settings.concurrency.targets,
+                settings.concurrency.per_host_connections,
+                context.limits,
+            )
+            results = _scan.run(
+                [*answering, *mail], options, anchors.store(), context.clock(), engine
+            )
             for endpoint, scanned in results:
                 if isinstance(scanned, TargetError):
                     yield _error(endpoint, scanned)
@@ -218,14 +226,17 @@ def _mail_exchangers(
 
 
 def _probe_hello(
-    endpoints: list[Endpoint], timeout: float, workers: int
+    endpoints: list[Endpoint], timeout: float, workers: int, limits: Politeness
 ) -> list[tuple[Endpoint, TargetError | None]]:
     """One ClientHello per HTTPS endpoint: silent, resetting or refusing ones skip sslyze."""
     if not endpoints:
         return []
 
     def probe(endpoint: Endpoint) -> TargetError | None:
-        return _probe.hello_unanswered(endpoint.address, endpoint.port, endpoint.hostname, timeout)
+        with limits.connection(endpoint.address):
+            return _probe.hello_unanswered(
+                endpoint.address, endpoint.port, endpoint.hostname, timeout
+            )
 
     with ThreadPoolExecutor(max_workers=min(len(endpoints), workers)) as pool:
         return list(zip(endpoints, pool.map(probe, endpoints), strict=True))
@@ -238,7 +249,8 @@ def _probe_starttls(
 
     def probe(endpoint: Endpoint) -> bool | TargetError:
         try:
-            return _smtp.offers_starttls(endpoint.address, endpoint.port, timeout)
+            with context.limits.connection(endpoint.address):
+                return _smtp.offers_starttls(endpoint.address, endpoint.port, timeout)
         except (smtplib.SMTPException, OSError) as exc:
             return TargetError(error_kind(exc), f"SMTP: {str(exc) or type(exc).__name__}")
 

@@ -1,7 +1,9 @@
-"""Driving sslyze: one Scanner for all endpoints of a task, results turned into facts.
+"""Driving sslyze: scan requests for all endpoints of a task, results turned into facts.
 
 sslyze is given the address to connect to and the name for SNI, so it never resolves
-anything itself. Connection failures and failed scan commands become data.
+anything itself. The requests run on `_engine.Engine` (sslyze's plugins on our pool, cipher
+suites by elimination, every connection through the politeness limiter). Connection
+failures and failed scan commands become data.
 """
 
 from __future__ import annotations
@@ -24,7 +26,6 @@ from sslyze import (
     ScanCommand,
     ScanCommandAttemptStatusEnum,
     ScanCommandsExtraArguments,
-    Scanner,
     ServerConnectivityStatusEnum,
     ServerNetworkConfiguration,
     ServerNetworkLocation,
@@ -41,6 +42,7 @@ from sslyze.mozilla_tls_profile.tls_config_checker import (
 )
 
 from collectors.tls import _certificate
+from collectors.tls._engine import Engine
 from collectors.tls._smtp import EHLO_NAME
 from collectors.tls.facts import (
     AcceptedSuite,
@@ -106,8 +108,6 @@ class ScanOptions:
     user_agent: str
     network_timeout: float  # per connection and answer; sslyze takes whole seconds
     max_retries: int  # further attempts after a timeout
-    concurrent_servers: int
-    connections_per_server: int
     custom_ca_file: Path | None  # the extra CA files, combined
 
 
@@ -150,18 +150,12 @@ def run(
     options: ScanOptions,
     store: Store,
     now: dt.datetime,
+    engine: Engine,
 ) -> Iterator[tuple[Endpoint, TlsFacts | TargetError]]:
-    """Scan every endpoint with one Scanner; yield facts or the error, as results arrive."""
-    if not endpoints:
-        return
+    """Scan every endpoint on `engine`; yield facts or the error, as results arrive."""
     requests = scan_requests(endpoints, options)
     by_uuid = {r.uuid: e for r, e in zip(requests, endpoints, strict=True)}
-    scanner = Scanner(
-        per_server_concurrent_connections_limit=options.connections_per_server,
-        concurrent_server_scans_limit=options.concurrent_servers,
-    )
-    scanner.queue_scans(requests)
-    for result in scanner.get_results():
+    for result in engine.scan(requests):
         endpoint = by_uuid[result.uuid]
         yield endpoint, to_facts(endpoint, result, store, now)
 

@@ -75,6 +75,7 @@ class WebCollector:
             connect_timeout=settings.timeouts.connect,
             read_timeout=settings.timeouts.read,
             verifying=TrustAnchors.from_settings(context.trusted_ca_files).ssl_context(),
+            limits=context.limits,
         )
         hosts = _hosts(task)
         if not hosts:

@@ -20,6 +20,7 @@ from urllib3.exceptions import NewConnectionError
 
 from collectors.web.facts import Fetch, HttpAnswer, SecurityTxt
 from riskiturva.collector import ErrorKind, error_kind
+from riskiturva.politeness import Politeness
 
 MAX_REDIRECTS = 5
 # Unverified fetches are deliberate (certificates are the TLS collector's to judge), and
@@ -40,6 +41,7 @@ class Client:
     connect_timeout: float
     read_timeout: float
     verifying: ssl.SSLContext
+    limits: Politeness  # every GET is one new connection to the address
 
     def _pool(
         self, scheme: str, name: str, address: str, port: int, verify: bool
@@ -69,15 +71,16 @@ class Client:
         host = name if parts.port is None else f"{name}:{port}"
         path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
         try:
-            response = pool.request(
-                "GET",
-                path,
-                headers={"Host": host, "User-Agent": self.user_agent, "Accept": "*/*"},
-                redirect=False,
-                preload_content=False,
-            )
-            body = response.read(limit) if limit else b""
-            response.release_conn()
+            with self.limits.connection(address):
+                response = pool.request(
+                    "GET",
+                    path,
+                    headers={"Host": host, "User-Agent": self.user_agent, "Accept": "*/*"},
+                    redirect=False,
+                    preload_content=False,
+                )
+                body = response.read(limit) if limit else b""
+                response.release_conn()
         finally:
             pool.close()
         headers = tuple((k.lower(), v[:MAX_HEADER_VALUE]) for k, v in response.headers.iteritems())

@@ -40,6 +40,7 @@ def all_pages() -> tuple[Page, ...]:
         reports,
         scans,
         scoring,
+        tokens,
     )
 
     return (
@@ -49,12 +50,14 @@ def all_pages() -> tuple[Page, ...]:
         findings.PAGE,
         finding.PAGE,
         assets.PAGE,
+        assets.ASSET_PAGE,
         proposals.PAGE,
         scoring.PAGE,
         exceptions.PAGE,
         scans.PAGE,
         alerts.PAGE,
         alerts.PORTFOLIO_PAGE,
+        tokens.PAGE,
         reports.PAGE,
         reports.PORTFOLIO_PAGE,
     )
@@ -62,9 +65,9 @@ def all_pages() -> tuple[Page, ...]:
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import audit, exceptions, finding, findings, proposals, reports
+    from dashboard.pages import audit, exceptions, finding, findings, proposals, reports, tokens
 
-    return (findings, finding, exceptions, proposals, audit, reports)
+    return (findings, finding, exceptions, proposals, audit, tokens, reports)
 
 
 def known_path(path: str) -> bool:

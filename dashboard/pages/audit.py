@@ -62,6 +62,8 @@ def action_label(_: Translator, action: str) -> str:
         "user.password_set": _("Password set"),
         "user.totp_enabled": _("Second factor enabled"),
         "user.totp_disabled": _("Second factor removed"),
+        "token.created": _("API token created"),
+        "token.revoked": _("API token revoked"),
     }.get(action, action)
 
 
@@ -102,6 +104,8 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         "finding": _("finding"),
         "page": _("page"),
         "account": _("account"),
+        "token": _("API token"),
+        "api": _("API resource"),
     }
     parts = []
     if detail.get("method") == "oidc":
@@ -122,6 +126,8 @@ def _detail(context: PageContext, entry: AuditEntry) -> str:
         parts.append(_("sessions ended: {count}", count=detail["sessions_ended"]))
     if detail.get("revoked"):
         parts.append(status_label(_, str(detail["revoked"])))
+    if detail.get("via") == "api":
+        parts.append(_("through API token {token}", token=detail.get("token")))
     if entry.note:
         parts.append(entry.note)
     return "; ".join(parts)

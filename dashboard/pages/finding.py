@@ -12,10 +12,11 @@ import dash_bootstrap_components as dbc
 import flask
 from dash import Input, Output, State, ctx, dcc, html, no_update
 
-from dashboard import ids
+from dashboard import decisions, ids
 from dashboard.components import (
     PageContext,
     Services,
+    choice,
     not_found,
     org_header,
     row_id,
@@ -29,11 +30,9 @@ from dashboard.security import Permission, SecureCallbacks
 from riskiturva import views
 from riskiturva.auth import Viewer
 from riskiturva.models import FindingStatus
-from riskiturva.store import NotVisible, decide, revoke
-from riskiturva.views import TIMEZONE
+from riskiturva.store import NotVisible
 
 DEFAULT_DECISION_DAYS = 180
-MAX_DECISION_DAYS = 730
 
 
 def _event_label(context: PageContext, kind: str) -> str:
@@ -148,14 +147,14 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
     return section(
         _("Decision"),
         dcc.Store(id=ids.FINDING_ID, data=int(finding_id)),
-        dcc.RadioItems(
-            id=ids.DECIDE_KIND,
-            options=[
+        choice(
+            ids.DECIDE_KIND,
+            _("Decision"),
+            [
                 {"label": _("Accept the risk"), "value": FindingStatus.ACCEPTED.value},
                 {"label": _("Mark as false positive"), "value": FindingStatus.FALSE_POSITIVE.value},
             ],
-            value=FindingStatus.ACCEPTED.value,
-            labelClassName="radio",
+            FindingStatus.ACCEPTED.value,
         ),
         html.Label(_("Justification"), htmlFor=ids.DECIDE_REASON),
         dcc.Textarea(id=ids.DECIDE_REASON, className="form-control", maxLength=2000),
@@ -165,7 +164,7 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
             type="date",  # type: ignore[arg-type]  # the browser's date input; Dash's hint omits it
             value=default_until.isoformat(),
             min=(context.today + dt.timedelta(days=1)).isoformat(),
-            max=(context.today + dt.timedelta(days=MAX_DECISION_DAYS)).isoformat(),
+            max=(context.today + dt.timedelta(days=decisions.MAX_DECISION_DAYS)).isoformat(),
             className="form-control",
         ),
         html.Div(
@@ -182,14 +181,6 @@ def _decision_form(context: PageContext, finding_id: str, decided: bool) -> Any:
         ),
         html.Div(id=ids.DECIDE_MESSAGE, role="status"),
     )
-
-
-def _expiry(context: PageContext, until: Any) -> dt.datetime:
-    """The end of the chosen day in Finland, within `MAX_DECISION_DAYS`."""
-    until_day = dt.date.fromisoformat(str(until))
-    if (until_day - context.today).days > MAX_DECISION_DAYS:
-        raise ValueError("too far")
-    return dt.datetime.combine(until_day, dt.time(23, 59), TIMEZONE)
 
 
 def register(secure: SecureCallbacks, services: Services) -> None:
@@ -223,40 +214,15 @@ def register(secure: SecureCallbacks, services: Services) -> None:
         try:
             row = row_id(finding_id)
             with services.sessions.begin() as session:
-                if revoking:
-                    before = views.finding(session, viewer.visible, row, registry=services.registry)
-                    finding = revoke(
-                        session,
-                        finding_id=row,
-                        visible=viewer.visible,
-                        actor=viewer.username,
-                        reason=note,
-                        now=context.now,
-                    )
-                    previous = before.decision.decision if before.decision else None
-                    action, detail = "finding.revoked", {"revoked": previous}
-                else:
-                    decision = FindingStatus(kind)
-                    expiry = _expiry(context, until)
-                    finding = decide(
-                        session,
-                        finding_id=row,
-                        visible=viewer.visible,
-                        decision=decision,
-                        actor=viewer.username,
-                        reason=note,
-                        until=expiry,
-                        now=context.now,
-                    )
-                    action, detail = f"finding.{decision.value}", {"until": expiry.isoformat()}
-                services.audit(
+                decisions.record(
+                    session,
                     viewer,
-                    action,
-                    session=session,
-                    organisation=finding.organisation.slug,
-                    target=str(finding.id),
-                    detail={"check_id": finding.check_id, **detail},
-                    note=note or None,
+                    row,
+                    None if revoking else FindingStatus(kind),
+                    reason=note,
+                    until=None if revoking else dt.date.fromisoformat(str(until)),
+                    now=context.now,
+                    registry=services.registry,
                 )
                 view = views.finding(session, viewer.visible, row, registry=services.registry)
         except NotVisible:
@@ -277,7 +243,7 @@ def register(secure: SecureCallbacks, services: Services) -> None:
 def validation_layout() -> list[Any]:
     return [
         dcc.Store(id=ids.FINDING_ID),
-        dcc.RadioItems(id=ids.DECIDE_KIND),
+        dbc.RadioItems(id=ids.DECIDE_KIND),
         dcc.Textarea(id=ids.DECIDE_REASON),
         dcc.Input(id=ids.DECIDE_UNTIL),
         html.Button(id=ids.DECIDE_SUBMIT),

@@ -29,7 +29,7 @@ from dashboard.components import (
     simple_table,
 )
 from dashboard.management import management_section
-from dashboard.pages import Page, exceptions
+from dashboard.pages import Page, exceptions, findings
 from dashboard.security import Permission
 from riskiturva import tables, views
 from riskiturva.scoring import GRADE_FLOORS, POINT, Action
@@ -60,7 +60,12 @@ def layout(context: PageContext, slug: str) -> Any:
         dbc.Card(
             dbc.CardBody(
                 [
-                    html.Div(category_label(_, c), className="category-name"),
+                    html.Div(
+                        dcc.Link(category_label(_, c), href=findings.link(slug, category=c))
+                        if context.viewer.sees_details
+                        else category_label(_, c),
+                        className="category-name",
+                    ),
                     grade_badge(
                         _, str(score.categories[c].grade) if c in score.categories else None
                     ),
@@ -282,7 +287,9 @@ def _priorities(context: PageContext, actions: list[Action], slug: str) -> Any:
     tools = tools if context.viewer.sees_details else []
     rows = [
         [
-            context.title(a.check_id),
+            dcc.Link(context.title(a.check_id), href=findings.link(slug, check=a.check_id))
+            if context.viewer.sees_details
+            else context.title(a.check_id),
             severity_badge(_, str(a.severity)),
             str(a.instances),
             _("+{points} points", points=context.score(a.gain / POINT)),
@@ -337,7 +344,16 @@ def _changes(context: PageContext, changes: views.Changes) -> Any:
             parts.append(html.P(_("None."), className="muted"))
             continue
         items = [
-            html.Li([context.title(c.check_id), " — ", html.Code(c.subject)]) for c in found[:shown]
+            html.Li(
+                [
+                    dcc.Link(context.title(c.check_id), href=f"/findings/{c.finding_id}")
+                    if context.viewer.sees_details
+                    else context.title(c.check_id),
+                    " — ",
+                    html.Code(c.subject),
+                ]
+            )
+            for c in found[:shown]
         ]
         if len(found) > shown:
             items.append(html.Li(_("… and {count} more", count=len(found) - shown)))

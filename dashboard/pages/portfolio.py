@@ -8,7 +8,7 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any
 
-from dash import html
+from dash import dcc, html
 
 from dashboard import exports, ids
 from dashboard.components import (
@@ -20,13 +20,13 @@ from dashboard.components import (
     data_table,
     graph,
     markdown_text,
-    plot_text,
     section,
     sparkline,
 )
-from dashboard.pages import Page
+from dashboard.pages import Page, findings
 from dashboard.security import Permission
 from riskiturva import tables, views
+from riskiturva.scoring import POINT, grade_for
 from riskiturva.views import TIMEZONE
 
 
@@ -65,10 +65,7 @@ def layout(context: PageContext) -> Any:
             html.Div(
                 [
                     section(_("Grades"), graph(_grades(context, rows), id=ids.PORTFOLIO_GRADES)),
-                    section(
-                        _("Category scores"),
-                        graph(_heatmap(context, rows), id=ids.PORTFOLIO_HEATMAP),
-                    ),
+                    section(_("Category scores"), _heatmap(context, rows)),
                 ],
                 className="two-columns",
             ),
@@ -198,33 +195,48 @@ def _grades(context: PageContext, rows: list[views.PortfolioRow]) -> dict[str, A
     }
 
 
-def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> dict[str, Any]:
+def _heatmap(context: PageContext, rows: list[views.PortfolioRow]) -> html.Div:
+    """Category scores as a table: each cell says its number on the colour of its grade
+    band (never colour alone), scrolls inside its panel on a phone with the names kept in
+    view, and leads (for those who see findings) to that category's open findings."""
     _ = context._
-    scored = [r for r in rows if r.checked]
-    return {
-        "data": [
-            {
-                "type": "heatmap",
-                "z": [[r.categories.get(c) for c in CATEGORIES] for r in scored],
-                "x": [category_label(_, c) for c in CATEGORIES],
-                "y": [plot_text(r.organisation.name(context.language)) for r in scored],
-                "texttemplate": "%{z:.1f}",
-                "zmin": 0,
-                "zmax": 100,
-                "colorscale": [[0, "#c62828"], [0.6, "#f2c14e"], [1, "#1a7f37"]],
-                "hovertemplate": "%{y} · %{x}: %{z:.1f}<extra></extra>",
-                "colorbar": {"title": {"text": _("Score")}},
-            }
-        ],
-        "layout": {
-            "height": max(300, 22 * len(scored) + 80),
-            "margin": {"l": 10, "r": 10, "t": 10, "b": 30},
-            "xaxis": {"automargin": True},
-            "yaxis": {"automargin": True, "autorange": "reversed"},
-            # Plotly formats the 5 × N cell labels itself: decimal mark, then thousands.
-            "separators": ".," if context.language == "en" else ", ",
-        },
-    }
+    details = context.viewer.sees_details
+    decimal = "." if context.language == "en" else ","
+    header = html.Tr(
+        [
+            html.Th(_("Organisation"), scope="col"),
+            *(html.Th(category_label(_, c), scope="col") for c in CATEGORIES),
+        ]
+    )
+    body = []
+    for r in (r for r in rows if r.checked):
+        slug = r.organisation.slug
+        cells: list[Any] = [
+            html.Th(
+                dcc.Link(r.organisation.name(context.language), href=f"/org/{slug}"), scope="row"
+            )
+        ]
+        for c in CATEGORIES:
+            value = r.categories.get(c)
+            # Scores are 0–100 with one decimal: the decimal mark is all a locale changes,
+            # and Babel for every one of hundreds × 6 cells costs more than the page.
+            label = "–" if value is None else f"{value:.1f}".replace(".", decimal)
+            band = "none" if value is None else str(grade_for(round(value * POINT)))
+            cells.append(
+                html.Td(
+                    dcc.Link(label, href=findings.link(slug, category=c))
+                    if details and value is not None
+                    else label,
+                    className=f"heat heat-{band}",
+                    id=ids.heatmap_cell(slug, c),
+                )
+            )
+        body.append(html.Tr(cells))
+    return html.Div(
+        html.Table([html.Thead(header), html.Tbody(body)], className="heatmap"),
+        className="table-scroll",
+        id=ids.PORTFOLIO_HEATMAP,
+    )
 
 
 PAGE = Page("portfolio", r"/(?:portfolio)?", Permission.READ, layout)

@@ -21,6 +21,7 @@ from dashboard.components import (
     PageContext,
     Services,
     asset_kind_label,
+    choice,
     data_table,
     not_found,
     org_header,
@@ -200,14 +201,14 @@ def _decision_controls(context: PageContext) -> list[Any]:
             ],
             className="two-columns",
         ),
-        dcc.RadioItems(
-            id=ids.PROPOSAL_DECISION,
-            options=[
+        choice(
+            ids.PROPOSAL_DECISION,
+            _("Decision"),
+            [
                 {"label": _("Accept the selected"), "value": ACCEPT},
                 {"label": _("Reject the selected"), "value": REJECT},
             ],
-            value=ACCEPT,
-            labelClassName="radio",
+            ACCEPT,
         ),
         html.Label(_("Reason (required to reject)"), htmlFor=ids.PROPOSAL_REASON),
         dcc.Textarea(id=ids.PROPOSAL_REASON, className="form-control", maxLength=2000),
@@ -247,7 +248,7 @@ def layout(context: PageContext, slug: str) -> Any:
             selected_row_ids=[],
             sort_action="native",
             filter_action="native",
-            filter_options={"placeholder_text": _("Filter…")},
+            filter_options={"placeholder_text": _("Filter…"), "case": "insensitive"},
             page_size=50,
         ),
     ]
@@ -406,7 +407,7 @@ def validation_layout() -> list[Any]:
         dcc.Dropdown(id=ids.PROPOSAL_CRITICALITY),
         dcc.Input(id=ids.PROPOSAL_TAGS),
         dcc.Textarea(id=ids.PROPOSAL_REASON),
-        dcc.RadioItems(id=ids.PROPOSAL_DECISION),
+        dbc.RadioItems(id=ids.PROPOSAL_DECISION),
         html.Button(id=ids.PROPOSAL_SUBMIT),
         html.Div(id=ids.PROPOSAL_MESSAGE),
     ]

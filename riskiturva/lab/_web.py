@@ -229,6 +229,22 @@ def feeds_block(address: str, root: Path) -> str:
     )
 
 
+# Connections a lab server must take at once beyond its listening sockets: a scanner's
+# concurrency (100 TLS handshakes, a few hundred web fetches) with room to spare.
+CLIENT_CONNECTIONS = 1024
+
+
+def nginx_limits(listening: int) -> tuple[int, int]:
+    """(worker_connections, worker_rlimit_nofile) for one worker with `listening` sockets.
+
+    Every listening socket takes one of the worker's connections (nginx refuses to start a
+    worker with fewer connections than sockets), each client connection one more, and each
+    connection a file descriptor; the descriptor limit leaves the same again for files.
+    """
+    connections = listening + CLIENT_CONNECTIONS
+    return connections, 2 * connections
+
+
 def nginx_config(
     servers: list[tuple[Host, str, IssuedCert]],
     workdir: Path,
@@ -240,12 +256,14 @@ def nginx_config(
     docroot = workdir / "html"
     blocks = [_server_block(h, ip, c, docroot, dh_params, now) for h, ip, c in servers]
     blocks += extra_blocks
+    connections, files = nginx_limits(sum(b.count("    listen ") for b in blocks))
     return "\n".join(
         [
             "worker_processes 1;",
+            f"worker_rlimit_nofile {files};",
             f"pid {workdir / 'nginx.pid'};",
             f"error_log {workdir / 'error.log'} warn;",
-            "events { worker_connections 512; }",
+            f"events {{ worker_connections {connections}; }}",
             "http {",
             "    default_type text/html;",
             "    types { text/html html; text/plain txt; }",

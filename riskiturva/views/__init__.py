@@ -12,8 +12,9 @@ category and titles come from the check registry. Faces format; they never query
   (`explanation`);
 - `changes`: what changed in a period — the one event-based definition;
 - `exceptions`: the register of accepted risks and false positives in force;
-- `findings`: the findings list and one finding with its history;
+- `findings`: the findings list (whole, or by pages) and one finding with its history;
 - `scans`: scan runs, the asset inventory and scan health;
+- `asset`: one asset with its latest scans, its live score and its findings;
 - `inventory`: the inventory with origins and states, the review queue of proposals with
   their evidence, sightings outside the scope, the estate's changes and the assets' tags;
 - `trend`: snapshots read back, and the change over 30 days;
@@ -39,6 +40,7 @@ from riskiturva.views.alerts import (
     alerts,
     outbox,
 )
+from riskiturva.views.asset import AssetDetail, asset_detail
 from riskiturva.views.audit import (
     ACTION_GROUPS,
     Account,
@@ -56,7 +58,15 @@ from riskiturva.views.exceptions import (
     ExceptionsRegister,
     exceptions,
 )
-from riskiturva.views.findings import FindingRow, FindingView, finding, findings
+from riskiturva.views.findings import (
+    FindingRow,
+    FindingsPage,
+    FindingView,
+    Timing,
+    finding,
+    findings,
+    findings_page,
+)
 from riskiturva.views.inventory import (
     EstateChange,
     EvidenceView,
@@ -104,6 +114,7 @@ __all__ = [
     "Account",
     "AlertEntry",
     "AlertSetup",
+    "AssetDetail",
     "AssetView",
     "AuditEntry",
     "Change",
@@ -116,6 +127,7 @@ __all__ = [
     "ExceptionsRegister",
     "FindingRow",
     "FindingView",
+    "FindingsPage",
     "InventoryAsset",
     "LiveScore",
     "Management",
@@ -145,9 +157,11 @@ __all__ = [
     "SoftwareFinding",
     "SoftwareView",
     "SubjectStateView",
+    "Timing",
     "VulnerabilityData",
     "alert_setup",
     "alerts",
+    "asset_detail",
     "asset_tags",
     "assets",
     "audit_entries",
@@ -157,6 +171,7 @@ __all__ = [
     "explanation",
     "finding",
     "findings",
+    "findings_page",
     "inventory",
     "local_day",
     "managed_accounts",

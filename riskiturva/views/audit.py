@@ -56,6 +56,8 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "user.totp_enabled",
         "user.totp_disabled",
         "sessions.ended",
+        "token.created",
+        "token.revoked",
     ),
 }
 DEFAULT_LIMIT = 300

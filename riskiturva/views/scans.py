@@ -97,6 +97,7 @@ class SubjectStateView:
 
 @dataclass(frozen=True, slots=True)
 class AssetView:
+    id: int
     kind: str
     value: str
     criticality: str
@@ -107,8 +108,11 @@ class AssetView:
     states: tuple[SubjectStateView, ...]  # the latest scan of its subjects, per collector
 
 
-def assets(session: Session, visible: Collection[str], slug: str) -> list[AssetView]:
-    """The visible organisation's assets, active first, with their latest scans."""
+def assets(
+    session: Session, visible: Collection[str], slug: str, *, asset_id: int | None = None
+) -> list[AssetView]:
+    """The visible organisation's assets (or the one of `asset_id`), active first, with
+    their latest scans."""
     org = visible_organisation(session, visible, slug)
     states: dict[str, list[SubjectStateView]] = defaultdict(list)
     for state in session.scalars(
@@ -126,13 +130,13 @@ def assets(session: Session, visible: Collection[str], slug: str) -> list[AssetV
                 state.last_success_at,
             )
         )
-    rows = session.scalars(
-        select(Asset)
-        .where(Asset.organisation_id == org.id)
-        .order_by(Asset.active.desc(), Asset.kind, Asset.value)
-    )
+    query = select(Asset).where(Asset.organisation_id == org.id)
+    if asset_id is not None:
+        query = query.where(Asset.id == asset_id)
+    rows = session.scalars(query.order_by(Asset.active.desc(), Asset.kind, Asset.value))
     return [
         AssetView(
+            a.id,
             a.kind,
             a.value,
             a.criticality,
