@@ -94,7 +94,7 @@ def build(path: Path, seed: int = 7) -> Config:
                         "value": f"h{a}.{slug}.test",
                         "criticality": rng.choice(("low", "medium", "high")),
                         "tags": ["website"],
-                        "active": True,
+                        "state": "active",
                     }
                 )
         session.execute(insert(Asset), assets)

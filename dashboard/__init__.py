@@ -125,6 +125,7 @@ def _shell() -> Any:
         links.append(dbc.NavItem(dbc.NavLink(_("Portfolio"), href="/portfolio")))
         if viewer.sees_details:
             links.append(dbc.NavItem(dbc.NavLink(_("Alerts"), href="/alerts")))
+        links.append(dbc.NavItem(dbc.NavLink(_("Reports"), href="/reports")))
     if viewer.can_audit:
         links.append(dbc.NavItem(dbc.NavLink(_("Audit trail"), href="/audit", id="nav-audit")))
     links.append(dbc.NavItem(dbc.NavLink(_("API tokens"), href="/tokens", id="nav-tokens")))

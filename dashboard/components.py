@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from dashboard import ids
 from dashboard.i18n import text
 from dashboard.security import audit_in, audit_request
+from riskiturva import terms
 from riskiturva.auth import Viewer
 from riskiturva.checks import Registry
 from riskiturva.config import Config, Scope
@@ -97,13 +98,8 @@ class PageContext:
 
 
 def severity_label(_: Translator, severity: str) -> str:
-    return {
-        "critical": _("Critical"),
-        "high": _("High"),
-        "medium": _("Medium"),
-        "low": _("Low"),
-        "info": _("Info"),
-    }.get(severity, severity)
+    """The report's word for the severity (`riskiturva.terms`): one word on every face."""
+    return terms.term(terms.SEVERITY, severity, _.language)
 
 
 def status_label(_: Translator, status: str) -> str:
@@ -116,14 +112,19 @@ def status_label(_: Translator, status: str) -> str:
 
 
 def category_label(_: Translator, category: str) -> str:
-    return {
-        "tls": _("TLS"),
-        "email": _("E-mail"),
-        "dns": _("DNS"),
-        "services": _("Exposed services"),
-        "web": _("Web"),
-        "software": _("Software up to date"),
-    }.get(category, category)
+    return terms.term(terms.CATEGORY, category, _.language)
+
+
+def collector_label(_: Translator, collector: str) -> str:
+    return terms.term(terms.COLLECTOR, collector, _.language)
+
+
+def error_kind_label(_: Translator, kind: str) -> str:
+    return terms.term(terms.ERROR_KIND, kind, _.language)
+
+
+def asset_kind_label(_: Translator, kind: str) -> str:
+    return terms.term(terms.ASSET_KIND, kind, _.language)
 
 
 def run_status_label(_: Translator, status: str) -> str:
@@ -177,6 +178,7 @@ def _org_tabs(_: Translator) -> tuple[tuple[str, str, str, bool], ...]:
         ("proposals", "/proposals", _("Discovered"), True),
         ("score", "/score", _("Scoring explanation"), False),
         ("exceptions", "/exceptions", _("Exceptions"), False),
+        ("reports", "/reports", _("Reports"), False),
         ("scans", "/scans", _("Scans"), True),
         ("alerts", "/alerts", _("Alerts"), True),
     )

@@ -14,11 +14,41 @@ Images may also be `data:` URLs: Plotly draws a heatmap as a PNG it encodes itse
 image runs no code). Everything else is closed: no plugins, frames, other sites' images,
 fonts or connections, no `<base>`, forms only to this server, and no framing of the
 dashboard by anyone.
+
+Weight: responses are compressed (Brotli or gzip, flask-compress), except the sign-in
+pages (password, code, the provider's return): a form's secret token sits there next to
+the `next` path a link can choose (compressing a secret together with attacker-chosen
+text leaks the secret through the length: BREACH). The rest may be compressed: pages and
+layouts hold no secret (tenant data comes through callbacks), and another site cannot
+make a browser send a callback (it needs the session's CSRF header), so it cannot probe
+their lengths either.
+
+What carries a version in its URL — Dash's fingerprinted component bundles, our assets
+with `?m=<mtime>` — may be kept by the browser for a year (`immutable`); pages, layouts
+and callbacks hold tenant data and are `no-store`.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
+
+import flask
+from dash.fingerprint import check_fingerprint
+from flask_compress import Compress
+
+BUNDLES = "/_dash-component-suites/"
+ASSETS = "/assets/"
+ONE_YEAR = 365 * 24 * 3600
+COMPRESSED_TYPES = [
+    "text/html",
+    "text/css",
+    "text/plain",
+    "text/javascript",
+    "application/javascript",
+    "application/json",
+    "image/svg+xml",
+]
 
 PERMISSIONS_POLICY = ", ".join(
     f"{feature}=()"
@@ -73,3 +103,58 @@ def security_headers(csp: str, *, https: bool) -> dict[str, str]:
     if https:
         headers["Strict-Transport-Security"] = "max-age=31536000"
     return headers
+
+
+def versioned(path: str, query: Any) -> bool:
+    """A URL whose bytes never change: a fingerprinted bundle (`….v4_4_1m1764…js`) or an
+    asset with its modification time (`?m=…`), as Dash writes them into the page."""
+    if path.startswith(BUNDLES):
+        fingerprinted: bool = check_fingerprint(path)[1]  # type: ignore[no-untyped-call]
+        return fingerprinted
+    return path.startswith(ASSETS) and "m" in query
+
+
+def cache_control(path: str, query: Any, *, status: int, signed_in: bool) -> str | None:
+    """The `Cache-Control` a response gets (None: leave what Flask or Dash set).
+    Bundles are served only to signed-in browsers, so they stay `private`; our assets are
+    public (the sign-in page uses them). The bundles Dash's scripts load on demand
+    (Plotly, the table) have no version in their URL: the browser keeps them but asks
+    each time (`no-cache`), and their ETag answers `304 Not Modified`. Refusals and errors
+    are never kept."""
+    if status == 200 and versioned(path, query):
+        scope = "private" if path.startswith(BUNDLES) else "public"
+        return f"{scope}, max-age={ONE_YEAR}, immutable"
+    if status == 200 and path.startswith(BUNDLES):
+        return "private, no-cache"
+    return "no-store" if signed_in else None
+
+
+class _BundleCache:
+    """Compressed bodies of the component bundles, per app, so each is compressed once
+    per encoding rather than on every first visit. A bundle's bytes change only with its
+    package, which takes a restart (a new app) to load."""
+
+    def __init__(self) -> None:
+        self._bodies: dict[str, bytes] = {}
+
+    def get(self, key: str) -> bytes | None:
+        return self._bodies.get(key)
+
+    def set(self, key: str, value: bytes) -> None:
+        if key.partition(";")[2].startswith(BUNDLES):  # flask-compress: "<encoding>;<path>"
+            self._bodies[key] = value
+
+
+def compressor(server: flask.Flask) -> Compress:
+    """flask-compress for `server`, not registered: the guard's `after_request` calls
+    `.after_request(response)` itself, last, for the responses it may compress."""
+    server.config.update(
+        COMPRESS_REGISTER=False,
+        COMPRESS_ALGORITHM=["br", "gzip"],
+        COMPRESS_ALGORITHM_STREAMING=["br"],
+        COMPRESS_BR_LEVEL=5,
+        COMPRESS_MIMETYPES=COMPRESSED_TYPES,
+        COMPRESS_CACHE_BACKEND=_BundleCache,
+        COMPRESS_CACHE_KEY=lambda request: request.path,
+    )
+    return Compress(server)

@@ -35,7 +35,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from werkzeug.wrappers import Response as WerkzeugResponse
 
 from dashboard import callback_body, proxies
-from dashboard.headers import security_headers
+from dashboard.headers import cache_control, compressor, security_headers
 from dashboard.i18n import LANGUAGES, language_of, text
 from riskiturva import auth, user_sessions
 from riskiturva.config import Settings
@@ -335,6 +335,7 @@ def install(
     policy = ThrottlePolicy.from_settings(dashboard)
     devices = URLSafeTimedSerializer(server.secret_key, salt="riskiturva.known-device")
     device_max_age = dt.timedelta(days=dashboard.known_device_days)
+    compression = compressor(server)
 
     def refuse(
         viewer: auth.Viewer | None, status: int, reason: str, message: str
@@ -444,9 +445,18 @@ def install(
         csp = server.config[CSP_CONFIG_KEY]
         for name, value in security_headers(csp, https=dashboard.secure_cookies).items():
             response.headers.setdefault(name, value)
-        if flask.g.get("viewer") is not None:
-            response.headers["Cache-Control"] = "no-store"
-        return response
+        request = flask.request
+        caching = cache_control(
+            request.path,
+            request.args,
+            status=response.status_code,
+            signed_in=flask.g.get("viewer") is not None,
+        )
+        if caching is not None:
+            response.headers["Cache-Control"] = caching
+        if request.path in SIGN_IN_PATHS:
+            return response  # secret tokens next to a chosen `next`: never compressed
+        return compression.after_request(response)
 
     def known_accounts() -> list[str]:
         cookie = flask.request.cookies.get(DEVICE_COOKIE)

@@ -34,6 +34,7 @@ from riskiturva import views
 from riskiturva.checks import Check
 from riskiturva.export import spreadsheet_text
 from riskiturva.i18n import Translator, translator
+from riskiturva.terms import CATEGORY, SEVERITY, term
 from riskiturva.views import TIMEZONE, local_day
 
 DOMAIN = "exports"
@@ -111,29 +112,17 @@ class Export:
 
 
 def _labels(_: Translator) -> dict[str, dict[str, str]]:
-    """The reader's words for the values the store keeps as identifiers."""
+    """The reader's words for the values the store keeps as identifiers (severities and
+    areas in the words of every other face: `riskiturva.terms`)."""
     return {
-        "severity": {
-            "critical": _("Critical"),
-            "high": _("High"),
-            "medium": _("Medium"),
-            "low": _("Low"),
-            "info": _("Info"),
-        },
+        "severity": {key: term(SEVERITY, key, _.language) for key in SEVERITY},
         "status": {
             "open": _("Open"),
             "resolved": _("Resolved"),
             "accepted": _("Accepted risk"),
             "false_positive": _("False positive"),
         },
-        "category": {
-            "tls": _("TLS"),
-            "email": _("E-mail"),
-            "dns": _("DNS"),
-            "services": _("Exposed services"),
-            "web": _("Web"),
-            "software": _("Software up to date"),
-        },
+        "category": {key: term(CATEGORY, key, _.language) for key in CATEGORY},
         "effort": {"low": _("Small"), "medium": _("Moderate"), "high": _("Large")},
     }
 

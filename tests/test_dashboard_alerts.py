@@ -164,7 +164,7 @@ def test_partner_sees_every_alert_and_the_digest_across_organisations(estate):
     assert "soc@kuntaverkko.test" in body
     assert not [s for s in SECRETS if s in body]
     rapala = page(estate, client, "/org/rapala/alerts")
-    assert "vakavuudesta korkea alkaen" in rapala  # Rapala's own new_finding rule
+    assert "vakavuusluokasta vakava alkaen" in rapala  # Rapala's own new_finding rule
     assert "Organisaation oma" in rapala and "Yhteinen oletus" in rapala
     assert not [s for s in SECRETS if s in rapala]
 

@@ -251,13 +251,20 @@ def _paths(sessions: sessionmaker[Session]) -> dict[str, tuple[str, tuple[str, .
         "/org/sekala/exceptions",
         "/org/sekala/scans",
         "/org/sekala/alerts",
+        "/org/sekala/reports",
     )
     return {
-        "partner": ("kumppani", ("/", "/alerts", "/audit", *sekala)),
+        "partner": ("kumppani", ("/", "/alerts", "/audit", "/reports", *sekala)),
         "staff": ("sekala-it", ("/alerts", *sekala)),
         "viewer": (
             "hyvala-johto",
-            ("/org/hyvala", "/org/hyvala/score", "/org/hyvala/exceptions", "/org/hyvala/findings"),
+            (
+                "/org/hyvala",
+                "/org/hyvala/score",
+                "/org/hyvala/exceptions",
+                "/org/hyvala/reports",
+                "/org/hyvala/findings",
+            ),
         ),
     }
 

@@ -187,11 +187,7 @@ def used_messages() -> set[str]:
     sources += [e for e in (package / "templates").iterdir() if e.name.endswith(".html")]
     used = {a or b for source in sources for a, b in MSGID.findall(source.read_text("utf-8"))}
     for table in (
-        render.SEVERITY_LABELS,
-        render.CATEGORY_LABELS,
         render.CATEGORY_MEANINGS,
-        render.COLLECTOR_LABELS,
-        render.ERROR_LABELS,
         render.DECISION_LABELS,
         render.OWNER_LABELS,
         render.OBLIGATION_LABELS,

@@ -37,6 +37,7 @@ def all_pages() -> tuple[Page, ...]:
         organisation,
         portfolio,
         proposals,
+        reports,
         scans,
         scoring,
         tokens,
@@ -57,14 +58,16 @@ def all_pages() -> tuple[Page, ...]:
         alerts.PAGE,
         alerts.PORTFOLIO_PAGE,
         tokens.PAGE,
+        reports.PAGE,
+        reports.PORTFOLIO_PAGE,
     )
 
 
 def page_modules() -> tuple[Any, ...]:
     """The pages with callbacks."""
-    from dashboard.pages import audit, exceptions, finding, findings, proposals, tokens
+    from dashboard.pages import audit, exceptions, finding, findings, proposals, reports, tokens
 
-    return (findings, finding, exceptions, proposals, audit, tokens)
+    return (findings, finding, exceptions, proposals, audit, tokens, reports)
 
 
 def known_path(path: str) -> bool:

@@ -151,7 +151,7 @@ def _outbox_table(context: PageContext, messages: Sequence[views.MessageEntry]) 
             _state_label(_, m.status),
             str(m.attempts),
             context.when(m.sent_at) if m.sent_at else context.when(m.next_attempt_at),
-            m.last_error or "",
+            html.Code(m.last_error) if m.last_error else "",  # the relay's own words
         ]
         for m in messages
     ]

@@ -11,6 +11,8 @@ from dash import dcc, html
 from dashboard import ids
 from dashboard.components import (
     PageContext,
+    asset_kind_label,
+    collector_label,
     grade_badge,
     not_found,
     org_header,
@@ -62,13 +64,13 @@ def _scan_status(context: PageContext, status: str) -> str:
 
 def _state_line(context: PageContext, state: views.SubjectStateView) -> html.Li:
     parts: list[Any] = [
-        html.Strong(state.collector),
+        html.Strong(collector_label(context._, state.collector)),
         f" {state.subject}: ",
         _scan_status(context, state.last_status),
         f" · {context.when(state.last_scanned_at)}",
     ]
     if state.last_error:
-        parts += [" · ", html.Em(state.last_error)]
+        parts += [" · ", html.Code(state.last_error)]  # the scanner's own words
     return html.Li(parts)
 
 
@@ -82,7 +84,7 @@ def layout(context: PageContext, slug: str) -> Any:
             return not_found(context)
     rows: list[list[Any]] = [
         [
-            asset.kind,
+            asset_kind_label(context._, asset.kind),
             dcc.Link(asset.value, href=f"/org/{slug}/assets/{asset.id}"),
             _criticality(context, asset.criticality),
             ", ".join(asset.tags),
@@ -137,7 +139,7 @@ def asset_layout(context: PageContext, slug: str, asset_id: str) -> Any:
         [_("Kind"), _("Criticality"), _("Tags"), _("Origin"), _("State")],
         [
             [
-                asset.kind,
+                asset_kind_label(_, asset.kind),
                 _criticality(context, asset.criticality),
                 ", ".join(asset.tags) or "–",
                 origin_label(context, asset.origin),
@@ -169,12 +171,12 @@ def asset_layout(context: PageContext, slug: str, asset_id: str) -> Any:
     ]
     scans = [
         [
-            state.collector,
+            collector_label(_, state.collector),
             state.subject,
             _scan_status(context, state.last_status),
             context.when(state.last_scanned_at),
             context.when(state.last_success_at),
-            state.last_error or "",
+            html.Code(state.last_error) if state.last_error else "",  # the scanner's words
         ]
         for state in asset.states
     ]

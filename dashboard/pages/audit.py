@@ -47,6 +47,8 @@ def action_label(_: Translator, action: str) -> str:
         "priorities.exported": _("Priorities exported"),
         "exceptions.exported": _("Exceptions exported"),
         "portfolio.exported": _("Portfolio exported"),
+        "report.downloaded": _("Archived report downloaded"),
+        "report.rendered": _("Report made now and downloaded"),
         "finding.accepted": _("Risk accepted"),
         "finding.false_positive": _("Marked false positive"),
         "finding.revoked": _("Decision revoked"),

@@ -17,6 +17,7 @@ from dashboard.components import (
     GRADE_COLOURS,
     PageContext,
     category_label,
+    collector_label,
     effort_label,
     grade_badge,
     graph,
@@ -414,7 +415,7 @@ def _scan_health(context: PageContext, runs: list[views.RunView]) -> Any:
         return html.P(_("No scans yet."), className="muted")
     rows = [
         [
-            run.collector,
+            collector_label(_, run.collector),
             run_status_label(_, run.status),
             context.when(run.started_at),
             str(len(run.errors)),

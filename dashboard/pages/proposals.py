@@ -20,6 +20,7 @@ from dashboard import ids
 from dashboard.components import (
     PageContext,
     Services,
+    asset_kind_label,
     choice,
     data_table,
     not_found,
@@ -76,7 +77,7 @@ def _rows(context: PageContext, queue: views.ReviewQueue) -> list[dict[str, Any]
         {
             "id": a.id,
             "value": a.value,
-            "kind": a.kind,
+            "kind": asset_kind_label(context._, a.kind),
             "proposal": _proposal_label(context, a),
             "sources": ", ".join(source_label(context, s) for s in a.sources),
             "first_seen": context.when(a.first_seen),
@@ -114,7 +115,12 @@ def _evidence(context: PageContext, queue: views.ReviewQueue) -> Any:
             )  # fmt: skip
         items.append(
             html.Details(
-                [html.Summary([html.Code(asset.value), f" ({asset.kind})"]), html.Ul(lines)],
+                [
+                    html.Summary(
+                        [html.Code(asset.value), f" ({asset_kind_label(context._, asset.kind)})"]
+                    ),
+                    html.Ul(lines),
+                ],
                 className="proposal-evidence",
             )
         )

@@ -10,6 +10,8 @@ from dash import html
 from dashboard import ids
 from dashboard.components import (
     PageContext,
+    collector_label,
+    error_kind_label,
     not_found,
     org_header,
     run_status_label,
@@ -60,7 +62,7 @@ def layout(context: PageContext, slug: str) -> Any:
     run_rows = [
         [
             str(run.id),
-            run.collector,
+            collector_label(_, run.collector),
             _status(context, run),
             context.when(run.started_at),
             context.when(run.finished_at),
@@ -70,7 +72,13 @@ def layout(context: PageContext, slug: str) -> Any:
         for run in runs
     ]
     error_rows = [
-        [str(run.id), run.collector, error.subject, error.kind, error.message]
+        [
+            str(run.id),
+            collector_label(_, run.collector),
+            error.subject,
+            error_kind_label(_, error.kind),
+            html.Code(error.message),  # the scanner's own words, technical detail
+        ]
         for run in runs
         for error in run.errors
     ]

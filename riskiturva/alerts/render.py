@@ -24,6 +24,7 @@ from jinja2 import Environment, PackageLoader, select_autoescape
 from sqlalchemy import select
 from sqlalchemy.orm import Session, selectinload
 
+from riskiturva import terms
 from riskiturva.alerts.models import Alert, AlertMessage, AlertNotification, MessageKind
 from riskiturva.alerts.rules import Rule
 from riskiturva.checks import Check, Severity, load_registry
@@ -77,14 +78,8 @@ class MessageView:
 
 
 def severity_label(_: Translator, severity: str) -> str:
-    labels = {
-        "critical": _("Critical"),
-        "high": _("High"),
-        "medium": _("Medium"),
-        "low": _("Low"),
-        "info": _("Info"),
-    }
-    return labels.get(severity, severity)
+    """The word the dashboard and the report use too (`riskiturva.terms`)."""
+    return terms.term(terms.SEVERITY, severity, _.language)
 
 
 def _local(moment: dt.datetime, timezone: str) -> dt.datetime:

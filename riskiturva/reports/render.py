@@ -15,6 +15,7 @@ from babel.dates import format_date
 from jinja2 import Environment, PackageLoader, StrictUndefined
 from sqlalchemy.orm import Session
 
+from riskiturva import terms
 from riskiturva.checks import Check, load_registry
 from riskiturva.config import Config
 from riskiturva.i18n import LOCALES, Translator, translator
@@ -39,22 +40,8 @@ class ReportFormat(StrEnum):
     HTML = "html"
 
 
-# msgids of the labels the templates look up by key (all in reports.po).
-SEVERITY_LABELS = {
-    "critical": "Critical",
-    "high": "High",
-    "medium": "Medium",
-    "low": "Low",
-    "info": "Information",
-}
-CATEGORY_LABELS = {
-    "tls": "Encrypted connections (TLS)",
-    "email": "E-mail",
-    "dns": "Name service (DNS)",
-    "services": "Exposed services",
-    "web": "Websites",
-    "software": "Software up to date",
-}
+# msgids of the labels the templates look up by key (all in reports.po; the words shared
+# with the dashboard and the alerts are in riskiturva.terms).
 CATEGORY_MEANINGS = {
     "tls": "Whether connections to your web and mail servers are encrypted with current "
     "protocols and valid certificates.",
@@ -93,23 +80,6 @@ NO_PEERS_LABELS = {
     "opted_out": "No comparison with others: your organisation has chosen not to take part.",
     "too_few": "No comparison with others yet: fewer than five organisations of your partner "
     "take part, too few to compare anonymously.",
-}
-COLLECTOR_LABELS = {
-    "tls": "TLS",
-    "web": "Websites",
-    "dns_email": "DNS and e-mail",
-    "services": "Exposed services",
-}
-ERROR_LABELS = {
-    "timeout": "no answer in time",
-    "refused": "connection refused",
-    "reset": "connection reset",
-    "unreachable": "unreachable",
-    "dns_failure": "name lookup failed",
-    "out_of_scope": "outside the authorised scope",
-    "protocol": "unexpected answer",
-    "internal": "scanner error",
-    "cancelled": "scan cancelled",
 }
 
 
@@ -174,12 +144,12 @@ def _environment(_: Translator) -> Environment:
         obligation_status=lambda key: label(OBLIGATION_LABELS, key),
         position=lambda key: label(POSITION_LABELS, key),
         no_peers=lambda key: label(NO_PEERS_LABELS, key),
-        severity=lambda key: label(SEVERITY_LABELS, key),
-        category=lambda key: label(CATEGORY_LABELS, key),
+        severity=lambda key: terms.term(terms.SEVERITY, key, language),
+        category=lambda key: terms.term(terms.CATEGORY, key, language),
         category_meaning=lambda key: label(CATEGORY_MEANINGS, key),
-        collector=lambda key: label(COLLECTOR_LABELS, key),
-        collectors=lambda keys: ", ".join(label(COLLECTOR_LABELS, key) for key in keys),
-        error_kind=lambda key: label(ERROR_LABELS, key),
+        collector=lambda key: terms.term(terms.COLLECTOR, key, language),
+        collectors=lambda keys: ", ".join(terms.term(terms.COLLECTOR, k, language) for k in keys),
+        error_kind=lambda key: terms.term(terms.ERROR_KIND, key, language),
         month=lambda m: month_label(m, language),
         date=_.date,
         day=lambda t: _.date(local_day(t)),
@@ -187,7 +157,7 @@ def _environment(_: Translator) -> Environment:
         when=lambda t: _.datetime(t.astimezone(dt.UTC)) + " UTC",
         points=lambda score: format_score(round(score * 10), language),
         signed=signed,
-        severity_order=[*SEVERITY_LABELS][:4],
+        severity_order=[*terms.SEVERITY][:4],
         version=SCORING_VERSION,
     )
     return environment

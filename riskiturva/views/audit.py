@@ -38,6 +38,8 @@ ACTION_GROUPS: Mapping[str, tuple[str, ...]] = {
         "priorities.exported",
         "exceptions.exported",
         "portfolio.exported",
+        "report.downloaded",
+        "report.rendered",
     ),
     "decisions": ("finding.accepted", "finding.false_positive", "finding.revoked"),
     "inventory": (
