@@ -38,6 +38,7 @@ from riskiturva.config import Config
 from riskiturva.db import open_store
 from riskiturva.models import Asset, Finding, Organisation, ScanRun
 from riskiturva.store import ObservedFinding, reconcile, sync_config
+from riskiturva.terms import SEVERITY, term
 from tests.browser import DESKTOP, Visitor, chromium, served
 from tests.conftest import MINIMAL_CONFIG, T0
 
@@ -46,7 +47,7 @@ pytestmark = pytest.mark.browser
 PASSWORD = "lab password for tests"
 NOW = T0 + dt.timedelta(days=40)  # critical (15 days) and high (30) are overdue by then
 SERIOUS = ("serious", "critical")
-SEVERITY_ORDER = ("Kriittinen", "Korkea", "Kohtalainen", "Matala", "Tieto")
+SEVERITY_ORDER = tuple(term(SEVERITY, key, "fi") for key in SEVERITY)  # most severe first
 HYVALA_FINDINGS = (  # (check, subject): every severity, two RDP hosts
     ("services.exposed.rdp", "127.60.1.10:3389/tcp"),
     ("services.exposed.rdp", "127.60.1.11:3389/tcp"),
@@ -187,7 +188,9 @@ def test_staff_on_a_phone_follow_a_priority_to_its_findings_and_share_the_view(b
     sort = f"#{ids.FINDINGS_TABLE} th[data-dash-column='severity'] .column-header--sort"
     browser.find_element(By.CSS_SELECTOR, sort).click()
     WebDriverWait(browser, 10).until(
-        lambda d: column(d, ids.FINDINGS_TABLE, "severity")[0] in ("Kriittinen", "Tieto")
+        lambda d: (
+            column(d, ids.FINDINGS_TABLE, "severity")[0] in (SEVERITY_ORDER[0], SEVERITY_ORDER[-1])
+        )
     )
     visitor.settle()
     order = column(browser, ids.FINDINGS_TABLE, "severity")
@@ -363,6 +366,8 @@ def test_tab_reaches_the_main_controls_with_a_visible_focus(browser, lab_dashboa
     # And a dropdown opens from the keyboard and takes a choice
     browser.find_element(By.ID, ids.FILTER_SEVERITY).send_keys(Keys.ENTER)
     WebDriverWait(browser, 10).until(
-        ec.visibility_of_element_located((By.XPATH, "//*[@role='option'][contains(., 'Korkea')]"))
+        ec.visibility_of_element_located(
+            (By.XPATH, f"//*[@role='option'][contains(., '{term(SEVERITY, 'high', 'fi')}')]")
+        )
     )
     visitor.screenshot("keyboard-dropdown-open")
