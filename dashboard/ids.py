@@ -62,6 +62,7 @@ SHEET_DOWNLOAD = "sheet-download"
 
 FINDING_ID = "finding-id"
 EVIDENCE = "evidence"
+EVIDENCE_JSON = "evidence-json"
 REPRODUCE = "reproduce"
 GUIDANCE = "guidance"
 HISTORY = "history"

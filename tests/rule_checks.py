@@ -3,8 +3,10 @@
 `checked(judge, facts)` runs a rule (a collector's `judge`, a rules module's `judge`, or one
 rule function) and fails the test unless every draft is a `FindingDraft` whose check id is in
 the registry and among the ids its collector declares, with evidence that stores as JSON and
-a subject and reproduce command that are text. `assert_every_check_fires` ties a collector's
-declared ids to the planted facts of its rule tests.
+a subject and reproduce command that are text, and whose every top-level evidence key has a
+label (`riskiturva.terms.EVIDENCE`) translated into Finnish and Swedish — the finding page
+shows the label, never the key. `assert_every_check_fires` ties a collector's declared ids to
+the planted facts of its rule tests.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ import json
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
 
+from riskiturva import terms
 from riskiturva.checks import load_registry
 from riskiturva.collector import (
     FindingDraft,
@@ -21,6 +24,7 @@ from riskiturva.collector import (
     discover_collectors,
     to_jsonable,
 )
+from riskiturva.i18n import catalog
 
 REGISTRY = load_registry()
 COLLECTORS = discover_collectors()
@@ -45,11 +49,22 @@ def validate(collector: str, draft: object) -> FindingDraft:
     assert isinstance(draft.evidence, Mapping), f"{check_id}: evidence is not a mapping"
     assert draft.evidence, f"{check_id}: evidence is empty"
     json.dumps(to_jsonable(draft.evidence), allow_nan=False)
+    assert_evidence_labelled(check_id, draft.evidence)
     for name, value in (("subject", draft.subject), ("reproduce", draft.reproduce)):
         assert value is None or (isinstance(value, str) and value.strip()), (
             f"{check_id}: {name} {value!r} is neither None nor text"
         )
     return draft
+
+
+def assert_evidence_labelled(check_id: str, evidence: Mapping[str, Any]) -> None:
+    """Every top-level key of the evidence has a label, in Finnish and in Swedish."""
+    unlabelled = sorted(set(evidence) - set(terms.EVIDENCE))
+    assert not unlabelled, f"{check_id}: no label in terms.EVIDENCE for {unlabelled}"
+    for language in ("fi", "sv"):
+        words = catalog(language, terms.DOMAIN)
+        untranslated = sorted(k for k in evidence if terms.EVIDENCE[k] not in words)
+        assert not untranslated, f"{check_id}: no {language} label in terms.po for {untranslated}"
 
 
 def checked(judge: Callable[[Facts], Iterable[FindingDraft]], facts: Facts) -> list[FindingDraft]:

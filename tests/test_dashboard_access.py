@@ -1114,9 +1114,14 @@ def test_no_page_renders_raw_html_and_hostile_evidence_stays_text(estate):
         "page.children",
         {(ids.URL, "pathname"): f"/findings/{finding_ids['127.60.2.10:3389/tcp']}"},
     ).json
-    evidence = next(c for c in components(finding) if c["props"].get("id") == ids.EVIDENCE)
-    assert evidence["type"] == "Pre"
-    assert hostile in json.loads(evidence["props"]["children"])["banner"]
+    shown = {c["props"].get("id"): c for c in components(finding)}
+    # The labelled evidence holds the hostile banner as a text child, never as markup…
+    assert shown[ids.EVIDENCE]["type"] == "Dl"
+    values = [c["props"]["children"] for c in components(shown[ids.EVIDENCE])]
+    assert any(isinstance(v, str) and hostile in v for v in values)
+    # …and the raw record, for engineers, is the JSON the scanner stored.
+    assert shown[ids.EVIDENCE_JSON]["type"] == "Pre"
+    assert hostile in json.loads(shown[ids.EVIDENCE_JSON]["props"]["children"])["banner"]
 
 
 def test_cookies_are_secure_when_configured(make_estate):

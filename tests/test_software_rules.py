@@ -20,6 +20,7 @@ from riskiturva.intel.software import (
     from_product_tokens,
 )
 from tests.intel_data import DAY, snapshot, store
+from tests.rule_checks import assert_evidence_labelled
 
 
 @pytest.fixture(scope="module")
@@ -49,6 +50,7 @@ def judged(intel, *items: Software, allowed=rules.CHECK_IDS) -> dict[str, list]:
     sightings = [SoftwareSighting("192.0.2.7:80/tcp", s, "nmap -sV -p 80 192.0.2.7") for s in items]
     found: dict[str, list] = {}
     for draft in rules.judge_software(sightings, intel, allowed):
+        assert_evidence_labelled(draft.check_id, draft.evidence)
         found.setdefault(draft.check_id, []).append(draft)
     return found
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Mapping
 from typing import Any
 
 import dash_bootstrap_components as dbc
@@ -27,7 +28,7 @@ from dashboard.components import (
 )
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
-from riskiturva import views
+from riskiturva import terms, views
 from riskiturva.auth import Viewer
 from riskiturva.models import FindingStatus
 from riskiturva.store import NotVisible
@@ -58,6 +59,27 @@ def history(context: PageContext, view: views.FindingView) -> Any:
     return simple_table([_("When"), _("Event"), _("By"), _("Note")], rows, id=ids.HISTORY)
 
 
+def evidence(context: PageContext, facts: Mapping[str, Any]) -> list[Any]:
+    """Each top-level key by its label in the reader's language, its value as the scanner
+    recorded it (text as text, anything else as compact JSON); the raw JSON, collapsed, for
+    whoever wants the record itself."""
+    rows = []
+    for key, value in facts.items():
+        compact = json.dumps(value, ensure_ascii=False, separators=(",", ":"), default=str)
+        shown = value if isinstance(value, str) else html.Code(compact)
+        rows += [html.Dt(terms.term(terms.EVIDENCE, key, context.language)), html.Dd(shown)]
+    raw = json.dumps(facts, ensure_ascii=False, indent=2, default=str)
+    return [
+        html.Dl(rows, id=ids.EVIDENCE, className="evidence"),
+        html.Details(
+            [
+                html.Summary(context._("Technical details")),
+                html.Pre(raw, id=ids.EVIDENCE_JSON, className="evidence"),
+            ]
+        ),
+    ]
+
+
 def layout(context: PageContext, finding_id: str) -> Any:
     _ = context._
     with context.sessions() as session:
@@ -69,7 +91,6 @@ def layout(context: PageContext, finding_id: str) -> Any:
             return not_found(context)
     finding = view.finding
     check = context.registry.get(finding.check_id)
-    evidence = json.dumps(finding.evidence, ensure_ascii=False, indent=2, default=str)
     children = [
         org_header(context, view.organisation, "findings"),
         html.H2(
@@ -84,7 +105,7 @@ def layout(context: PageContext, finding_id: str) -> Any:
             html.P(check.guidance_in(context.language) if check else "", id=ids.GUIDANCE),
             html.Ul([html.Li(html.Code(r)) for r in (check.references if check else ())]),
         ),
-        section(_("Evidence"), html.Pre(evidence, id=ids.EVIDENCE, className="evidence")),
+        section(_("Evidence"), *evidence(context, finding.evidence)),
         section(
             _("Reproduce"),
             html.Pre(finding.reproduce or _("No command recorded."), id=ids.REPRODUCE),
