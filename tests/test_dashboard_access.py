@@ -1121,7 +1121,7 @@ def test_no_page_renders_raw_html_and_hostile_evidence_stays_text(estate):
     assert any(isinstance(v, str) and hostile in v for v in values)
     # …and the raw record, for engineers, is the JSON the scanner stored.
     assert shown[ids.EVIDENCE_JSON]["type"] == "Pre"
-    assert hostile in json.loads(shown[ids.EVIDENCE_JSON]["props"]["children"])["banner"]
+    assert hostile in json.loads(shown[ids.EVIDENCE_JSON]["props"]["children"])["product"]
 
 
 def test_cookies_are_secure_when_configured(make_estate):

@@ -206,3 +206,33 @@ def test_the_dashboard_and_the_report_use_the_same_words(language):
     assert severity_label(text("fi"), "high") == "Vakava"
     assert category_label(text("fi"), "services") == "Internetiin näkyvät palvelut"
     assert severity_label(text("sv"), "high") == "Allvarlig"
+
+
+@pytest.mark.parametrize(
+    ("language", "labels"), [("fi", ["Tuote", "Portti"]), ("sv", ["Produkt", "Port"])]
+)
+def test_the_finding_page_labels_evidence_in_the_reader_s_language(estate, language, labels):
+    """Evidence keys are labels in the reader's language; the values stay as recorded, and
+    the raw record is one click away under the technical details."""
+    app, _, finding_ids = estate
+    client, _ = sign_in(app, "hyvala-staff")
+    client.get(f"/language/{language}")
+    path = f"/findings/{finding_ids['127.60.1.10:3389/tcp']}"
+    page = call(app, client, f"{ids.PAGE}.children", {(ids.URL, "pathname"): path}).json
+    shown = {c["props"].get("id"): c for c in access.components(page)}
+    rows = [
+        (c["type"], c["props"]["children"])
+        for c in access.components(shown[ids.EVIDENCE])
+        if c["type"] in ("Dt", "Code") or isinstance(c["props"]["children"], str)
+    ]
+    # Text stays text; a number (or a list, a mapping) is compact JSON in <code>.
+    assert rows == [
+        ("Dt", labels[0]),
+        ("Dd", "Microsoft Terminal Services"),
+        ("Dt", labels[1]),
+        ("Code", "3389"),
+    ]
+    assert json.loads(shown[ids.EVIDENCE_JSON]["props"]["children"]) == {
+        "product": "Microsoft Terminal Services",
+        "port": 3389,
+    }

@@ -5,6 +5,8 @@
 * Every id a collector declares is raised by at least one planted fact object in its rule
   tests (`PLANTED` in `tests/test_<collector>_rules.py`), through the shared guard that
   checks each draft against the registry (`tests/rule_checks.py`).
+* Every top-level evidence key a rule emits has a label in Finnish and Swedish
+  (`riskiturva.terms.EVIDENCE`), checked on every draft by the same guard.
 * No check-id-shaped string in a collector's source is left out of its declared ids: a rule
   branch no test reaches still cannot emit an unregistered id unnoticed.
 """
@@ -19,7 +21,12 @@ import pytest
 
 from riskiturva.checks import CHECK_ID
 from riskiturva.collector import FindingDraft, Rule, RuleSet, UndeclaredCheckError
-from tests.rule_checks import COLLECTORS, REGISTRY, assert_every_check_fires
+from tests.rule_checks import (
+    COLLECTORS,
+    REGISTRY,
+    assert_every_check_fires,
+    assert_evidence_labelled,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -67,3 +74,10 @@ def test_a_rule_that_emits_an_id_it_did_not_declare_raises():
     assert rules.check_ids == {"tls.protocol.tls1_1"}
     with pytest.raises(UndeclaredCheckError, match=r"sloppy emitted 'tls\.protocol\.tls1_0'"):
         rules.judge(object())
+
+
+def test_an_evidence_key_without_a_label_fails_the_rule_guard():
+    """The guard every rule draft passes refuses a key the finding page could not label."""
+    assert_evidence_labelled("tls.certificate.expired", {"days_left": 3})
+    with pytest.raises(AssertionError, match="no_such_key"):
+        assert_evidence_labelled("tls.certificate.expired", {"days_left": 3, "no_such_key": 1})

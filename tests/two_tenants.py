@@ -69,7 +69,8 @@ def seed(sessions, config) -> dict[str, int]:
                     "127.60.1.10:3389/tcp",
                     "services",
                     "high",
-                    banner="Microsoft Terminal Services",
+                    product="Microsoft Terminal Services",
+                    port=3389,
                 )
             ],
             scanned_ok={"127.60.1.10:3389/tcp"},
@@ -86,7 +87,7 @@ def seed(sessions, config) -> dict[str, int]:
                     "127.60.2.10:3389/tcp",
                     "services",
                     "high",
-                    banner="<script>alert('salainen')</script>",
+                    product="<script>alert('salainen')</script>",
                 ),
                 _observed("dns.axfr.open", "127.60.2.10:53/tcp", "dns", "high"),
             ],
