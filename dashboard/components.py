@@ -263,6 +263,21 @@ def choice(component_id: str, legend: str, options: list[dict[str, str]], value:
     )
 
 
+def dropdown(_: Translator, component_id: str, **props: Any) -> dcc.Dropdown:
+    """A dcc.Dropdown whose own words (Select All, Search, No options found, the clear
+    buttons' titles) are in the reader's language instead of Dash's English defaults."""
+    labels: dcc.Dropdown.Labels = {
+        "select_all": _("Select all"),
+        "deselect_all": _("Deselect all"),
+        "selected_count": _("{num_selected} selected", num_selected="{num_selected}"),
+        "search": _("Search"),
+        "clear_search": _("Clear search"),
+        "clear_selection": _("Clear selection"),
+        "no_options_found": _("No options found"),
+    }
+    return dcc.Dropdown(id=component_id, labels=labels, **props)
+
+
 def section(title: str, *children: Any, **props: Any) -> html.Section:
     return html.Section([html.H2(title), *children], className="panel", **props)
 

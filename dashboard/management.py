@@ -138,6 +138,7 @@ def _obligations(context: PageContext, management: views.Management, slug: str) 
     _ = context._
     labels = _obligation_labels(_)
     rows = []
+    language = context.language
     for profile in management.obligations:
         for result in profile.results:
             status = str(result.status)
@@ -146,8 +147,9 @@ def _obligations(context: PageContext, management: views.Management, slug: str) 
             query = urlencode({"requirement": result.requirement.id, "status": "open"})
             rows.append(
                 [
-                    result.requirement.title_in(context.language),
-                    f"{profile.profile.name_in(context.language)}, {result.requirement.sections}",
+                    result.requirement.title_in(language),
+                    f"{profile.profile.name_in(language)}, "
+                    f"{result.requirement.sections_in(language)}",
                     html.Span(labels[status], className=f"obligation-{status}"),
                     dcc.Link(
                         _("Findings ({count})", count=result.findings),

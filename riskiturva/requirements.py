@@ -61,7 +61,7 @@ class Source:
 @dataclass(frozen=True)
 class Citation:
     source: Source
-    section: str
+    section: Mapping[str, str]  # fi/sv/en: "13 § 2 mom.", "13 § 2 mom.", "section 13(2)"
 
 
 @dataclass(frozen=True)
@@ -76,10 +76,9 @@ class Requirement:
     def title_in(self, language: str) -> str:
         return self.title.get(language) or self.title["en"]
 
-    @property
-    def sections(self) -> str:
+    def sections_in(self, language: str) -> str:
         """The cited sections, for a table cell: "13 § 2 mom.; …"."""
-        return "; ".join(c.section for c in self.citations)
+        return "; ".join(c.section.get(language) or c.section["en"] for c in self.citations)
 
 
 @dataclass(frozen=True)
@@ -205,7 +204,8 @@ def parse_profile(profile_id: str, data: Mapping[str, object], source: str) -> P
                 raise RequirementProfileError(f"{where}: each cite is {{ source, section }}")
             if cite["source"] not in sources:
                 raise RequirementProfileError(f"{where}: unknown source {cite['source']!r}")
-            citations.append(Citation(sources[cite["source"]], _text(where, "section", cite)))
+            section = _texts(where, "cite.section", cite["section"])
+            citations.append(Citation(sources[cite["source"]], section))
         checks = item.get("checks")
         if not isinstance(checks, list) or not checks:
             raise RequirementProfileError(f"{where}: checks must list at least one check id")

@@ -7,7 +7,8 @@ Given the two municipalities of the access tests (findings, a scan run with erro
 discovered assets, a decision), every page is rendered for each role in Finnish and
 Swedish, the way the browser asks for it (the router callback), and every text a reader
 sees is collected from the component tree: children, table headers and cells, options,
-placeholders and labels.
+placeholders and labels, and the words Dash itself draws in a dropdown (Select All,
+Search, No options found) unless the page gives them in the reader's language.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from riskiturva.config import AssetKind
 from riskiturva.i18n import catalog, translator
 from riskiturva.models import AssetOrigin, AssetState
 from riskiturva.reports import render
+from riskiturva.requirements import load_profiles
 from tests import test_dashboard_access as access
 from tests.test_dashboard_access import call, sign_in
 from tests.two_tenants import asset_id
@@ -47,6 +49,17 @@ ERROR_KINDS = {
     "protocol",
     "internal",
     "cancelled",
+}
+# Dash's own English words in every dcc.Dropdown, shown unless its `labels` prop says otherwise
+# (dash_core_components.js, defaultLabels).
+DROPDOWN_LABELS = {
+    "select_all": "Select All",
+    "deselect_all": "Deselect All",
+    "selected_count": "{num_selected} selected",
+    "search": "Search",
+    "clear_search": "Clear search",
+    "clear_selection": "Clear selection",
+    "no_options_found": "No options found",
 }
 SNAKE = re.compile(r"\b[a-z]+(?:_[a-z0-9]+)+\b")  # web_host, dns_email, false_positive
 
@@ -123,6 +136,11 @@ def visible_texts(tree: Any) -> Iterator[tuple[str, str]]:
     for option in props.get("options") or []:
         if isinstance(option, dict) and isinstance(option.get("label"), str):
             yield option["label"], kind
+    if kind == "Dropdown":
+        labels = props.get("labels") or {}
+        for key, default in DROPDOWN_LABELS.items():
+            shown = labels.get(key, default).replace("{num_selected}", "2")  # as Dash fills it
+            yield shown, "Dropdown labels"
     if kind == "Graph":
         yield from _figure_texts(props.get("figure") or {})
     if kind == "DataTable":
@@ -150,7 +168,8 @@ def untranslated(language: str) -> set[str]:
             native.add(translated)
             if translated != msgid and "{" not in msgid and len(msgid) > 2:
                 english.add(msgid)
-    return english - native
+    dash = {label.replace("{num_selected}", "2") for label in DROPDOWN_LABELS.values()}
+    return (english - native) | dash
 
 
 def identifiers() -> set[str]:
@@ -158,14 +177,29 @@ def identifiers() -> set[str]:
     return COLLECTORS | ERROR_KINDS | enums | set(load_registry())
 
 
+def finnish_requirement_texts() -> set[str]:
+    """The requirement profiles' Finnish names, titles and cited sections that Swedish says
+    otherwise ("9 §" is the same in both)."""
+    found = set()
+    for profile in load_profiles().values():
+        texts = [profile.name, profile.applies]
+        for requirement in profile.requirements:
+            texts += [requirement.title, *(c.section for c in requirement.citations)]
+        found |= {t["fi"] for t in texts if t["fi"] != t["sv"]}
+    return found
+
+
 def problems(texts: list[tuple[str, str]], language: str) -> list[str]:
     english, internal = untranslated(language), identifiers()
+    finnish = finnish_requirement_texts() if language == "sv" else set()
     found = []
     for value, kind in texts:
         stripped = value.strip()
         if kind == "Code" or kind == "Pre":  # commands, evidence as JSON: technical by design
             continue
-        if stripped in english:
+        if any(f in stripped for f in finnish):
+            found.append(f"Finnish requirement text in {stripped!r} ({kind})")
+        elif stripped in english:
             found.append(f"English {stripped!r} ({kind})")
         elif stripped in internal:
             found.append(f"identifier {stripped!r} ({kind})")

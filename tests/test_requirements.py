@@ -42,7 +42,8 @@ def test_the_four_profiles_ship_and_the_defaults_exist():
 def test_every_requirement_names_a_source_section_and_registered_checks(requirement):
     assert requirement.citations
     for citation in requirement.citations:
-        assert citation.section.strip()
+        assert set(citation.section) == {"fi", "sv", "en"}
+        assert all(text.strip() for text in citation.section.values())
         assert citation.source.title and citation.source.url.startswith("https://")
         assert len(citation.source.note) > 40, "say what was and was not read"
         assert isinstance(citation.source.verified, Verification)
@@ -95,7 +96,11 @@ def test_malformed_profiles_are_rejected(change, message):
         ({"cite": []}, r"requirements\[0\]: cite must name at least one source section"),
         ({"cite": [{"source": "m68"}]}, r"each cite is \{ source, section \}"),
         ({"cite": [{"source": "finlex", "section": "1 §"}]}, "unknown source 'finlex'"),
-        ({"cite": [{"source": "m68", "section": " "}]}, "section must be a non-empty string"),
+        ({"cite": [{"source": "m68", "section": "1 §"}]}, "cite.section must be a table of fi/sv"),
+        (
+            {"cite": [{"source": "m68", "section": {"fi": "1 §", "sv": "1 §", "en": " "}}]},
+            r"requirements\[0\]: cite.section lacks en",
+        ),
         ({"checks": ["dns.ns.nonexistent"]}, r"unknown check ids \['dns.ns.nonexistent'\]"),
         ({"kind": "wish"}, "kind: 'wish' is not a valid RequirementKind"),
     ],

@@ -17,6 +17,7 @@ from dashboard.components import (
     PageContext,
     Services,
     data_table,
+    dropdown,
     section,
     simple_table,
     status_label,
@@ -233,14 +234,14 @@ def layout(context: PageContext) -> Any:
                     html.Div(
                         [
                             html.Label(_("Kind"), htmlFor=ids.AUDIT_KIND),
-                            dcc.Dropdown(id=ids.AUDIT_KIND, options=_group_options(_)),
+                            dropdown(_, ids.AUDIT_KIND, options=_group_options(_)),
                         ],
                         className="filter",
                     ),
                     html.Div(
                         [
                             html.Label(_("Organisation"), htmlFor=ids.AUDIT_ORG),
-                            dcc.Dropdown(id=ids.AUDIT_ORG, options=organisations),
+                            dropdown(_, ids.AUDIT_ORG, options=organisations),
                         ],
                         className="filter",
                     ),
@@ -258,7 +259,7 @@ def layout(context: PageContext) -> Any:
                 _("Signed in now"),
                 html.Div(_sessions_table(context, limits), id=f"{ids.SESSIONS_TABLE}-panel"),
                 html.Label(_("Sign out everywhere"), htmlFor=ids.END_SESSIONS_USER),
-                dcc.Dropdown(id=ids.END_SESSIONS_USER, options=accounts),
+                dropdown(_, ids.END_SESSIONS_USER, options=accounts),
                 html.Button(
                     _("End every session of the account"),
                     id=ids.END_SESSIONS,

@@ -31,6 +31,7 @@ from dashboard.components import (
     Services,
     category_label,
     data_table,
+    dropdown,
     markdown_text,
     not_found,
     org_header,
@@ -41,6 +42,7 @@ from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks
 from riskiturva import tables, views
 from riskiturva.auth import Viewer
+from riskiturva.i18n import Translator
 from riskiturva.requirements import load_profiles
 from riskiturva.views import FindingRow, NotVisible, Timing
 
@@ -244,40 +246,47 @@ def layout(context: PageContext, slug: str) -> Any:
             html.Div(
                 [
                     _filter(
+                        _,
                         ids.FILTER_CATEGORY,
                         _("Category"),
                         _options(_, CATEGORIES, category_label),
                         filters.category,
                     ),
                     _filter(
+                        _,
                         ids.FILTER_SEVERITY,
                         _("Severity"),
                         _options(_, SEVERITIES, severity_label),
                         filters.severity,
                     ),
                     _filter(
+                        _,
                         ids.FILTER_STATUS,
                         _("Status"),
                         _options(_, STATUSES, status_label),
                         filters.status,
                     ),
                     _filter(
+                        _,
                         ids.FILTER_ASSET,
                         _("Asset"),
                         [{"label": a, "value": a} for a in found.assets],
                         filters.asset,
                     ),
                     _filter(
-                        ids.FILTER_REQUIREMENT, _("Obligation"), obligations, filters.requirement
+                        _, ids.FILTER_REQUIREMENT, _("Obligation"), obligations, filters.requirement
                     ),
                     _filter(
+                        _,
                         ids.FILTER_CHECK,
                         _("Finding"),
                         [{"label": title, "value": check} for check, title in found.checks],
                         filters.check,
                     ),
-                    _filter(ids.FILTER_DUE, _("Due"), due_options, filters.due, multi=False),
-                    _filter(ids.FILTER_NEW, _("First seen"), new_options, filters.new, multi=False),
+                    _filter(_, ids.FILTER_DUE, _("Due"), due_options, filters.due, multi=False),
+                    _filter(
+                        _, ids.FILTER_NEW, _("First seen"), new_options, filters.new, multi=False
+                    ),
                 ],
                 className="filters",
             ),
@@ -323,12 +332,18 @@ def _requirement_options(context: PageContext, slug: str) -> list[dict[str, str]
 
 
 def _filter(
-    component_id: str, label: str, options: list[Any], value: Any, *, multi: bool = True
+    _: Translator,
+    component_id: str,
+    label: str,
+    options: list[Any],
+    value: Any,
+    *,
+    multi: bool = True,
 ) -> html.Div:
     return html.Div(
         [
             html.Label(label, htmlFor=component_id, id=f"{component_id}-label"),
-            dcc.Dropdown(id=component_id, options=options, value=value, multi=multi),
+            dropdown(_, component_id, options=options, value=value, multi=multi),
         ],
         className="filter",
     )

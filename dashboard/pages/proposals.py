@@ -23,6 +23,7 @@ from dashboard.components import (
     asset_kind_label,
     choice,
     data_table,
+    dropdown,
     not_found,
     org_header,
     row_id,
@@ -180,8 +181,9 @@ def _decision_controls(context: PageContext) -> list[Any]:
                 html.Div(
                     [
                         html.Label(_("Criticality"), htmlFor=ids.PROPOSAL_CRITICALITY),
-                        dcc.Dropdown(
-                            id=ids.PROPOSAL_CRITICALITY,
+                        dropdown(
+                            _,
+                            ids.PROPOSAL_CRITICALITY,
                             options=[
                                 {"label": _("Low"), "value": Criticality.LOW.value},
                                 {"label": _("Medium"), "value": Criticality.MEDIUM.value},

@@ -11,7 +11,7 @@ import flask
 from dash import Input, Output, State, ctx, dcc, html
 
 from dashboard import ids
-from dashboard.components import PageContext, Services, section, simple_table
+from dashboard.components import PageContext, Services, dropdown, section, simple_table
 from dashboard.pages import Page
 from dashboard.security import Permission, SecureCallbacks, current_client
 from riskiturva import api_tokens, views
@@ -105,7 +105,7 @@ def layout(context: PageContext) -> Any:
                 _("Your tokens"),
                 html.Div(_table(context, tokens), id=f"{ids.TOKENS_LIST}-panel"),
                 html.Label(_("Revoke a token"), htmlFor=ids.TOKEN_REVOKE_ID),
-                dcc.Dropdown(id=ids.TOKEN_REVOKE_ID, options=_revocable(context, tokens)),
+                dropdown(_, ids.TOKEN_REVOKE_ID, options=_revocable(context, tokens)),
                 html.Button(_("Revoke"), id=ids.TOKEN_REVOKE, className="btn btn-outline-danger"),
             ),
             section(
@@ -120,7 +120,7 @@ def layout(context: PageContext) -> Any:
                     labelClassName="radio",
                 ),
                 html.Label(_("Only these organisations"), htmlFor=ids.TOKEN_ORGS),
-                dcc.Dropdown(id=ids.TOKEN_ORGS, options=organisations, multi=True),
+                dropdown(_, ids.TOKEN_ORGS, options=organisations, multi=True),
                 html.Label(_("Valid for (days)"), htmlFor=ids.TOKEN_DAYS),
                 dcc.Input(
                     id=ids.TOKEN_DAYS,
