@@ -62,6 +62,7 @@ EVIDENCE = {
     "address": "Address",
     "algorithms": "Algorithms",
     "aliases": "Aliases (CNAME)",
+    "also_looked_at": "Also looked up",
     "all": "Catch-all mechanism",
     "answered": "Answered",
     "ccs_injection": "CCS injection",
