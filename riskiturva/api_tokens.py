@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from riskiturva.auth import AccountError, Viewer, audit, home_organisation, load_viewer
+from riskiturva.auth import AccountError, Viewer, account_event, load_viewer
 from riskiturva.models_auth import ApiToken, User
 
 __all__ = [
@@ -150,30 +150,8 @@ def create_token(
     session.add(row)
     session.flush()
     detail = {"token": row.id, "name": label, "scope": str(scope), "organisations": slugs}
-    _audit(session, user, "token.created", actor, address, now, detail)
+    account_event(session, user, "token.created", actor=actor, now=now, address=address, **detail)
     return Created(_view(row, user.username), secret)
-
-
-def _audit(
-    session: Session,
-    holder: User,
-    action: str,
-    actor: str,
-    address: str | None,
-    now: dt.datetime,
-    detail: dict[str, object],
-) -> None:
-    """An audit row about the holder's token, filed under the holder's organisation."""
-    audit(
-        session,
-        actor=actor,
-        action=action,
-        target=holder.username,
-        organisation=home_organisation(holder),
-        address=address,
-        now=now,
-        detail=detail,
-    )
 
 
 def list_tokens(session: Session, username: str | None = None) -> list[TokenView]:
@@ -204,7 +182,10 @@ def revoke_token(
     if row.revoked_at is not None:
         raise AccountError(f"token {token_id} was revoked already")
     row.revoked_at, row.revoked_by = now, actor
-    _audit(session, user, "token.revoked", actor, address, now, {"token": row.id, "name": row.name})
+    account_event(
+        session, user, "token.revoked", actor=actor, now=now, address=address,
+        token=row.id, name=row.name,
+    )  # fmt: skip
     return _view(row, user.username)
 
 

@@ -187,7 +187,7 @@ def create_user(
     )
     session.add(user)
     session.flush()
-    _account_event(
+    account_event(
         session,
         user,
         "user.created",
@@ -222,16 +222,24 @@ def home_organisation(user: User) -> str | None:
     return user.organisations[0] if len(user.organisations) == 1 else None
 
 
-def _account_event(
-    session: Session, user: User, action: str, *, actor: str, now: dt.datetime, **detail: Any
+def account_event(
+    session: Session,
+    user: User,
+    action: str,
+    *,
+    actor: str,
+    now: dt.datetime,
+    address: str | None = None,
+    **detail: Any,
 ) -> None:
-    """Audit a change to the account, filed under its organisation."""
+    """Audit a change to the account (or to its API tokens), filed under its organisation."""
     audit(
         session,
         actor=actor,
         action=action,
         target=user.username,
         organisation=home_organisation(user),
+        address=address,
         now=now,
         detail=detail,
     )
@@ -242,7 +250,7 @@ def disable_user(session: Session, username: str, *, now: dt.datetime, actor: st
     user = _get(session, username)
     user.disabled = True
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.DISABLED)
-    _account_event(session, user, "user.disabled", actor=actor, now=now, sessions_ended=ended)
+    account_event(session, user, "user.disabled", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -288,7 +296,7 @@ def set_password(
     user.password_changed_at = now
     user.disabled = False
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.NEW_PASSWORD)
-    _account_event(session, user, "user.password_set", actor=actor, now=now, sessions_ended=ended)
+    account_event(session, user, "user.password_set", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -362,7 +370,7 @@ def enable_totp(
         raise AccountError("the code does not match: check the app's clock and try again")
     user.totp_secret, user.totp_last_step = secret, step
     ended = user_sessions.end_all(session, user.id, now=now, reason=EndReason.EVERYWHERE)
-    _account_event(session, user, "user.totp_enabled", actor=actor, now=now, sessions_ended=ended)
+    account_event(session, user, "user.totp_enabled", actor=actor, now=now, sessions_ended=ended)
     return user
 
 
@@ -370,7 +378,7 @@ def disable_totp(session: Session, username: str, *, now: dt.datetime, actor: st
     """Sign in with the password alone again (a lost phone: enrol anew afterwards)."""
     user = _local(session, username)
     user.totp_secret, user.totp_last_step = None, None
-    _account_event(session, user, "user.totp_disabled", actor=actor, now=now)
+    account_event(session, user, "user.totp_disabled", actor=actor, now=now)
     return user
 
 
