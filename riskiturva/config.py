@@ -1071,7 +1071,11 @@ class QueueSettings(_Model):
         " tasks to give back to the queue",
     )
     max_retries: int = Field(
-        5, ge=0, le=100, description="a task that fails to save is tried this many more times"
+        5,
+        ge=0,
+        le=100,
+        description="a task that outlasts its time limit or fails to save is tried this many"
+        " more times, then saved as failed (its organisation resolves nothing in that run)",
     )
     min_backoff_seconds: float = Field(
         15.0, gt=0, le=3600, description="first wait before a retry (then doubling)"

@@ -10,7 +10,10 @@ run row, so completions of one run take turns; a task already done (a message de
 again after its worker saved it but died before acknowledging, or after Redis came back)
 is acknowledged unchanged. When a task is its organisation's last, the same transaction
 saves and reconciles that organisation (`runner.save_organisation`); when it is the run's
-last, it closes the run.
+last, it closes the run. A task that fails every retry (it outlasts its time limit, or
+its results cannot be saved) is given up: it is saved as failed, so that its organisation
+resolves nothing in this run and the run still closes (`give_up`). A worker that stops
+mid-task spends none of the task's retries.
 
 Why Dramatiq rather than Celery: a message is acknowledged only after its actor returns
 (late acknowledgement is Dramatiq's default; Celery acknowledges on receipt unless
@@ -36,6 +39,7 @@ from typing import Any
 
 import dramatiq
 from dramatiq.brokers.redis import RedisBroker
+from dramatiq.middleware.time_limit import TimeLimitExceeded
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,6 +51,7 @@ from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.models import RunStatus, ScanRun, ScanTaskRow, ScanTaskStatus
 from riskiturva.runner import (
     RunReport,
+    TaskFailed,
     TaskResult,
     build_context,
     close_run,
@@ -62,6 +67,7 @@ from riskiturva.store import ReconcileCounts
 log = logging.getLogger(__name__)
 
 ACTOR = "scan_task"
+GIVE_UP_ACTOR = "scan_task_given_up"  # takes a task whose retries ran out
 PLAN = "plan"  # the key suffix of an organisation's planning row
 
 
@@ -83,16 +89,47 @@ def make_broker(settings: QueueSettings) -> RedisBroker:
         heartbeat_timeout=int(settings.visibility_timeout_seconds * 1000),
         maintenance_chance=settings.requeue_checks_per_million,
     )
+    min_backoff = int(settings.min_backoff_seconds * 1000)
+    max_backoff = int(settings.max_backoff_seconds * 1000)
     dramatiq.actor(
         actor_name=ACTOR,
         queue_name=settings.queue_name,
         broker=broker,
-        max_retries=settings.max_retries,
-        min_backoff=int(settings.min_backoff_seconds * 1000),
-        max_backoff=int(settings.max_backoff_seconds * 1000),
+        retry_when=functools.partial(_retry, settings.max_retries),
+        on_retry_exhausted=GIVE_UP_ACTOR,
         time_limit=int(settings.task_time_limit_seconds * 1000),
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
     )(_perform)
+    dramatiq.actor(
+        actor_name=GIVE_UP_ACTOR,
+        queue_name=settings.queue_name,
+        broker=broker,
+        max_retries=settings.max_retries,
+        min_backoff=min_backoff,
+        max_backoff=max_backoff,
+    )(_give_up)
     return broker
+
+
+class _ExpectedFailures(logging.Filter):
+    """A task stopped at its time limit, or by its worker stopping, is no bug: Dramatiq's
+    log says so in one line rather than with a traceback (retries follow as configured)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        failure = record.exc_info[1] if record.exc_info else None
+        if isinstance(failure, TimeLimitExceeded | InterruptedError):
+            said = ": ".join(filter(None, (type(failure).__name__, str(failure))))
+            said = said.replace("%", "%%")
+            record.msg = f"{record.msg} ({said})"
+            record.exc_info, record.exc_text, record.levelno = None, None, logging.WARNING
+            record.levelname = "WARNING"
+        return True
+
+
+def _retry(max_retries: int, retries: int, exception: BaseException) -> bool:
+    """Try a task again: always after its worker stopped mid-task, else while retries last."""
+    return isinstance(exception, InterruptedError) or retries < max_retries
 
 
 def enqueue_run(
@@ -382,6 +419,38 @@ def _perform(run_id: int, key: str) -> None:
     log.info("run %s task %s: %s", run_id, key, "saved" if saved else "already done")
 
 
+def _give_up(message: dict[str, Any], retried: dict[str, Any]) -> None:
+    """The task of a message whose retries ran out, saved as failed: its organisation
+    resolves nothing in this run, and the run closes once its other tasks are done."""
+    assert _worker is not None, "the scan actor runs only in `riskiturva worker`"
+    worker = _worker
+    run_id, key = message["args"]
+    last = (message.get("options", {}).get("traceback") or "").strip().splitlines()
+    error = last[-1] if last else "no error recorded"
+    if error.endswith(TimeLimitExceeded.__name__):
+        limit = worker.config.settings.queue.task_time_limit_seconds
+        error = f"stopped at settings.queue.task_time_limit_seconds ({limit:g} s) every time"
+    attempts = int(retried.get("retries", 0)) + 1
+    reason = f"gave up after {attempts} attempt(s): {error}"
+    log.warning("run %s task %s: %s", run_id, key, reason)
+    saved = write_with_retry(
+        worker.sessions,
+        functools.partial(
+            complete_task,
+            run_id=run_id,
+            key=key,
+            result=TaskResult(failure=TaskFailed(reason)),
+            config=worker.config,
+            context=worker.context,
+            registry=worker.registry,
+            unjudged=frozenset(),
+        ),
+        what=f"record run {run_id} task {key} as given up",
+        budget_s=worker.config.settings.write_retry_seconds,
+    )
+    log.info("run %s task %s: %s", run_id, key, "given up" if saved else "already done")
+
+
 def serve(config: Config, sessions: sessionmaker[Session], *, threads: int = 1) -> None:
     """Take scan tasks from the queue until SIGTERM or SIGINT (`riskiturva worker`).
 
@@ -393,6 +462,7 @@ def serve(config: Config, sessions: sessionmaker[Session], *, threads: int = 1) 
     context = build_context(config, sessions=sessions)
     _worker = _Worker(config, sessions, context, load_registry(), discover_collectors())
     broker = make_broker(config.settings.queue)
+    logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ExpectedFailures())
     worker = dramatiq.Worker(broker, worker_threads=threads)
     worker.queue_prefetch = threads  # no task waits behind a busy worker's running one
 
@@ -402,6 +472,8 @@ def serve(config: Config, sessions: sessionmaker[Session], *, threads: int = 1) 
         stop.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    # What `dramatiq`'s own command tells the middleware: the time limits' watcher starts here.
+    broker.emit_after("process_boot")
     worker.start()
     log.info(
         "worker ready: queue %s on %s, %d thread(s)",

@@ -24,14 +24,16 @@ from tests.test_faults import lab_config, postgres_fresh
 pytestmark = pytest.mark.lab
 
 
-def queue_settings(redis: RedisServer, *, time_limit: float, visibility: float) -> str:
+def queue_settings(
+    redis: RedisServer, *, time_limit: float, visibility: float, retries: int = 5
+) -> str:
     """The queue's settings as a line of [settings] (every command checks for dead workers'
     tasks, so that a killed worker's task comes back as soon as its heartbeat is stale)."""
     return (
         f'queue = {{ runner = "workers", redis_url = "{redis.url}", '
         f"task_time_limit_seconds = {time_limit}, visibility_timeout_seconds = {visibility}, "
         "requeue_checks_per_million = 1000000, min_backoff_seconds = 1, "
-        "max_backoff_seconds = 5 }\n"
+        f"max_backoff_seconds = 5, max_retries = {retries} }}\n"
     )
 
 
@@ -217,3 +219,53 @@ def test_redis_killed_and_restarted_mid_run_loses_and_duplicates_nothing(
         estate.wait_closed(run_id, 600)
         tally = Tally("Redis killed -9 and restarted mid-run")
         estate.check(tally, run_id)
+
+
+def test_a_task_that_outlasts_its_time_limit_every_time_is_given_up_and_its_run_closes(
+    lab, tmp_path, postgres_url
+):
+    # Given TLS tasks that take longer than their 1 ms time limit, and one retry each
+    with two_workers(
+        lab, tmp_path, postgres_url, "tls", time_limit=0.001, visibility=60, retries=1
+    ) as (estate, _, run_id):
+        # Then the run does not stay running: each task stopped twice is saved as failed
+        closed = estate.wait_closed(run_id, 300)
+        tried = attempts(estate.url, run_id)
+        given_up = [k for k in tried if any(
+            f"task {k}: gave up after 2 attempt(s)" in w.output for w in estate.workers
+        )]  # fmt: skip
+        assert given_up, tried
+        assert all(tried[k] == 2 for k in given_up), tried
+        assert closed.status == "failed"
+        assert "gave up after 2 attempt(s)" in closed.message
+        assert "stopped at settings.queue.task_time_limit_seconds (0.001 s)" in closed.message
+        # And nothing was resolved: every finding as the reference run left it
+        assert finding_statuses(estate.url) == estate.before
+        assert closed.counts["resolved"] == 0
+        tally = Tally("every task outlasting its time limit")
+        tally.notes["given_up"] = len(given_up)
+        tally.output(*(w.output for w in estate.workers))
+        tally.check()
+
+
+def test_a_worker_stopped_mid_task_spends_none_of_its_retries(lab, tmp_path, postgres_url):
+    # Given tasks with no retry at all
+    with two_workers(
+        lab, tmp_path, postgres_url, "tls", time_limit=60, visibility=75, retries=0
+    ) as (estate, _, run_id):
+        # When the first worker to start a task is stopped (SIGTERM) in the middle of it
+        victim = wait_until(
+            lambda: next((w for w in estate.workers if "scanning (attempt 1)" in w.output), None),
+            120,
+            "no worker started a task",
+            every=0.05,
+        )
+        assert victim.stop() == 0, victim.output
+        assert "the worker is stopping" in victim.output, victim.output
+        stopped = victim.output.split("InterruptedError: run ")[1].split(":")[0].split()[-1]
+        # Then the other worker scans that task again, and the run ends as in-process
+        estate.wait_closed(run_id, 300)
+        tally = Tally("one of two workers stopped mid-task, no retries allowed")
+        estate.check(tally, run_id)
+        assert attempts(estate.url, run_id)[stopped] == 2
+        assert "gave up" not in "".join(w.output for w in estate.workers)
