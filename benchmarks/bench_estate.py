@@ -5,9 +5,10 @@ Run as root in a loopback-only namespace (it starts the lab, PostgreSQL and Redi
 
     unshare --net sh -c 'ip link set lo up && .venv/bin/python benchmarks/bench_estate.py'
 
-The estate is the lab's municipalities plus clones of them (own domain, own /24, every
-host, asset and planted weakness; the real FTP and Redis daemons stay with the originals),
-behind the lab's 20 ms delay proxy. Each configuration scans the same estate into a fresh
+The estate is the lab's municipalities plus clones of them (`load_manifest(municipalities=N)`,
+as `riskiturva lab up --municipalities N` serves it: own domain, own /24, every host, asset
+and planted weakness; the real FTP and Redis daemons stay with the originals), behind the
+lab's 20 ms delay proxy. Each configuration scans the same estate into a fresh
 database with the same collectors:
 
 - serial: `settings.concurrency.tasks = 1`, the organisations one after another inside each
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import json
 import os
 import platform
 import re
@@ -35,7 +35,6 @@ import sys
 import tempfile
 import threading
 import time
-import tomllib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -44,9 +43,8 @@ from pathlib import Path
 from sqlalchemy import create_engine, select, text
 from sqlalchemy.pool import NullPool
 
-from riskiturva.lab import manifest as lab_manifest
 from riskiturva.lab.estate import down, up
-from riskiturva.lab.manifest import Manifest, load_manifest
+from riskiturva.lab.manifest import load_manifest
 from riskiturva.models import Finding, ScanRun
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -59,38 +57,6 @@ RISKITURVA = str(Path(sys.executable).parent / "riskiturva")
 DOCS = ROOT / "docs" / "benchmarks.md"
 SECTION = "## Estate scan"
 DAILY = ("dns_email", "tls", "web")
-REAL_DAEMONS = {"ftp", "redis"}  # one real server each in the lab: not cloned
-
-
-def estate_manifest(count: int) -> Manifest:
-    """The lab's municipalities and clones of them up to `count` organisations in all."""
-    raw = tomllib.loads(lab_manifest.MANIFEST_PATH.read_text(encoding="utf-8"))
-    templates = raw["municipalities"]
-    municipalities = list(templates)
-    for index in range(count - len(templates)):
-        template = templates[index % len(templates)]
-        prefix = template["network"].rsplit(".", 1)[0] + "."  # 127.60.1.
-        clone_prefix = f"127.{61 + index // 250}.{index % 250}."
-        domain = f"k{index:03d}.test"
-        body = (
-            json.dumps(template).replace(template["domain"], domain).replace(prefix, clone_prefix)
-        )
-        clone = json.loads(body)
-        clone["slug"] = f"k{index:03d}"
-        clone["name"] = {lang: f"{name} {index}" for lang, name in template["name"].items()}
-        clone["expect"] = []
-        clone["discovery"] = {}
-        clone["ct_names"] = []
-        for host in clone.get("hosts", []):
-            host["services"] = [s for s in host.get("services", []) if s not in REAL_DAEMONS]
-        municipalities.append(clone)
-    manifest = load_manifest()
-    return Manifest(
-        parent_zone=manifest.parent_zone,
-        signature_days=manifest.signature_days,
-        partner=manifest.partner,
-        municipalities=tuple(lab_manifest._municipality(m) for m in municipalities),
-    )
 
 
 @dataclass
@@ -396,7 +362,7 @@ def main() -> None:
     parser.add_argument("--no-docs", action="store_true")
     args = parser.parse_args()
     collectors = [c for c in args.collectors.split(",") if c]
-    manifest = estate_manifest(args.orgs)
+    manifest = load_manifest(municipalities=args.orgs)
     endpoints = sum(len(m.assets) for m in manifest.municipalities)
     rows: list[Measured] = []
     spots: tuple[list[tuple[str, float]], list[tuple[str, float]]] = ([], [])

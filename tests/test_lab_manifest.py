@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,42 @@ def test_generated_config_validates_offline(tmp_path: Path) -> None:
     assert [p.organisations for p in config.partners] == [
         ("hyvala", "rapala", "sekala", "koivula", "vaarala")
     ]
+
+
+def test_an_estate_of_clones_gives_each_municipality_its_own_names_and_addresses(
+    tmp_path: Path,
+) -> None:
+    own = load_manifest()
+    manifest = load_manifest(municipalities=309)
+    assert len(manifest.municipalities) == 309
+    assert manifest.municipalities[: len(own.municipalities)] == own.municipalities
+    clones = manifest.municipalities[len(own.municipalities) :]
+    for field in ("slug", "domain", "network"):
+        values = [getattr(m, field) for m in manifest.municipalities]
+        assert len(set(values)) == 309, field
+    addresses = [h.ip for h in manifest.hosts]
+    assert len(set(addresses)) == len(addresses)
+    own_networks = [ipaddress.IPv4Network(m.network) for m in own.municipalities]
+    for clone in clones:
+        template = own.municipalities[(int(clone.slug[1:])) % len(own.municipalities)]
+        assert len(clone.hosts) == len(template.hosts) and clone.expect == ()
+        assert all(
+            h.fqdn.endswith("." + clone.domain) or h.fqdn == clone.domain for h in clone.hosts
+        )
+        assert not any(ipaddress.IPv4Address(h.ip) in n for h in clone.hosts for n in own_networks)
+        assert not {"ftp", "redis"} & {s for h in clone.hosts for s in h.services}
+    # The lab's configuration for it validates, every clone an organisation of the partner
+    ca = LabCA(tmp_path, dt.datetime.now(dt.UTC)).root_path
+    anchors = tmp_path / "trust-anchors.txt"
+    anchors.write_text(". IN DS 20326 8 2 " + "E0" * 32 + "\n")
+    path = tmp_path / "riskiturva.toml"
+    path.write_text(estate.riskiturva_config(manifest, ca, anchors, 53), encoding="utf-8")
+    config = load_config(path)
+    assert len(config.organisations) == 309
+    assert {"k000", "k302"} <= set(config.partners[0].organisations)
+
+
+@pytest.mark.parametrize("size", [0, 4, 5001])
+def test_an_estate_smaller_than_the_lab_or_too_large_is_refused(size: int) -> None:
+    with pytest.raises(ValueError, match=r"from 5 \(the lab's own\) to 5000"):
+        load_manifest(municipalities=size)

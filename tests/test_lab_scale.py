@@ -13,6 +13,7 @@ import datetime as dt
 import json
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -162,3 +163,41 @@ def test_a_signal_to_a_process_that_ended_since_its_check_is_not_an_error():
     # When it is signalled (the gap between the liveness check and os.kill)
     # Then nothing is raised
     _signal(proc.pid, signal.SIGTERM)
+
+
+def test_a_cloned_estate_serves_each_clone_with_the_weaknesses_of_its_original(tmp_path: Path):
+    # Given the lab grown to 10 municipalities (its 5 and a clone of each), in a network
+    # namespace of its own (the addresses of a running lab are then no obstacle)
+    riskiturva = str(Path(sys.executable).parent / "riskiturva")
+    lab_dir = tmp_path / "lab"
+    collectors = "--collector dns_email --collector tls --collector web"
+    script = (
+        f"ip link set lo up && {riskiturva} lab up --dir {lab_dir} --municipalities 10 && "
+        f"{riskiturva} scan --config {lab_dir}/riskiturva.toml {collectors}; code=$?; "
+        f"{riskiturva} lab down --dir {lab_dir}; exit $code"
+    )
+    # When it is scanned
+    done = subprocess.run(
+        ["unshare", "--net", "sh", "-c", script], capture_output=True, text=True, timeout=280
+    )
+    assert done.returncode in (0, 1), done.stderr[-3000:]  # 1: the planted findings
+    # Then each clone has its original's findings, under its own names and addresses
+    manifest = load_manifest(municipalities=10)
+    own, clones = manifest.municipalities[:5], manifest.municipalities[5:]
+    database = sqlite3.connect(lab_dir / "data" / "riskiturva.db")
+    rows = database.execute(
+        "SELECT o.slug, f.check_id, f.subject FROM finding f"
+        " JOIN organisation o ON o.id = f.organisation_id WHERE f.status = 'open'"
+    ).fetchall()
+    database.close()
+    found: dict[str, set[tuple[str, str]]] = {}
+    for slug, check, subject in rows:
+        found.setdefault(slug, set()).add((check, subject))
+    for clone, original in zip(clones, own, strict=True):
+        prefixes = (clone.network.rsplit(".", 1)[0] + ".", original.network.rsplit(".", 1)[0] + ".")
+        renamed = {
+            (check, subject.replace(clone.domain, original.domain).replace(*prefixes))
+            for check, subject in found.get(clone.slug, set())
+        }
+        assert found[original.slug], original.slug
+        assert renamed == found[original.slug], clone.slug

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from riskiturva.lab.estate import DEFAULT_DIRECTORY, LabError, down, read_state, running, up
-from riskiturva.lab.manifest import load_manifest
+from riskiturva.lab.manifest import MAX_MUNICIPALITIES, load_manifest
 
 _DIR_OPTION = click.option(
     "--dir",
@@ -34,12 +34,21 @@ def lab() -> None:
     type=click.IntRange(0, 2000),
     help="Round-trip time a delay proxy adds in front of DNS, web and mail (e.g. 30).",
 )
-def up_command(directory: Path, dns_port: int, latency_ms: int) -> None:
+@click.option(
+    "--municipalities",
+    type=click.IntRange(1, MAX_MUNICIPALITIES),
+    help="Serve this many municipalities: the lab's and clones of them (own domain, own /24,"
+    " every host and planted weakness), a partner's estate for benchmarks.",
+)
+def up_command(directory: Path, dns_port: int, latency_ms: int, municipalities: int | None) -> None:
     """Start the lab (or keep the running one). The last line printed is the config path,
 
     so `riskiturva scan --config "$(riskiturva lab up | tail -1)"` scans the estate.
     """
-    manifest = load_manifest()
+    try:
+        manifest = load_manifest(municipalities=municipalities)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--municipalities") from exc
     try:
         state = up(directory, dns_port=dns_port, latency_ms=latency_ms, manifest=manifest)
     except LabError as exc:

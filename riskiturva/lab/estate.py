@@ -49,8 +49,6 @@ SYSTEM_PROGRAMS = {
     "redis-server": "redis-server",
     "vsftpd": "vsftpd",
 }
-# Services served by real daemons; every other manifest service is a banner listener.
-_REAL_SERVICES = {"ftp": 21, "redis": 6379}
 SERVICE_PORTS = {
     "ftp": 21,
     "ssh_outdated": 22,
@@ -108,6 +106,7 @@ class LabState:
     startup_seconds: float
     processes: tuple[Process, ...]
     endpoints: tuple[Endpoint, ...] = field(default=())
+    municipalities: int = 0  # served: the manifest's, or with clones (`up --municipalities`)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -639,6 +638,7 @@ def up(
             all(running(current).values())
             and current.dns_port == dns_port
             and current.latency_ms == latency_ms
+            and current.municipalities == len(manifest.municipalities)
         ):
             return current
         down(directory)
@@ -683,6 +683,7 @@ def up(
         startup_seconds=round(time.monotonic() - started, 2),
         processes=tuple(processes),
         endpoints=tuple(plan.endpoints),
+        municipalities=len(manifest.municipalities),
     )
     (directory / STATE_FILE).write_text(state.to_json())
     return state

@@ -2,13 +2,16 @@
 
 `load_manifest()` parses `manifest.toml` into frozen dataclasses. `Manifest.verify()` compares
 what a collector found with what the manifest says, both ways, so collector tests read as
-one assertion: nothing planted was missed, nothing clean was flagged.
+one assertion: nothing planted was missed, nothing clean was flagged. `load_manifest(
+municipalities=N)` adds clones of the lab's municipalities up to N, a partner's estate for
+benchmarks (`benchmarks/bench_estate.py`, `riskiturva lab up --municipalities N`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 import ipaddress
+import json
 import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -20,6 +23,10 @@ MANIFEST_PATH = Path(__file__).with_name("manifest.toml")
 Collector = Literal["tls", "web", "dns_email", "services"]
 COLLECTORS: tuple[Collector, ...] = ("tls", "web", "dns_email", "services")
 DnssecMode = Literal["signed", "unsigned", "bogus"]
+# Services the lab serves with a real daemon per host (vsftpd, redis-server): clones leave
+# them out, so that an estate of hundreds does not start hundreds of daemons.
+REAL_DAEMON_SERVICES = frozenset({"ftp", "redis"})
+MAX_MUNICIPALITIES = 5000  # clones take 127.100.0.0/24 onwards, one /24 each
 
 
 @dataclass(frozen=True)
@@ -335,10 +342,45 @@ def _discovery(raw: Mapping[str, Any]) -> DiscoveryTruth:
     )
 
 
-def load_manifest(path: Path = MANIFEST_PATH) -> Manifest:
-    """Parse and sanity-check the lab manifest."""
+def _clones(templates: list[dict[str, Any]], count: int) -> list[dict[str, Any]]:
+    """`count` clones of the lab's municipalities, in turn: each with its own domain
+    (kNNN.test), /24 (127.100.0.0/24 onwards), hosts, assets and planted weaknesses, but no
+    expectations of its own (the manifest's truth is the originals'), no discovery truth
+    and no services served by a real daemon."""
+    clones = []
+    for index in range(count):
+        template = templates[index % len(templates)]
+        prefix = template["network"].rsplit(".", 1)[0] + "."  # 127.60.1.
+        clone_prefix = f"127.{100 + index // 250}.{index % 250}."
+        domain = f"k{index:03d}.test"
+        body = (
+            json.dumps(template).replace(template["domain"], domain).replace(prefix, clone_prefix)
+        )
+        clone = json.loads(body)
+        clone["slug"] = f"k{index:03d}"
+        clone["name"] = {lang: f"{name} {index}" for lang, name in template["name"].items()}
+        clone["expect"], clone["discovery"], clone["ct_names"] = [], {}, []
+        for host in clone.get("hosts", []):
+            host["services"] = [
+                s for s in host.get("services", ()) if s not in REAL_DAEMON_SERVICES
+            ]
+        clones.append(clone)
+    return clones
+
+
+def load_manifest(path: Path = MANIFEST_PATH, *, municipalities: int | None = None) -> Manifest:
+    """Parse and sanity-check the lab manifest; with `municipalities`, the lab's and clones
+    of them up to that many in all."""
     with path.open("rb") as fh:
         raw = tomllib.load(fh)
+    if municipalities is not None:
+        own = raw["municipalities"]
+        if not len(own) <= municipalities <= MAX_MUNICIPALITIES:
+            raise ValueError(
+                f"an estate of {municipalities} municipalities: from {len(own)} (the lab's"
+                f" own) to {MAX_MUNICIPALITIES}"
+            )
+        raw["municipalities"] = own + _clones(own, municipalities - len(own))
     partner = raw["partner"]
     manifest = Manifest(
         parent_zone=raw["lab"]["parent_zone"],
