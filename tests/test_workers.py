@@ -136,9 +136,11 @@ def two_workers(
     """The estate scanned in-process, then two workers started and its run enqueued."""
     with redis_server() as redis:
         estate = Estate(lab, folder, postgres_fresh(postgres_url), redis, collector, **queue)
-        estate.start_workers(2)
-        yield estate, redis, estate.enqueue()
-        estate.stop()
+        try:
+            estate.start_workers(2)
+            yield estate, redis, estate.enqueue()
+        finally:
+            estate.stop()
 
 
 def test_two_workers_scan_as_the_runner_does_and_a_task_delivered_again_changes_nothing(
