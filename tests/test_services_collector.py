@@ -224,6 +224,87 @@ def test_mail_login_without_tls_in_one_nmap_process(sessions, tmp_path):
     assert "-n" in argv and argv[argv.index("--exclude-ports") + 1] == "2024"
 
 
+class CountingListeners:
+    """SSH greetings on `ports` of one address; the most connections open there at once (a
+    connection counts until the kernel sees the client's end closed, read at each accept)."""
+
+    def __init__(self, address: str, ports: list[int]) -> None:
+        self.servers = [socket.create_server((address, port), backlog=64) for port in ports]
+        self.lock = threading.Lock()
+        self.open: list[socket.socket] = []
+        self.most = self.accepted = 0
+        for server in self.servers:
+            threading.Thread(target=self._accept, args=(server,), daemon=True).start()
+
+    def _accept(self, server: socket.socket) -> None:
+        while True:
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                return
+            with self.lock:
+                self.open = [c for c in self.open if _established(c)] + [conn]
+                self.accepted += 1
+                self.most = max(self.most, len(self.open))
+            threading.Thread(target=self._greet, args=(conn,), daemon=True).start()
+
+    @staticmethod
+    def _greet(conn: socket.socket) -> None:
+        with conn:
+            try:
+                conn.sendall(b"SSH-2.0-OpenSSH_9.6p1 Debian-4\r\n")
+                conn.settimeout(10)
+                while conn.recv(4096):
+                    pass
+            except OSError:
+                pass
+
+    def close(self) -> None:
+        for server in self.servers:
+            server.close()
+
+
+def _established(conn: socket.socket) -> bool:
+    try:
+        return conn.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 8)[0] == 1
+    except OSError:
+        return False
+
+
+def test_nmap_keeps_to_its_share_of_the_politeness_limits(sessions, tmp_path):
+    # Given eight open SSH ports on one address, and politeness of 2 connections in its network
+    # and 40 new ones per second, shared by 4 tasks at once
+    nmap = RecordingNmap(tmp_path)
+    ports = [22, *range(2201, 2208)]
+    cfg = config(
+        {**FAST, "ports": ports, "nmap_path": str(nmap.path)},
+        ip_assets("127.66.0.9"),
+        ["127.66.0.0/24"],
+    )
+    limits = {"connections_per_address": 2, "connections_per_network": 2, "new_per_second": 40}
+    settings = cfg.settings.model_copy(
+        update={"politeness": cfg.settings.politeness.model_validate(limits)}
+    )
+    cfg = cfg.model_copy(update={"settings": settings})
+    listeners = CountingListeners("127.66.0.9", ports)
+    try:
+        # When the collector scans it
+        report = scan(sessions, cfg, Clock())
+    finally:
+        listeners.close()
+    # Then nmap was given its share (the rate over the 4 tasks, the network's connections)
+    (argv,) = nmap.scans
+    assert argv[argv.index("--max-rate") + 1] == "10"
+    assert argv[argv.index("--max-parallelism") + 1] == "2"
+    # And the server never saw more than 2 connections at once, for all 8 ports found
+    assert (report.status, report.ok) == ("ok", 1), report.message
+    assert listeners.accepted >= len(ports)
+    assert listeners.most <= 2
+    with sessions() as session:
+        state = session.scalars(select(SubjectState)).one()
+    assert sorted(p["port"] for p in state.last_observation["open_ports"]) == ports
+
+
 @pytest.mark.slow  # nmap's -sV waits ~16 s on a Redis that answers NOAUTH
 def test_redis_that_requires_a_password_is_exposed_but_not_open(sessions):
     cfg = config({**FAST, "ports": [6379]}, ip_assets("127.66.0.4"), ["127.66.0.0/24"])

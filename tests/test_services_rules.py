@@ -8,14 +8,22 @@ import pytest
 from pydantic import ValidationError
 
 from collectors.services import ServicesCollector
-from collectors.services._nmap import HostState, NmapBroken, build_command, parse_report
+from collectors.services._nmap import (
+    HostState,
+    NmapBroken,
+    NmapLimits,
+    build_command,
+    parse_report,
+)
 from collectors.services.facts import Baseline, HostFacts, OpenPort, parse_port_ranges
 from collectors.services.options import ServicesOptions
 from collectors.services.rules import SERVICE_RULES, judge_host
 from collectors.services.software import identify
 from riskiturva.checks import load_registry
 from riskiturva.collector import SubjectObservation, SubjectStatus, to_jsonable
+from riskiturva.config import PolitenessSettings
 from riskiturva.intel.software import Confidence
+from riskiturva.politeness import Politeness
 from tests.rule_checks import checked
 
 ADDRESS = "127.60.2.20"
@@ -388,6 +396,28 @@ def test_command_follows_the_options():
     assert argv[argv.index("--top-ports") + 1] == "1000"
     assert argv[argv.index("--version-intensity") + 1] == "2"
     assert "--script" not in argv and "-p" not in argv
+
+
+def test_an_nmap_process_gets_its_share_of_the_rate_and_its_tightest_network_limit():
+    # Given a hosting provider's /22 limited to 6 connections, the default /24s to 16
+    limiter = Politeness(
+        PolitenessSettings.model_validate(
+            {"new_per_second": 90, "networks": [{"network": "127.64.0.0/22", "connections": 6}]}
+        )
+    )
+    # Then a batch in an ordinary /24 gets the per-network limit, and a third of the rate
+    assert NmapLimits.share(limiter, ["127.60.2.20", "127.60.2.21"], 3) == NmapLimits(30.0, 16)
+    # And a batch with one address (or network) in the provider's /22 gets its limit
+    assert NmapLimits.share(limiter, ["127.60.2.20", "127.64.1.0/28"], 3).probes_at_once == 6
+    argv = build_command(
+        ["127.60.2.20"],
+        ServicesOptions(),
+        privileged=True,
+        host_timeout_s=60,
+        limits=NmapLimits(12.5, 4),
+    ).argv()
+    assert argv[argv.index("--max-rate") + 1] == "12.5"
+    assert argv[argv.index("--max-parallelism") + 1] == "4"
 
 
 def test_every_wait_is_bounded_by_the_options():

@@ -19,6 +19,7 @@ from collectors.services._nmap import (
     HostState,
     NmapBroken,
     NmapFailed,
+    NmapLimits,
     NmapMissing,
     build_command,
     parse_report,
@@ -113,15 +114,23 @@ def _scan(
     """
     budget = min(options.host_timeout, context.settings.timeouts.host)
     privileged = os.geteuid() == 0
+    addresses = [p.address for p in batch]
+    # The runner runs up to settings.concurrency.tasks nmap processes at once.
+    limits = NmapLimits.share(context.limits, addresses, context.settings.concurrency.tasks)
     command = build_command(
-        [p.address for p in batch], options, privileged=privileged, host_timeout_s=budget
+        addresses, options, privileged=privileged, host_timeout_s=budget, limits=limits
     )
     try:
         report = parse_report(run_nmap(command, options.nmap_path), options.nmap_path)
         cut = [a for a, h in report.hosts.items() if h.state is HostState.TIMED_OUT]
         if cut:
             ports_only = build_command(
-                cut, options, privileged=privileged, host_timeout_s=budget, versions=False
+                cut,
+                options,
+                privileged=privileged,
+                host_timeout_s=budget,
+                versions=False,
+                limits=limits,
             )
             found = parse_report(run_nmap(ports_only, options.nmap_path), options.nmap_path)
             report = report.with_cut_hosts(found, budget)

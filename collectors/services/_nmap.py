@@ -22,6 +22,7 @@ from collectors.services.facts import OpenPort
 from collectors.services.options import EXCLUDED_PORTS, TOP_PROFILES, ServicesOptions
 from collectors.services.rules import SCRIPTS
 from riskiturva.collector import ErrorKind
+from riskiturva.politeness import Politeness
 
 APT_HINT = "apt-get install nmap"
 _PROCESS_SLACK_S = 60.0  # on top of the per-host budget, before the nmap process is killed
@@ -62,6 +63,26 @@ class NmapCommand:
         return [nmap_path, "-oX", "-", *self.targets, *self.arguments]
 
 
+@dataclass(frozen=True)
+class NmapLimits:
+    """One nmap process's share of the politeness limits (riskiturva/politeness.py)."""
+
+    packets_per_second: float  # --max-rate: probes and retransmissions, every host together
+    probes_at_once: int  # --max-parallelism: port probes and -sV connections in flight
+
+    @classmethod
+    def share(cls, limiter: Politeness, targets: Iterable[str], processes: int) -> NmapLimits:
+        """The limits of one of `processes` nmap processes at once over `targets`: its share
+        of the process's rate, and the tightest per-network limit among its targets (a batch
+        is one organisation's addresses; a network with a limit of its own counts)."""
+        networks = [
+            limiter.network(str(ipaddress.ip_network(t, strict=False).network_address))[1]
+            for t in targets
+        ]
+        limit = min(networks, default=limiter.settings.connections_per_network)
+        return cls(limiter.settings.new_per_second / max(1, processes), max(1, limit))
+
+
 def build_command(
     targets: Iterable[str],
     options: ServicesOptions,
@@ -69,8 +90,10 @@ def build_command(
     privileged: bool,
     host_timeout_s: float,
     versions: bool = True,
+    limits: NmapLimits | None = None,
 ) -> NmapCommand:
-    """nmap's arguments for the options: no DNS, explicit ports, 2024 always excluded.
+    """nmap's arguments for the options: no DNS, explicit ports, 2024 always excluded, and
+    the politeness `limits` when given.
 
     `versions=False` only finds the open ports (no -sV, no scripts): the follow-up for an
     address whose version detection ran out of time.
@@ -86,6 +109,9 @@ def build_command(
     args += [f"-T{options.timing}", "--host-timeout", f"{max(1, round(host_timeout_s))}s"]
     args += ["--max-rtt-timeout", f"{round(options.max_rtt_timeout * 1000)}ms"]
     args += ["--max-retries", str(options.max_retries)]
+    if limits is not None:
+        args += ["--max-rate", f"{limits.packets_per_second:g}"]
+        args += ["--max-parallelism", str(limits.probes_at_once)]
     if options.skip_host_discovery:
         args.append("-Pn")
     tcp = options.tcp_ports

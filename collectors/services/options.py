@@ -21,7 +21,9 @@ TOP_PROFILES = {"top100": 100, "top1000": 1000}
 
 
 class ServicesOptions(CollectorOptions):
-    """How nmap is run. Defaults are polite and fit a weekly scan of a municipality."""
+    """How nmap is run. Defaults are polite and fit a weekly scan of a municipality; each
+    nmap process also keeps to its share of `[settings.politeness]` (--max-rate,
+    --max-parallelism)."""
 
     ports: Literal["risky", "top100", "top1000"] | tuple[int, ...] = Field(
         "risky", description="'risky' (about 40 ports), 'top100', 'top1000' or a list of ports"
