@@ -272,6 +272,7 @@ def hot_spots(profile: Path, top: int = 12, *, leaf: bool = False) -> list[tuple
 
 def render(
     orgs: int,
+    assets: int,
     endpoints: int,
     latency: int,
     collectors: list[str],
@@ -290,7 +291,8 @@ def render(
         f"`python benchmarks/bench_estate.py --orgs {orgs}` on {platform.node()}"
         f" ({os.cpu_count()} CPUs, Python {platform.python_version()}), "
         f"{time.strftime('%Y-%m-%d')}: {orgs} municipalities (the lab's and clones of them),"
-        f" {endpoints} assets, behind the lab's {latency} ms delay proxy; collectors"
+        f" {assets} assets, {endpoints} endpoints served by the lab (DNS, web, mail and"
+        f" service ports), behind the lab's {latency} ms delay proxy; collectors"
         f" {', '.join(collectors)}; every configuration into a fresh database. Load average"
         f" at the end: {load} (other work shared the machine).",
         "",
@@ -363,12 +365,14 @@ def main() -> None:
     args = parser.parse_args()
     collectors = [c for c in args.collectors.split(",") if c]
     manifest = load_manifest(municipalities=args.orgs)
-    endpoints = sum(len(m.assets) for m in manifest.municipalities)
+    assets = sum(len(m.assets) for m in manifest.municipalities)
+    endpoints = 0
     rows: list[Measured] = []
     spots: tuple[list[tuple[str, float]], list[tuple[str, float]]] = ([], [])
     with tempfile.TemporaryDirectory(prefix="riskiturva-estate-") as scratch:
         folder = Path(scratch)
         state = up(folder / "lab", latency_ms=args.latency_ms, manifest=manifest)
+        endpoints = len(state.endpoints)
         try:
             lab_config = Path(state.config_path)
             proxy = next((p.pid for p in state.processes if p.name == "latency-proxy"), 0)
@@ -412,7 +416,7 @@ def main() -> None:
                         )
         finally:
             down(folder / "lab")
-    section = render(args.orgs, endpoints, args.latency_ms, collectors, rows, spots)
+    section = render(args.orgs, assets, endpoints, args.latency_ms, collectors, rows, spots)
     print(section)
     if not args.no_docs:
         write_docs(section)
