@@ -1050,6 +1050,13 @@ class QueueSettings(_Model):
     queue_name: str = Field(
         "riskiturva-scan", pattern=r"^[A-Za-z0-9_.-]{1,100}$", description="the queue's name"
     )
+    workers: int = Field(
+        1,
+        ge=1,
+        le=1024,
+        description="`riskiturva worker` processes on this queue, every machine's together:"
+        " each keeps to its share of [settings.politeness], so that together they hold it",
+    )
     task_time_limit_seconds: float = Field(
         3600.0,
         gt=0,

@@ -49,6 +49,7 @@ from riskiturva.config import Config, QueueSettings
 from riskiturva.dberrors import write_with_retry
 from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.models import RunStatus, ScanRun, ScanTaskRow, ScanTaskStatus
+from riskiturva.politeness import Politeness
 from riskiturva.runner import (
     RunReport,
     TaskFailed,
@@ -451,6 +452,13 @@ def _give_up(message: dict[str, Any], retried: dict[str, Any]) -> None:
     log.info("run %s task %s: %s", run_id, key, "given up" if saved else "already done")
 
 
+def worker_context(config: Config, sessions: sessionmaker[Session]) -> ScanContext:
+    """A worker's scan context: its share of the politeness limits, as one of
+    `settings.queue.workers` processes that together hold them."""
+    limits = Politeness(config.settings.politeness).share(config.settings.queue.workers)
+    return build_context(config, sessions=sessions, politeness=limits)
+
+
 def serve(config: Config, sessions: sessionmaker[Session], *, threads: int = 1) -> None:
     """Take scan tasks from the queue until SIGTERM or SIGINT (`riskiturva worker`).
 
@@ -459,7 +467,7 @@ def serve(config: Config, sessions: sessionmaker[Session], *, threads: int = 1) 
     """
     global _worker
     stop = threading.Event()
-    context = build_context(config, sessions=sessions)
+    context = worker_context(config, sessions)
     _worker = _Worker(config, sessions, context, load_registry(), discover_collectors())
     broker = make_broker(config.settings.queue)
     logging.getLogger("dramatiq.worker.WorkerThread").addFilter(_ExpectedFailures())

@@ -19,11 +19,14 @@ from pathlib import Path
 import pytest
 
 from collectors.tls import TLSCollector
+from riskiturva import db
 from riskiturva.collector import ScanTask, SubjectStatus, Target
 from riskiturva.config import AssetKind, ConfigError, PolitenessSettings, load_config
 from riskiturva.dns_seam import DnsClient
 from riskiturva.politeness import Politeness
 from riskiturva.runner import build_context
+from riskiturva.store import make_engine, session_factory
+from riskiturva.workers import worker_context
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "config" / "example.toml"
@@ -191,6 +194,24 @@ def test_shares_of_the_limits_for_worker_processes_add_up_to_at_most_the_limits(
     share = Politeness(settings).share(4).settings
     assert (share.connections_per_address, share.connections_per_network) == (1, 4)
     assert share.new_per_second == 25.0
+
+
+def test_each_worker_process_keeps_to_its_share_of_the_limits(tmp_path):
+    # Given a configuration for 4 worker processes on the queue
+    config = load_config(EXAMPLE)
+    queue = config.settings.queue.model_copy(update={"workers": 4})
+    config = config.model_copy(
+        update={"settings": config.settings.model_copy(update={"queue": queue})}
+    )
+    engine = make_engine(f"sqlite:///{tmp_path / 'riskiturva.db'}")
+    db.upgrade(engine)
+    # Then a worker's scan context holds a quarter of every limit
+    share = worker_context(config, session_factory(engine)).limits.settings
+    engine.dispose()
+    whole = config.settings.politeness
+    assert share.new_per_second == whole.new_per_second / 4
+    assert share.connections_per_network == whole.connections_per_network // 4
+    assert share.connections_per_address == max(1, whole.connections_per_address // 4)
 
 
 ADDRESS_LINE = "connections_per_address = 4    # all names on one address together"
