@@ -14,6 +14,7 @@ is saved (`save_organisation`) as its last task ends. Worker processes on a queu
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import enum
 import functools
@@ -61,7 +62,7 @@ from riskiturva.intel.snapshot import load_snapshot
 from riskiturva.inventory import active_assets
 from riskiturva.models import ChangeEvent, RunStatus, ScanError, ScanRun, SubjectState
 from riskiturva.models import Organisation as OrganisationRow
-from riskiturva.politeness import Politeness
+from riskiturva.politeness import Politeness, shared_politeness
 from riskiturva.resolver import DnsFailure, Resolver
 from riskiturva.scope import ScopeGuard
 from riskiturva.store import ObservedFinding, ReconcileCounts, reconcile, sync_config
@@ -688,41 +689,43 @@ class _InProcessRun:
             return
         slots = _task_pool_size(self.context, len(tasks))
         remote = getattr(self.collector, "holds_interpreter_lock", False) and slots > 1
-        pool: Executor = (
-            ProcessPoolExecutor(
-                slots,
-                mp_context=multiprocessing.get_context("forkserver"),
-                initializer=_start_remote,
-                initargs=(self.config, type(self.collector), self.context.clock, slots),
-            )
-            if remote
-            else ThreadPoolExecutor(slots, thread_name_prefix=f"{self.collector.name}-task")
-        )
-        with pool:
-            futures: dict[Future[Any], ScanTask] = {
-                pool.submit(_gather_remote, task) if remote else pool.submit(self._task, task): task
-                for task in tasks
-            }
-            try:
-                for future in as_completed(futures):
-                    if future.cancelled():  # never ran: its organisation resolves nothing
-                        continue
-                    task = futures[future]
-                    result = (
-                        self._assess_remote(task, *future.result()) if remote else future.result()
-                    )
-                    self.results[task.organisation].append(result)
-                    self.pending[task.organisation] -= 1
-                    if self.pending[task.organisation] == 0 and not self.stopped():
-                        self._save(task.organisation)
-                    if self.stopped():
-                        for other in futures:
-                            other.cancel()
-            except BaseException:
-                self.stop.set()
-                for other in futures:
-                    other.cancel()
-                raise
+        with contextlib.ExitStack() as stack:
+            if remote:  # the pool's processes hold one set of politeness limits together
+                limits = stack.enter_context(shared_politeness(self.config.settings.politeness))
+                pool: Executor = ProcessPoolExecutor(
+                    slots,
+                    mp_context=multiprocessing.get_context("forkserver"),
+                    initializer=_start_remote,
+                    initargs=(self.config, type(self.collector), self.context.clock, limits),
+                )
+            else:
+                pool = ThreadPoolExecutor(slots, thread_name_prefix=f"{self.collector.name}-task")
+            self._run_on(stack.enter_context(pool), tasks, remote)
+
+    def _run_on(self, pool: Executor, tasks: list[ScanTask], remote: bool) -> None:
+        """Every task on `pool`; each organisation saved as its last task completes."""
+        futures: dict[Future[Any], ScanTask] = {
+            pool.submit(_gather_remote, task) if remote else pool.submit(self._task, task): task
+            for task in tasks
+        }
+        try:
+            for future in as_completed(futures):
+                if future.cancelled():  # never ran: its organisation resolves nothing
+                    continue
+                task = futures[future]
+                result = self._assess_remote(task, *future.result()) if remote else future.result()
+                self.results[task.organisation].append(result)
+                self.pending[task.organisation] -= 1
+                if self.pending[task.organisation] == 0 and not self.stopped():
+                    self._save(task.organisation)
+                if self.stopped():
+                    for other in futures:
+                        other.cancel()
+        except BaseException:
+            self.stop.set()
+            for other in futures:
+                other.cancel()
+            raise
 
     def _task(self, task: ScanTask) -> TaskResult:
         if self.stopped():
@@ -825,13 +828,11 @@ def _start_remote(
     config: Config,
     collector_class: type[Collector],
     clock: Callable[[], dt.datetime],
-    processes: int,
+    limits: Politeness,
 ) -> None:
     # The parent decides when to stop (SIGTERM, Ctrl-C): it lets running tasks end.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-    # The pool's processes hold the politeness limits together: each has its share.
-    limits = Politeness(config.settings.politeness).share(processes)
     global _remote
     _remote = (collector_class(), build_context(config, clock=clock, politeness=limits))
 

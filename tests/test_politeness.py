@@ -11,9 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
 import socket
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pytest
@@ -23,8 +25,8 @@ from riskiturva import db
 from riskiturva.collector import ScanTask, SubjectStatus, Target
 from riskiturva.config import AssetKind, ConfigError, PolitenessSettings, load_config
 from riskiturva.dns_seam import DnsClient
-from riskiturva.politeness import Politeness
-from riskiturva.runner import build_context
+from riskiturva.politeness import Politeness, shared_politeness
+from riskiturva.runner import _gather_remote, _start_remote, build_context
 from riskiturva.store import make_engine, session_factory
 from riskiturva.workers import worker_context
 
@@ -108,7 +110,9 @@ class CountingProxy:
             self.open.pop(client, None)
 
     def close(self) -> None:
-        for listener in self.listeners:
+        for listener in self.listeners:  # shutdown wakes the accept() blocked on it
+            with contextlib.suppress(OSError):
+                listener.shutdown(socket.SHUT_RDWR)
             listener.close()
 
 
@@ -146,6 +150,43 @@ def test_connections_per_address_and_per_network_hold_at_the_server(lab, proxy):
     assert max(proxy.most.values()) <= 2
     assert proxy.most_in_network <= 3
     assert proxy.most_in_network == 3  # and used: the collector is not simply sequential
+
+
+@pytest.mark.lab
+def test_the_processes_of_one_run_hold_the_limits_together(lab, proxy):
+    # Given 3 tasks of 4 names each on the same three addresses, one per process of a
+    # pool, and limits of 2 per address, 3 in the network for them all
+    config = load_config(lab.config_path)
+    politeness = PolitenessSettings(
+        connections_per_address=2, connections_per_network=3, new_per_second=5000, burst=500
+    )
+    config = config.model_copy(
+        update={"settings": config.settings.model_copy(update={"politeness": politeness})}
+    )
+    tasks = [
+        ScanTask(0, f"org{t}", "tls", tuple(
+            Target(f"n{t}-{i}.example.test", AssetKind.HOST, f"n{t}-{i}.example.test",
+                   ADDRESSES[i % 3])
+            for i in range(4)
+        ))
+        for t in range(3)
+    ]  # fmt: skip
+    # When the pool's processes scan them at once, as the runner runs TLS tasks
+    with (
+        shared_politeness(politeness) as limits,
+        ProcessPoolExecutor(
+            3,
+            mp_context=multiprocessing.get_context("forkserver"),
+            initializer=_start_remote,
+            initargs=(config, TLSCollector, build_context(config).clock, limits),
+        ) as pool,
+    ):
+        results = list(pool.map(_gather_remote, tasks))
+    # Then every name was scanned, and the server saw no more than the limits in all
+    assert [failure for _, failure in results] == [None] * 3
+    assert {o.status for observations, _ in results for o in observations} == {SubjectStatus.OK}
+    assert max(proxy.most.values()) <= 2
+    assert proxy.most_in_network == 3
 
 
 class FakeTime:
