@@ -351,6 +351,26 @@ class _Worker:
     collectors: dict[str, Collector]
     intel_read_at: float = field(default_factory=time.monotonic)
 
+    def save(
+        self, run_id: int, key: str, result: TaskResult, unjudged: frozenset[str], what: str
+    ) -> bool:
+        """`complete_task` within the write budget; False when the task was already done."""
+        return write_with_retry(
+            self.sessions,
+            functools.partial(
+                complete_task,
+                run_id=run_id,
+                key=key,
+                result=result,
+                config=self.config,
+                context=self.context,
+                registry=self.registry,
+                unjudged=unjudged,
+            ),
+            what=f"{what} task {key}",
+            budget_s=self.config.settings.write_retry_seconds,
+        )
+
     def fresh_context(self) -> ScanContext:
         """The scan context, with the vulnerability data `intel update` stored since."""
         if time.monotonic() - self.intel_read_at > INTEL_REFRESH_S:
@@ -402,20 +422,8 @@ def _perform(run_id: int, key: str) -> None:
     )
     if isinstance(result.failure, InterruptedError):
         raise InterruptedError(f"run {run_id} task {key}: the worker is stopping; retried later")
-    saved = write_with_retry(
-        worker.sessions,
-        functools.partial(
-            complete_task,
-            run_id=run_id,
-            key=key,
-            result=result,
-            config=worker.config,
-            context=worker.context,
-            registry=worker.registry,
-            unjudged=unjudged,
-        ),
-        what=f"save the results of the {collector.name} run {run_id} task {key}",
-        budget_s=budget,
+    saved = worker.save(
+        run_id, key, result, unjudged, f"save the results of the {collector.name} run {run_id}"
     )
     log.info("run %s task %s: %s", run_id, key, "saved" if saved else "already done")
 
@@ -434,21 +442,8 @@ def _give_up(message: dict[str, Any], retried: dict[str, Any]) -> None:
     attempts = int(retried.get("retries", 0)) + 1
     reason = f"gave up after {attempts} attempt(s): {error}"
     log.warning("run %s task %s: %s", run_id, key, reason)
-    saved = write_with_retry(
-        worker.sessions,
-        functools.partial(
-            complete_task,
-            run_id=run_id,
-            key=key,
-            result=TaskResult(failure=TaskFailed(reason)),
-            config=worker.config,
-            context=worker.context,
-            registry=worker.registry,
-            unjudged=frozenset(),
-        ),
-        what=f"record run {run_id} task {key} as given up",
-        budget_s=worker.config.settings.write_retry_seconds,
-    )
+    failed = TaskResult(failure=TaskFailed(reason))
+    saved = worker.save(run_id, key, failed, frozenset(), f"record as given up run {run_id}")
     log.info("run %s task %s: %s", run_id, key, "given up" if saved else "already done")
 
 

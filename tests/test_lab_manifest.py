@@ -9,11 +9,11 @@ from pathlib import Path
 import pytest
 
 from riskiturva.checks import CHECK_ID, load_registry
-from riskiturva.config import load_config
+from riskiturva.config import Config, load_config
 from riskiturva.lab import estate
 from riskiturva.lab._pki import LabCA
 from riskiturva.lab.estate import LabError
-from riskiturva.lab.manifest import load_manifest
+from riskiturva.lab.manifest import Manifest, load_manifest
 
 
 def test_manifest_plants_every_required_weakness_and_names_clean_endpoints() -> None:
@@ -77,15 +77,20 @@ def test_missing_system_packages_name_the_apt_get_command(
         estate.check_system_programs()
 
 
+def lab_config(manifest: Manifest, folder: Path, dns_port: int) -> Config:
+    """The lab's configuration for `manifest`, loaded; the files it names are checked when
+    it loads, so real ones are written."""
+    ca = LabCA(folder, dt.datetime.now(dt.UTC)).root_path
+    anchors = folder / "trust-anchors.txt"
+    anchors.write_text(". IN DS 20326 8 2 " + "E0" * 32 + "\n")
+    path = folder / "riskiturva.toml"
+    path.write_text(estate.riskiturva_config(manifest, ca, anchors, dns_port), encoding="utf-8")
+    return load_config(path)
+
+
 def test_generated_config_validates_offline(tmp_path: Path) -> None:
     manifest = load_manifest()
-    # The files the configuration names are checked when it loads: write real ones.
-    ca = LabCA(tmp_path, dt.datetime.now(dt.UTC)).root_path
-    anchors = tmp_path / "trust-anchors.txt"
-    anchors.write_text(". IN DS 20326 8 2 " + "E0" * 32 + "\n")
-    path = tmp_path / "riskiturva.toml"
-    path.write_text(estate.riskiturva_config(manifest, ca, anchors, 5353), encoding="utf-8")
-    config = load_config(path)
+    config = lab_config(manifest, tmp_path, 5353)
     assert config.settings.resolver.port == 5353
     hyvala = config.organisations[0]
     assert hyvala.name.fi == "Hyvälän kunta"
@@ -118,12 +123,7 @@ def test_an_estate_of_clones_gives_each_municipality_its_own_names_and_addresses
         assert not any(ipaddress.IPv4Address(h.ip) in n for h in clone.hosts for n in own_networks)
         assert not {"ftp", "redis"} & {s for h in clone.hosts for s in h.services}
     # The lab's configuration for it validates, every clone an organisation of the partner
-    ca = LabCA(tmp_path, dt.datetime.now(dt.UTC)).root_path
-    anchors = tmp_path / "trust-anchors.txt"
-    anchors.write_text(". IN DS 20326 8 2 " + "E0" * 32 + "\n")
-    path = tmp_path / "riskiturva.toml"
-    path.write_text(estate.riskiturva_config(manifest, ca, anchors, 53), encoding="utf-8")
-    config = load_config(path)
+    config = lab_config(manifest, tmp_path, 53)
     assert len(config.organisations) == 309
     assert {"k000", "k302"} <= set(config.partners[0].organisations)
 
